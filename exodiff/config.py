@@ -1,0 +1,1089 @@
+"""Config: TOML file → validated dataclasses in default units (DESIGN §4).
+
+Every value is converted on load: lengths [µm], times [s], diffusion
+coefficients [µm²/s], rates [1/s], reactivities and speeds [µm/s],
+temperature [K], viscosity [Pa·s], densities [kg/m³].
+
+Errors are ``ConfigError(key, message)`` (or ``InputError`` for the file
+itself) with a one-line message that names the dotted key, the value given and
+what was expected, so the CLI can print it and exit with code 2.
+"""
+import copy
+import csv
+import difflib
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from . import physics
+from .errors import ConfigError, InputError
+from .units import KINDS, describe, parse_quantity
+
+INF = math.inf
+
+# ---------------------------------------------------------------- data model
+
+
+@dataclass
+class RadiusSpec:
+    """A radius [µm]: fixed (gsd = 1) or log-normal with this median and
+    geometric standard deviation gsd (≥ 1)."""
+    median: float
+    gsd: float = 1.0
+
+
+@dataclass
+class RunConfig:
+    """Times [s]. snapshot_interval defaults to duration (one final snapshot),
+    observe_interval to snapshot_interval."""
+    duration: float
+    dt: float
+    seed: int = 42
+    snapshot_interval: float | None = None
+    observe_interval: float | None = None
+
+    def __post_init__(self):
+        if self.snapshot_interval is None:
+            self.snapshot_interval = self.duration
+        if self.observe_interval is None:
+            self.observe_interval = self.snapshot_interval
+
+
+@dataclass
+class MediumConfig:
+    """temperature [K], viscosity [Pa·s], density [kg/m³], flow [µm/s]."""
+    temperature: float = 310.15
+    viscosity: float = 0.78e-3
+    density: float = 1007.0
+    gravity: bool = False
+    flow: tuple = (0.0, 0.0, 0.0)
+
+
+FACE_KINDS = ("reflect", "periodic", "absorb")
+FACE_NAMES = ("xlo", "xhi", "ylo", "yhi", "zlo", "zhi")
+
+
+@dataclass
+class DomainConfig:
+    """Box [0,Lx]×[0,Ly]×[0,Lz], size [µm]; faces in the order
+    xlo, xhi, ylo, yhi, zlo, zhi; kappa [µm/s] = reactivity of absorbing
+    faces (inf: every hit leaves)."""
+    size: tuple
+    faces: tuple = ("reflect",) * 6
+    kappa: float = INF
+
+
+LAYOUTS = ("random", "monolayer", "spheroid", "list", "file")
+
+
+@dataclass
+class CellsConfig:
+    """Cell placement; lengths [µm].
+
+    types: fractions per cell type, summing to 1 (for layout "list" the
+    fractions of the per-cell list).  centers/radii/cell_types_list: per
+    cell, layout "list" only.  path: absolute, layout "file" only.
+    center/spheroid_radius: spheroid (None = layout code chooses).
+    floor: z of the well floor (monolayer).  gap: minimum surface gap."""
+    layout: str = "random"
+    count: int = 0
+    radius: RadiusSpec = field(default_factory=lambda: RadiusSpec(5.0))
+    types: dict = field(default_factory=dict)
+    centers: list | None = None
+    radii: list | None = None
+    cell_types_list: list | None = None
+    path: str | None = None
+    center: tuple | None = None
+    spheroid_radius: float | None = None
+    floor: float = 0.0
+    gap: float = 0.0
+
+
+@dataclass
+class CellTypeConfig:
+    """kappa [µm/s] (inf = every contact binds), k_off, k_int [1/s],
+    capacity (max bound vesicles, 0 = unlimited), secretion_rate
+    [vesicles/s per cell] of population ``secretes`` during
+    secretion_window [s], membrane_diffusion [µm²/s]."""
+    name: str
+    kappa: float = 0.0
+    k_off: float = 0.0
+    k_int: float = 0.0
+    capacity: int = 0
+    secretion_rate: float = 0.0
+    secretes: str | None = None
+    secretion_window: tuple = (0.0, INF)
+    membrane_diffusion: float = 0.0
+
+
+PLACEMENTS = ("uniform", "shell", "plane", "point")
+
+
+@dataclass
+class Placement:
+    """Initial placement of a population: uniform (free volume), shell
+    (sphere surface: center [µm], radius [µm]), plane (axis 0/1/2 at
+    coordinate ``at`` [µm]) or point [µm]."""
+    kind: str = "uniform"
+    center: tuple | None = None
+    radius: float | None = None
+    axis: int | None = None
+    at: float | None = None
+    point: tuple | None = None
+
+
+@dataclass
+class VesicleConfig:
+    """radius [µm], density [kg/m³], diffusion [µm²/s] (None: Stokes–Einstein
+    at the median radius), count at t = 0, half_life [s] in the medium
+    (inf: no clearance), cargo: counts per vesicle by name."""
+    name: str
+    radius: RadiusSpec
+    density: float = 1150.0
+    diffusion: float | None = None
+    count: int = 0
+    placement: Placement = field(default_factory=Placement)
+    half_life: float = INF
+    cargo: dict = field(default_factory=dict)
+
+
+@dataclass
+class OutputConfig:
+    """positions: "all", "none" or a sample size (int)."""
+    positions: object = "all"
+    compression: str = "gzip"
+
+
+@dataclass
+class Config:
+    """The whole validated config.  ``source``, ``base_dir``, ``raw`` and
+    ``warnings`` describe where it came from and are left out of ``==``,
+    so two configs compare equal when they simulate the same thing."""
+    run: RunConfig
+    medium: MediumConfig
+    domain: DomainConfig
+    cells: CellsConfig
+    cell_types: dict
+    vesicles: dict
+    output: OutputConfig
+    source: str | None = field(default=None, compare=False)
+    base_dir: str = field(default=".", compare=False)
+    raw: dict = field(default_factory=dict, compare=False, repr=False)
+    warnings: list = field(default_factory=list, compare=False)
+
+    def to_toml(self):
+        """The config as given (after ``--set`` overrides) as TOML text.
+
+        Units are kept as the user wrote them; only ``cells.path`` is
+        replaced by its absolute path so the text means the same thing
+        wherever it is read back (e.g. from an output file)."""
+        raw = copy.deepcopy(self.raw)
+        if self.cells.path is not None and isinstance(raw.get("cells"), dict):
+            raw["cells"]["path"] = self.cells.path
+        return dump_toml(raw)
+
+
+# ------------------------------------------------------------------ loading
+
+
+def load_config(path, overrides=()):
+    """Read, override and validate a TOML config file.
+
+    overrides: "dotted.key=value" strings (CLI ``--set``), applied before
+    validation.  Raises InputError for the file, ConfigError for values."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a directory, not a config file") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: cannot read: not UTF-8 text") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"{path}: invalid TOML: {_one_line(e)}") from None
+    raw = apply_overrides(raw, overrides)
+    base_dir = os.path.dirname(os.path.abspath(path))
+    return parse_config(raw, base_dir=base_dir, source=path)
+
+
+def apply_overrides(raw, overrides):
+    """A copy of ``raw`` with each "dotted.key=value" set.
+
+    The value is read as a TOML value (``3``, ``true``, ``"x"``, ``[1, 2]``,
+    ``{ x = "periodic" }``); anything else (``0.5 ms``) is taken as a plain
+    string, which is what a shell user means.  Missing tables are created."""
+    raw = copy.deepcopy(raw)
+    for item in overrides:
+        if not isinstance(item, str) or "=" not in item:
+            raise InputError(f"--set {describe(item)}: expected key=value, e.g. run.dt=\"0.5 ms\"")
+        key, text = item.split("=", 1)
+        parts = [p.strip() for p in key.strip().split(".")]
+        if not all(parts):
+            raise InputError(f"--set {describe(item)}: expected key=value with a dotted key, e.g. run.dt=\"0.5 ms\"")
+        value = _override_value(text.strip())
+        table = raw
+        for i, part in enumerate(parts[:-1]):
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                where = ".".join(parts[: i + 1])
+                raise InputError(f"--set {describe(item)}: {where} is not a table")
+        table[parts[-1]] = value
+    return raw
+
+
+def _override_value(text):
+    try:
+        parsed = tomllib.loads("v = " + text)
+    except tomllib.TOMLDecodeError:
+        return text
+    # "1\nw = 2" parses, but is not one value.
+    return parsed["v"] if len(parsed) == 1 else text
+
+
+def _one_line(exc):
+    return " ".join(str(exc).split())
+
+
+# --------------------------------------------------------------- validation
+
+SECTIONS = ("run", "medium", "domain", "cells", "cell_types", "vesicles", "output")
+RUN_KEYS = ("duration", "dt", "seed", "snapshot_interval", "observe_interval")
+MEDIUM_KEYS = ("temperature", "viscosity", "density", "gravity", "flow")
+DOMAIN_KEYS = ("size", "boundary", "kappa")
+CELLS_KEYS = ("layout", "count", "radius", "radii", "types", "type", "centers", "path",
+              "center", "spheroid_radius", "floor", "gap")
+# Keys that mean something only for some layouts; a stray one is probably a
+# mistake about the layout, so it is an error rather than silently ignored.
+LAYOUT_KEYS = {
+    "random": {"count", "radius", "types", "type", "gap"},
+    "monolayer": {"count", "radius", "types", "type", "gap", "floor"},
+    "spheroid": {"count", "radius", "types", "type", "gap", "center", "spheroid_radius"},
+    "list": {"count", "radius", "radii", "types", "type", "centers"},
+    "file": {"path"},
+}
+CELL_TYPE_KEYS = ("kappa", "k_off", "k_int", "capacity", "secretion_rate", "secretes",
+                  "secretion_window", "membrane_diffusion")
+VESICLE_KEYS = ("radius", "density", "diffusion", "count", "placement", "half_life", "cargo")
+OUTPUT_KEYS = ("positions", "compression")
+COMPRESSIONS = ("gzip", "lzf", "none")
+AXES = ("x", "y", "z")
+
+_REQUIRED = object()
+
+
+def parse_config(raw, base_dir=".", source=None):
+    """Validate a raw config dict (as read from TOML) into a Config.
+
+    base_dir: directory that relative paths (cells.path) are resolved
+    against; source: where the dict came from, for messages."""
+    if not isinstance(raw, dict):
+        raise ConfigError("", f"expected a table of config sections, got {describe(raw)}")
+    _check_keys(raw, SECTIONS, "")
+    for name in ("run", "domain"):
+        if name not in raw:
+            raise ConfigError(name, f"missing section; add [{name}] (see DESIGN §4)")
+    if not raw.get("vesicles"):
+        raise ConfigError("vesicles", "missing section; add at least one population, e.g. [vesicles.exosome]")
+
+    run = _parse_run(_table(raw["run"], "run"))
+    medium = _parse_medium(_table(raw.get("medium", {}), "medium"))
+    domain = _parse_domain(_table(raw["domain"], "domain"))
+    vesicles = _parse_vesicles(_table(raw["vesicles"], "vesicles"), domain)
+    cell_types = _parse_cell_types(_table(raw.get("cell_types", {}), "cell_types"), vesicles)
+    cells = _parse_cells(_table(raw.get("cells", {}), "cells"), cell_types, domain, base_dir)
+    output = _parse_output(_table(raw.get("output", {}), "output"))
+    config = Config(run=run, medium=medium, domain=domain, cells=cells, cell_types=cell_types,
+                    vesicles=vesicles, output=output, source=source,
+                    base_dir=os.path.abspath(base_dir), raw=raw)
+    config.warnings = _warnings(config)
+    return config
+
+
+# -- generic value readers ---------------------------------------------------
+
+
+def _join(prefix, key):
+    return f"{prefix}.{key}" if prefix else str(key)
+
+
+def _suggest(name, choices):
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _check_keys(table, allowed, prefix):
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(_join(prefix, key), "unknown key" + _suggest(key, allowed))
+
+
+def _table(value, key, what="a table"):
+    if not isinstance(value, dict):
+        raise ConfigError(key, f"expected {what}, got {describe(value)}")
+    return value
+
+
+def _quantity(table, name, unit, prefix, default=_REQUIRED, allow_inf=False,
+              positive=False, nonnegative=False, kind=None):
+    """table[name] in ``unit`` with a range check; ``default`` if absent."""
+    key = _join(prefix, name)
+    if name not in table:
+        if default is _REQUIRED:
+            raise ConfigError(key, f"required, e.g. {name} = \"{KINDS[unit][1]}\"")
+        return default
+    value = parse_quantity(table[name], unit, key, allow_inf=allow_inf, kind=kind)
+    _check_sign(value, key, table[name], positive, nonnegative)
+    return value
+
+
+def _check_sign(value, key, given, positive=False, nonnegative=False):
+    if positive and not value > 0:
+        raise ConfigError(key, f"must be positive, got {describe(given)}")
+    if nonnegative and not value >= 0:
+        raise ConfigError(key, f"must not be negative, got {describe(given)}")
+
+
+def _integer(table, name, prefix, default=_REQUIRED, minimum=0, maximum=None):
+    key = _join(prefix, name)
+    if name not in table:
+        if default is _REQUIRED:
+            raise ConfigError(key, "required (an integer)")
+        return default
+    value = table[name]
+    # Accept 1e5 (a float in TOML) when it is a whole number: people write it.
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(key, f"expected an integer, got {describe(table[name])}")
+    if minimum is not None and value < minimum:
+        what = "must not be negative" if minimum == 0 else f"must be at least {minimum}"
+        raise ConfigError(key, f"{what}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(key, f"must be at most {maximum}, got {value}")
+    return value
+
+
+def _number(value, key, what="a number"):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(key, f"expected {what}, got {describe(value)}")
+    if not math.isfinite(value):
+        raise ConfigError(key, f"expected a finite number, got {describe(value)}")
+    return float(value)
+
+
+def _boolean(table, name, prefix, default):
+    key = _join(prefix, name)
+    value = table.get(name, default)
+    if not isinstance(value, bool):
+        raise ConfigError(key, f"expected true or false, got {describe(value)}")
+    return value
+
+
+def _string(value, key):
+    if not isinstance(value, str):
+        raise ConfigError(key, f"expected a string, got {describe(value)}")
+    return value
+
+
+def _choice(value, choices, key):
+    if not isinstance(value, str) or value not in choices:
+        options = ", ".join(f"'{c}'" for c in choices)
+        hint = _suggest(value, choices) if isinstance(value, str) else ""
+        raise ConfigError(key, f"expected one of {options}, got {describe(value)}{hint}")
+    return value
+
+
+def _vector(value, unit, key):
+    """A 3-vector of quantities [default unit] as a tuple of floats."""
+    example = KINDS[unit][1]
+    if not isinstance(value, list) or len(value) != 3:
+        raise ConfigError(key, f"expected 3 values [x, y, z] like [\"{example}\", …], got {describe(value)}")
+    return tuple(parse_quantity(v, unit, f"{key}[{i}]") for i, v in enumerate(value))
+
+
+def _inside(point, domain, key, given):
+    if not all(0.0 <= p <= s for p, s in zip(point, domain.size)):
+        size = " × ".join(f"{s:g}" for s in domain.size)
+        raise ConfigError(key, f"must lie inside the domain [0, L] with L = {size} µm, got {describe(given)}")
+
+
+def _radius_spec(value, key):
+    """"5 um" or { median = "5 um", gsd = 1.2 } → RadiusSpec [µm]."""
+    if isinstance(value, dict):
+        _check_keys(value, ("median", "gsd"), key)
+        median = _quantity(value, "median", "um", key, positive=True)
+        gsd = 1.0
+        if "gsd" in value:
+            gsd = _number(value["gsd"], f"{key}.gsd", "a geometric standard deviation ≥ 1 like 1.2")
+            if gsd < 1.0:
+                raise ConfigError(f"{key}.gsd", f"must be at least 1 (1 = all the same radius), got {describe(value['gsd'])}")
+        return RadiusSpec(median, gsd)
+    median = parse_quantity(value, "um", key)
+    _check_sign(median, key, value, positive=True)
+    return RadiusSpec(median, 1.0)
+
+
+# -- sections ------------------------------------------------------------------
+
+
+def _parse_run(t):
+    p = "run"
+    _check_keys(t, RUN_KEYS, p)
+    duration = _quantity(t, "duration", "s", p, positive=True)
+    dt = _quantity(t, "dt", "s", p, positive=True)
+    if dt >= duration:
+        raise ConfigError("run.dt", f"must be shorter than run.duration ({format_time(duration)}), got {describe(t['dt'])}")
+    # Philox takes a 64-bit key.
+    seed = _integer(t, "seed", p, default=42, maximum=2**64 - 1)
+    snapshot = _quantity(t, "snapshot_interval", "s", p, default=duration, positive=True)
+    observe = _quantity(t, "observe_interval", "s", p, default=snapshot, positive=True)
+    for name, value in (("snapshot_interval", snapshot), ("observe_interval", observe)):
+        if value < dt:
+            raise ConfigError(f"run.{name}", f"must be at least run.dt ({format_time(dt)}), got {describe(t[name])}")
+    return RunConfig(duration, dt, seed, snapshot, observe)
+
+
+def _parse_medium(t):
+    p = "medium"
+    _check_keys(t, MEDIUM_KEYS, p)
+    return MediumConfig(
+        temperature=_quantity(t, "temperature", "K", p, default=310.15, positive=True),
+        viscosity=_quantity(t, "viscosity", "Pa*s", p, default=0.78e-3, positive=True),
+        density=_quantity(t, "density", "kg/m^3", p, default=1007.0, positive=True),
+        gravity=_boolean(t, "gravity", p, False),
+        flow=_vector(t["flow"], "um/s", "medium.flow") if "flow" in t else (0.0, 0.0, 0.0),
+    )
+
+
+def _parse_domain(t):
+    p = "domain"
+    _check_keys(t, DOMAIN_KEYS, p)
+    if "size" not in t:
+        raise ConfigError("domain.size", "required, e.g. size = [\"200 um\", \"200 um\", \"100 um\"]")
+    if isinstance(t["size"], list):
+        size = _vector(t["size"], "um", "domain.size")
+    else:  # one length: a cube
+        size = (parse_quantity(t["size"], "um", "domain.size"),) * 3
+    for s in size:
+        _check_sign(s, "domain.size", t["size"], positive=True)
+    faces = _parse_faces(t.get("boundary", "reflect"), "domain.boundary")
+    kappa = _quantity(t, "kappa", "um/s", p, default=INF, allow_inf=True, nonnegative=True,
+                      kind="reactivity")
+    return DomainConfig(size=size, faces=faces, kappa=kappa)
+
+
+def _parse_faces(value, key):
+    """"reflect" or { x = "periodic", z = ["reflect", "absorb"] } → 6 faces."""
+    if isinstance(value, str):
+        return (_choice(value, FACE_KINDS, key),) * 6
+    if not isinstance(value, dict):
+        raise ConfigError(key, f"expected 'reflect', 'periodic', 'absorb' or a table per axis "
+                               f"like {{ z = [\"reflect\", \"absorb\"] }}, got {describe(value)}")
+    _check_keys(value, AXES, key)
+    faces = []
+    for axis in AXES:
+        akey = f"{key}.{axis}"
+        v = value.get(axis, "reflect")
+        if isinstance(v, str):
+            low = high = _choice(v, FACE_KINDS, akey)
+        elif isinstance(v, list) and len(v) == 2:
+            low = _choice(v[0], FACE_KINDS, f"{akey}[0]")
+            high = _choice(v[1], FACE_KINDS, f"{akey}[1]")
+        else:
+            raise ConfigError(akey, f"expected a face kind or [low, high], got {describe(v)}")
+        if (low == "periodic") != (high == "periodic"):
+            raise ConfigError(akey, f"'periodic' must be on both faces of an axis, got {describe(v)}")
+        faces += [low, high]
+    return tuple(faces)
+
+
+def _parse_vesicles(t, domain):
+    vesicles = {}
+    for name, v in t.items():
+        p = f"vesicles.{name}"
+        v = _table(v, p, f"a population table [vesicles.{name}]")
+        _check_keys(v, VESICLE_KEYS, p)
+        if "radius" not in v:
+            raise ConfigError(f"{p}.radius", "required, e.g. radius = \"50 nm\" or { median = \"50 nm\", gsd = 1.3 }")
+        diffusion = None
+        if "diffusion" in v:
+            diffusion = _quantity(v, "diffusion", "um^2/s", p, positive=True)
+        cargo = {}
+        for cname, amount in _table(v.get("cargo", {}), f"{p}.cargo").items():
+            ckey = f"{p}.cargo.{cname}"
+            cargo[cname] = _number(amount, ckey, "a count per vesicle")
+            _check_sign(cargo[cname], ckey, amount, nonnegative=True)
+        vesicles[name] = VesicleConfig(
+            name=name,
+            radius=_radius_spec(v["radius"], f"{p}.radius"),
+            density=_quantity(v, "density", "kg/m^3", p, default=1150.0, positive=True),
+            diffusion=diffusion,
+            count=_integer(v, "count", p, default=0),
+            placement=_parse_placement(v.get("placement", "uniform"), f"{p}.placement", domain),
+            half_life=_quantity(v, "half_life", "s", p, default=INF, allow_inf=True, positive=True),
+            cargo=cargo,
+        )
+    return vesicles
+
+
+def _parse_placement(value, key, domain):
+    if isinstance(value, str):
+        if value in PLACEMENTS and value != "uniform":
+            raise ConfigError(key, f"'{value}' needs parameters, e.g. {_PLACEMENT_EXAMPLES[value]}")
+        _choice(value, ("uniform",), key)
+        return Placement("uniform")
+    if not isinstance(value, dict) or len(value) != 1:
+        raise ConfigError(key, "expected \"uniform\" or one of "
+                               + ", ".join(_PLACEMENT_EXAMPLES.values()) + f", got {describe(value)}")
+    (kind, params), = value.items()
+    if kind not in _PLACEMENT_EXAMPLES:
+        raise ConfigError(f"{key}.{kind}", "unknown placement" + _suggest(kind, _PLACEMENT_EXAMPLES))
+    pkey = f"{key}.{kind}"
+    if kind == "point":
+        point = _vector(params, "um", pkey)
+        _inside(point, domain, pkey, params)
+        return Placement("point", point=point)
+    params = _table(params, pkey, f"a table like {_PLACEMENT_EXAMPLES[kind]}")
+    if kind == "shell":
+        _check_keys(params, ("center", "radius"), pkey)
+        # Without a center the shell sits in the middle of the domain.
+        center = tuple(s / 2 for s in domain.size)
+        if "center" in params:
+            center = _vector(params["center"], "um", f"{pkey}.center")
+            _inside(center, domain, f"{pkey}.center", params["center"])
+        radius = _quantity(params, "radius", "um", pkey, positive=True)
+        return Placement("shell", center=center, radius=radius)
+    # plane
+    _check_keys(params, ("axis", "at"), pkey)
+    if "axis" not in params:
+        raise ConfigError(f"{pkey}.axis", "required: \"x\", \"y\" or \"z\"")
+    axis = AXES.index(_choice(params["axis"], AXES, f"{pkey}.axis"))
+    at = _quantity(params, "at", "um", pkey)
+    if not 0.0 <= at <= domain.size[axis]:
+        raise ConfigError(f"{pkey}.at", f"must lie in [0, {domain.size[axis]:g}] µm (the domain along "
+                                        f"{AXES[axis]}), got {describe(params['at'])}")
+    return Placement("plane", axis=axis, at=at)
+
+
+_PLACEMENT_EXAMPLES = {
+    "shell": "{ shell = { center = [x, y, z], radius = r } }",
+    "plane": "{ plane = { axis = \"z\", at = h } }",
+    "point": "{ point = [x, y, z] }",
+}
+
+
+def _parse_cell_types(t, vesicles):
+    types = {}
+    for name, c in t.items():
+        p = f"cell_types.{name}"
+        c = _table(c, p, f"a table [cell_types.{name}]")
+        _check_keys(c, CELL_TYPE_KEYS, p)
+        rate = _quantity(c, "secretion_rate", "1/s", p, default=0.0, nonnegative=True)
+        secretes = None
+        if "secretes" in c:
+            secretes = _string(c["secretes"], f"{p}.secretes")
+            if secretes not in vesicles:
+                raise ConfigError(f"{p}.secretes", f"no population [vesicles.{secretes}]"
+                                  + _suggest(secretes, vesicles)
+                                  + f" (populations: {', '.join(vesicles)})")
+        elif rate > 0:
+            if len(vesicles) != 1:
+                raise ConfigError(f"{p}.secretes", "required when secretion_rate > 0 and there are several "
+                                  f"populations ({', '.join(vesicles)})")
+            secretes = next(iter(vesicles))
+        window = (0.0, INF)
+        if "secretion_window" in c:
+            window = _parse_window(c["secretion_window"], f"{p}.secretion_window")
+        types[name] = CellTypeConfig(
+            name=name,
+            kappa=_quantity(c, "kappa", "um/s", p, default=0.0, allow_inf=True, nonnegative=True,
+                            kind="reactivity"),
+            k_off=_quantity(c, "k_off", "1/s", p, default=0.0, nonnegative=True),
+            k_int=_quantity(c, "k_int", "1/s", p, default=0.0, nonnegative=True),
+            capacity=_integer(c, "capacity", p, default=0),
+            secretion_rate=rate,
+            secretes=secretes,
+            secretion_window=window,
+            membrane_diffusion=_quantity(c, "membrane_diffusion", "um^2/s", p, default=0.0,
+                                         nonnegative=True),
+        )
+    return types
+
+
+def _parse_window(value, key):
+    """[start, end] times [s]; end may be "inf"."""
+    if not isinstance(value, list) or len(value) != 2:
+        raise ConfigError(key, f"expected [start, end] like [\"0 s\", \"1 h\"], got {describe(value)}")
+    start = parse_quantity(value[0], "s", f"{key}[0]")
+    _check_sign(start, f"{key}[0]", value[0], nonnegative=True)
+    end = parse_quantity(value[1], "s", f"{key}[1]", allow_inf=True)
+    if not end > start:
+        raise ConfigError(key, f"end must be after start, got {describe(value)}")
+    return (start, end)
+
+
+def _parse_cells(t, cell_types, domain, base_dir):
+    p = "cells"
+    _check_keys(t, CELLS_KEYS, p)
+    layout = _choice(t.get("layout", "random"), LAYOUTS, "cells.layout")
+    for key in t:
+        if key != "layout" and key not in LAYOUT_KEYS[layout]:
+            users = " or ".join(f"'{name}'" for name in LAYOUTS if key in LAYOUT_KEYS[name])
+            raise ConfigError(f"cells.{key}", f"only used with layout = {users} (layout is '{layout}')")
+    if "type" in t and "types" in t:
+        raise ConfigError("cells.type", "give either type (one type for all cells) or types, not both")
+    if "radius" in t and "radii" in t:
+        raise ConfigError("cells.radii", "give either radius or radii, not both")
+
+    cells = CellsConfig(layout=layout)
+    if layout == "file":
+        if "path" not in t:
+            raise ConfigError("cells.path", "required for layout = 'file', e.g. path = \"cells.csv\"")
+        rel = os.path.expanduser(_string(t["path"], "cells.path"))
+        cells.path = os.path.abspath(os.path.join(base_dir, rel))
+        if not os.path.isfile(cells.path):
+            raise ConfigError("cells.path", f"{cells.path}: no such file")
+        return cells
+
+    if layout == "list":
+        centers = t.get("centers")
+        if not isinstance(centers, list):
+            raise ConfigError("cells.centers", f"required for layout = 'list': [[x, y, z], …], got {describe(centers)}")
+        cells.centers = [_vector(c, "um", f"cells.centers[{i}]") for i, c in enumerate(centers)]
+        n = len(cells.centers)
+        cells.count = _integer(t, "count", p, default=n)
+        if cells.count != n:
+            raise ConfigError("cells.count", f"is {cells.count} but cells.centers lists {n} cells")
+        if "radii" in t:
+            radii = t["radii"]
+            if not isinstance(radii, list) or len(radii) != n:
+                raise ConfigError("cells.radii", f"expected a list of {n} radii (one per center), got {describe(radii)}")
+            cells.radii = [parse_quantity(r, "um", f"cells.radii[{i}]") for i, r in enumerate(radii)]
+            for i, r in enumerate(cells.radii):
+                _check_sign(r, f"cells.radii[{i}]", radii[i], positive=True)
+            # radius summarises the list (median); layouts use radii.
+            cells.radius = RadiusSpec(sorted(cells.radii)[n // 2] if n else 5.0)
+        elif "radius" in t:
+            cells.radius = _radius_spec(t["radius"], "cells.radius")
+        elif n:
+            raise ConfigError("cells.radius", "required: radius = \"5 um\" or radii = [one per center]")
+        if isinstance(t.get("types"), list):
+            names = t["types"]
+            if len(names) != n:
+                raise ConfigError("cells.types", f"expected a list of {n} type names (one per center), got {len(names)}")
+            cells.cell_types_list = [_string(s, f"cells.types[{i}]") for i, s in enumerate(names)]
+            for i, s in enumerate(cells.cell_types_list):
+                _need_type(s, cell_types, f"cells.types[{i}]")
+            cells.types = {s: cells.cell_types_list.count(s) / n for s in dict.fromkeys(cells.cell_types_list)}
+        elif "types" in t:
+            raise ConfigError("cells.types", "for layout = 'list' give type = \"name\" (all cells) or "
+                              f"types = [one name per center], got {describe(t['types'])}")
+        else:
+            cells.types = _single_type(t, cell_types, needed=n > 0)
+        return cells
+
+    # random, monolayer, spheroid
+    cells.count = _integer(t, "count", p, default=0)
+    if "radius" in t:
+        cells.radius = _radius_spec(t["radius"], "cells.radius")
+    elif cells.count:
+        raise ConfigError("cells.radius", "required, e.g. radius = \"5 um\" or { median = \"5 um\", gsd = 1.2 }")
+    if isinstance(t.get("types"), dict):
+        cells.types = _fractions(t["types"], cell_types)
+    elif "types" in t:
+        raise ConfigError("cells.types", f"expected fractions like {{ donor = 0.1, target = 0.9 }}, got "
+                          f"{describe(t['types'])} (a list of names per cell needs layout = 'list')")
+    else:
+        cells.types = _single_type(t, cell_types, needed=cells.count > 0)
+    cells.gap = _quantity(t, "gap", "um", p, default=0.0, nonnegative=True)
+    if layout == "monolayer":
+        cells.floor = _quantity(t, "floor", "um", p, default=0.0)
+        if not 0.0 <= cells.floor < domain.size[2]:
+            raise ConfigError("cells.floor", f"must lie in [0, {domain.size[2]:g}) µm (the domain height), "
+                                             f"got {describe(t['floor'])}")
+    if layout == "spheroid":
+        if "center" in t:
+            cells.center = _vector(t["center"], "um", "cells.center")
+            _inside(cells.center, domain, "cells.center", t["center"])
+        if "spheroid_radius" in t:
+            cells.spheroid_radius = _quantity(t, "spheroid_radius", "um", p, positive=True)
+    return cells
+
+
+def _need_type(name, cell_types, key):
+    if name not in cell_types:
+        raise ConfigError(key, f"no [cell_types.{name}] section" + _suggest(name, cell_types))
+
+
+def _single_type(t, cell_types, needed):
+    """types from ``type = "name"``, or the only defined cell type."""
+    if "type" in t:
+        name = _string(t["type"], "cells.type")
+        _need_type(name, cell_types, "cells.type")
+        return {name: 1.0}
+    if len(cell_types) == 1:
+        return {next(iter(cell_types)): 1.0}
+    if needed:
+        raise ConfigError("cells.types", "required: which cell types, e.g. types = { donor = 0.1, target = 0.9 } "
+                                         "or type = \"target\"")
+    return {}
+
+
+def _fractions(value, cell_types):
+    fractions = {}
+    for name, f in value.items():
+        key = f"cells.types.{name}"
+        fractions[name] = _number(f, key, "a fraction like 0.9")
+        _check_sign(fractions[name], key, f, nonnegative=True)
+        _need_type(name, cell_types, key)
+    total = sum(fractions.values())
+    if not total > 0:
+        raise ConfigError("cells.types", f"fractions must not all be zero, got {describe(value)}")
+    return {name: f / total for name, f in fractions.items()}
+
+
+def _parse_output(t):
+    p = "output"
+    _check_keys(t, OUTPUT_KEYS, p)
+    positions = t.get("positions", "all")
+    if isinstance(positions, dict):
+        _check_keys(positions, ("sample",), "output.positions")
+        positions = _integer(positions, "sample", "output.positions", minimum=1)
+    elif isinstance(positions, int) and not isinstance(positions, bool):
+        positions = _integer(t, "positions", p, minimum=1)
+    elif positions not in ("all", "none"):
+        raise ConfigError("output.positions", f"expected 'all', 'none' or {{ sample = 10000 }}, got {describe(positions)}"
+                          + (_suggest(positions, ("all", "none")) if isinstance(positions, str) else ""))
+    compression = _choice(t.get("compression", "gzip"), COMPRESSIONS, "output.compression")
+    return OutputConfig(positions=positions, compression=compression)
+
+
+# ------------------------------------------------------- derived parameters
+
+
+@dataclass
+class PopulationDerived:
+    """Per vesicle population: diffusion [µm²/s] and where it came from,
+    settling speed [µm/s] (0 without gravity), rms step per axis [µm],
+    step / smallest cell radius, clearance rate [1/s], binding probability
+    per contact by cell type, expected vesicle numbers."""
+    name: str
+    diffusion: float
+    diffusion_source: str
+    settling: float
+    step: float
+    step_ratio: float | None
+    clearance_rate: float
+    binding: dict
+    initial: int
+    secreted: float
+
+    @property
+    def total(self):
+        return self.initial + self.secreted
+
+
+@dataclass
+class Derived:
+    """What ``exodiff check`` reports. min_cell_radius [µm] is None when
+    unknown (no cells, or a file not readable here); donors: cells per
+    type; memory [bytes] ≈ 100 bytes per vesicle."""
+    steps: int
+    n_cells: int | None
+    min_cell_radius: float | None
+    cells_per_type: dict
+    populations: dict
+    total_vesicles: float
+    memory: float
+
+
+BYTES_PER_VESICLE = 100
+
+
+def population_diffusion(config, vesicles):
+    """D [µm²/s] of a population: given, or Stokes–Einstein at the median
+    radius."""
+    if vesicles.diffusion is not None:
+        return vesicles.diffusion
+    m = config.medium
+    return float(physics.stokes_einstein_diffusion(vesicles.radius.median, m.temperature, m.viscosity))
+
+
+def _cell_census(config):
+    """(number of cells, smallest radius [µm], cells per type); None where
+    unknown.  Files are read best-effort: the layout code validates them."""
+    cells = config.cells
+    if cells.layout == "file":
+        rows = _read_cell_file(cells.path)
+        if rows is None:
+            return None, None, {}
+        radii, names = rows
+        per_type = {name: names.count(name) for name in dict.fromkeys(names)}
+        return len(radii), (min(radii) if radii else None), per_type
+    if cells.cell_types_list is not None:
+        per_type = {name: cells.cell_types_list.count(name) for name in cells.types}
+    else:
+        per_type = {name: int(round(cells.count * f)) for name, f in cells.types.items()}
+    if not cells.count:
+        return 0, None, per_type
+    smallest = min(cells.radii) if cells.radii else cells.radius.median
+    return cells.count, smallest, per_type
+
+
+def _read_cell_file(path):
+    """(radii, types) from a CSV with columns x,y,z,radius,type, or None."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        return [float(r["radius"]) for r in rows], [str(r.get("type", "")).strip() for r in rows]
+    except Exception:  # HDF5, malformed or unreadable: the layout code reports it
+        return None
+
+
+def _secreted(config, population, per_type):
+    """Expected number of vesicles of ``population`` secreted in [0, duration]."""
+    total = 0.0
+    for ct in config.cell_types.values():
+        if ct.secretes == population and ct.secretion_rate > 0:
+            start, end = ct.secretion_window
+            overlap = max(0.0, min(end, config.run.duration) - max(start, 0.0))
+            total += ct.secretion_rate * per_type.get(ct.name, 0) * overlap
+    return total
+
+
+def derived_parameters(config):
+    """Derived numbers for ``exodiff check`` (see Derived)."""
+    from .kernels.surface import binding_probability  # numba: import only when needed
+
+    dt = config.run.dt
+    n_cells, smallest, per_type = _cell_census(config)
+    populations = {}
+    for name, v in config.vesicles.items():
+        D = population_diffusion(config, v)
+        settling = 0.0
+        if config.medium.gravity:
+            settling = float(physics.settling_velocity(v.radius.median, v.density,
+                                                       config.medium.density, config.medium.viscosity))
+        step = float(physics.step_length(D, dt))
+        populations[name] = PopulationDerived(
+            name=name,
+            diffusion=D,
+            diffusion_source="given" if v.diffusion is not None else "Stokes–Einstein",
+            settling=settling,
+            step=step,
+            step_ratio=step / smallest if smallest else None,
+            clearance_rate=math.log(2) / v.half_life,
+            binding={ct.name: float(binding_probability(ct.kappa, D, dt))
+                     for ct in config.cell_types.values() if ct.kappa > 0},
+            initial=v.count,
+            secreted=_secreted(config, name, per_type),
+        )
+    total = sum(p.total for p in populations.values())
+    return Derived(
+        steps=int(math.ceil(config.run.duration / dt - 1e-9)),
+        n_cells=n_cells,
+        min_cell_radius=smallest,
+        cells_per_type=per_type,
+        populations=populations,
+        total_vesicles=total,
+        memory=BYTES_PER_VESICLE * total,
+    )
+
+
+STEP_WARN_RATIO = 0.1
+
+
+def _warnings(config):
+    """Warnings that do not stop a run: coarse steps, empty populations."""
+    warnings = []
+    _, smallest, per_type = _cell_census(config)
+    for name, v in config.vesicles.items():
+        D = population_diffusion(config, v)
+        step = float(physics.step_length(D, config.run.dt))
+        if smallest and step > STEP_WARN_RATIO * smallest:
+            # s = √(2 D dt) ≤ 0.1 R  ⇔  dt ≤ (0.1 R)² / (2 D)
+            suggestion = _round_down((STEP_WARN_RATIO * smallest) ** 2 / (2 * D))
+            warnings.append(
+                f"vesicles.{name}: step length √(2D·dt) = {step:.3g} µm is {step / smallest:.0%} of the "
+                f"smallest cell radius {smallest:.3g} µm (over {STEP_WARN_RATIO:.0%}); contacts will be "
+                f"coarse — try run.dt = \"{format_time(suggestion)}\" or less")
+        if v.count == 0 and _secreted(config, name, per_type) == 0:
+            warnings.append(f"vesicles.{name}: count is 0 and no cell type secretes it; the population stays empty")
+    return warnings
+
+
+def _round_down(x):
+    """Largest 1, 2 or 5 × 10^k not above x."""
+    exponent = math.floor(math.log10(x))
+    for mantissa in (5, 2, 1):
+        if mantissa * 10.0**exponent <= x * (1 + 1e-12):
+            return mantissa * 10.0**exponent
+    return 10.0**exponent
+
+
+# ------------------------------------------------------------------ display
+
+
+def format_time(seconds):
+    """A time [s] with a readable unit: "1 ms", "30 s", "2 h", "inf"."""
+    if math.isinf(seconds):
+        return "inf"
+    for unit, scale in (("h", 3600.0), ("min", 60.0), ("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if abs(seconds) >= scale or unit == "ns":
+            return f"{seconds / scale:.4g} {unit}"
+    return f"{seconds:g} s"
+
+
+def _format_count(x):
+    return f"{x:,.0f}"
+
+
+def _format_bytes(n):
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:.3g} {unit}"
+        n /= 1000.0
+    return f"{n:.3g} TB"
+
+
+def format_check(config):
+    """The text ``exodiff check`` prints: the config summarised in default
+    units, derived parameters and warnings."""
+    d = derived_parameters(config)
+    run, medium, domain, cells = config.run, config.medium, config.domain, config.cells
+    lines = []
+    if config.source:
+        lines.append(f"Config {config.source}: OK")
+    lines.append(f"Run: duration {format_time(run.duration)}, dt {format_time(run.dt)} "
+                 f"({_format_count(d.steps)} steps), seed {run.seed}, snapshots every "
+                 f"{format_time(run.snapshot_interval)}, observations every {format_time(run.observe_interval)}")
+    lines.append(f"Medium: T = {medium.temperature:.2f} K, η = {medium.viscosity:.3g} Pa·s, "
+                 f"ρ = {medium.density:.4g} kg/m³, gravity {'on' if medium.gravity else 'off'}, "
+                 f"flow ({', '.join(f'{v:g}' for v in medium.flow)}) µm/s")
+    faces = ", ".join(f"{axis} {domain.faces[2 * i]}/{domain.faces[2 * i + 1]}" for i, axis in enumerate(AXES))
+    line = f"Domain: {' × '.join(f'{s:g}' for s in domain.size)} µm; faces {faces}"
+    if "absorb" in domain.faces:
+        line += f"; absorbing faces κ = {domain.kappa:g} µm/s"
+    lines.append(line)
+    if cells.layout == "file":
+        what = f"from {cells.path}" + (f": {d.n_cells} cells" if d.n_cells is not None else " (not read here)")
+    else:
+        radius = f"{cells.radius.median:g} µm" + (f" (gsd {cells.radius.gsd:g})" if cells.radius.gsd > 1 else "")
+        if cells.radii:
+            radius = f"{min(cells.radii):g}–{max(cells.radii):g} µm"
+        what = f"{cells.count} ({cells.layout}), radius {radius}"
+    lines.append(f"Cells: {what}")
+    for name, n in d.cells_per_type.items():
+        ct = config.cell_types.get(name)
+        detail = ""
+        if ct is not None:
+            parts = []
+            if ct.kappa > 0:
+                parts.append(f"κ = {ct.kappa:g} µm/s, k_off = {ct.k_off:g} /s, k_int = {ct.k_int:g} /s"
+                             + (f", capacity {ct.capacity}" if ct.capacity else ""))
+            if ct.secretion_rate > 0:
+                parts.append(f"secretes {ct.secretes} at {ct.secretion_rate:g} /s per cell")
+            detail = ": " + "; ".join(parts) if parts else ": inert"
+        lines.append(f"  {name}: {n} cells{detail}")
+    lines.append("Vesicles:")
+    for name, p in d.populations.items():
+        v = config.vesicles[name]
+        radius = f"{v.radius.median * 1000:g} nm" + (f" (gsd {v.radius.gsd:g})" if v.radius.gsd > 1 else "")
+        lines.append(f"  {name}: radius {radius}, D = {p.diffusion:.3g} µm²/s ({p.diffusion_source})")
+        step = f"    step √(2D·dt) = {p.step:.3g} µm"
+        if p.step_ratio is not None:
+            step += f" = {p.step_ratio:.1%} of the smallest cell radius {d.min_cell_radius:g} µm"
+        lines.append(step)
+        if medium.gravity:
+            lines.append(f"    settling {p.settling:.3g} µm/s (drift per step {p.settling * run.dt:.3g} µm)")
+        if math.isfinite(v.half_life):
+            lines.append(f"    clearance rate ln2/half_life = {p.clearance_rate:.3g} /s")
+        for ct_name, prob in p.binding.items():
+            kappa = config.cell_types[ct_name].kappa
+            note = ""
+            if prob >= 1.0 and math.isfinite(kappa):
+                note = " (clipped: κ is more than this dt can represent; smaller dt for exact kinetics)"
+            lines.append(f"    P(bind per contact) on {ct_name} = {prob:.4g}{note}")
+        lines.append(f"    vesicles: {_format_count(p.initial)} at t = 0 + {_format_count(p.secreted)} "
+                     f"expected secreted = {_format_count(p.total)}")
+    lines.append(f"Memory: ≈ {_format_bytes(d.memory)} for {_format_count(d.total_vesicles)} vesicles "
+                 f"({BYTES_PER_VESICLE} bytes each)")
+    for w in config.warnings:
+        lines.append(f"Warning: {w}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------- TOML output
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def dump_toml(data):
+    """Write a config dict as TOML: top-level sections and
+    [cell_types.X]/[vesicles.X] as headers, deeper tables inline, arrays on
+    one line (a written config looks like a hand-written one)."""
+    lines = []
+    _dump_table(data, [], lines)
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def _dump_table(table, path, lines):
+    header_children = []
+    body = []
+    for key, value in table.items():
+        as_header = isinstance(value, dict) and (
+            not path or (len(path) == 1 and path[0] in ("cell_types", "vesicles")))
+        if as_header:
+            header_children.append((key, value))
+        else:
+            body.append(f"{_toml_key(key)} = {_toml_value(value)}")
+    if path and (body or not header_children):
+        lines.append("")
+        lines.append("[" + ".".join(_toml_key(k) for k in path) + "]")
+    lines.extend(body)
+    for key, value in header_children:
+        _dump_table(value, path + [key], lines)
+
+
+def _toml_key(key):
+    return key if _BARE_KEY.match(key) else json.dumps(key, ensure_ascii=False)
+
+
+def _toml_value(value):
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return repr(value)
+    if isinstance(value, str):
+        # JSON string escapes are all valid TOML basic-string escapes.
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        if not value:
+            return "{}"
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    if hasattr(value, "isoformat"):  # TOML dates and times
+        return value.isoformat()
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")

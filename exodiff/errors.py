@@ -1,0 +1,16 @@
+"""Exceptions that the CLI turns into exit codes (DESIGN §4)."""
+
+
+class InputError(Exception):
+    """Bad input: config, argument or unreadable file.  The CLI prints
+    ``Error: <message>`` on one line and exits with code 2, having written
+    nothing.  The message names the key or file, the value and what was
+    expected."""
+
+
+class ConfigError(InputError):
+    """A config value is wrong; ``key`` is the dotted path (``cells.radius``)."""
+
+    def __init__(self, key, message):
+        self.key = key
+        super().__init__(f"{key}: {message}" if key else message)

@@ -1,0 +1,727 @@
+"""Run files: HDF5 in the H5MD 1.1 layout (DESIGN §5).
+
+:class:`RunWriter` writes a run, :func:`open_run` reads one.  This is the only
+module that touches files.
+
+Layout (lengths in µm, unit ``"um"``; times in s, unit ``"s"``)::
+
+    /h5md                          version=[1,1]; author(name); creator(name, version)
+    /parameters                    attrs config, seed, backend, device, exodiff_version, dt, ...
+    /particles/vesicles            attr pool_size = N
+        box                        attrs dimension=3, boundary[3] ("periodic"|"none"),
+                                   faces[6] (our reflect|periodic|absorb); edges[3]
+        position                   {step[S], time[S], value[S,n,3] float64}   only if positions are written
+        image                      {step, time, value[S,n,3] int32}            periodic images, with position
+        state                      {step, time, value[S,n] int8}  attr state_names
+        cell                       {step, time, value[S,n] int32} cell index, -1 if none
+        id [n] int64               pool index of each stored vesicle
+        species [n] int32          attr names; radius [n] float64
+        milestones/<name> [n]      birth_time, first_bound_time, internalized_time,
+                                   exit_time (NaN = never), rewritten at each snapshot
+    /particles/cells               position [M,3], radius [M], type [M] int32 (attr names), box (hard link)
+    /observables/vesicles/<state>  {step[T], time[T], value[T] int64}, one per name in STATE_NAMES
+    /observables/cells/bound       {step, time, value[T,M] int32}
+    /observables/cells/internalized {step, time, value[T,M] int32}
+    /observables/cells/cargo       {step, time, value[T,M,K] float64}  attr names[K]
+
+``n`` is N, or the number of sampled vesicles when ``sample_ids`` is given.
+
+Crash safety: the file is built under ``PATH.part`` with every group, dataset
+and attribute created up front, switched to SWMR mode and only then renamed
+to ``PATH``, so ``PATH`` is always a valid SWMR file.  Each frame writes its
+``value`` rows, flushes, then extends and writes ``time`` and ``step`` and
+flushes again: a series' complete frames are those whose ``step`` and
+``time`` are written (their fill values are -1 and NaN).  The reader
+truncates every series to its complete frames, so a run killed at any moment
+reads back every frame finished before the kill.  A killed writer leaves the
+superblock's "open for write" flags set, which only SWMR readers accept
+(``open_run`` is one); :func:`clear_status_flags` clears them for other tools.
+"""
+from __future__ import annotations
+
+import getpass
+import math
+import operator
+import os
+import struct
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .errors import InputError
+
+STATE_NAMES = ("pending", "free", "bound", "internalized", "exited", "cleared")
+MILESTONE_NAMES = ("birth_time", "first_bound_time", "internalized_time", "exit_time")
+FACE_NAMES = ("xlo", "xhi", "ylo", "yhi", "zlo", "zhi")
+FACE_KINDS = ("reflect", "periodic", "absorb")
+COMPRESSIONS = ("gzip", "lzf", "none")
+LENGTH_UNIT = "um"
+TIME_UNIT = "s"
+
+# Chunks hold whole frames; small frames are grouped up to _CHUNK_MIN_BYTES
+# (fewer chunk-index entries), large ones split along the vesicle/cell axis so
+# no chunk exceeds _CHUNK_MAX_BYTES (bounded memory per read and write).
+_CHUNK_MIN_BYTES = 64 * 1024
+_CHUNK_MAX_BYTES = 4 * 1024 * 1024
+_STR = h5py.string_dtype()
+
+
+def _value_chunks(frame_shape, itemsize, hint):
+    """Chunk shape for a series ``value[F, *frame_shape]`` (see _CHUNK_*_BYTES)."""
+    frame = [max(1, d) for d in frame_shape]
+    if frame:
+        row_bytes = itemsize * math.prod(frame[1:])
+        frame[0] = max(1, min(frame[0], _CHUNK_MAX_BYTES // row_bytes))
+    frame_bytes = itemsize * math.prod(frame)
+    frames = max(1, min(int(hint), _CHUNK_MIN_BYTES // frame_bytes))
+    return (frames, *frame)
+
+
+class _Series:
+    """One H5MD time-dependent element under ``parent/name``: ``step[F]``
+    int64, ``time[F]`` float64 [s] and ``value[F, *frame_shape]``, all
+    growing along their first axis, ``F`` frames written so far."""
+
+    def __init__(self, parent, name, frame_shape, dtype, *, unit=None,
+                 compression=None, hint=1):
+        self.group = parent.create_group(name)
+        clock_chunks = _value_chunks((), 8, hint)
+        self.step = self.group.create_dataset(
+            "step", shape=(0,), maxshape=(None,), dtype=np.int64,
+            chunks=clock_chunks, fillvalue=-1)
+        self.time = self.group.create_dataset(
+            "time", shape=(0,), maxshape=(None,), dtype=np.float64,
+            chunks=clock_chunks, fillvalue=np.nan)
+        self.time.attrs["unit"] = TIME_UNIT
+        dtype = np.dtype(dtype)
+        # A zero-length fixed axis (no cells, no cargo) cannot hold a chunk
+        # of length 1 unless it is unlimited.
+        maxshape = (None, *(None if d == 0 else d for d in frame_shape))
+        self.value = self.group.create_dataset(
+            "value", shape=(0, *frame_shape), maxshape=maxshape, dtype=dtype,
+            chunks=_value_chunks(frame_shape, dtype.itemsize, hint),
+            compression=compression, shuffle=compression is not None)
+        if unit is not None:
+            self.value.attrs["unit"] = unit
+        self.frames = 0
+
+    def write_value(self, data):
+        """Append the value of the next frame (complete only after write_clock)."""
+        self.value.resize(self.frames + 1, axis=0)
+        self.value[self.frames] = data
+
+    def write_clock(self, step, time):
+        """Append the frame's time, then its step, which completes the frame."""
+        for ds, x in ((self.time, time), (self.step, step)):
+            ds.resize(self.frames + 1, axis=0)
+            ds[self.frames] = x
+        self.frames += 1
+
+
+def _names_attr(names):
+    return np.array([str(s) for s in names], dtype=_STR)
+
+
+def _array(x, shape, dtype, what):
+    """``x`` as an array of ``dtype`` whose shape must be ``shape``."""
+    a = np.asarray(x)
+    if a.shape != tuple(shape):
+        raise ValueError(f"{what}: shape {a.shape}, expected {tuple(shape)}")
+    return a.astype(dtype, copy=False)
+
+
+class RunWriter:
+    """Writes one run file; see the module docstring for the layout.
+
+    Parameters (keyword-only except ``path``; lengths [µm], times [s])
+    -------------------------------------------------------------------
+    path : the run file, created or replaced once the layout is complete
+    config_text : resolved TOML config; seed, backend, device, exodiff_version
+    dt : time step [s]
+    box_edges : (3,) box lengths [µm]
+    boundary : 6 strings for xlo, xhi, ylo, yhi, zlo, zhi: reflect|periodic|absorb
+    cell_centers [M,3] [µm], cell_radii [M] [µm], cell_types [M] int (index into
+        cell_type_names)
+    species [N] int (index into species_names), vesicle_radius [N] [µm]
+    cargo_names : K cargo names (the last axis of ``cargo`` in write_observation)
+    sample_ids : pool indices of the vesicles whose snapshots are stored
+        (stored in increasing order), or None for all N
+    write_positions : store position and image series (state and cell always)
+    compression : "gzip" | "lzf" | "none", for the per-vesicle and per-cell data
+    n_snapshots_hint, n_observations_hint : expected frame counts (chunk sizes only)
+    extra_parameters : more attributes for /parameters (str, numbers, arrays)
+    author : /h5md/author name (default: the login name)
+    """
+
+    def __init__(self, path, *, config_text, seed, backend, device, dt,
+                 box_edges, boundary, cell_centers, cell_radii, cell_types,
+                 cell_type_names, species, vesicle_radius, species_names,
+                 cargo_names, sample_ids, write_positions, compression,
+                 n_snapshots_hint, n_observations_hint, exodiff_version,
+                 extra_parameters=None, author=None):
+        self.path = Path(path)
+        box_edges = _array(box_edges, (3,), np.float64, "box_edges")
+        if not np.all(box_edges > 0):
+            raise ValueError(f"box_edges: {box_edges}, expected positive lengths")
+        boundary = tuple(str(b) for b in boundary)
+        if len(boundary) != 6 or any(b not in FACE_KINDS for b in boundary):
+            raise ValueError(f"boundary: {boundary}, expected 6 of {FACE_KINDS}")
+        periodic = [boundary[2 * a] == "periodic" for a in range(3)]
+        if any((boundary[2 * a + 1] == "periodic") != periodic[a] for a in range(3)):
+            raise ValueError(f"boundary: {boundary}, periodic must be set on both faces of an axis")
+        cell_radii = np.asarray(cell_radii, dtype=np.float64)
+        M = cell_radii.shape[0]
+        cell_centers = _array(cell_centers, (M, 3), np.float64, "cell_centers")
+        cell_types = _array(cell_types, (M,), np.int32, "cell_types")
+        if M and not (0 <= cell_types.min() and cell_types.max() < len(cell_type_names)):
+            raise ValueError("cell_types: index outside cell_type_names")
+        vesicle_radius = np.asarray(vesicle_radius, dtype=np.float64)
+        N = vesicle_radius.shape[0]
+        species = _array(species, (N,), np.int32, "species")
+        if compression not in COMPRESSIONS:
+            raise ValueError(f"compression: {compression!r}, expected one of {COMPRESSIONS}")
+        comp = None if compression == "none" else compression
+        if sample_ids is None:
+            ids, self._select = np.arange(N, dtype=np.int64), None
+        else:
+            ids = np.sort(np.asarray(sample_ids, dtype=np.int64).ravel())
+            if ids.size and (ids[0] < 0 or ids[-1] >= N or np.any(np.diff(ids) == 0)):
+                raise ValueError(f"sample_ids: expected distinct pool indices in [0, {N})")
+            self._select = ids
+        n = ids.size
+        self.n_vesicles, self.n_stored, self.n_cells = N, n, M
+        self.n_cargo = len(cargo_names)
+        self.write_positions = bool(write_positions)
+
+        tmp = self.path.with_name(self.path.name + ".part")
+        tmp.unlink(missing_ok=True)
+        f = h5py.File(tmp, "w", libver="latest")
+        try:
+            h5md = f.create_group("h5md")
+            h5md.attrs["version"] = np.array([1, 1], dtype=np.int32)
+            h5md.create_group("author").attrs["name"] = author or _login_name()
+            creator = h5md.create_group("creator")
+            creator.attrs["name"] = "exodiff"
+            creator.attrs["version"] = str(exodiff_version)
+
+            par = f.create_group("parameters")
+            par.attrs["config"] = str(config_text)
+            seed = int(seed)
+            par.attrs["seed"] = np.uint64(seed) if seed >= 2**63 else np.int64(seed)
+            par.attrs["backend"] = str(backend)
+            par.attrs["device"] = str(device)
+            par.attrs["exodiff_version"] = str(exodiff_version)
+            par.attrs["dt"] = float(dt)
+            for key, value in (extra_parameters or {}).items():
+                par.attrs[key] = value
+
+            # track_order keeps "vesicles" first: MDAnalysis reads the first particles group.
+            particles = f.create_group("particles", track_order=True)
+            ves = particles.create_group("vesicles")
+            ves.attrs["pool_size"] = np.int64(N)
+            box = ves.create_group("box")
+            box.attrs["dimension"] = np.int32(3)
+            box.attrs["boundary"] = _names_attr("periodic" if p else "none" for p in periodic)
+            box.attrs["faces"] = _names_attr(boundary)
+            box.create_dataset("edges", data=box_edges).attrs["unit"] = LENGTH_UNIT
+
+            big = dict(compression=comp, hint=n_snapshots_hint)
+            self._position = self._image = None
+            if self.write_positions:
+                self._position = _Series(ves, "position", (n, 3), np.float64, unit=LENGTH_UNIT, **big)
+                self._image = _Series(ves, "image", (n, 3), np.int32, **big)
+            self._state = _Series(ves, "state", (n,), np.int8, **big)
+            self._state.group.attrs["state_names"] = _names_attr(STATE_NAMES)
+            self._cell = _Series(ves, "cell", (n,), np.int32, **big)
+            self._snapshot_series = [s for s in (self._position, self._image, self._state, self._cell)
+                                     if s is not None]
+
+            fixed = dict(compression=comp, shuffle=comp is not None) if n else {}
+            ves.create_dataset("id", data=ids, **fixed)
+            sp = ves.create_dataset("species", data=self._take(species), **fixed)
+            sp.attrs["names"] = _names_attr(species_names)
+            ves.create_dataset("radius", data=self._take(vesicle_radius), **fixed).attrs["unit"] = LENGTH_UNIT
+            ms = ves.create_group("milestones")
+            self._milestones = {}
+            for name in MILESTONE_NAMES:
+                ds = ms.create_dataset(name, data=np.full(n, np.nan), **fixed)
+                ds.attrs["unit"] = TIME_UNIT
+                self._milestones[name] = ds
+
+            cells = particles.create_group("cells")
+            cells.create_dataset("position", data=cell_centers).attrs["unit"] = LENGTH_UNIT
+            cells.create_dataset("radius", data=cell_radii).attrs["unit"] = LENGTH_UNIT
+            cells.create_dataset("type", data=cell_types).attrs["names"] = _names_attr(cell_type_names)
+            cells["box"] = box  # hard link: one box for both groups
+
+            obs_v = f.create_group("observables/vesicles")
+            small = dict(hint=n_observations_hint)
+            self._counts = [_Series(obs_v, s, (), np.int64, **small) for s in STATE_NAMES]
+            obs_c = f.create_group("observables/cells")
+            big = dict(compression=comp, hint=n_observations_hint)
+            self._bound = _Series(obs_c, "bound", (M,), np.int32, **big)
+            self._internalized = _Series(obs_c, "internalized", (M,), np.int32, **big)
+            self._cargo = _Series(obs_c, "cargo", (M, self.n_cargo), np.float64, **big)
+            self._cargo.group.attrs["names"] = _names_attr(cargo_names)
+            self._observation_series = [*self._counts, self._bound, self._internalized, self._cargo]
+
+            f.swmr_mode = True  # flushes the complete layout
+            os.replace(tmp, self.path)
+        except BaseException:
+            f.close()
+            tmp.unlink(missing_ok=True)
+            raise
+        self._f = f
+
+    def _take(self, a):
+        """The stored vesicles' rows of a per-vesicle array ``a[N, ...]``."""
+        return a if self._select is None else a[self._select]
+
+    @property
+    def n_snapshots(self):
+        """Snapshots written so far."""
+        return self._state.frames
+
+    @property
+    def n_observations(self):
+        """Observations written so far."""
+        return self._bound.frames
+
+    def write_observation(self, step, time, state_counts, bound, internalized, cargo):
+        """Append one observation at ``step`` (time [s]): ``state_counts[6]``
+        vesicles per state (order STATE_NAMES), ``bound[M]`` and
+        ``internalized[M]`` vesicles per cell, ``cargo[M,K]`` cargo delivered
+        to each cell so far."""
+        M, K = self.n_cells, self.n_cargo
+        counts = _array(state_counts, (len(STATE_NAMES),), np.int64, "state_counts")
+        for series, c in zip(self._counts, counts):
+            series.write_value(c)
+        self._bound.write_value(_array(bound, (M,), np.int32, "bound"))
+        self._internalized.write_value(_array(internalized, (M,), np.int32, "internalized"))
+        self._cargo.write_value(_array(cargo, (M, K), np.float64, "cargo"))
+        self._complete(self._observation_series, step, time)
+
+    def write_snapshot(self, step, time, position, image, state, cell, milestones):
+        """Append one snapshot at ``step`` (time [s]) of the full pool:
+        ``position[N,3]`` [µm] and ``image[N,3]`` (ignored, may be None, when
+        positions are not written), ``state[N]`` (0..5), ``cell[N]`` (-1 if
+        none) and ``milestones`` name -> [N] times [s] (NaN = never) for every
+        name in MILESTONE_NAMES.  Only the rows of the stored vesicles are
+        written."""
+        N = self.n_vesicles
+        if self._position is not None:
+            self._position.write_value(self._take(_array(position, (N, 3), np.float64, "position")))
+            self._image.write_value(self._take(_array(image, (N, 3), np.int32, "image")))
+        self._state.write_value(self._take(_array(state, (N,), np.int8, "state")))
+        self._cell.write_value(self._take(_array(cell, (N,), np.int32, "cell")))
+        for name in MILESTONE_NAMES:
+            self._milestones[name][...] = self._take(_array(milestones[name], (N,), np.float64, name))
+        self._complete(self._snapshot_series, step, time)
+
+    def _complete(self, series, step, time):
+        # The values must be on disk before any step says the frame is complete.
+        self._f.flush()
+        for s in series:
+            s.write_clock(int(step), float(time))
+        self._f.flush()
+
+    def close(self):
+        """Flush and close the file (idempotent)."""
+        if self._f is not None:
+            self._f.close()
+            self._f = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _login_name():
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return "unknown"
+
+
+# ----------------------------------------------------------------- reader
+
+
+@dataclass(frozen=True)
+class Cells:
+    """Static cells: ``centers[M,3]`` [µm], ``radii[M]`` [µm], ``types[M]``
+    int32 indices into ``type_names``."""
+    centers: np.ndarray
+    radii: np.ndarray
+    types: np.ndarray
+    type_names: tuple
+
+    def __len__(self):
+        return self.radii.shape[0]
+
+
+def _text(x):
+    return x.decode() if isinstance(x, bytes) else str(x)
+
+
+def _names(attrs, key):
+    return tuple(_text(s) for s in attrs.get(key, ()))
+
+
+def _complete_frames(groups):
+    """Number of frames complete in every one of the series ``groups``: the
+    shortest ``step``/``time``/``value``, less any trailing frame whose step or
+    time still holds its fill value (-1, NaN) after a kill."""
+    if not groups:
+        return 0
+    n = min(min(g["step"].shape[0], g["time"].shape[0], g["value"].shape[0]) for g in groups)
+    while n > 0 and any(g["step"][n - 1] < 0 or np.isnan(g["time"][n - 1]) for g in groups):
+        n -= 1
+    return n
+
+
+_REQUIRED = ("parameters", "particles/vesicles/box/edges", "particles/vesicles/state",
+             "particles/vesicles/cell", "particles/vesicles/id", "particles/cells/position",
+             "observables/vesicles", "observables/cells/bound")
+
+
+def open_run(path):
+    """Open a run file read-only (also while it is being written) as a :class:`Run`.
+
+    Raises InputError naming the file when it is missing, not HDF5 or not an
+    exodiff H5MD run."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a run file")
+    try:
+        hdf5 = h5py.is_hdf5(path)
+    except OSError as e:
+        raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
+    if not hdf5:
+        raise InputError(f"{path}: not an HDF5 file")
+    try:
+        f = h5py.File(path, "r", swmr=True)
+    except OSError:
+        try:  # a file without the SWMR-capable format (not written by RunWriter)
+            f = h5py.File(path, "r")
+        except OSError as e:
+            raise InputError(f"{path}: cannot open HDF5 file ({e})") from None
+    creator = f.get("h5md/creator")
+    if creator is None or _text(creator.attrs.get("name", "")) != "exodiff":
+        f.close()
+        raise InputError(f"{path}: not an exodiff run file (no /h5md/creator named 'exodiff')")
+    missing = [name for name in _REQUIRED if name not in f]
+    if missing:
+        f.close()
+        raise InputError(f"{path}: not a complete exodiff run file (missing /{missing[0]})")
+    try:
+        return Run(f, path)
+    except (KeyError, OSError) as e:
+        f.close()
+        raise InputError(f"{path}: not a complete exodiff run file ({e})") from None
+
+
+class Run:
+    """A run file opened by :func:`open_run` (lengths [µm], times [s]).
+
+    Every time series is cut to its complete frames: ``S`` snapshots of ``n``
+    stored vesicles (``ids`` gives their pool indices), ``T`` observations of
+    the ``M`` cells and ``K`` cargo kinds.  Small arrays are read at open,
+    per-frame data on access."""
+
+    def __init__(self, f, path):
+        self._f = f
+        self.path = Path(path)
+        par = f["parameters"].attrs
+        self.parameters = {k: (_text(v) if isinstance(v, (str, bytes)) else v) for k, v in par.items()}
+        self.config_text = _text(par.get("config", ""))
+        self.seed = int(par["seed"]) if "seed" in par else None
+        self.dt = float(par["dt"]) if "dt" in par else math.nan
+        self.backend = _text(par.get("backend", ""))
+        self.device = _text(par.get("device", ""))
+        self.exodiff_version = _text(par.get("exodiff_version", ""))
+
+        ves = f["particles/vesicles"]
+        box = ves["box"]
+        self.box_edges = box["edges"][()]
+        self.faces = _names(box.attrs, "faces")
+        self.ids = ves["id"][()]
+        self.n_vesicles = int(ves.attrs.get("pool_size", self.ids.shape[0]))
+        self.species = ves["species"][()]
+        self.species_names = _names(ves["species"].attrs, "names")
+        self.vesicle_radius = ves["radius"][()]
+
+        c = f["particles/cells"]
+        self.cells = Cells(c["position"][()], c["radius"][()], c["type"][()],
+                           _names(c["type"].attrs, "names"))
+        self.cargo_names = _names(f["observables/cells/cargo"].attrs, "names")
+
+        self.has_positions = "position" in ves
+        self._snap = {k: ves[k] for k in ("position", "image", "state", "cell") if k in ves}
+        self._obs = {f"vesicles/{s}": f[f"observables/vesicles/{s}"] for s in STATE_NAMES}
+        self._obs.update({f"cells/{k}": f[f"observables/cells/{k}"]
+                          for k in ("bound", "internalized", "cargo")})
+        self.n_snapshots = _complete_frames(list(self._snap.values()))
+        self.n_observations = _complete_frames(list(self._obs.values()))
+
+    # --- snapshots
+    @cached_property
+    def snapshot_times(self):
+        """[S] time of each snapshot [s]."""
+        return self._snap["state"]["time"][: self.n_snapshots]
+
+    @cached_property
+    def snapshot_steps(self):
+        """[S] step of each snapshot."""
+        return self._snap["state"]["step"][: self.n_snapshots]
+
+    def _frames(self, name, i):
+        if name not in self._snap:
+            raise InputError(f"{self.path}: positions were not stored in this run")
+        value = self._snap[name]["value"]
+        S = self.n_snapshots
+        if i is None:
+            return value[:S]
+        i = operator.index(i)
+        if not -S <= i < S:
+            raise IndexError(f"snapshot {i} out of range: {self.path} has {S}")
+        return value[i % S]
+
+    def positions(self, i=None):
+        """Positions [µm] wrapped into the box: frame ``i`` [n,3], or all [S,n,3]."""
+        return self._frames("position", i)
+
+    def images(self, i=None):
+        """Periodic image counts (int32): frame ``i`` [n,3], or all [S,n,3]."""
+        return self._frames("image", i)
+
+    def unwrapped_positions(self, i=None):
+        """position + image * box_edges [µm]: frame ``i`` [n,3], or all [S,n,3]."""
+        return self.positions(i) + self.images(i) * self.box_edges
+
+    def states(self, i=None):
+        """States (int8, index into STATE_NAMES): frame ``i`` [n], or all [S,n]."""
+        return self._frames("state", i)
+
+    def cell_of(self, i=None):
+        """Cell index of each stored vesicle (-1 if none): frame ``i`` [n], or all [S,n]."""
+        return self._frames("cell", i)
+
+    @cached_property
+    def milestones(self):
+        """name -> [n] time [s] of birth, first binding, internalization and
+        exit of each stored vesicle (NaN = never), as of the last snapshot."""
+        g = self._f["particles/vesicles/milestones"]
+        return {name: g[name][()] for name in MILESTONE_NAMES if name in g}
+
+    # --- observations
+    def _obs_value(self, name):
+        return self._obs[name]["value"][: self.n_observations]
+
+    @cached_property
+    def observation_times(self):
+        """[T] time of each observation [s]."""
+        return self._obs["cells/bound"]["time"][: self.n_observations]
+
+    @cached_property
+    def observation_steps(self):
+        """[T] step of each observation."""
+        return self._obs["cells/bound"]["step"][: self.n_observations]
+
+    @cached_property
+    def counts(self):
+        """state name -> int64[T] number of vesicles in that state."""
+        return {s: self._obs_value(f"vesicles/{s}") for s in STATE_NAMES}
+
+    @cached_property
+    def bound_per_cell(self):
+        """int32[T,M] vesicles bound to each cell."""
+        return self._obs_value("cells/bound")
+
+    @cached_property
+    def internalized_per_cell(self):
+        """int32[T,M] vesicles internalized by each cell so far."""
+        return self._obs_value("cells/internalized")
+
+    @cached_property
+    def cargo_per_cell(self):
+        """float64[T,M,K] cargo delivered to each cell so far (K = cargo_names)."""
+        return self._obs_value("cells/cargo")
+
+    def _cell_mask(self, cell_type):
+        if cell_type is None:
+            return np.ones(len(self.cells), dtype=bool)
+        names = self.cells.type_names
+        if isinstance(cell_type, str):
+            if cell_type not in names:
+                raise InputError(f"{self.path}: no cell type {cell_type!r} (types: {', '.join(names)})")
+            cell_type = names.index(cell_type)
+        elif not 0 <= operator.index(cell_type) < len(names):
+            raise InputError(f"{self.path}: no cell type {cell_type} (there are {len(names)})")
+        return self.cells.types == cell_type
+
+    def uptake(self, cell_type=None):
+        """(times[T] [s], bound[T], internalized[T]) summed over the cells of
+        ``cell_type`` (a name or index; None = all cells), int64."""
+        mask = self._cell_mask(cell_type)
+        bound = self.bound_per_cell[:, mask].sum(axis=1, dtype=np.int64)
+        internalized = self.internalized_per_cell[:, mask].sum(axis=1, dtype=np.int64)
+        return self.observation_times, bound, internalized
+
+    def uptake_by_type(self):
+        """cell type name -> (bound[T], internalized[T]) summed over its cells."""
+        return {name: self.uptake(name)[1:] for name in self.cells.type_names}
+
+    # --- summary
+    def summary_text(self):
+        """Multi-line human summary (``exodiff info``)."""
+        S, T, M = self.n_snapshots, self.n_observations, len(self.cells)
+        lines = [f"{self.path}",
+                 f"  exodiff {self.exodiff_version}, backend {self.backend}"
+                 + (f" on {self.device}" if self.device else "")
+                 + f", seed {self.seed}, dt {_fmt_time(self.dt)}"]
+        stored = "positions not stored" if not self.has_positions else "positions stored"
+        if self.ids.shape[0] != self.n_vesicles:
+            stored += f" for a sample of {self.ids.shape[0]}"
+        lines.append(f"  vesicles: {self.n_vesicles} in the pool ({stored});"
+                     f" species: {', '.join(self.species_names) or '-'}")
+        per_type = ", ".join(f"{name} {int(np.sum(self.cells.types == k))}"
+                             for k, name in enumerate(self.cells.type_names))
+        lines.append(f"  cells: {M}" + (f" ({per_type})" if M else ""))
+        times = np.concatenate([self.snapshot_times, self.observation_times])
+        covered = (f"{_fmt_time(times.min())} to {_fmt_time(times.max())}"
+                   if times.size else "nothing yet")
+        lines.append(f"  time covered: {covered}; {S} snapshots, {T} observations")
+        if T == 0:
+            lines.append("  no observations")
+            return "\n".join(lines)
+        t_end = _fmt_time(self.observation_times[-1])
+        lines.append(f"  counts at t = {t_end}: "
+                     + ", ".join(f"{s} {int(self.counts[s][-1])}" for s in STATE_NAMES))
+        lines.append(f"  uptake per cell type at t = {t_end} (bound, internalized; cargo delivered):")
+        last_cargo = self.cargo_per_cell[-1]
+        for k, name in enumerate(self.cells.type_names):
+            mask = self.cells.types == k
+            b = int(self.bound_per_cell[-1, mask].sum())
+            i = int(self.internalized_per_cell[-1, mask].sum())
+            cargo = "".join(f", {c} {last_cargo[mask, j].sum():g}"
+                            for j, c in enumerate(self.cargo_names))
+            lines.append(f"    {name}: bound {b}, internalized {i}{cargo}")
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return (f"<exodiff Run {str(self.path)!r}: {self.n_vesicles} vesicles, "
+                f"{len(self.cells)} cells, {self.n_snapshots} snapshots, "
+                f"{self.n_observations} observations>")
+
+    def close(self):
+        """Close the file (idempotent)."""
+        self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def _fmt_time(t):
+    """``7200 s (2 h)``: seconds, with a larger unit when it reads better."""
+    t = float(t)
+    for unit, size in (("d", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if abs(t) >= size:
+            return f"{t:g} s ({t / size:.3g} {unit})"
+    return f"{t:g} s"
+
+
+# ------------------------------------------------- recovery after a crash
+
+
+def clear_status_flags(path):
+    """Clear the "open for write" flags that a killed writer leaves in the
+    superblock (what HDF5's ``h5clear -s`` does), so that non-SWMR readers
+    (plain h5py, check_h5md.py, MDAnalysis) open the file.  Only for a file
+    whose writer is dead.  Returns True when flags were cleared."""
+    path = Path(path)
+    with open(path, "r+b") as fh:
+        base = _find_superblock(fh)
+        if base is None:
+            raise InputError(f"{path}: not an HDF5 file")
+        fh.seek(base)
+        head = fh.read(12)
+        version, offset_size, flags = head[8], head[9], head[11]
+        if version < 2:
+            return False  # superblocks before version 2 keep no such flags
+        size = 12 + 4 * offset_size + 4
+        fh.seek(base)
+        sb = bytearray(fh.read(size))
+        if flags == 0:
+            return False
+        sb[11] = 0
+        sb[-4:] = struct.pack("<I", _lookup3(bytes(sb[:-4])))
+        fh.seek(base)
+        fh.write(sb)
+        # A killed writer may have recorded an end of file beyond what reached
+        # the disk; non-SWMR readers refuse such a file, so pad it.
+        eoa = int.from_bytes(sb[12 + 2 * offset_size: 12 + 3 * offset_size], "little")
+        end = fh.seek(0, os.SEEK_END)
+        if base + eoa > end:
+            fh.truncate(base + eoa)
+    return True
+
+
+_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _find_superblock(fh):
+    """Byte offset of the superblock (0, 512, 1024, 2048, ...), or None."""
+    end = fh.seek(0, os.SEEK_END)
+    offset = 0
+    while offset + 8 <= end:
+        fh.seek(offset)
+        if fh.read(8) == _SIGNATURE:
+            return offset
+        offset = 512 if offset == 0 else 2 * offset
+    return None
+
+
+def _lookup3(data, initval=0):
+    """Bob Jenkins' lookup3 ``hashlittle``, HDF5's metadata checksum
+    (H5_checksum_lookup3)."""
+    mask = 0xFFFFFFFF
+
+    def rot(x, k):
+        return ((x << k) | (x >> (32 - k))) & mask
+
+    n = len(data)
+    a = b = c = (0xDEADBEEF + n + initval) & mask
+    i = 0
+    while n - i > 12:
+        x, y, z = struct.unpack_from("<3I", data, i)
+        a, b, c = (a + x) & mask, (b + y) & mask, (c + z) & mask
+        a = ((a - c) & mask) ^ rot(c, 4);  c = (c + b) & mask
+        b = ((b - a) & mask) ^ rot(a, 6);  a = (a + c) & mask
+        c = ((c - b) & mask) ^ rot(b, 8);  b = (b + a) & mask
+        a = ((a - c) & mask) ^ rot(c, 16); c = (c + b) & mask
+        b = ((b - a) & mask) ^ rot(a, 19); a = (a + c) & mask
+        c = ((c - b) & mask) ^ rot(b, 4);  b = (b + a) & mask
+        i += 12
+    if n == i:
+        return c
+    # The last 1..12 bytes, zero-padded (adding zero bytes changes nothing).
+    x, y, z = struct.unpack("<3I", data[i:].ljust(12, b"\0"))
+    a, b, c = (a + x) & mask, (b + y) & mask, (c + z) & mask
+    c ^= b; c = (c - rot(b, 14)) & mask
+    a ^= c; a = (a - rot(c, 11)) & mask
+    b ^= a; b = (b - rot(a, 25)) & mask
+    c ^= b; c = (c - rot(b, 16)) & mask
+    a ^= c; a = (a - rot(c, 4)) & mask
+    b ^= a; b = (b - rot(a, 14)) & mask
+    c ^= b; c = (c - rot(b, 24)) & mask
+    return c

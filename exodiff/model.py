@@ -1,0 +1,275 @@
+"""From a validated Config to the arrays the kernels step (the initial state).
+
+Everything random here comes from the counter-based Philox generator with
+counters named after what they are for (kernels/philox.py), so the setup is
+the same on every backend.  Cell packing is the exception: it is sequential by
+nature and uses NumPy's Philox generator seeded from the run seed
+(exodiff/layouts.py).
+"""
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import physics
+from .errors import ConfigError
+from .grid import build_cell_grid
+from .kernels import philox
+from .kernels.constants import FACE_KINDS, FREE, KERNEL_ARGS, PENDING, PERIODIC
+from .layouts import make_cells
+
+# Cells within this many step lengths (plus the vesicle radius) of a grid bin
+# are listed in it: a crossing from farther away has a bridge probability
+# below exp(-2·8·(8-7)) ~ 1e-7 even after a 7σ step, itself a 1e-10 event.
+GRID_REACH_STEPS = 8.0
+PLACEMENT_ATTEMPTS = 64
+
+
+@dataclass
+class Model:
+    """Everything a run needs: kernel arrays (names in KERNEL_ARGS) and the
+    metadata the driver and the writer use.  Units: µm, s."""
+    n_steps: int
+    arrays: dict
+    birth_time: np.ndarray           # [N] s, 0 for vesicles present at t = 0
+    species_names: list
+    cargo_names: list
+    cargo_table: np.ndarray          # [P, K] cargo per vesicle of each population
+    cell_type_names: list
+    faces: tuple                     # 6 strings, xlo..zhi
+    n_vesicles: int = 0
+    n_cells: int = 0
+    grid: object = None
+    notes: list = field(default_factory=list)
+
+    def kernel_args(self):
+        return tuple(self.arrays[name] for name in KERNEL_ARGS)
+
+
+def n_steps_for(duration, dt):
+    return max(1, int(round(duration / dt)))
+
+
+def _unit_vectors(u, v):
+    """Uniform directions on the unit sphere from two uniforms in (0,1)."""
+    cz = 2.0 * u - 1.0
+    sz = np.sqrt(np.maximum(0.0, 1.0 - cz * cz))
+    phi = 2.0 * math.pi * v
+    return np.stack([sz * np.cos(phi), sz * np.sin(phi), cz], axis=1)
+
+
+def _poisson_births(donors, rate, t0, t1, key):
+    """Birth times of independent Poisson processes of `rate` [1/s] on
+    [t0, t1) for the donor cells `donors` (global indices).  Interarrival k of
+    donor d is −ln(u)/rate with u from counter (d, k, STREAM_BIRTH, 0), so a
+    donor's births do not depend on the other donors.
+    Returns (times, donor) ordered by donor, then time."""
+    if donors.size == 0 or rate <= 0.0 or t1 <= t0:
+        return np.empty(0), np.empty(0, dtype=np.int64)
+    lam = rate * (t1 - t0)
+    width = int(lam + 8.0 * math.sqrt(lam) + 16)
+    out_t, out_d = [], []
+    for block in np.array_split(donors, max(1, donors.size * width // 2_000_000)):
+        w = width
+        while True:  # widen until every donor's last draw passes t1
+            k = np.arange(w, dtype=np.int64)
+            x = philox.philox4x32_np(block[:, None], k[None, :], philox.STREAM_BIRTH, 0, *key)[0]
+            times = t0 + np.cumsum(-np.log(philox.to_uniform_np(x)) / rate, axis=1)
+            if np.all(times[:, -1] >= t1):
+                break
+            w *= 2
+        inside = times < t1
+        out_t.append(times[inside])
+        out_d.append(np.broadcast_to(block[:, None], times.shape)[inside])
+    return np.concatenate(out_t), np.concatenate(out_d).astype(np.int64)
+
+
+def build_model(config):
+    """Build the initial state of a run from a validated config."""
+    run, medium, domain = config.run, config.medium, config.domain
+    dt = run.dt
+    key = philox.seed_key(run.seed)
+    box = np.asarray(domain.size, dtype=np.float64)
+    face_kind = np.array([FACE_KINDS[f] for f in domain.faces], dtype=np.int32)
+    periodic = np.array([face_kind[2 * a] == PERIODIC for a in range(3)])
+
+    type_names = list(config.cell_types)
+    types = [config.cell_types[t] for t in type_names]
+    cells = make_cells(config.cells, box, type_names, run.seed)
+    M = cells.centers.shape[0]
+
+    species_names = list(config.vesicles)
+    pops = [config.vesicles[p] for p in species_names]
+    cargo_names = sorted({name for p in pops for name in p.cargo})
+    cargo_table = np.array([[p.cargo.get(c, 0.0) for c in cargo_names] for p in pops],
+                           dtype=np.float64).reshape(len(pops), len(cargo_names))
+
+    # -- the vesicle pool: present at t = 0, then births in time order
+    species = [np.full(p.count, j, dtype=np.int32) for j, p in enumerate(pops)]
+    birth_time = [np.zeros(sum(p.count for p in pops))]
+    donor = [np.full(birth_time[0].size, -1, dtype=np.int64)]
+    births_t, births_d, births_s = [], [], []
+    for T, ct in enumerate(types):
+        if ct.secretion_rate <= 0.0:
+            continue
+        donors = np.nonzero(cells.types == T)[0]
+        t0 = max(0.0, ct.secretion_window[0])
+        t1 = min(n_steps_for(run.duration, dt) * dt, ct.secretion_window[1])
+        t, d = _poisson_births(donors, ct.secretion_rate, t0, t1, key)
+        births_t.append(t)
+        births_d.append(d)
+        births_s.append(np.full(t.size, species_names.index(ct.secretes), dtype=np.int32))
+    if births_t:
+        t = np.concatenate(births_t)
+        d = np.concatenate(births_d)
+        s = np.concatenate(births_s)
+        order = np.lexsort((d, t))  # by time, ties by donor
+        birth_time.append(t[order])
+        donor.append(d[order])
+        species.append(s[order])
+    birth_time = np.concatenate(birth_time)
+    donor = np.concatenate(donor)
+    species = np.concatenate(species) if species else np.empty(0, dtype=np.int32)
+    N = species.size
+    ids = np.arange(N, dtype=np.int64)
+
+    # -- per-vesicle constants
+    median = np.array([p.radius.median for p in pops])[species]
+    gsd = np.array([p.radius.gsd for p in pops])[species]
+    z = philox.normals4_np(ids, 0, philox.STREAM_RADIUS, *key)[0]
+    vradius = median * gsd ** z
+    diffusion = physics.stokes_einstein_diffusion(vradius, medium.temperature, medium.viscosity)
+    for j, p in enumerate(pops):
+        if p.diffusion is not None:
+            diffusion[species == j] = p.diffusion
+    settling = np.zeros(N)
+    if medium.gravity:
+        rho = np.array([p.density for p in pops])[species]
+        settling = physics.settling_velocity(vradius, rho, medium.density, medium.viscosity)
+    p_clear = np.array([0.0 if math.isinf(p.half_life) else -math.expm1(-math.log(2.0) / p.half_life * dt)
+                        for p in pops])
+
+    reach = float(vradius.max(initial=0.0)
+                  + GRID_REACH_STEPS * physics.step_length(diffusion.max(initial=0.0), dt))
+    grid = build_cell_grid(cells.centers, cells.radii, box, periodic, reach)
+
+    # -- initial positions
+    pos = np.zeros((N, 3))
+    state = np.full(N, FREE, dtype=np.int8)
+    born_later = donor >= 0
+    state[born_later] = PENDING
+    birth_step = np.where(born_later, np.floor(birth_time / dt), -1).astype(np.int64)
+    start = 0
+    for j, p in enumerate(pops):
+        sel = np.arange(start, start + p.count)
+        start += p.count
+        pos[sel] = _place(p, f"vesicles.{species_names[j]}.placement", sel, vradius[sel],
+                          box, cells, grid, periodic, key)
+    if born_later.any():
+        sel = ids[born_later]
+        u = philox.uniforms4_np(sel, 0, philox.STREAM_SURFACE, *key)
+        c = donor[sel]
+        pos[sel] = cells.centers[c] + _unit_vectors(u[0], u[1]) * (cells.radii[c] + vradius[sel])[:, None]
+        pos[sel] = _into_box(pos[sel], box, periodic)
+
+    ct_arr = lambda f, dtype=np.float64: np.array([f(t) for t in types], dtype=dtype).reshape(len(types))
+    k_tot = ct_arr(lambda t: t.k_off + t.k_int)
+    arrays = dict(
+        dt=float(dt), k0=np.uint64(key[0]), k1=np.uint64(key[1]),
+        pos=pos, image=np.zeros((N, 3), dtype=np.int32), state=state,
+        cell=np.full(N, -1, dtype=np.int32),
+        t_bound=np.full(N, np.nan), t_internalized=np.full(N, np.nan), t_exit=np.full(N, np.nan),
+        diffusion=diffusion, sigma=physics.step_length(diffusion, dt), settling=settling,
+        vradius=vradius, species=species.astype(np.int32), birth_step=birth_step, p_clear=p_clear,
+        box=box, face_kind=face_kind, face_kappa=float(domain.kappa),
+        flow=np.asarray(medium.flow, dtype=np.float64),
+        ccenter=np.ascontiguousarray(cells.centers, dtype=np.float64),
+        cradius=np.ascontiguousarray(cells.radii, dtype=np.float64),
+        ctype=cells.types.astype(np.int32), bound_count=np.zeros(M, dtype=np.int64),
+        t_kappa=ct_arr(lambda t: t.kappa), t_capacity=ct_arr(lambda t: t.capacity, np.int64),
+        t_p_event=-np.expm1(-k_tot * dt),
+        t_frac_off=np.divide(ct_arr(lambda t: t.k_off), k_tot, out=np.zeros(len(types)), where=k_tot > 0),
+        bin_size=np.asarray(grid.bin_size, dtype=np.float64), nbins=np.asarray(grid.nbins, dtype=np.int64),
+        gstart=np.asarray(grid.start, dtype=np.int64), gitems=np.asarray(grid.items, dtype=np.int32),
+    )
+    return Model(n_steps=n_steps_for(run.duration, dt), arrays=arrays, birth_time=birth_time,
+                 species_names=species_names, cargo_names=cargo_names, cargo_table=cargo_table,
+                 cell_type_names=type_names, faces=tuple(domain.faces), n_vesicles=N, n_cells=M,
+                 grid=grid)
+
+
+def _into_box(p, box, periodic):
+    """Wrap periodic axes, mirror closed ones (for points a vesicle radius
+    outside a cell that touches a face)."""
+    p = p.copy()
+    for a in range(3):
+        if periodic[a]:
+            p[:, a] = np.mod(p[:, a], box[a])
+        else:
+            p[:, a] = np.abs(p[:, a])
+            p[:, a] = np.where(p[:, a] > box[a], 2.0 * box[a] - p[:, a], p[:, a])
+    return p
+
+
+def overlapping_cell(points, vradius, cells, grid, box, periodic):
+    """Index of a cell whose contact sphere (R_cell + r_vesicle) holds each
+    point, or -1.  points [n,3] µm, vradius [n] µm."""
+    from .grid import bin_of
+    out = np.full(points.shape[0], -1, dtype=np.int64)
+    if grid.items.size == 0 or points.shape[0] == 0:
+        return out
+    b = bin_of(grid, points)
+    first, count = grid.start[b], grid.start[b + 1] - grid.start[b]
+    for k in range(int(count.max(initial=0))):
+        j = np.nonzero((k < count) & (out < 0))[0]
+        c = grid.items[first[j] + k]
+        e = points[j] - cells.centers[c]
+        for a in range(3):
+            if periodic[a]:
+                e[:, a] -= box[a] * np.floor(e[:, a] / box[a] + 0.5)
+        inside = np.einsum("ij,ij->i", e, e) < (cells.radii[c] + vradius[j]) ** 2
+        out[j[inside]] = c[inside]
+    return out
+
+
+def _place(pop, key_name, ids, vradius, box, cells, grid, periodic, key):
+    """Initial positions [n,3] of one population's vesicles `ids`."""
+    n = ids.size
+    pl = pop.placement
+    if n == 0:
+        return np.zeros((0, 3))
+    if pl.kind == "uniform":
+        # uniform in the free volume: redraw (attempt = counter word 1) the
+        # vesicles that fall inside a cell's contact sphere
+        pos = np.zeros((n, 3))
+        todo = np.arange(n)
+        for attempt in range(PLACEMENT_ATTEMPTS):
+            u = philox.uniforms4_np(ids[todo], attempt, philox.STREAM_PLACE, *key)
+            pos[todo] = np.stack(u[:3], axis=1) * box
+            todo = todo[overlapping_cell(pos[todo], vradius[todo], cells, grid, box, periodic) >= 0]
+            if todo.size == 0:
+                return pos
+        raise ConfigError(key_name, f"could not place {todo.size} of {n} vesicles outside the cells "
+                          f"in {PLACEMENT_ATTEMPTS} attempts; the cells fill almost the whole domain")
+    if pl.kind == "point":
+        pos = np.tile(np.asarray(pl.point, dtype=np.float64), (n, 1))
+    elif pl.kind == "shell":
+        u = philox.uniforms4_np(ids, 0, philox.STREAM_PLACE, *key)
+        pos = np.asarray(pl.center, dtype=np.float64) + pl.radius * _unit_vectors(u[0], u[1])
+    elif pl.kind == "plane":
+        u = philox.uniforms4_np(ids, 0, philox.STREAM_PLACE, *key)
+        pos = np.stack(u[:3], axis=1) * box
+        pos[:, pl.axis] = pl.at
+    else:
+        raise ConfigError(key_name, f"unknown placement {pl.kind!r}")
+    outside = np.any((pos < 0.0) | (pos > box), axis=1)
+    if outside.any():
+        raise ConfigError(key_name, f"{int(outside.sum())} of {n} vesicles would start outside the "
+                          f"{box[0]:g}×{box[1]:g}×{box[2]:g} µm domain")
+    inside = overlapping_cell(pos, vradius, cells, grid, box, periodic)
+    if np.any(inside >= 0):
+        c = int(inside[inside >= 0][0])
+        raise ConfigError(key_name, f"{int(np.sum(inside >= 0))} of {n} vesicles would start inside "
+                          f"cell {c} (centre {np.round(cells.centers[c], 3).tolist()} µm, "
+                          f"radius {cells.radii[c]:g} µm)")
+    return pos

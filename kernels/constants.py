@@ -1,0 +1,39 @@
+"""Codes shared by every backend (mirrored in kernels/exodiff_step.cuh)."""
+
+# Vesicle states (DESIGN §1), stored as int8.
+PENDING = 0       # not yet secreted
+FREE = 1
+BOUND = 2
+INTERNALIZED = 3
+EXITED = 4
+CLEARED = 5
+STATE_NAMES = ("pending", "free", "bound", "internalized", "exited", "cleared")
+
+# Domain face kinds, per face in the order xlo, xhi, ylo, yhi, zlo, zhi.
+REFLECT = 0
+PERIODIC = 1
+ABSORB = 2
+FACE_KINDS = {"reflect": REFLECT, "periodic": PERIODIC, "absorb": ABSORB}
+
+# Brownian-bridge crossing probabilities exp(-d1 d2 / (D dt)) below
+# exp(-40) ≈ 4e-18 are taken as zero: they cannot change a 32-bit uniform
+# draw, and skipping them saves an exp() per nearby cell per step.
+BRIDGE_CUTOFF = 40.0
+
+# The kernels' argument list after (n0, n1) or n, in order; every backend's
+# ``advance`` takes exactly these, and the driver builds them by name.
+KERNEL_ARGS = (
+    "dt", "k0", "k1",
+    # vesicle state, updated in place
+    "pos", "image", "state", "cell", "t_bound", "t_internalized", "t_exit",
+    # vesicle constants
+    "diffusion", "sigma", "settling", "vradius", "species", "birth_step", "p_clear",
+    # domain
+    "box", "face_kind", "face_kappa", "flow",
+    # cells (bound_count: bound vesicles per cell at the start of the step)
+    "ccenter", "cradius", "ctype", "bound_count",
+    # cell types
+    "t_kappa", "t_capacity", "t_p_event", "t_frac_off",
+    # cell grid (CSR)
+    "bin_size", "nbins", "gstart", "gitems",
+)
