@@ -888,14 +888,14 @@ def derived_parameters(config):
             step=step,
             step_ratio=step / smallest if smallest else None,
             clearance_rate=math.log(2) / v.half_life,
-            binding={ct.name: float(binding_probability(ct.kappa, D, dt))
+            binding={ct.name: float(binding_probability(ct.kappa, D, dt, (smallest or math.inf) + v.radius.median))
                      for ct in config.cell_types.values() if ct.kappa > 0},
             initial=v.count,
             secreted=_secreted(config, name, per_type),
         )
     total = sum(p.total for p in populations.values())
     return Derived(
-        steps=int(math.ceil(config.run.duration / dt - 1e-9)),
+        steps=physics.step_count(config.run.duration, dt),
         n_cells=n_cells,
         min_cell_radius=smallest,
         cells_per_type=per_type,

@@ -46,10 +46,6 @@ class Model:
         return tuple(self.arrays[name] for name in KERNEL_ARGS)
 
 
-def n_steps_for(duration, dt):
-    return max(1, int(round(duration / dt)))
-
-
 def _unit_vectors(u, v):
     """Uniform directions on the unit sphere from two uniforms in (0,1)."""
     cz = 2.0 * u - 1.0
@@ -114,7 +110,7 @@ def build_model(config):
             continue
         donors = np.nonzero(cells.types == T)[0]
         t0 = max(0.0, ct.secretion_window[0])
-        t1 = min(n_steps_for(run.duration, dt) * dt, ct.secretion_window[1])
+        t1 = min(physics.step_count(run.duration, dt) * dt, ct.secretion_window[1])
         t, d = _poisson_births(donors, ct.secretion_rate, t0, t1, key)
         births_t.append(t)
         births_d.append(d)
@@ -192,7 +188,7 @@ def build_model(config):
         bin_size=np.asarray(grid.bin_size, dtype=np.float64), nbins=np.asarray(grid.nbins, dtype=np.int64),
         gstart=np.asarray(grid.start, dtype=np.int64), gitems=np.asarray(grid.items, dtype=np.int32),
     )
-    return Model(n_steps=n_steps_for(run.duration, dt), arrays=arrays, birth_time=birth_time,
+    return Model(n_steps=physics.step_count(run.duration, dt), arrays=arrays, birth_time=birth_time,
                  species_names=species_names, cargo_names=cargo_names, cargo_table=cargo_table,
                  cell_type_names=type_names, faces=tuple(domain.faces), n_vesicles=N, n_cells=M,
                  grid=grid)

@@ -25,3 +25,9 @@ def settling_velocity(radius, particle_density, fluid_density, viscosity):
 def step_length(diffusion, dt):
     """Root-mean-square step per axis s = √(2 D dt) [µm]."""
     return np.sqrt(2.0 * np.asarray(diffusion, dtype=np.float64) * dt)
+
+
+def step_count(duration, dt):
+    """Number of steps that cover `duration` [s] with steps of dt [s]
+    (the last step may end up to dt later than `duration`)."""
+    return max(1, int(math.ceil(duration / dt - 1e-9)))

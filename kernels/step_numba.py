@@ -113,7 +113,7 @@ def advance_block(i0, i1, n0, n1, dt, k0, k1,
                 ey = _min_image(pos[i, 1] - ccenter[c, 1], 1, box, face_kind)
                 ez = _min_image(pos[i, 2] - ccenter[c, 2], 2, box, face_kind)
                 r = math.sqrt(ex * ex + ey * ey + ez * ez)
-                f = (Rc + unbind_distance(u2, u3, diffusion[i], dt)) / r
+                f = (Rc + unbind_distance(u2, u3, diffusion[i], dt, Rc)) / r
                 pos[i, 0] = _fold(i, 0, ccenter[c, 0] + ex * f, box, face_kind, image)
                 pos[i, 1] = _fold(i, 1, ccenter[c, 1] + ey * f, box, face_kind, image)
                 pos[i, 2] = _fold(i, 2, ccenter[c, 2] + ez * f, box, face_kind, image)
@@ -167,7 +167,7 @@ def advance_block(i0, i1, n0, n1, dt, k0, k1,
                             arg = d0 * d1 / Ddt
                             pc = math.exp(-arg) if arg < BRIDGE_CUTOFF else 0.0
                         if pc > 0.0:
-                            pa = pc * binding_probability(face_kappa, D, dt)
+                            pa = pc * binding_probability(face_kappa, D, dt, math.inf)
                             if pa > 0.0:
                                 if not drawn:
                                     uf, uc, ub, ur = uniforms4(i, n, STREAM_CONTACT, k0, k1)
@@ -227,14 +227,14 @@ def advance_block(i0, i1, n0, n1, dt, k0, k1,
                 if hit >= 0:
                     c = hit
                     T = ctype[c]
-                    pb = binding_probability(t_kappa[T], D, dt)
+                    Rc = cradius[c] + vradius[i]
+                    pb = binding_probability(t_kappa[T], D, dt, Rc)
                     if t_capacity[T] > 0:
                         free = 1.0 - bound_count[c] / t_capacity[T]
                         pb = pb * free if free > 0.0 else 0.0
                     if not drawn:
                         uf, uc, ub, ur = uniforms4(i, n, STREAM_CONTACT, k0, k1)
                         drawn = True
-                    Rc = cradius[c] + vradius[i]
                     if r1 == 0.0:  # end point at the centre: any normal will do
                         ez = 1.0
                         r1 = 1.0
@@ -312,3 +312,4 @@ def advance(n0, n1, *args):
             count_bound(named["state"], named["cell"], named["bound_count"])
     else:
         _advance_blocks(n0, n1, block, *args)
+        count_bound(named["state"], named["cell"], named["bound_count"])

@@ -14,7 +14,7 @@ from .constants import (ABSORB, BOUND, BRIDGE_CUTOFF, CLEARED, EXITED, FREE,
 from .philox import STREAM_BOUND, STREAM_CONTACT, STREAM_DIFFUSE, normals4_np, uniforms4_np
 
 
-def binding_probability_np(kappa, diffusion, dt):
+def binding_probability_np(kappa, diffusion, dt, radius):
     """Vectorized twin of ``surface.binding_probability``."""
     kappa = np.broadcast_to(np.asarray(kappa, dtype=np.float64), np.shape(diffusion))
     with np.errstate(invalid="ignore"):
@@ -24,7 +24,7 @@ def binding_probability_np(kappa, diffusion, dt):
     return np.where(kappa <= 0.0, 0.0, p)
 
 
-def unbind_distance_np(u, v, diffusion, dt):
+def unbind_distance_np(u, v, diffusion, dt, radius):
     """Vectorized twin of ``surface.unbind_distance``."""
     return u * np.sqrt(4.0 * diffusion * dt) * np.sqrt(-np.log(v))
 
@@ -105,7 +105,7 @@ def step(n, dt, k0, k1,
     ey = _min_image(pos[idx, 1] - ccenter[c, 1], 1, box, face_kind)
     ez = _min_image(pos[idx, 2] - ccenter[c, 2], 2, box, face_kind)
     r = np.sqrt(ex * ex + ey * ey + ez * ez)
-    f = (Rc + unbind_distance_np(u2, u3, diffusion[idx], dt)) / r
+    f = (Rc + unbind_distance_np(u2, u3, diffusion[idx], dt, Rc)) / r
     _place_on(idx, c, ex, ey, ez, f, pos, ccenter, box, face_kind, image)
     state[idx] = FREE
     cell[idx] = -1
@@ -135,7 +135,7 @@ def step(n, dt, k0, k1,
             d1 = x if side == 0 else L - x
             if face_kind[2 * a + side] == ABSORB:
                 pc = np.where((d1 <= 0.0) | (d0 <= 0.0), 1.0, _bridge(d0, d1, Ddt))
-                pa = pc * binding_probability_np(face_kappa, D, dt)
+                pa = pc * binding_probability_np(face_kappa, D, dt, math.inf)
                 test = alive & (pc > 0.0) & (pa > 0.0)
                 gone = test & (uf < pa)
                 state[idx[gone]] = EXITED
@@ -189,12 +189,12 @@ def step(n, dt, k0, k1,
         c = hit[j]
         vi = idx[j]
         T = ctype[c]
-        pb = binding_probability_np(t_kappa[T], D[j], dt)
+        Rc = cradius[c] + vradius[vi]
+        pb = binding_probability_np(t_kappa[T], D[j], dt, Rc)
         cap = t_capacity[T]
         with np.errstate(divide="ignore", invalid="ignore"):
             free = 1.0 - bound_count[c] / cap
             pb = np.where(cap > 0, np.where(free > 0.0, pb * free, 0.0), pb)
-        Rc = cradius[c] + vradius[vi]
         centre = hr[j] == 0.0
         hz[j[centre]] = 1.0
         hr[j[centre]] = 1.0

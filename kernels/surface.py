@@ -20,9 +20,10 @@ import numba
 
 
 @numba.njit(cache=True)
-def binding_probability(kappa, diffusion, dt):
+def binding_probability(kappa, diffusion, dt, radius):
     """P per detected contact for reactivity kappa [µm/s] (inf = every contact
-    binds), vesicle diffusion [µm²/s] and step dt [s]; clipped to [0, 1]."""
+    binds), vesicle diffusion [µm²/s], step dt [s] and contact radius [µm]
+    (R_cell + r_vesicle; inf for a flat face); clipped to [0, 1]."""
     if kappa <= 0.0:
         return 0.0
     if math.isinf(kappa):
@@ -32,11 +33,12 @@ def binding_probability(kappa, diffusion, dt):
 
 
 @numba.njit(cache=True)
-def unbind_distance(u, v, diffusion, dt):
+def unbind_distance(u, v, diffusion, dt, radius):
     """Distance [µm] outside contact at which an unbound vesicle is placed.
 
     Detailed balance with the contact scheme asks for the density of starting
     points of binding steps, ∝ erfc(x/a) with a = √(4 D dt).  That is the law
     of U·a·√(−ln V) for independent uniforms U, V in (0, 1]: a uniform
-    fraction of a Rayleigh variable (its density ∫_x^∞ f_R(y)/y dy ∝ erfc(x/a))."""
+    fraction of a Rayleigh variable (its density ∫_x^∞ f_R(y)/y dy ∝ erfc(x/a)).
+    radius [µm] is the contact radius (unused at this order)."""
     return u * math.sqrt(4.0 * diffusion * dt) * math.sqrt(-math.log(v))
