@@ -6,10 +6,11 @@ module that touches files.
 Layout (lengths in µm, unit ``"um"``; times in s, unit ``"s"``)::
 
     /h5md                          version=[1,1]; author(name); creator(name, version)
-    /parameters                    attrs config, seed, backend, device, exodiff_version, dt, ...
+    /parameters                    attrs config, seed, backend, device, exodiff_version, dt, box_edges, ...
     /particles/vesicles            attr pool_size = N
         box                        attrs dimension=3, boundary[3] ("periodic"|"none"),
-                                   faces[6] (our reflect|periodic|absorb); edges[3]
+                                   faces[6] (our reflect|periodic|absorb)
+            edges                  {step[S], time[S], value[S,3] float64} (static box, one row per snapshot)
         position                   {step[S], time[S], value[S,n,3] float64}   only if positions are written
         image                      {step, time, value[S,n,3] int32}            periodic images, with position
         state                      {step, time, value[S,n] int8}  attr state_names
@@ -226,7 +227,12 @@ class RunWriter:
             box.attrs["dimension"] = np.int32(3)
             box.attrs["boundary"] = _names_attr("periodic" if p else "none" for p in periodic)
             box.attrs["faces"] = _names_attr(boundary)
-            box.create_dataset("edges", data=box_edges).attrs["unit"] = LENGTH_UNIT
+            # edges is a time series (one row per snapshot), not a fixed
+            # dataset: MDAnalysis' H5MD reader reads box/edges/value[frame].
+            # The fixed value is also in /parameters (files with no snapshot).
+            par.attrs["box_edges"] = box_edges
+            self._box_edges = box_edges
+            self._edges = _Series(box, "edges", (3,), np.float64, unit=LENGTH_UNIT, hint=n_snapshots_hint)
 
             big = dict(compression=comp, hint=n_snapshots_hint)
             self._position = self._image = None
@@ -236,8 +242,8 @@ class RunWriter:
             self._state = _Series(ves, "state", (n,), np.int8, **big)
             self._state.group.attrs["state_names"] = _names_attr(STATE_NAMES)
             self._cell = _Series(ves, "cell", (n,), np.int32, **big)
-            self._snapshot_series = [s for s in (self._position, self._image, self._state, self._cell)
-                                     if s is not None]
+            self._snapshot_series = [s for s in (self._position, self._image, self._state, self._cell,
+                                                 self._edges) if s is not None]
 
             fixed = dict(compression=comp, shuffle=comp is not None) if n else {}
             ves.create_dataset("id", data=ids, **fixed)
@@ -317,6 +323,7 @@ class RunWriter:
             self._image.write_value(self._take(_array(image, (N, 3), np.int32, "image")))
         self._state.write_value(self._take(_array(state, (N,), np.int8, "state")))
         self._cell.write_value(self._take(_array(cell, (N,), np.int32, "cell")))
+        self._edges.write_value(self._box_edges)
         for name in MILESTONE_NAMES:
             self._milestones[name][...] = self._take(_array(milestones[name], (N,), np.float64, name))
         self._complete(self._snapshot_series, step, time)
@@ -449,13 +456,17 @@ class Run:
 
         ves = f["particles/vesicles"]
         box = ves["box"]
-        self.box_edges = box["edges"][()]
+        edges = box["edges"]
+        if isinstance(edges, h5py.Dataset):  # files written before edges became a series
+            self.box_edges = edges[()]
+        elif edges["value"].shape[0] > 0 and not np.isnan(edges["value"][0]).any():
+            self.box_edges = edges["value"][0]
+        else:
+            self.box_edges = np.asarray(par["box_edges"], dtype=np.float64)
         self.faces = _names(box.attrs, "faces")
-        self.ids = ves["id"][()]
-        self.n_vesicles = int(ves.attrs.get("pool_size", self.ids.shape[0]))
-        self.species = ves["species"][()]
+        self._ves = ves
+        self.n_vesicles = int(ves.attrs.get("pool_size", ves["id"].shape[0]))
         self.species_names = _names(ves["species"].attrs, "names")
-        self.vesicle_radius = ves["radius"][()]
 
         c = f["particles/cells"]
         self.cells = Cells(c["position"][()], c["radius"][()], c["type"][()],
@@ -470,6 +481,101 @@ class Run:
         self.n_snapshots = _complete_frames(list(self._snap.values()))
         self.n_observations = _complete_frames(list(self._obs.values()))
 
+    # --- vesicle constants (read on first use: [n] arrays of a large run are big)
+    @cached_property
+    def ids(self):
+        """int64[n] pool index of each stored vesicle."""
+        return self._ves["id"][()]
+
+    @cached_property
+    def species(self):
+        """int32[n] population index (into ``species_names``) of each stored vesicle."""
+        return self._ves["species"][()]
+
+    @cached_property
+    def vesicle_radius(self):
+        """float64[n] radius [µm] of each stored vesicle."""
+        return self._ves["radius"][()]
+
+    @property
+    def n_stored(self):
+        """n: vesicles whose snapshots are stored (N, or the sample size)."""
+        return self._ves["id"].shape[0]
+
+    @property
+    def sampled(self):
+        """True when snapshots hold a sample of the pool (n < N)."""
+        return self.n_stored != self.n_vesicles
+
+    # --- units, scenario, cells
+    @cached_property
+    def units(self):
+        """Units of the stored quantities: {"length": "um", "time": "s"}."""
+        t = self._snap["state"]["time"].attrs.get("unit", TIME_UNIT)
+        c = self._f["particles/cells/position"].attrs.get("unit", LENGTH_UNIT)
+        return {"length": _text(c), "time": _text(t)}
+
+    @cached_property
+    def duration(self):
+        """Simulated duration [s] (the config's; else the last time written)."""
+        if "duration" in self.parameters:
+            return float(self.parameters["duration"])
+        times = np.concatenate([self.snapshot_times, self.observation_times])
+        return float(times.max()) if times.size else 0.0
+
+    @cached_property
+    def config(self):
+        """The run's config as a validated :class:`exodiff.config.Config`,
+        or None when it no longer validates here (e.g. a cells file that has
+        moved)."""
+        import tomllib
+        from .config import parse_config
+        try:
+            return parse_config(tomllib.loads(self.config_text), source=str(self.path))
+        except Exception:
+            return None
+
+    @cached_property
+    def donor_types(self):
+        """Names of the cell types that secrete vesicles (secretion_rate > 0)."""
+        cfg = self.config
+        if cfg is not None:
+            return tuple(n for n, ct in cfg.cell_types.items() if ct.secretion_rate > 0)
+        import tomllib
+        try:
+            types = tomllib.loads(self.config_text).get("cell_types", {})
+        except Exception:
+            return ()
+        donors = []
+        for name, table in types.items():
+            rate = table.get("secretion_rate", 0) if isinstance(table, dict) else 0
+            if isinstance(rate, str):
+                head = rate.strip().split(" ")[0].split("/")[0]
+                try:
+                    rate = float(head)
+                except ValueError:
+                    rate = 0.0
+            if rate > 0:
+                donors.append(name)
+        return tuple(donors)
+
+    @cached_property
+    def cell_table(self):
+        """The cells as a pandas DataFrame indexed by cell (0..M-1): x, y, z,
+        radius [µm], type (categorical name), donor (its type secretes)."""
+        import pandas as pd
+        c = self.cells
+        names = list(c.type_names)
+        df = pd.DataFrame({
+            "x": c.centers[:, 0], "y": c.centers[:, 1], "z": c.centers[:, 2],
+            "radius": c.radii,
+            "type": pd.Categorical.from_codes(c.types, categories=names) if names
+            else pd.Categorical([]),
+            "donor": np.isin(c.types, [names.index(d) for d in self.donor_types if d in names]),
+        })
+        df.index.name = "cell"
+        return df
+
     # --- snapshots
     @cached_property
     def snapshot_times(self):
@@ -481,44 +587,154 @@ class Run:
         """[S] step of each snapshot."""
         return self._snap["state"]["step"][: self.n_snapshots]
 
-    def _frames(self, name, i):
+    def snapshot_index(self, time=None):
+        """Index of the last snapshot at or before ``time`` [s] (None: the last)."""
+        return _index_at(self.snapshot_times, time, self.path, "snapshot")
+
+    def observation_index(self, time=None):
+        """Index of the last observation at or before ``time`` [s] (None: the last)."""
+        return _index_at(self.observation_times, time, self.path, "observation")
+
+    def _frames(self, name, i, rows=None):
         if name not in self._snap:
             raise InputError(f"{self.path}: positions were not stored in this run")
         value = self._snap[name]["value"]
         S = self.n_snapshots
+        rows = slice(None) if rows is None else rows
         if i is None:
-            return value[:S]
+            return value[:S, rows]
         i = operator.index(i)
         if not -S <= i < S:
             raise IndexError(f"snapshot {i} out of range: {self.path} has {S}")
-        return value[i % S]
+        return value[i % S, rows]
 
-    def positions(self, i=None):
-        """Positions [µm] wrapped into the box: frame ``i`` [n,3], or all [S,n,3]."""
-        return self._frames("position", i)
+    def positions(self, i=None, rows=None):
+        """Positions [µm] wrapped into the box: frame ``i`` [n,3], or all
+        [S,n,3]; ``rows`` (a slice of stored vesicles) reads only those."""
+        return self._frames("position", i, rows)
 
-    def images(self, i=None):
+    def images(self, i=None, rows=None):
         """Periodic image counts (int32): frame ``i`` [n,3], or all [S,n,3]."""
-        return self._frames("image", i)
+        return self._frames("image", i, rows)
 
-    def unwrapped_positions(self, i=None):
+    def unwrapped_positions(self, i=None, rows=None):
         """position + image * box_edges [µm]: frame ``i`` [n,3], or all [S,n,3]."""
-        return self.positions(i) + self.images(i) * self.box_edges
+        return self.positions(i, rows) + self.images(i, rows) * self.box_edges
 
-    def states(self, i=None):
+    def states(self, i=None, rows=None):
         """States (int8, index into STATE_NAMES): frame ``i`` [n], or all [S,n]."""
-        return self._frames("state", i)
+        return self._frames("state", i, rows)
 
-    def cell_of(self, i=None):
+    def cell_of(self, i=None, rows=None):
         """Cell index of each stored vesicle (-1 if none): frame ``i`` [n], or all [S,n]."""
-        return self._frames("cell", i)
+        return self._frames("cell", i, rows)
 
     @cached_property
     def milestones(self):
         """name -> [n] time [s] of birth, first binding, internalization and
-        exit of each stored vesicle (NaN = never), as of the last snapshot."""
+        exit of each stored vesicle (NaN = never), as of the last snapshot.
+        Reads all n rows; :meth:`iter_vesicles` reads them in chunks."""
         g = self._f["particles/vesicles/milestones"]
         return {name: g[name][()] for name in MILESTONE_NAMES if name in g}
+
+    def iter_vesicles(self, fields=("state",), frames=None, chunk_size=None):
+        """Read the stored vesicles in chunks of rows, never all at once.
+
+        fields : names among "position", "image", "unwrapped" [µm], "state",
+            "cell" (per snapshot), "id", "species", "radius" and the milestone
+            names (fixed per vesicle)
+        frames : a snapshot index (per-snapshot fields come as [r, ...]), a
+            sequence of indices, or None for all snapshots ([F, r, ...])
+        chunk_size : rows per chunk (default: about 64 MiB of data per chunk)
+
+        Yields ``(rows, data)``: ``rows`` a slice of the stored vesicles and
+        ``data`` field name -> array for those rows."""
+        fields = tuple(fields)
+        per_frame = {"position": 24, "image": 12, "unwrapped": 36, "state": 1, "cell": 4}
+        fixed = {"id": 8, "species": 4, "radius": 8, **{m: 8 for m in MILESTONE_NAMES}}
+        unknown = [f for f in fields if f not in per_frame and f not in fixed]
+        if unknown:
+            raise ValueError(f"iter_vesicles: unknown field {unknown[0]!r}; "
+                             f"expected some of {(*per_frame, *fixed)}")
+        S = self.n_snapshots
+        if frames is None:
+            sel, n_frames = slice(0, S), S
+        elif isinstance(frames, (int, np.integer)):
+            if not -S <= frames < S:
+                raise IndexError(f"snapshot {frames} out of range: {self.path} has {S}")
+            sel, n_frames = int(frames) % S, 1
+        else:
+            sel = sorted({int(i) % S for i in frames}) if S else []
+            n_frames = len(sel)
+        row_bytes = sum(per_frame[f] * max(n_frames, 1) for f in fields if f in per_frame) \
+            + sum(fixed[f] for f in fields if f in fixed)
+        if chunk_size is None:
+            chunk_size = max(4096, (64 << 20) // max(row_bytes, 1))
+        n = self.n_stored
+        ms = self._ves["milestones"]
+        for start in range(0, n, chunk_size):
+            rows = slice(start, min(n, start + chunk_size))
+            data = {}
+            for f in fields:
+                if f in fixed:
+                    data[f] = (ms[f] if f in MILESTONE_NAMES else self._ves[f])[rows]
+                    continue
+                name = "position" if f == "unwrapped" else f
+                if name not in self._snap:
+                    raise InputError(f"{self.path}: positions were not stored in this run")
+                if isinstance(sel, list) and not sel:
+                    shape = self._snap[name]["value"].shape[2:]
+                    data[f] = np.empty((0, rows.stop - rows.start, *shape),
+                                       self._snap[name]["value"].dtype)
+                    continue
+                a = self._snap[name]["value"][sel, rows]
+                if f == "unwrapped":
+                    a = a + self._snap["image"]["value"][sel, rows] * self.box_edges
+                data[f] = a
+            yield rows, data
+
+    # --- analyses (exodiff.analysis), computed on this run
+    def uptake_curves(self, **settings):
+        """:class:`exodiff.analysis.UptakeCurves` computed on this run."""
+        from .analysis import UptakeCurves
+        return UptakeCurves(**settings).compute(self)
+
+    def dose(self, **settings):
+        """:class:`exodiff.analysis.Dose` computed on this run."""
+        from .analysis import Dose
+        return Dose(**settings).compute(self)
+
+    def uptake_range(self, **settings):
+        """:class:`exodiff.analysis.UptakeRange` computed on this run."""
+        from .analysis import UptakeRange
+        return UptakeRange(**settings).compute(self)
+
+    def first_passage(self, **settings):
+        """:class:`exodiff.analysis.FirstPassage` computed on this run."""
+        from .analysis import FirstPassage
+        return FirstPassage(**settings).compute(self)
+
+    def msd(self, **settings):
+        """:class:`exodiff.analysis.MSD` computed on this run."""
+        from .analysis import MSD
+        return MSD(**settings).compute(self)
+
+    def profile(self, **settings):
+        """:class:`exodiff.analysis.Profile` computed on this run."""
+        from .analysis import Profile
+        return Profile(**settings).compute(self)
+
+    def mass_balance(self, **settings):
+        """:class:`exodiff.analysis.MassBalance` computed on this run."""
+        from .analysis import MassBalance
+        return MassBalance(**settings).compute(self)
+
+    def cell_results(self, time=None):
+        """Per-cell results at observation ``time`` [s] (None: the last) as a
+        DataFrame: the cell table plus bound, internalized, taken_up, cargo
+        per kind and the distance to the nearest donor cell [µm]."""
+        from .analysis import cell_results
+        return cell_results(self, time)
 
     # --- observations
     def _obs_value(self, name):
@@ -587,8 +803,8 @@ class Run:
                  + (f" on {self.device}" if self.device else "")
                  + f", seed {self.seed}, dt {_fmt_time(self.dt)}"]
         stored = "positions not stored" if not self.has_positions else "positions stored"
-        if self.ids.shape[0] != self.n_vesicles:
-            stored += f" for a sample of {self.ids.shape[0]}"
+        if self.n_stored != self.n_vesicles:
+            stored += f" for a sample of {self.n_stored}"
         lines.append(f"  vesicles: {self.n_vesicles} in the pool ({stored});"
                      f" species: {', '.join(self.species_names) or '-'}")
         per_type = ", ".join(f"{name} {int(np.sum(self.cells.types == k))}"
@@ -629,6 +845,19 @@ class Run:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _index_at(times, time, path, what):
+    """Index of the last of ``times`` at or before ``time`` (None: the last)."""
+    if times.size == 0:
+        raise InputError(f"{path}: no {what} written yet")
+    if time is None:
+        return times.size - 1
+    k = int(np.searchsorted(times, float(time) + 1e-9 * max(1.0, abs(float(time))), side="right")) - 1
+    if k < 0:
+        raise InputError(f"{path}: no {what} at or before t = {float(time):g} s "
+                         f"(the first is at {times[0]:g} s)")
+    return k
 
 
 def _fmt_time(t):

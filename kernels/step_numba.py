@@ -293,6 +293,30 @@ def count_bound(state, cell, bound_count):
             bound_count[cell[i]] += 1
 
 
+@numba.njit(cache=True, parallel=True)
+def _advance_synced(n0, n1, block, dt, k0, k1,
+                    pos, image, state, cell, t_bound, t_internalized, t_exit,
+                    diffusion, sigma, settling, vradius, species, birth_step, p_clear,
+                    box, face_kind, face_kappa, flow,
+                    ccenter, cradius, ctype, bound_count,
+                    t_kappa, t_capacity, t_p_event, t_frac_off,
+                    bin_size, nbins, gstart, gitems):
+    """Step by step, all vesicles per step, recounting bound vesicles per cell
+    in between (the loop lives here: a Python-level loop would pay Numba's
+    dispatch of ~35 arguments every step)."""
+    nblocks = (state.size + block - 1) // block
+    for n in range(n0, n1):
+        for b in numba.prange(nblocks):
+            advance_block(b * block, min((b + 1) * block, state.size), n, n + 1, dt, k0, k1,
+                          pos, image, state, cell, t_bound, t_internalized, t_exit,
+                          diffusion, sigma, settling, vradius, species, birth_step, p_clear,
+                          box, face_kind, face_kappa, flow,
+                          ccenter, cradius, ctype, bound_count,
+                          t_kappa, t_capacity, t_p_event, t_frac_off,
+                          bin_size, nbins, gstart, gitems)
+        count_bound(state, cell, bound_count)
+
+
 def advance(n0, n1, *args):
     """Advance all vesicles from step n0 to n1 in place; ``args`` in the order
     of ``constants.KERNEL_ARGS``.
@@ -307,9 +331,7 @@ def advance(n0, n1, *args):
     # overhead (~0.4 µs) stays negligible
     block = max(256, -(-n // (64 * numba.get_num_threads())))
     if np.any(named["t_capacity"] > 0):
-        for step in range(n0, n1):
-            _advance_blocks(step, step + 1, block, *args)
-            count_bound(named["state"], named["cell"], named["bound_count"])
+        _advance_synced(n0, n1, block, *args)
     else:
         _advance_blocks(n0, n1, block, *args)
         count_bound(named["state"], named["cell"], named["bound_count"])

@@ -109,7 +109,7 @@ def test_layout_follows_h5md(run_file):
         assert box.attrs["dimension"] == 3
         assert list(box.attrs["boundary"]) == ["periodic", "none", "none"]
         assert list(box.attrs["faces"]) == ["periodic", "periodic", "reflect", "reflect", "reflect", "absorb"]
-        assert box["edges"].attrs["unit"] == "um"
+        assert box["edges/value"].attrs["unit"] == "um"
         assert f["particles/cells/box"] == box  # hard link
         pos = f["particles/vesicles/position"]
         assert pos["value"].attrs["unit"] == "um" and pos["time"].attrs["unit"] == "s"

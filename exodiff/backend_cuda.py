@@ -1,0 +1,224 @@
+"""The ``cuda`` backend: the step as CUDA kernels (kernels/exodiff_step.cu)
+launched through CuPy.
+
+Twin of ``CpuBackend`` (exodiff/backends.py), with the same three calls:
+``prepare(model)`` compiles the kernels (once per device and process) and
+uploads the model's arrays once, ``advance(n0, n1)`` launches the step
+kernels, ``fetch(model)`` copies back into ``model.arrays`` what the driver
+observes and writes.  CuPy is imported when a ``CudaBackend`` is made, never
+when this module is imported, so exodiff imports and runs without it.
+
+Launches mirror ``kernels/step_numba.advance``: without receptor capacity
+the vesicles are independent, and each fused launch runs one thread per
+vesicle through many steps with its state in registers; with finite capacity
+binding reads the per-cell bound count as of the start of each step, so the
+kernel runs one step per launch and ``count_bound`` recounts in between.
+
+Device layout: structure of arrays.  Positions and periodic images are kept
+as (3, N) arrays and passed split by axis (px, py, pz; ix, iy, iz), so the
+loads and stores of neighbouring threads are contiguous: that matters for the
+per-step launches of the capacity-limited case, where every launch reads and
+writes the state of every changing vesicle.
+
+The argument builder (``to_device_layout``, ``launch_args``) takes an array
+module, so the tests run it with NumPy to drive the host harness
+(kernels/host_harness.cpp), which has the kernels' exact parameter lists.
+"""
+import functools
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from .kernels.constants import KERNEL_ARGS
+
+BLOCK = 256             # threads per block (given to the kernels as -DEXO_BLOCK)
+LAUNCH_WORK = 1 << 30   # most vesicle-steps per fused launch: ~0.05 s at 2e10/s,
+                        # so no launch trips a display watchdog or holds off
+                        # Ctrl-C, while re-reading the state per launch (~1 GB
+                        # for 1e7 vesicles, ~0.3 ms) stays around 1 % of it
+SOURCE = "exodiff_step.cu"
+
+# C types of the entry points' array parameters (kernels/exodiff_step.cuh:
+# EXO_ADVANCE_PARAMS), by KERNEL_ARGS name; the model's arrays are converted
+# to these on upload, so a dtype change elsewhere cannot garble a launch.
+ARRAY_DTYPES = {
+    "pos": np.float64, "image": np.int32, "state": np.int8, "cell": np.int32,
+    "t_bound": np.float64, "t_internalized": np.float64, "t_exit": np.float64,
+    "diffusion": np.float64, "sigma": np.float64, "settling": np.float64, "vradius": np.float64,
+    "species": np.int32, "birth_step": np.int64, "p_clear": np.float64,
+    "box": np.float64, "face_kind": np.int32, "flow": np.float64,
+    "ccenter": np.float64, "cradius": np.float64, "ctype": np.int32, "bound_count": np.int64,
+    "t_kappa": np.float64, "t_capacity": np.int64, "t_p_event": np.float64, "t_frac_off": np.float64,
+    "bin_size": np.float64, "nbins": np.int64, "gstart": np.int64, "gitems": np.int32,
+}
+SCALAR_DTYPES = {
+    "n_vesicles": np.int64, "n0": np.int64, "n1": np.int64, "n_gitems": np.int64,
+    "dt": np.float64, "k0": np.uint32, "k1": np.uint32, "face_kappa": np.float64,
+}
+# (N, 3) host arrays kept as (3, N) on the device and passed one row per axis
+SPLIT = {"pos": ("px", "py", "pz"), "image": ("ix", "iy", "iz")}
+# what fetch() brings back: everything the driver observes or writes
+FETCHED = ("pos", "image", "state", "cell", "t_bound", "t_internalized", "t_exit", "bound_count")
+
+
+def _param_names():
+    names = ["n_vesicles", "n0", "n1"]
+    for name in KERNEL_ARGS:
+        names.extend(SPLIT.get(name, (name,)))
+    names.append("n_gitems")
+    return tuple(names)
+
+
+PARAMS = _param_names()
+"""advance_f64's parameters in order: KERNEL_ARGS with pos and image split by
+axis, after the vesicle count and the step range, and the grid's item count last."""
+
+
+def kernel_dir():
+    """The folder of the installed CUDA sources (the exodiff.kernels package)."""
+    from . import kernels
+    return Path(kernels.__file__).resolve().parent
+
+
+def kernel_source():
+    """(code, options) for ``cupy.RawModule``.
+
+    The code is exodiff_step.cu behind ``#line 1 "<path>"``, so compiler
+    errors name the real file; its headers come in through ``-I``.  CuPy's
+    on-disk cache keys on the code and the options but not on included files,
+    so a hash of every CUDA source goes into the options as a define."""
+    folder = kernel_dir()
+    path = folder / SOURCE
+    digest = hashlib.sha256()
+    for f in sorted(folder.glob("*.cu")) + sorted(folder.glob("*.cuh")):
+        digest.update(f.name.encode() + b"\0" + f.read_bytes())
+    code = f'#line 1 "{path.as_posix()}"\n' + path.read_text(encoding="utf-8")
+    options = ("-std=c++17", f"-I{folder}", f"-DEXO_BLOCK={BLOCK}",
+               f"-DEXODIFF_SOURCES_SHA256={digest.hexdigest()[:16]}")
+    return code, options
+
+
+def to_device_layout(arrays, xp):
+    """The kernel arrays of a model as the entry points take them.
+
+    arrays: dict with the KERNEL_ARGS names (``Model.arrays``); xp: the array
+    module to copy them into (cupy on a GPU, numpy for the host harness).
+    Returns a dict: every KERNEL_ARGS array as a C-ordered copy of its C
+    dtype, pos and image as (3, N) arrays plus their rows under the SPLIT
+    names, scalars as NumPy scalars of their C type, and the counts
+    n_vesicles and n_gitems."""
+    out = {}
+    for name in KERNEL_ARGS:
+        value = arrays[name]
+        if name in SCALAR_DTYPES:
+            out[name] = SCALAR_DTYPES[name](value)
+            continue
+        host = np.asarray(value, dtype=ARRAY_DTYPES[name])
+        if name in SPLIT:
+            if host.ndim != 2 or host.shape[1] != 3:
+                raise ValueError(f"{name}: expected shape (N, 3), got {host.shape}")
+            soa = xp.array(np.ascontiguousarray(host.T))
+            out[name] = soa
+            for a, part in enumerate(SPLIT[name]):
+                out[part] = soa[a]
+        else:
+            out[name] = xp.array(np.ascontiguousarray(host))
+    out["n_vesicles"] = np.int64(np.asarray(arrays["state"]).size)
+    out["n_gitems"] = np.int64(np.asarray(arrays["gitems"]).size)
+    return out
+
+
+def launch_args(dev, n0, n1):
+    """advance_f64's arguments (PARAMS order) for steps n0..n1-1; dev from
+    ``to_device_layout``."""
+    named = dict(dev, n0=np.int64(n0), n1=np.int64(n1))
+    return tuple(named[name] for name in PARAMS)
+
+
+def launch_schedule(n0, n1, n_vesicles, capacity, work=LAUNCH_WORK):
+    """The launches that take every vesicle from step n0 to n1, as
+    (first step, end step, recount after) tuples: one step each with finite
+    capacity (a recount after each, as the CPU does), else fused launches of
+    at most `work` vesicle-steps and one recount at the end."""
+    if n1 <= n0:
+        return []
+    if capacity:
+        return [(n, n + 1, True) for n in range(n0, n1)]
+    per = max(1, work // max(1, n_vesicles))
+    starts = range(n0, n1, per)
+    return [(s, min(s + per, n1), s + per >= n1) for s in starts]
+
+
+def host_layout(dev, name):
+    """Array `name` of a device layout as the model keeps it: (N, 3) for pos
+    and image (still of module xp)."""
+    value = dev[name]
+    return value.T if name in SPLIT else value
+
+
+@functools.lru_cache(maxsize=None)
+def _functions(device_id):
+    """(advance_f64, count_bound) compiled for device `device_id`: once per
+    device and process (CuPy also keeps the binary in its disk cache)."""
+    import cupy
+    code, options = kernel_source()
+    with cupy.cuda.Device(device_id):
+        module = cupy.RawModule(code=code, options=options)
+        return module.get_function("advance_f64"), module.get_function("count_bound")
+
+
+def _copy_back(src, dst):
+    """Device array src into the host array dst, in place (dst keeps its identity,
+    so whatever holds model.arrays sees the new values)."""
+    import cupy
+    if dst.dtype == src.dtype and dst.flags.c_contiguous:
+        cupy.ascontiguousarray(src).get(out=dst)
+    else:
+        dst[...] = cupy.asnumpy(src)
+
+
+class CudaBackend:
+    """The step on one CUDA device (the current one unless device_id is given)."""
+
+    name = "cuda"
+
+    def __init__(self, device_id=None):
+        import cupy
+        self._cupy = cupy
+        self._device = cupy.cuda.Device(device_id) if device_id is not None else cupy.cuda.Device()
+        props = cupy.cuda.runtime.getDeviceProperties(self._device.id)
+        name = props["name"]
+        self.device = name.decode() if isinstance(name, bytes) else str(name)
+        self._dev = None
+
+    def prepare(self, model):
+        """Compile (first time on this device) and upload the model's arrays."""
+        with self._device:
+            self._advance, self._count = _functions(self._device.id)
+            self._dev = to_device_layout(model.arrays, self._cupy)
+        self._n = int(self._dev["n_vesicles"])
+        self._blocks = ((self._n + BLOCK - 1) // BLOCK,)
+        self._capacity = bool(np.any(np.asarray(model.arrays["t_capacity"]) > 0))
+
+    def advance(self, n0, n1):
+        """Advance every vesicle from step n0 to n1 (asynchronous: fetch waits)."""
+        if self._n == 0:
+            return
+        with self._device:
+            for first, end, recount in launch_schedule(n0, n1, self._n, self._capacity):
+                self._advance(self._blocks, (BLOCK,), launch_args(self._dev, first, end))
+                if recount:
+                    self._recount()
+
+    def fetch(self, model):
+        """Copy the state the driver observes and writes back into model.arrays."""
+        a = model.arrays
+        with self._device:
+            for name in FETCHED:
+                _copy_back(host_layout(self._dev, name), a[name])
+
+    def _recount(self):
+        d = self._dev
+        d["bound_count"].fill(0)
+        self._count(self._blocks, (BLOCK,), (d["n_vesicles"], d["state"], d["cell"], d["bound_count"]))

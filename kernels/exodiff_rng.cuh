@@ -1,0 +1,129 @@
+// Philox4x32-10 counter-based random numbers: CUDA/C++ twin of kernels/philox.py.
+//
+// Salmon et al., SC'11; constants from Random123 include/Random123/philox.h.
+// Counter = (vesicle id, step, stream, 0), key = seed (low word, high word):
+// every number is a pure function of what it is for, so the GPU draws exactly
+// the words the CPU backends draw (DESIGN §2).  The integer arithmetic is
+// exact everywhere; to_uniform is one exact conversion, one exact add (the
+// sum fits in 33 bits) and a multiply by a power of two, so uniforms are
+// bit-identical too.  Only normals4 goes through log/sqrt/cos/sin, which agree
+// with glibc to the last bit on the host and to an ulp or two on the device.
+//
+// Compiles as CUDA (nvcc, NVRTC) and as plain C++ (the host harness).
+#ifndef EXODIFF_RNG_CUH
+#define EXODIFF_RNG_CUH
+
+#if !defined(__CUDACC__)
+// Plain C++ (the host harness): the CUDA qualifiers mean nothing.
+#define __host__
+#define __device__
+#define __forceinline__ inline
+#endif
+
+// Unroll small fixed loops on the device (so that arrays indexed by the loop
+// variable stay in registers); host compilers do not know the pragma.
+#if defined(__CUDA_ARCH__)
+#define EXO_UNROLL _Pragma("unroll")
+#else
+#define EXO_UNROLL
+#endif
+
+#if !defined(__CUDACC_RTC__)
+#include <math.h>  // NVRTC has the math functions built in and no system headers
+#endif
+
+namespace exo {
+
+// Stream ids: the third counter word.  Mirror of the STREAM_* list in
+// kernels/philox.py (tests/test_cuda_host.py checks that they agree).
+enum Stream : unsigned int {
+    STREAM_DIFFUSE = 0,  // per step: 4 normals, 3 for the displacement
+    STREAM_CONTACT = 1,  // per step: faces, cell contact, binding, clearance
+    STREAM_BOUND = 2,    // per step: bound-state event, channel, unbinding placement
+    STREAM_PLACE = 3,    // setup: initial placement (counter word 1 = attempt)
+    STREAM_BIRTH = 4,    // setup: secretion times (counter word 0 = donor cell)
+    STREAM_RADIUS = 5,   // setup: vesicle radius draw
+    STREAM_SURFACE = 6,  // setup: birth position on the donor's surface
+};
+
+struct Words4 {
+    unsigned int x0, x1, x2, x3;
+};
+
+struct Doubles4 {
+    double v0, v1, v2, v3;
+};
+
+__host__ __device__ __forceinline__ void mulhilo32(unsigned int a, unsigned int b,
+                                                   unsigned int& hi, unsigned int& lo) {
+#if defined(__CUDA_ARCH__)
+    hi = __umulhi(a, b);  // one instruction instead of a 64-bit multiply
+    lo = a * b;
+#else
+    const unsigned long long p = (unsigned long long)a * b;
+    hi = (unsigned int)(p >> 32);
+    lo = (unsigned int)p;
+#endif
+}
+
+// Philox4x32-10 of counter (c0..c3) and key (k0, k1).
+__host__ __device__ __forceinline__ Words4 philox4x32(unsigned int c0, unsigned int c1,
+                                                      unsigned int c2, unsigned int c3,
+                                                      unsigned int k0, unsigned int k1) {
+    const unsigned int M0 = 0xD2511F53u, M1 = 0xCD9E8D57u;
+    const unsigned int W0 = 0x9E3779B9u, W1 = 0xBB67AE85u;
+    EXO_UNROLL
+    for (int r = 0; r < 10; ++r) {
+        unsigned int hi0, lo0, hi1, lo1;
+        mulhilo32(M0, c0, hi0, lo0);
+        mulhilo32(M1, c2, hi1, lo1);
+        c0 = hi1 ^ c1 ^ k0;
+        c1 = lo1;
+        c2 = hi0 ^ c3 ^ k1;
+        c3 = lo0;
+        k0 += W0;  // the key schedule wraps mod 2^32, as in Random123
+        k1 += W1;
+    }
+    Words4 w = {c0, c1, c2, c3};
+    return w;
+}
+
+// 32-bit word -> uniform double in (0, 1), never 0 or 1.
+__host__ __device__ __forceinline__ double to_uniform(unsigned int x) {
+    return ((double)x + 0.5) * (1.0 / 4294967296.0);
+}
+
+// Four uniforms in (0, 1) from counter (c0, c1, c2, 0).
+__host__ __device__ __forceinline__ Doubles4 uniforms4(unsigned int c0, unsigned int c1,
+                                                       unsigned int c2, unsigned int k0,
+                                                       unsigned int k1) {
+    const Words4 w = philox4x32(c0, c1, c2, 0u, k0, k1);
+    Doubles4 u = {to_uniform(w.x0), to_uniform(w.x1), to_uniform(w.x2), to_uniform(w.x3)};
+    return u;
+}
+
+// Four standard normals from counter (c0, c1, c2, 0) by Box–Muller on the
+// pairs (u0, u1) and (u2, u3); the same expressions as philox.normals4.
+__host__ __device__ __forceinline__ Doubles4 normals4(unsigned int c0, unsigned int c1,
+                                                      unsigned int c2, unsigned int k0,
+                                                      unsigned int k1) {
+    const Doubles4 u = uniforms4(c0, c1, c2, k0, k1);
+    const double r0 = sqrt(-2.0 * log(u.v0));
+    const double r1 = sqrt(-2.0 * log(u.v2));
+#if defined(__CUDA_ARCH__)
+    double sin0, cos0, sin1, cos1;
+    sincospi(2.0 * u.v1, &sin0, &cos0);
+    sincospi(2.0 * u.v3, &sin1, &cos1);
+    Doubles4 z = {r0 * cos0, r0 * sin0, r1 * cos1, r1 * sin1};
+#else
+    const double TWO_PI = 2.0 * 3.14159265358979323846;  // = 2.0 * math.pi exactly
+    const double t0 = TWO_PI * u.v1;
+    const double t1 = TWO_PI * u.v3;
+    Doubles4 z = {r0 * cos(t0), r0 * sin(t0), r1 * cos(t1), r1 * sin(t1)};
+#endif
+    return z;
+}
+
+}  // namespace exo
+
+#endif  // EXODIFF_RNG_CUH

@@ -1,0 +1,35 @@
+// CUDA kernels of the cuda backend (launched by exodiff/backend_cuda.py through
+// cupy.RawModule; twin of kernels/step_numba.py: advance / count_bound).
+//
+// advance_f64: one thread per vesicle runs exo::advance_one (exodiff_step.cuh)
+// through steps n0..n1-1 with the vesicle's state in registers: global memory
+// is read once and written once per launch, whatever the number of steps.
+// Without receptor capacity the vesicles are independent and one launch runs
+// many steps (fused); with it the backend launches one step at a time and
+// recounts the bound vesicles per cell in between (count_bound), so binding
+// reads the count as of the start of the step, as on the CPU.
+//
+// Compiles standalone (nvcc -I kernels -c exodiff_step.cu) and under NVRTC.
+#include "exodiff_step.cuh"
+
+// Threads per block; the backend passes its own value with -DEXO_BLOCK.
+#ifndef EXO_BLOCK
+#define EXO_BLOCK 256
+#endif
+
+// Vesicles i < n_vesicles, advanced from step n0 to n1 (float64 positions).
+extern "C" __global__ void __launch_bounds__(EXO_BLOCK) advance_f64(EXO_ADVANCE_PARAMS) {
+    EXO_ADVANCE_STRUCTS;
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n_vesicles) exo::advance_one(i, n0, n1, A, T);
+}
+
+// bound_count[c] += number of BOUND vesicles on cell c (zero it first).
+// Integer atomics: the count is exact whatever the order of the threads.
+extern "C" __global__ void __launch_bounds__(EXO_BLOCK)
+    count_bound(long long n_vesicles, const signed char* __restrict__ state,
+                const int* __restrict__ cell, long long* __restrict__ bound_count) {
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n_vesicles && state[i] == exo::BOUND)
+        atomicAdd(reinterpret_cast<unsigned long long*>(bound_count + cell[i]), 1ull);
+}

@@ -1,0 +1,198 @@
+"""The CUDA kernels checked without a GPU (DESIGN §3).
+
+The step body of the cuda backend (kernels/exodiff_step.cuh) is a
+``__host__ __device__`` function; kernels/host_harness.cpp runs it over all
+vesicles on the CPU with the kernels' own entry points, and these tests drive
+it with the cuda backend's own argument builder and launch schedule
+(exodiff/backend_cuda.py).  Built without FMA contraction and linked to the
+same libm (glibc) as Numba, it must match the Numba backend bit for bit.
+The shipped .cu files must also compile with nvcc for sm_80 and sm_90 with
+warnings as errors, and without local memory (the state stays in registers).
+"""
+import ctypes
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from exodiff import backend_cuda
+from exodiff.driver import Simulation
+from exodiff.kernels import constants, philox
+
+from test_backends import STATE_ARRAYS, _everything
+from test_philox import KAT
+
+KERNELS = Path(__file__).resolve().parents[1] / "kernels"
+CXX = shutil.which("g++")
+NVCC = shutil.which("nvcc")
+HARNESS_FLAGS = ["-O2", "-fno-fast-math", "-ffp-contract=off", "-std=c++17",
+                 "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC"]
+
+# C parameter types of the entry points -> (ctypes type, NumPy dtype)
+C_TYPES = {
+    "long long": (ctypes.c_longlong, np.int64), "unsigned int": (ctypes.c_uint, np.uint32),
+    "double": (ctypes.c_double, np.float64),
+    "double*": (ctypes.c_void_p, np.float64), "int*": (ctypes.c_void_p, np.int32),
+    "long long*": (ctypes.c_void_p, np.int64), "signed char*": (ctypes.c_void_p, np.int8),
+}
+
+
+def header_params():
+    """[(C type, name)] of EXO_ADVANCE_PARAMS in kernels/exodiff_step.cuh."""
+    text = (KERNELS / "exodiff_step.cuh").read_text()
+    body = re.search(r"#define EXO_ADVANCE_PARAMS(.*?)\n\n", text, re.S).group(1)
+    body = body.replace("\\\n", " ").replace("__restrict__", "").replace("const ", "")
+    params = []
+    for item in body.split(","):
+        m = re.fullmatch(r"\s*([a-z ]+?)\s*(\*?)\s*(\w+)\s*", item)
+        params.append((m.group(1) + m.group(2), m.group(3)))
+    return params
+
+
+@pytest.fixture(scope="module")
+def lib(tmp_path_factory):
+    if CXX is None:
+        pytest.skip("g++ is not installed: cannot build the CUDA host harness")
+    out = tmp_path_factory.mktemp("harness") / "libexodiff_host.so"
+    cmd = [CXX, *HARNESS_FLAGS, "-I", str(KERNELS), str(KERNELS / "host_harness.cpp"), "-o", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stderr}"
+    lib = ctypes.CDLL(str(out))
+    lib.advance_f64.argtypes = [C_TYPES[t][0] for t, _ in header_params()]
+    lib.advance_f64.restype = None
+    lib.count_bound.argtypes = [ctypes.c_longlong] + [ctypes.c_void_p] * 3
+    lib.count_bound.restype = None
+    return lib
+
+
+def _c(value):
+    return value.ctypes.data if isinstance(value, np.ndarray) else value
+
+
+class HostBackend:
+    """CudaBackend with the GPU replaced by the host harness: the same layout,
+    argument list and launch schedule, NumPy arrays instead of CuPy ones."""
+    name = "cuda-host"
+    device = "cpu (CUDA host harness)"
+
+    def __init__(self, lib, work=backend_cuda.LAUNCH_WORK):
+        self.lib = lib
+        self.work = work
+
+    def prepare(self, model):
+        self.dev = backend_cuda.to_device_layout(model.arrays, np)
+        self.capacity = bool(np.any(model.arrays["t_capacity"] > 0))
+
+    def advance(self, n0, n1):
+        d = self.dev
+        n = int(d["n_vesicles"])
+        for first, end, recount in backend_cuda.launch_schedule(n0, n1, n, self.capacity, self.work):
+            self.lib.advance_f64(*(_c(v) for v in backend_cuda.launch_args(d, first, end)))
+            if recount:
+                d["bound_count"][:] = 0
+                self.lib.count_bound(n, _c(d["state"]), _c(d["cell"]), _c(d["bound_count"]))
+
+    def fetch(self, model):
+        for name in backend_cuda.FETCHED:
+            model.arrays[name][...] = backend_cuda.host_layout(self.dev, name)
+
+
+def _run(cfg, tmp_path, name, backend="numba", host=None):
+    sim = Simulation(cfg, backend=backend)
+    if host is not None:
+        sim.backend = host
+    sim.run(tmp_path / name)
+    return sim.model.arrays
+
+
+# -- the sources agree with the Python side ----------------------------------
+def test_entry_point_parameters_match_the_argument_builder():
+    params = header_params()
+    assert tuple(name for _, name in params) == backend_cuda.PARAMS
+    for ctype, name in params:
+        base = next((k for k, parts in backend_cuda.SPLIT.items() if name in parts), name)
+        expected = backend_cuda.ARRAY_DTYPES.get(base, backend_cuda.SCALAR_DTYPES.get(base))
+        assert np.dtype(C_TYPES[ctype][1]) == np.dtype(expected), name
+
+
+def test_cuda_constants_mirror_the_python_ones():
+    rng = (KERNELS / "exodiff_rng.cuh").read_text()
+    step = (KERNELS / "exodiff_step.cuh").read_text()
+    pairs = dict(re.findall(r"\b([A-Z][A-Z_]+) = (\d+)", rng + step))
+    for name in ("PENDING", "FREE", "BOUND", "INTERNALIZED", "EXITED", "CLEARED",
+                 "REFLECT", "PERIODIC", "ABSORB"):
+        assert int(pairs[name]) == getattr(constants, name), name
+    streams = [n for n in dir(philox) if n.startswith("STREAM_")]
+    assert set(streams) == {n for n in pairs if n.startswith("STREAM_")}
+    for name in streams:
+        assert int(pairs[name]) == getattr(philox, name), name
+    cutoff = re.search(r"BRIDGE_CUTOFF = ([0-9.]+);", step).group(1)
+    assert float(cutoff) == constants.BRIDGE_CUTOFF
+
+
+def test_device_layout_round_trips_the_model_arrays():
+    from exodiff.model import build_model
+    arrays = build_model(_everything(0)).arrays
+    dev = backend_cuda.to_device_layout(arrays, np)
+    for name in backend_cuda.FETCHED:
+        np.testing.assert_array_equal(backend_cuda.host_layout(dev, name), arrays[name], err_msg=name)
+    assert np.shares_memory(dev["px"], dev["pos"]) and not np.shares_memory(dev["pos"], arrays["pos"])
+
+
+def test_launch_schedule_covers_every_step_once():
+    fused = backend_cuda.launch_schedule(10, 35, 1000, False, work=7000)
+    assert fused == [(10, 17, False), (17, 24, False), (24, 31, False), (31, 35, True)]
+    assert backend_cuda.launch_schedule(3, 6, 10, True) == [(3, 4, True), (4, 5, True), (5, 6, True)]
+    assert backend_cuda.launch_schedule(5, 5, 10, False) == []
+
+
+# -- the host harness against Numba -------------------------------------------
+@pytest.mark.parametrize("ctr,key,expected", KAT)
+def test_cuda_philox_matches_known_answers(lib, ctr, key, expected):
+    out = np.zeros(4, dtype=np.uint32)
+    lib.philox4x32(np.array(ctr, dtype=np.uint32).ctypes.data, np.array(key, dtype=np.uint32).ctypes.data,
+                   out.ctypes.data)
+    assert tuple(int(x) for x in out) == expected
+
+
+def test_cuda_normals_match_numpy_bit_for_bit(lib):
+    n = 100_000
+    out = np.zeros((4, n))
+    lib.normals4(ctypes.c_longlong(n), ctypes.c_uint(7), ctypes.c_uint(philox.STREAM_DIFFUSE),
+                 ctypes.c_uint(42), ctypes.c_uint(3), out.ctypes.data)
+    ref = np.stack(philox.normals4_np(np.arange(n), 7, philox.STREAM_DIFFUSE, 42, 3))
+    np.testing.assert_array_equal(out, ref)
+
+
+@pytest.mark.parametrize("capacity", [0, 3], ids=["independent", "capacity-limited"])
+def test_host_harness_matches_numba_bit_for_bit(lib, capacity, tmp_path):
+    """The whole run through the driver: births, faces, cells, binding with and
+    without capacity, unbinding, internalization, clearance; fused launches
+    are cut every 7 steps to exercise the launch schedule."""
+    cfg = _everything(capacity)
+    ref = _run(cfg, tmp_path, "numba.h5")
+    host = _run(cfg, tmp_path, "host.h5", host=HostBackend(lib, work=7 * ref["state"].size))
+    states = set(np.unique(ref["state"]).tolist())
+    assert {constants.FREE, constants.BOUND, constants.INTERNALIZED, constants.EXITED,
+            constants.CLEARED} <= states
+    for name in STATE_ARRAYS:
+        np.testing.assert_array_equal(host[name], ref[name], err_msg=name)
+
+
+# -- nvcc ----------------------------------------------------------------------
+NVCC_FLAGS = ["-Werror", "all-warnings", "-Xcompiler", "-Wall,-Werror",
+              "-Xptxas", "-warn-spills,-warn-lmem-usage"]
+
+
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90"])
+@pytest.mark.parametrize("source", sorted(p.name for p in KERNELS.glob("*.cu")))
+def test_cuda_sources_compile_without_warnings_or_local_memory(source, arch, tmp_path):
+    if NVCC is None:
+        pytest.skip("nvcc is not on the PATH: cannot compile the CUDA sources")
+    cmd = [NVCC, "-I", str(KERNELS), f"-arch={arch}", "-c", str(KERNELS / source),
+           "-o", str(tmp_path / "out.o"), *NVCC_FLAGS]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stdout}\n{done.stderr}"
