@@ -211,6 +211,10 @@ class CudaBackend:
                 if recount:
                     self._recount()
 
+    def synchronize(self):
+        """Wait for the launched kernels (the driver times its chunks with it)."""
+        self._device.synchronize()
+
     def fetch(self, model):
         """Copy the state the driver observes and writes back into model.arrays."""
         a = model.arrays

@@ -1,4 +1,5 @@
-"""Command line: ``exodiff run|check|info`` (also ``python -m exodiff``).
+"""Command line: ``exodiff run|check|info|plot|report|export|compare`` (also
+``python -m exodiff``).
 
 Exit codes (DESIGN §4): 0 success; 2 bad input, one ``Error: …`` line naming
 the key or file, nothing written; 1 failure while running; 130 interrupted.
@@ -12,8 +13,16 @@ from . import __version__
 from .errors import InputError
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments: one ``Error: …`` line and exit 2, like every other bad input."""
+
+    def error(self, message):
+        print(f"Error: {self.prog}: {message} (see {self.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def _parser():
-    p = argparse.ArgumentParser(prog="exodiff", description=(
+    p = _Parser(prog="exodiff", description=(
         "Exosome diffusion, binding and uptake among cells, on CPU or GPU."))
     p.add_argument("--version", action="version", version=f"exodiff {__version__}")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
@@ -27,6 +36,9 @@ def _parser():
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set cells.count=500 (repeatable)")
     r.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    r.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run in the output file (same config, --seed and "
+                        "--set options); its final file is identical to an uninterrupted run's")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     c = sub.add_parser("check", help="validate a scenario and print derived parameters")
@@ -35,6 +47,10 @@ def _parser():
 
     i = sub.add_parser("info", help="summarize a run file")
     i.add_argument("run", help="an exodiff H5MD file")
+    _add_analysis_parsers(sub)
+    _add_sweep_parser(sub)
+    _add_bench_parser(sub)
+    _add_validate_parser(sub)
     return p
 
 
@@ -43,7 +59,9 @@ def main(argv=None):
     # argparse exits with 2 on bad arguments, as DESIGN §4 asks
     args = parser.parse_args(argv)
     try:
-        return {"run": _run, "check": _check, "info": _info}[args.command](args)
+        return {"run": _run, "check": _check, "info": _info, **_ANALYSIS_COMMANDS,
+                "sweep": _sweep, "bench": _bench,
+                "validate": _validate}[args.command](args)
     except InputError as exc:
         if args.debug:
             raise
@@ -72,35 +90,94 @@ def _load(args):
 
 
 def _run(args):
-    from .driver import Simulation
+    from .driver import Simulation, check_output_path
+    from .errors import RunInterrupted
+    if args.resume and args.overwrite:
+        raise InputError("--resume and --overwrite: choose one (continue the run, or start it over)")
     cfg = _load(args)
     out = args.output or os.path.splitext(os.path.basename(args.config))[0] + ".h5"
-    from .driver import check_output_path
-    check_output_path(out, args.overwrite)
-    sim = Simulation(cfg, backend=args.backend)
+    backend = args.backend
+    if args.resume:
+        if not os.path.exists(out):
+            raise InputError(f"{out}: no such file, nothing to resume; start the run without --resume")
+        if backend == "auto":  # go on with the backend the run was started on
+            from .io import open_run
+            with open_run(out) as stored:
+                backend = stored.backend or "auto"
+    else:
+        check_output_path(out, args.overwrite)
+    sim = Simulation(cfg, backend=backend)
     if sim.backend_note:
         print(sim.backend_note, file=sys.stderr)
     m = sim.model
+    plan = sim.plan_resume(out) if args.resume else False
+    if plan and plan.complete:
+        sim.run(out, resume=plan)  # tidies a leftover checkpoint
+        print(f"{out} is already complete ({m.n_steps} steps); nothing to resume")
+        return 0
     print(f"exodiff {__version__}: {m.n_vesicles} vesicles, {m.n_cells} cells, {m.n_steps} steps "
           f"of {cfg.run.dt:g} s on {sim.backend.name} [{sim.backend.device}] -> {out}", file=sys.stderr)
-    bar = None if args.quiet else _progress_bar(cfg.run.duration)
+    if plan:
+        for note in plan.notes:
+            print(f"Note: {note}", file=sys.stderr)
+        where = {"snapshot": "its last complete snapshot", "checkpoint": "its checkpoint",
+                 "start": "the start (no saved state)"}[plan.source]
+        print(f"resuming {out} at step {plan.step} of {m.n_steps} (t = {plan.step * cfg.run.dt:g} s), "
+              f"from {where}", file=sys.stderr)
+    start = plan.step * cfg.run.dt if plan else 0.0
+    bar = None if args.quiet else _progress_bar(cfg.run.duration, start)
     try:
-        summary = sim.run(out, progress=bar, overwrite=args.overwrite)
+        summary = sim.run(out, progress=bar, overwrite=args.overwrite, resume=plan)
+    except RunInterrupted as e:
+        if bar is not None:
+            bar.close()
+            bar = None
+        print(f"Interrupted at t = {e.time:g} s (step {e.step} of {e.n_steps}); the state is saved. "
+              f"Continue with: {_resume_command(args, out)}", file=sys.stderr)
+        return 128 + e.signum
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped at once
+        if bar is not None:
+            bar.close()
+            bar = None
+        print(f"Interrupted; {out} keeps every frame finished so far. "
+              f"Continue with: {_resume_command(args, out)}", file=sys.stderr)
+        return 130
+    except Exception as exc:  # e.g. a full disk: the file is still good to resume
+        if args.debug or isinstance(exc, InputError) or not os.path.exists(out):
+            raise
+        print(f"Error: {exc.__class__.__name__}: {exc} (run with --debug for the traceback); "
+              f"{out} keeps every frame finished so far: continue with: {_resume_command(args, out)}",
+              file=sys.stderr)
+        return 1
     finally:
         if bar is not None:
             bar.close()
     counts = ", ".join(f"{k} {v}" for k, v in summary["counts"].items())
-    print(f"wrote {out}: {summary['wall_time']:.1f} s wall, "
+    resumed = f" (resumed at step {summary['resumed_from']})" if plan else ""
+    print(f"wrote {out}{resumed}: {summary['wall_time']:.1f} s wall, "
           f"{summary['rate']:.3g} vesicle-steps/s; final: {counts}")
     return 0
+
+
+def _resume_command(args, out):
+    """The command line that continues this run."""
+    import shlex
+    cmd = ["exodiff", "run", args.config, "-o", out]
+    if args.backend != "auto":
+        cmd += ["--backend", args.backend]
+    if args.seed is not None:
+        cmd += ["--seed", str(args.seed)]
+    for item in args.set:
+        cmd += ["--set", item]
+    return shlex.join(cmd + ["--resume"])
 
 
 class _progress_bar:
     """tqdm bar over simulated time with the vesicle-step rate."""
 
-    def __init__(self, duration):
+    def __init__(self, duration, start=0.0):
         from tqdm import tqdm
-        self._bar = tqdm(total=duration, unit="s sim", file=sys.stderr, dynamic_ncols=True,
+        self._bar = tqdm(total=duration, initial=start, unit="s sim", file=sys.stderr, dynamic_ncols=True,
                          bar_format="{l_bar}{bar}| {n:.4g}/{total:.4g} s sim "
                                     "[{elapsed}<{remaining}{postfix}]")
 
@@ -131,6 +208,275 @@ def _info(args):
     with open_run(args.run) as run:
         print(run.summary_text())
     return 0
+
+
+# ------------------------------------------------ plot, report, export, compare
+
+
+def _add_analysis_parsers(sub):
+    pl = sub.add_parser("plot", help="draw one figure of a run")
+    pl.add_argument("run", help="an exodiff H5MD file")
+    pl.add_argument("--kind", required=True,
+                    help="uptake, dose, range, fpt, msd, profile or snapshot")
+    pl.add_argument("-o", "--output", help="figure file, .png/.pdf/.svg (default: RUN_KIND.png, here)")
+    pl.add_argument("--time", type=float, help="observation time [s] for dose and range (default: the end)")
+    pl.add_argument("--frame", type=int, default=-1, help="snapshot index for snapshot (default: the last)")
+    pl.add_argument("--axis", default="z", help="axis of the profile: x, y or z (default z)")
+    pl.add_argument("--dpi", type=int, default=130)
+
+    rp = sub.add_parser("report", help="all figures, an HTML page and per-cell CSV of a run")
+    rp.add_argument("run", help="an exodiff H5MD file")
+    rp.add_argument("-o", "--output", help="directory (default: RUN_report, here)")
+    rp.add_argument("--dpi", type=int, default=110, help="resolution of the figures (default 110)")
+
+    ex = sub.add_parser("export", help="sidecar files for other tools (ParaView)")
+    ex.add_argument("run", help="an exodiff H5MD file")
+    ex.add_argument("--xdmf", action="store_true", help="write an XDMF file for ParaView/VisIt")
+    ex.add_argument("-o", "--output", help="output file (default: RUN with .xdmf, beside it)")
+
+    cp = sub.add_parser("compare", help="uptake statistics of two runs with two-sample tests")
+    cp.add_argument("run_a", help="first run file")
+    cp.add_argument("run_b", help="second run file")
+    cp.add_argument("--alpha", type=float, default=0.01, help="significance level (default 0.01)")
+    cp.add_argument("--csv", help="also write the table to this CSV file")
+
+
+def _stem(path):
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def _plot(args):
+    from .io import open_run
+    from .plots import KINDS, plot
+    if args.kind not in KINDS:
+        raise InputError(f"--kind {args.kind!r}: unknown; expected one of {', '.join(KINDS)}")
+    out = args.output or f"{_stem(args.run)}_{args.kind}.png"
+    suffix = os.path.splitext(out)[1].lower()
+    if suffix not in (".png", ".pdf", ".svg"):
+        raise InputError(f"{out}: unknown figure format {suffix or '(none)'}; use .png, .pdf or .svg")
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder):
+        raise InputError(f"{out}: the directory {folder} does not exist")
+    if args.axis not in ("x", "y", "z"):
+        raise InputError(f"--axis {args.axis!r}: expected x, y or z")
+    with open_run(args.run) as run:
+        plot(run, args.kind, out, dpi=args.dpi, time=args.time, frame=args.frame, axis=args.axis)
+    print(f"wrote {out}")
+    return 0
+
+
+def _report(args):
+    from .io import open_run
+    from .report import write_report
+    out = args.output or f"{_stem(args.run)}_report"
+    with open_run(args.run) as run:
+        result = write_report(run, out, dpi=args.dpi)
+    for kind, why in result["skipped"].items():
+        print(f"Note: no {kind} figure: {why}", file=sys.stderr)
+    print(f"wrote {len(result['files'])} files to {result['dir']}/ (open index.html)")
+    return 0
+
+
+def _export(args):
+    from .export import write_xdmf
+    from .io import open_run
+    if not args.xdmf:
+        raise InputError("export: choose a format, e.g. --xdmf")
+    with open_run(args.run) as run:
+        out = write_xdmf(run, args.output)
+    print(f"wrote {out} (open it in ParaView; keep it beside {os.path.basename(args.run)})")
+    return 0
+
+
+def _compare(args):
+    from .analysis import RunComparison
+    from .io import open_run
+    if args.csv:
+        folder = os.path.dirname(os.path.abspath(args.csv))
+        if not os.path.isdir(folder):
+            raise InputError(f"{args.csv}: the directory {folder} does not exist")
+    if not 0 < args.alpha < 1:
+        raise InputError(f"--alpha {args.alpha}: expected a number between 0 and 1")
+    with open_run(args.run_a) as a, open_run(args.run_b) as b:
+        c = RunComparison(alpha=args.alpha).compute(a, b)
+        print(f"A = {a.path} ({a.backend}, seed {a.seed});  B = {b.path} ({b.backend}, seed {b.seed})")
+    print(f"compared at t = {c.time:g} s; uptake = bound + internalized, as a fraction of the released "
+          "vesicles; first binding = time from release")
+    print(_comparison_text(c.table))
+    for note in c.notes:
+        print(f"Note: {note}")
+    differs = c.table.index[c.table["differs"]].tolist()
+    print(f"differs at alpha = {args.alpha:g}: {', '.join(differs)}" if differs
+          else f"no difference at alpha = {args.alpha:g}")
+    if args.csv:
+        c.table.to_csv(args.csv)
+        print(f"wrote {args.csv}")
+    return 0
+
+
+def _comparison_text(t):
+    """The comparison table as fixed-width text (uptake fractions, z-test;
+    first-binding counts and medians, KS test)."""
+    head = (f"{'cell type':<12}{'uptake A':>10}{'uptake B':>10}{'z':>8}{'p (z)':>10}"
+            f"{'bound A':>9}{'bound B':>9}{'median A [s]':>14}{'median B [s]':>14}{'KS D':>7}{'p (KS)':>10}")
+    lines = [head, "-" * len(head)]
+    for name, r in t.iterrows():
+        lines.append(f"{str(name):<12}{r.fraction_a:>10.4f}{r.fraction_b:>10.4f}{r.z:>8.2f}{r.p_uptake:>10.3g}"
+                     f"{r.bound_n_a:>9d}{r.bound_n_b:>9d}{r.median_first_bound_a:>14.4g}"
+                     f"{r.median_first_bound_b:>14.4g}{r.ks_d:>7.3f}{r.p_first_bound:>10.3g}")
+    r = t.iloc[-1]
+    lines.append(f"released vesicles: A {r.released_a:,}, B {r.released_b:,}; bound = first bindings "
+                 "by then (per type: vesicles on a cell of the type at the last snapshot)")
+    return "\n".join(lines)
+
+
+_ANALYSIS_COMMANDS = {"plot": _plot, "report": _report, "export": _export, "compare": _compare}
+
+
+# ------------------------------------------------------------------- sweep
+
+
+def _add_sweep_parser(sub):
+    sw = sub.add_parser("sweep", help="run a parameter sweep or ensemble on Dask (exodiff[cluster])")
+    sw.add_argument("sweep", help="sweep file (TOML): base, mode, replicates, [set], [axes]")
+    sw.add_argument("-o", "--output", required=True, metavar="DIR",
+                    help="directory for one run file per point and summary.csv")
+    sw.add_argument("--workers", type=int, metavar="N",
+                    help="local worker processes, one run each (default: one per core, or one per GPU)")
+    sw.add_argument("--scheduler", metavar="ADDRESS",
+                    help="run on an existing Dask cluster (tcp://host:8786 or a scheduler JSON file)")
+    sw.add_argument("--backend", default="auto", help="auto (default), cuda, numba or numpy")
+    sw.add_argument("--dry-run", action="store_true", help="list the points without running them")
+    sw.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _sweep(args):
+    from .sweep import check_arguments, load_sweep, plan_sweep, require_dask, run_sweep
+    if not args.dry_run:
+        require_dask()
+        check_arguments(args.workers, args.scheduler, args.backend)
+    sweep = load_sweep(args.sweep)
+    out = args.output
+    plan = plan_sweep(sweep, out)
+    shape = " × ".join(str(n) for n in sweep.shape[:-1]) or "no axes"
+    print(f"{args.sweep}: {len(sweep.points)} runs ({sweep.mode} of {shape}, "
+          f"{sweep.replicates} replicate{'s' * (sweep.replicates != 1)}) of {sweep.base} -> {out}",
+          file=sys.stderr)
+    if args.dry_run:
+        for p in sweep.points:
+            params = " ".join(o for o in p.overrides[:-1] if o.split("=", 1)[0] in p.params)
+            print(f"{plan[p.index]}  {os.path.join(out, p.name)}  seed={p.seed}  {params}".rstrip())
+        n_done = sum(s == "done" for s in plan.values())
+        print(f"{len(sweep.points) - n_done} to run, {n_done} finished already", file=sys.stderr)
+        return 0
+
+    bar = None
+
+    def progress(event):
+        nonlocal bar
+        if event.row is None:  # the start: where the points run
+            if event.finished == event.total:
+                print("nothing to run: every point finished before", file=sys.stderr)
+                return
+            print(f"running on {event.cluster}", file=sys.stderr)
+            if not args.quiet:
+                from tqdm import tqdm
+                bar = tqdm(total=event.total, initial=event.finished, unit="run", file=sys.stderr,
+                           dynamic_ncols=True)
+            return
+        if event.row["status"] == "failed":
+            message = f"failed: {event.row['file']}: {event.row.get('error', '')}"
+            if bar is not None:
+                bar.write(message, file=sys.stderr)
+            else:
+                print(message, file=sys.stderr)
+        if bar is not None:
+            bar.update(1)
+            if event.failed:
+                bar.set_postfix_str(f"{event.failed} failed", refresh=False)
+
+    try:
+        result = run_sweep(sweep, out, workers=args.workers, scheduler=args.scheduler,
+                           backend=args.backend, progress=progress, quiet_logs=not args.debug)
+    finally:
+        if bar is not None:
+            bar.close()
+    ran, skipped, failed = (result.count(s) for s in ("ran", "skipped", "failed"))
+    written = result.summary_csv + (f" and {result.summary_parquet}" if result.summary_parquet else "")
+    print(f"{len(result.rows)} runs: {ran} ran, {skipped} skipped (finished before), "
+          f"{failed} failed; summary in {written}")
+    return 1 if failed else 0
+
+
+def _add_bench_parser(sub):
+    b = sub.add_parser("bench", help="vesicle-steps/s per backend on standard scenarios, memory, scaling")
+    b.add_argument("--backend", action="append", metavar="B",
+                   help="numba, numpy or cuda (repeatable; default: every backend that works here)")
+    b.add_argument("--quick", action="store_true", help="small sizes, one repeat (about a minute)")
+
+
+def _bench(args):
+    from . import bench
+    from .backends import BACKENDS
+    backends = args.backend or bench.available_backends()
+    for b in backends:
+        if b not in BACKENDS or b == "auto":
+            raise InputError(f"--backend: unknown backend {b!r}; expected numba, numpy or cuda")
+    if "cuda" in backends:
+        from .backends import cuda_unavailable_reason
+        reason = cuda_unavailable_reason()
+        if reason:
+            raise InputError(f"--backend cuda: {reason}")
+    res = bench.run_all(backends, quick=args.quick,
+                        progress=lambda s: print(f"bench: {s}", file=sys.stderr, flush=True))
+    print(bench.format_report(res, quick=args.quick), end="")
+    return 0
+
+
+
+def _add_validate_parser(sub):
+    v = sub.add_parser("validate", help="compare exodiff with exact solutions (configs/validation)")
+    v.add_argument("--quick", action="store_true",
+                   help="coarse time step and ~2%% standard errors (a few minutes; for CI)")
+    v.add_argument("--case", action="append", metavar="NAME",
+                   help="run only this case, or the cases starting with NAME (repeatable)")
+    v.add_argument("--plot", metavar="DIR", help="write one PNG per case into DIR (needs matplotlib)")
+    v.add_argument("--backend", default="auto", help="auto (default), cuda, numba or numpy")
+    v.add_argument("--list", action="store_true", help="list the cases and exit")
+
+
+def _validate(args):
+    from . import validate
+    from .backends import select_backend
+    if args.list:
+        for case in validate.CASES.values():
+            print(f"{case.name:24s} {case.title}")
+        return 0
+    cases = validate.select_cases(args.case)
+    if args.plot:
+        import importlib.util
+        if importlib.util.find_spec("matplotlib") is None:
+            raise InputError("--plot needs matplotlib: pip install 'exodiff[plot]' (or matplotlib)")
+    backend, note = select_backend(args.backend)
+    if note:
+        print(note, file=sys.stderr)
+    print(f"exodiff {__version__} validate: {len(cases)} cases on {backend.name} [{backend.device}]"
+          + (" (quick)" if args.quick else ""), file=sys.stderr)
+    results = []
+    for case in cases:
+        res = validate.run_case(case, backend=backend.name, quick=args.quick, progress=lambda name, step:
+                                print(f"  {name}: s = {step:g} L ...", file=sys.stderr, flush=True))
+        print(f"  {case.name}: {sum(c.passed for c in res.checks)}/{len(res.checks)} pass, "
+              f"{res.vesicle_steps:.3g} vesicle-steps in {res.wall_time:.0f} s", file=sys.stderr, flush=True)
+        if args.plot:
+            validate.plot_case(res, args.plot)
+        results.append(res)
+    print(validate.format_table(results))
+    checks = [c for r in results for c in r.checks]
+    failed = [c for c in checks if not c.passed]
+    print(f"{len(checks) - len(failed)}/{len(checks)} checks within {validate.Z_PASS:g} standard errors"
+          + (f"; FAILED: {', '.join(sorted({c.case for c in failed}))}" if failed else ""))
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

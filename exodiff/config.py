@@ -111,7 +111,8 @@ class CellTypeConfig:
     """kappa [µm/s] (inf = every contact binds), k_off, k_int [1/s],
     capacity (max bound vesicles, 0 = unlimited), secretion_rate
     [vesicles/s per cell] of population ``secretes`` during
-    secretion_window [s], membrane_diffusion [µm²/s]."""
+    secretion_window [s].  (Bound vesicles stay where they bound: diffusion
+    on the membrane is not modelled yet, so there is no key for it.)"""
     name: str
     kappa: float = 0.0
     k_off: float = 0.0
@@ -120,7 +121,6 @@ class CellTypeConfig:
     secretion_rate: float = 0.0
     secretes: str | None = None
     secretion_window: tuple = (0.0, INF)
-    membrane_diffusion: float = 0.0
 
 
 PLACEMENTS = ("uniform", "shell", "plane", "point")
@@ -277,7 +277,7 @@ LAYOUT_KEYS = {
     "file": {"path"},
 }
 CELL_TYPE_KEYS = ("kappa", "k_off", "k_int", "capacity", "secretion_rate", "secretes",
-                  "secretion_window", "membrane_diffusion")
+                  "secretion_window")
 VESICLE_KEYS = ("radius", "density", "diffusion", "count", "placement", "half_life", "cargo")
 OUTPUT_KEYS = ("positions", "compression")
 COMPRESSIONS = ("gzip", "lzf", "none")
@@ -528,9 +528,14 @@ def _parse_vesicles(t, domain):
             ckey = f"{p}.cargo.{cname}"
             cargo[cname] = _number(amount, ckey, "a count per vesicle")
             _check_sign(cargo[cname], ckey, amount, nonnegative=True)
+        radius = _radius_spec(v["radius"], f"{p}.radius")
+        if 2.0 * radius.median >= min(domain.size):
+            size = " × ".join(f"{s:g}" for s in domain.size)
+            raise ConfigError(f"{p}.radius", f"a vesicle of radius {describe(v['radius'])} does not fit "
+                                             f"in the {size} µm domain")
         vesicles[name] = VesicleConfig(
             name=name,
-            radius=_radius_spec(v["radius"], f"{p}.radius"),
+            radius=radius,
             density=_quantity(v, "density", "kg/m^3", p, default=1150.0, positive=True),
             diffusion=diffusion,
             count=_integer(v, "count", p, default=0),
@@ -619,8 +624,6 @@ def _parse_cell_types(t, vesicles):
             secretion_rate=rate,
             secretes=secretes,
             secretion_window=window,
-            membrane_diffusion=_quantity(c, "membrane_diffusion", "um^2/s", p, default=0.0,
-                                         nonnegative=True),
         )
     return types
 

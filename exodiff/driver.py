@@ -2,18 +2,45 @@
 
 The driver owns time and scheduling; backends own memory and launches; only
 exodiff/io.py touches files.
+
+Interruption and resume (DESIGN §2: the state at a step determines the rest
+of the run, whatever the chunking): SIGINT (Ctrl-C) or SIGTERM makes the run
+stop at the next step boundary, save the full state (exodiff/io.py,
+"Resume") and raise :class:`~exodiff.errors.RunInterrupted`; a second Ctrl-C
+stops at once.  ``run(out, resume=True)`` continues from the latest full
+state on disk and writes a file identical to an uninterrupted run's.
 """
+import math
 import os
+import signal
+import threading
 import time as _time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import __version__
 from .backends import select_backend
-from .errors import InputError
+from .errors import ConfigError, InputError, RunInterrupted
 from .kernels.constants import BOUND, FREE, INTERNALIZED, STATE_NAMES
 from .model import build_model
+
+# Steps are cut into chunks of about this much wall time, so that Ctrl-C is
+# answered within a few seconds (results do not depend on the chunking).
+CHUNK_WALL_S = 0.5
+# The first chunk, before any timing: this many vesicle-steps.
+FIRST_CHUNK_VESICLE_STEPS = 1_000_000
+# Peak memory while a run is built and written, per vesicle and per cell
+# [bytes]: measured ~370 B per vesicle (numba, N = 2e6 and 4e6).
+PEAK_BYTES_PER_VESICLE = 400
+PEAK_BYTES_PER_CELL = 400
+# Philox counter words are 32-bit: vesicle ids and step numbers must fit.
+MAX_COUNTER = 2**32 - 1
+# The arrays a step updates, i.e. the state at a step boundary (bound_count
+# is recomputed from state and cell).
+STATE_ARRAYS = ("pos", "image", "state", "cell", "t_bound", "t_internalized", "t_exit")
+MILESTONE_OF = {"t_bound": "first_bound_time", "t_internalized": "internalized_time",
+                "t_exit": "exit_time"}
 
 
 @dataclass
@@ -27,11 +54,50 @@ class Progress:
     elapsed: float           # wall time so far [s]
 
 
+class Schedule:
+    """Steps 0, every, 2·every, … and always the last step ``n_steps``,
+    without listing them (a run may have billions of steps)."""
+
+    def __init__(self, n_steps, every):
+        self.n_steps, self.every = int(n_steps), max(1, int(every))
+
+    def __contains__(self, step):
+        return step % self.every == 0 or step == self.n_steps
+
+    def next_after(self, step):
+        """The first scheduled step after ``step`` (beyond n_steps: None)."""
+        nxt = min((step // self.every + 1) * self.every, self.n_steps)
+        return nxt if nxt > step else None
+
+    def count_upto(self, step):
+        """How many scheduled steps are <= ``step``."""
+        step = min(step, self.n_steps)
+        return step // self.every + 1 + (step == self.n_steps and step % self.every != 0)
+
+    def __len__(self):
+        return self.count_upto(self.n_steps)
+
+
 def schedule(n_steps, every):
-    """Steps 0, every, 2·every, … and always the last step."""
+    """Steps 0, every, 2·every, … and always the last step (a set; see Schedule)."""
     steps = set(range(0, n_steps + 1, max(1, every)))
     steps.add(n_steps)
     return steps
+
+
+@dataclass
+class ResumePlan:
+    """Where ``Simulation.run(out, resume=…)`` goes on: ``step`` and the
+    full state there (``state``: name in STATE_ARRAYS -> array; None at step
+    0), read from ``source`` ("snapshot", "checkpoint", "start"); ``complete``
+    when the run in ``out`` has already finished.  ``notes``: why a newer
+    source was passed over."""
+    path: str
+    step: int
+    source: str
+    complete: bool = False
+    state: dict | None = None
+    notes: list = field(default_factory=list)
 
 
 class Simulation:
@@ -43,8 +109,12 @@ class Simulation:
 
     def __init__(self, config, backend="auto"):
         self.config = config
+        check_resources(config)
         self.backend, self.backend_note = select_backend(backend)
         self.model = build_model(config)
+        if self.model.n_vesicles > MAX_COUNTER:
+            raise ConfigError("vesicles", f"{self.model.n_vesicles:,} vesicles in the pool; at most "
+                                          f"{MAX_COUNTER:,} can have their own random numbers")
 
     # -- observations -------------------------------------------------------
     def observe(self):
@@ -68,50 +138,130 @@ class Simulation:
                 "internalized_time": a["t_internalized"], "exit_time": a["t_exit"]}
 
     # -- the run ------------------------------------------------------------
-    def run(self, out, progress=None, overwrite=False):
+    def _schedules(self):
+        dt, n = self.config.run.dt, self.model.n_steps
+        return (Schedule(n, int(round(self.config.run.observe_interval / dt))),
+                Schedule(n, int(round(self.config.run.snapshot_interval / dt))))
+
+    def _sample_ids(self):
+        positions, N = self.config.output.positions, self.model.n_vesicles
+        if isinstance(positions, int) and positions < N:
+            # evenly spaced pool indices: present-at-start and secreted vesicles alike
+            return np.unique(np.linspace(0, N - 1, positions).astype(np.int64))
+        return None
+
+    def _full_state_snapshots(self):
+        """Snapshots hold every vesicle's position: they double as checkpoints."""
+        return self.config.output.positions != "none" and self._sample_ids() is None
+
+    def run(self, out, progress=None, overwrite=False, resume=False):
         """Run to the end, writing the H5MD file `out`.  `progress(Progress)`
-        is called after every chunk.  Returns a summary dict."""
-        from .io import RunWriter
+        is called after every chunk.  ``resume``: continue the interrupted
+        run in `out` (True, or a plan from :meth:`plan_resume`); the file
+        ends identical to an uninterrupted run's.  Returns a summary dict
+        (``resumed_from``: the step it went on from; ``already_complete``).
+
+        SIGINT/SIGTERM (main thread only) stop the run at the next step
+        boundary with its state saved: RunInterrupted."""
+        from .io import RunWriter, remove_checkpoint
         cfg, m = self.config, self.model
         out = os.fspath(out)
-        check_output_path(out, overwrite)
         dt = cfg.run.dt
-        obs = schedule(m.n_steps, int(round(cfg.run.observe_interval / dt)))
-        snaps = schedule(m.n_steps, int(round(cfg.run.snapshot_interval / dt)))
-        stops = sorted(obs | snaps)
+        obs, snaps = self._schedules()
+        if resume:
+            plan = resume if isinstance(resume, ResumePlan) else self.plan_resume(out)
+            if plan.complete:
+                remove_checkpoint(out)
+                return self._summary(out, 0, 0.0, resumed_from=m.n_steps, already_complete=True,
+                                     counts={})
+            self._load_state(plan)
+            writer = RunWriter.reopen(out, plan.step)
+            start = plan.step
+        else:
+            check_output_path(out, overwrite)
+            writer = self._new_writer(out, len(obs), len(snaps))
+            start = 0
         a = m.arrays
-        sample_ids = None
-        if isinstance(cfg.output.positions, int) and cfg.output.positions < m.n_vesicles:
-            # evenly spaced pool indices: present-at-start and secreted vesicles alike
-            sample_ids = np.unique(np.linspace(0, m.n_vesicles - 1, cfg.output.positions).astype(np.int64))
-        writer = RunWriter(
-            out, config_text=cfg.to_toml(), seed=cfg.run.seed, backend=self.backend.name,
-            device=self.backend.device, dt=dt, box_edges=a["box"], boundary=m.faces,
-            cell_centers=a["ccenter"], cell_radii=a["cradius"], cell_types=a["ctype"],
-            cell_type_names=m.cell_type_names, species=a["species"], vesicle_radius=a["vradius"],
-            species_names=m.species_names, cargo_names=m.cargo_names, sample_ids=sample_ids,
-            write_positions=cfg.output.positions != "none", compression=cfg.output.compression,
-            n_snapshots_hint=len(snaps), n_observations_hint=len(obs), exodiff_version=__version__,
-            extra_parameters={"duration": cfg.run.duration, "n_steps": m.n_steps})
-        self.backend.prepare(m)
+        full_state = self._full_state_snapshots()
+        sync = getattr(self.backend, "synchronize", None)
         t_start = _time.perf_counter()
-        done = 0
-        with writer:
-            self._record(writer, 0, 0 in obs, 0 in snaps)
-            for n0, n1 in zip(stops[:-1], stops[1:]):
-                active = int(np.count_nonzero((a["state"] == FREE) | (a["state"] == BOUND)))
-                self.backend.advance(n0, n1)
+        done, n, checkpoints = 0, start, 0
+
+        def active():
+            return int(np.count_nonzero((a["state"] == FREE) | (a["state"] == BOUND)))
+
+        def checkpoint(step):
+            nonlocal checkpoints
+            checkpoints += 1
+            self._write_checkpoint(writer, out, step, checkpoints)
+
+        def interrupted(step, signum):
+            return RunInterrupted(out, step, m.n_steps, step * dt, signum)
+
+        with writer, _StopSignals() as stop:
+            self.backend.prepare(m)
+            last_snap, last_obs = writer.last_steps()
+            self._record(writer, start, start in obs and last_obs < start,
+                         start in snaps and last_snap < start)
+            n_active = active()
+            chunk = max(1, FIRST_CHUNK_VESICLE_STEPS // max(n_active, 1))
+            while n < m.n_steps:
+                target = min(obs.next_after(n), snaps.next_after(n))
+                while n < target:
+                    n1 = min(target, n + chunk)
+                    t0 = _time.perf_counter()
+                    self.backend.advance(n, n1)
+                    if sync is not None:
+                        sync()
+                    elapsed = _time.perf_counter() - t0
+                    # about CHUNK_WALL_S per chunk, growing at most twofold
+                    rate = (n1 - n) / elapsed if elapsed > 0 else math.inf
+                    chunk = int(max(1, min(2 * chunk, rate * CHUNK_WALL_S)))
+                    done += n_active * (n1 - n)
+                    n = n1
+                    _fault_point("chunk", n)
+                    if progress is not None:
+                        progress(Progress(n, m.n_steps, n * dt, m.n_steps * dt, done,
+                                          _time.perf_counter() - t_start))
+                    if stop.signum is not None and n < target:
+                        self.backend.fetch(m)
+                        checkpoint(n)
+                        raise interrupted(n, stop.signum)
                 self.backend.fetch(m)
-                done += active * (n1 - n0)
-                self._record(writer, n1, n1 in obs, n1 in snaps)
-                if progress is not None:
-                    progress(Progress(n1, m.n_steps, n1 * dt, m.n_steps * dt, done,
-                                      _time.perf_counter() - t_start))
-        wall = _time.perf_counter() - t_start
+                n_active = active()
+                self._record(writer, n, n in obs, n in snaps)
+                saved = n in snaps and full_state
+                if n in snaps and not full_state and n < m.n_steps:
+                    checkpoint(n)
+                    saved = True
+                if stop.signum is not None and n < m.n_steps:
+                    if not saved:
+                        checkpoint(n)
+                    raise interrupted(n, stop.signum)
+        remove_checkpoint(out)
+        return self._summary(out, done, _time.perf_counter() - t_start, resumed_from=start)
+
+    def _summary(self, out, done, wall, **extra):
         counts = dict(zip(STATE_NAMES, (int(c) for c in self.observe()[0])))
         return {"path": out, "wall_time": wall, "vesicle_steps": done,
                 "rate": done / wall if wall > 0 else float("nan"), "counts": counts,
-                "backend": self.backend.name, "device": self.backend.device}
+                "backend": self.backend.name, "device": self.backend.device,
+                "resumed_from": 0, "already_complete": False, **extra}
+
+    def _new_writer(self, out, n_observations, n_snapshots):
+        from .io import RunWriter
+        cfg, m = self.config, self.model
+        a = m.arrays
+        return RunWriter(
+            out, config_text=cfg.to_toml(), seed=cfg.run.seed, backend=self.backend.name,
+            device=self.backend.device, dt=cfg.run.dt, box_edges=a["box"], boundary=m.faces,
+            cell_centers=a["ccenter"], cell_radii=a["cradius"], cell_types=a["ctype"],
+            cell_type_names=m.cell_type_names, species=a["species"], vesicle_radius=a["vradius"],
+            species_names=m.species_names, cargo_names=m.cargo_names, sample_ids=self._sample_ids(),
+            write_positions=cfg.output.positions != "none", compression=cfg.output.compression,
+            n_snapshots_hint=n_snapshots, n_observations_hint=n_observations,
+            exodiff_version=__version__,
+            extra_parameters={"duration": cfg.run.duration, "n_steps": m.n_steps})
 
     def _record(self, writer, step, observe, snapshot):
         t = step * self.config.run.dt
@@ -121,15 +271,292 @@ class Simulation:
         if snapshot:
             writer.write_snapshot(step, t, a["pos"], a["image"], a["state"], a["cell"], self.milestones())
 
+    # -- checkpoint and resume ------------------------------------------------
+    def _checkpoint_attrs(self):
+        return {"config": self.config.to_toml(), "exodiff_version": __version__,
+                "n_vesicles": np.int64(self.model.n_vesicles)}
+
+    def _write_checkpoint(self, writer, out, step, index):
+        """Save the full state at ``step`` beside ``out`` (io.write_checkpoint),
+        after the frames written so far are on the disk."""
+        from .io import write_checkpoint
+        writer.sync()
+        a = self.model.arrays
+        write_checkpoint(out, step=step, time=step * self.config.run.dt, index=index,
+                         arrays={k: a[k] for k in STATE_ARRAYS}, attrs=self._checkpoint_attrs())
+
+    def plan_resume(self, out):
+        """Check that the run file ``out`` can be continued by this
+        simulation (same exodiff version, config and backend: InputError
+        naming what differs) and find the latest full state on disk: the
+        last complete snapshot when snapshots hold every vesicle, the
+        checkpoint file, or step 0.  Returns a ResumePlan."""
+        from .io import check_not_in_use, open_run
+        out = os.fspath(out)
+        if not os.path.exists(out):
+            raise InputError(f"{out}: no such file, nothing to resume; start the run without --resume")
+        check_not_in_use(out)
+        m = self.model
+        with open_run(out) as run:
+            self._check_same_run(run, out)
+            if run.complete:
+                return ResumePlan(out, m.n_steps, "complete", complete=True)
+            plan = ResumePlan(out, 0, "start")
+            if run.full_state and run.n_snapshots:
+                k = run.n_snapshots - 1
+                plan = ResumePlan(out, int(run.snapshot_steps[k]), "snapshot",
+                                  state=self._snapshot_state(run, k))
+            ck = self._usable_checkpoint(run, out, plan.notes)
+            if ck is not None and ck["step"] > plan.step:
+                plan = ResumePlan(out, ck["step"], "checkpoint", state=ck["arrays"], notes=plan.notes)
+        if plan.state is not None:
+            problem = self._state_problem(plan.state)
+            if problem:
+                raise InputError(f"{out}: the state saved at step {plan.step} is damaged ({problem}); "
+                                 f"start over with --overwrite")
+        return plan
+
+    def _check_same_run(self, run, out):
+        hint = "or start over with --overwrite"
+        if run.exodiff_version != __version__:
+            raise InputError(f"{out}: written by exodiff {run.exodiff_version or '?'}, this is exodiff "
+                             f"{__version__} (results would differ); resume with exodiff "
+                             f"{run.exodiff_version or '?'}, {hint}")
+        diffs = _config_differences(run.config_text, self.config.to_toml())
+        if diffs:
+            more = f" (and {len(diffs) - 3} more)" if len(diffs) > 3 else ""
+            raise InputError(f"{out}: run with a different config: {'; '.join(diffs[:3])}{more}; "
+                             f"resume with the same config, --seed and --set options, {hint}")
+        if run.backend != self.backend.name:
+            raise InputError(f"{out}: run on the {run.backend} backend, not {self.backend.name}; "
+                             f"resume with --backend {run.backend}, {hint}")
+        if run.n_vesicles != self.model.n_vesicles or run.n_steps not in (None, self.model.n_steps):
+            raise InputError(f"{out}: {run.n_vesicles} vesicles and {run.n_steps} steps in the file, "
+                             f"{self.model.n_vesicles} and {self.model.n_steps} here; {hint}")
+
+    def _snapshot_state(self, run, k):
+        """The full state at snapshot ``k`` of a full-state run file.  The
+        milestones are first-event times rewritten at every snapshot (maybe
+        already for the one after ``k``): those after snapshot ``k`` did not
+        happen yet."""
+        t = float(run.snapshot_steps[k]) * self.config.run.dt
+        state = {"pos": run.positions(k), "image": run.images(k), "state": run.states(k),
+                 "cell": run.cell_of(k)}
+        for name, stored in MILESTONE_OF.items():
+            ms = np.array(run.milestones[stored], dtype=np.float64)
+            ms[ms > t] = np.nan
+            state[name] = ms
+        return state
+
+    def _usable_checkpoint(self, run, out, notes):
+        """The checkpoint of ``out`` if it belongs to this run and every frame
+        up to its step is in the file; else None (why: in ``notes``)."""
+        from .io import read_checkpoint
+        try:
+            ck = read_checkpoint(out)
+        except InputError as e:
+            notes.append(f"checkpoint ignored: {e}")
+            return None
+        if ck is None:
+            return None
+        attrs, step = ck["attrs"], ck["step"]
+        obs, snaps = self._schedules()
+        if attrs != {k: (v.item() if isinstance(v, np.generic) else v)
+                     for k, v in self._checkpoint_attrs().items()}:
+            notes.append("checkpoint ignored: it belongs to another config or exodiff version")
+        elif not 0 <= step <= self.model.n_steps:
+            notes.append(f"checkpoint ignored: step {step} outside the run")
+        elif (run.n_observations < obs.count_upto(step) or run.n_snapshots < snaps.count_upto(step)):
+            notes.append(f"checkpoint ignored: the run file lacks frames before its step {step}")
+        else:
+            return ck
+        return None
+
+    def _state_problem(self, state):
+        """What is wrong with a saved state (shapes, dtypes, ranges), or None."""
+        N, M = self.model.n_vesicles, self.model.n_cells
+        a = self.model.arrays
+        for name in STATE_ARRAYS:
+            x = state.get(name)
+            if x is None or np.shape(x) != a[name].shape:
+                return f"{name} has shape {np.shape(x)}, expected {a[name].shape}"
+        st, cell = np.asarray(state["state"]), np.asarray(state["cell"])
+        if N and (st.min() < 0 or st.max() >= len(STATE_NAMES)):
+            return "vesicle states out of range"
+        if N and (cell.min() < -1 or cell.max() >= M):
+            return "cell indices out of range"
+        if not np.all(np.isfinite(state["pos"])):
+            return "positions not finite"
+        return None
+
+    def _load_state(self, plan):
+        """Put the state of ``plan`` into the model (in place: the kernels'
+        arguments are these arrays) and recount the bound vesicles per cell."""
+        if plan.state is None:
+            return  # step 0: the model is the initial state
+        a = self.model.arrays
+        for name in STATE_ARRAYS:
+            a[name][...] = np.asarray(plan.state[name]).astype(a[name].dtype, copy=False)
+        bound = a["state"] == BOUND
+        a["bound_count"][...] = np.bincount(a["cell"][bound], minlength=self.model.n_cells)
+
+
+class _StopSignals:
+    """While a run goes on (in the main thread), SIGINT and SIGTERM ask it to
+    stop at the next step boundary (``signum``); a second SIGINT stops it at
+    once (KeyboardInterrupt; the file stays readable and resumable from the
+    last saved state).  Signals that were ignored stay ignored."""
+
+    def __init__(self):
+        self.signum = None
+        self._old = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for name in ("SIGINT", "SIGTERM"):
+                sig = getattr(signal, name, None)
+                if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+                    self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
+
+
+def _fault_point(event, index):
+    from .io import fault_point
+    fault_point(event, index)
+
+
+def _flatten(table, prefix=""):
+    out = {}
+    for key, value in table.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and value:
+            out.update(_flatten(value, path))
+        else:
+            out[path] = value
+    return out
+
+
+def _config_differences(stored_text, text):
+    """The settings that differ between two config texts, as phrases
+    ("run.seed = 7 here, 42 in the file")."""
+    try:
+        import tomllib
+    except ModuleNotFoundError:  # Python 3.10
+        import tomli as tomllib
+    try:
+        stored = _flatten(tomllib.loads(stored_text))
+    except tomllib.TOMLDecodeError:
+        return ["the config stored in the file cannot be read"]
+    now = _flatten(tomllib.loads(text))
+    diffs = []
+    for key in sorted(set(stored) | set(now)):
+        if key not in now:
+            diffs.append(f"{key} is not set here ({stored[key]!r} in the file)")
+        elif key not in stored:
+            diffs.append(f"{key} = {now[key]!r} here, not set in the file")
+        elif stored[key] != now[key]:
+            diffs.append(f"{key} = {now[key]!r} here, {stored[key]!r} in the file")
+    return diffs
+
+
+def available_memory():
+    """Bytes this process may still allocate (Linux MemAvailable, capped by
+    a cgroup limit; free physical pages elsewhere), or None when unknown."""
+    avail = None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError, IndexError):
+        pass
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            pass
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            with open(limit_file) as fl, open(usage_file) as fu:
+                room = int(fl.read().strip()) - int(fu.read().strip())
+        except (OSError, ValueError):  # no cgroup file, or "max"
+            continue
+        avail = room if avail is None else min(avail, room)
+        break
+    return avail
+
+
+def _format_bytes(n):
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.3g} {unit}"
+        n /= 1000.0
+
+
+def check_resources(config):
+    """Refuse, before allocating anything, a run that cannot work: more
+    steps or vesicles than the 32-bit random-number counters number, or
+    more memory than the machine has (estimated from the expected number of
+    vesicles and cells).  Raises ConfigError naming the key."""
+    from . import physics
+    from .config import derived_parameters
+    n_steps = physics.step_count(config.run.duration, config.run.dt)
+    if n_steps > MAX_COUNTER:
+        raise ConfigError("run.dt", f"duration / dt = {n_steps:,} steps, more than the {MAX_COUNTER:,} "
+                                    f"the random-number counter can number; use a longer dt or a "
+                                    f"shorter duration")
+    d = derived_parameters(config)
+    total, cells = d.total_vesicles, d.n_cells or 0
+    initial = sum(p.initial for p in d.populations.values())
+    what = (f"{_count(total)} vesicles in all ({_count(initial)} at t = 0 + "
+            f"{_count(total - initial)} expected secreted)")
+    key = "vesicles"
+    if d.populations:
+        name, pop = max(d.populations.items(), key=lambda kv: kv[1].total)
+        key = f"vesicles.{name}.count" if pop.initial >= pop.secreted else f"vesicles.{name}"
+    if total > MAX_COUNTER:
+        raise ConfigError(key, f"{what}; at most {_count(MAX_COUNTER)} can have their own random numbers")
+    need_v, need_c = PEAK_BYTES_PER_VESICLE * total, PEAK_BYTES_PER_CELL * cells
+    avail = available_memory()
+    if avail is not None and need_v + need_c > avail:
+        if need_c > need_v:
+            key, what = "cells.count", f"{_count(cells)} cells"
+        raise ConfigError(key, f"{what} need about {_format_bytes(need_v + need_c)} of memory, more "
+                               f"than the {_format_bytes(avail)} available; lower the count"
+                               + (" or the secretion" if key.startswith("vesicles") else ""))
+
+
+def _count(x):
+    """1,234,567 — or 1.23e+15 when the digits say nothing more."""
+    return f"{x:,.0f}" if x < 1e12 else f"{x:.3g}"
+
 
 def check_output_path(out, overwrite):
     """Refuse, before anything is written, outputs that cannot or must not be written."""
+    from .io import check_not_in_use
     folder = os.path.dirname(os.path.abspath(out))
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise InputError(f"{out}: {folder} is not a directory")
     if not os.path.isdir(folder):
         raise InputError(f"{out}: the directory {folder} does not exist")
     if not os.access(folder, os.W_OK):
         raise InputError(f"{out}: the directory {folder} is not writable")
     if os.path.isdir(out):
         raise InputError(f"{out}: is a directory")
-    if os.path.exists(out) and not overwrite:
-        raise InputError(f"{out}: exists; pass --overwrite to replace it")
+    if os.path.exists(out):
+        if not overwrite:
+            raise InputError(f"{out}: exists; pass --overwrite to replace it, or --resume to continue it")
+        check_not_in_use(out)

@@ -37,6 +37,29 @@ truncates every series to its complete frames, so a run killed at any moment
 reads back every frame finished before the kill.  A killed writer leaves the
 superblock's "open for write" flags set, which only SWMR readers accept
 (``open_run`` is one); :func:`clear_status_flags` clears them for other tools.
+
+Resume (``exodiff run --resume``): the state at a step ``s`` fully determines
+the rest of a run (counter-based random numbers), so a run continues from the
+latest step whose full state is on disk:
+
+- the last complete snapshot, when snapshots hold the whole pool with
+  positions (``output.positions = "all"``); the milestones as of that step
+  are the stored ones with every time after it set back to NaN (they are
+  first-event times, rewritten at each snapshot);
+- else the checkpoint file ``PATH.checkpoint`` (:func:`write_checkpoint`):
+  the full state of every vesicle at one step, written at each snapshot of a
+  run whose snapshots are sampled or hold no positions, and on Ctrl-C at the
+  step reached.  It is written as ``PATH.checkpoint.part``, synced, then
+  renamed, so it is always whole; the run file is synced before, so every
+  frame up to the checkpoint's step is on disk when the checkpoint is.  A
+  completed run deletes it; a fresh run replaces any stale one;
+- else step 0 (the initial state is rebuilt from the config).
+
+:meth:`RunWriter.reopen` then cuts every series back to that step (frames
+after it are written again, identically) and goes on appending.  A writer
+holds a shared ``flock`` on ``PATH`` while it writes; ``--resume`` and
+``--overwrite`` take it exclusively first, so they refuse a file that a live
+run is still writing (SWMR writers drop HDF5's own lock).
 """
 from __future__ import annotations
 
@@ -44,6 +67,7 @@ import getpass
 import math
 import operator
 import os
+import signal
 import struct
 from dataclasses import dataclass
 from functools import cached_property
@@ -53,6 +77,11 @@ import h5py
 import numpy as np
 
 from .errors import InputError
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; resume trusts the user
+    fcntl = None
 
 STATE_NAMES = ("pending", "free", "bound", "internalized", "exited", "cleared")
 MILESTONE_NAMES = ("birth_time", "first_bound_time", "internalized_time", "exit_time")
@@ -120,6 +149,31 @@ class _Series:
             ds.resize(self.frames + 1, axis=0)
             ds[self.frames] = x
         self.frames += 1
+
+    @classmethod
+    def attach(cls, group):
+        """The series stored in ``group`` of an existing file (frames unset:
+        see :func:`_cut_series`)."""
+        self = cls.__new__(cls)
+        self.group = group
+        self.step, self.time, self.value = group["step"], group["time"], group["value"]
+        self.frames = 0
+        return self
+
+
+def _cut_series(series, last_step):
+    """Cut the series that are written together (one frame each per call) to
+    their complete frames at steps <= ``last_step``; returns how many remain.
+    ``step`` is cut first, so a kill midway leaves the cut frames incomplete."""
+    n = _complete_frames([s.group for s in series])
+    if n:
+        n = int(np.searchsorted(series[0].step[:n], last_step, side="right"))
+    for s in series:
+        for ds in (s.step, s.time, s.value):
+            if ds.shape[0] != n:
+                ds.resize(n, axis=0)
+        s.frames = n
+    return n
 
 
 def _names_attr(names):
@@ -199,7 +253,9 @@ class RunWriter:
 
         tmp = self.path.with_name(self.path.name + ".part")
         tmp.unlink(missing_ok=True)
-        f = h5py.File(tmp, "w", libver="latest")
+        # Lowest format SWMR allows (HDF5 1.10): libver="latest" under HDF5 2.x
+        # writes layout messages that HDF5 1.x readers (ParaView, VisIt) reject.
+        f = h5py.File(tmp, "w", libver=("v110", "latest"))
         try:
             h5md = f.create_group("h5md")
             h5md.attrs["version"] = np.array([1, 1], dtype=np.int32)
@@ -274,13 +330,96 @@ class RunWriter:
             self._cargo.group.attrs["names"] = _names_attr(cargo_names)
             self._observation_series = [*self._counts, self._bound, self._internalized, self._cargo]
 
-            f.swmr_mode = True  # flushes the complete layout
+            f.swmr_mode = True  # flushes the complete layout (and drops HDF5's lock)
+            lock = RunLock(tmp, exclusive=False, wait=True)  # the inode keeps it through the rename
+            remove_checkpoint(self.path)  # a stale one belongs to the file being replaced
             os.replace(tmp, self.path)
         except BaseException:
             f.close()
             tmp.unlink(missing_ok=True)
             raise
         self._f = f
+        self._lock = lock
+
+    @classmethod
+    def reopen(cls, path, last_step):
+        """Open the run file ``path`` of an interrupted run to go on writing
+        it after step ``last_step``: every series is cut to its complete
+        frames at steps <= last_step, and the next frames are appended.
+
+        The file must not be written by a live process: the exclusive
+        :class:`RunLock` taken here refuses it (InputError).  Clears the
+        status flags a killed writer left, then opens the file directly in
+        SWMR-write mode, so a kill at any moment leaves a readable file."""
+        path = Path(path)
+        lock = RunLock(path, exclusive=True)
+        try:
+            clear_status_flags(path)
+            fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+            fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
+            fapl.set_file_locking(False, True)  # ours is held; HDF5's would conflict with it
+            try:
+                fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDWR | h5py.h5f.ACC_SWMR_WRITE,
+                                    fapl=fapl)
+            except OSError as e:
+                raise InputError(f"{path}: cannot reopen to resume ({_one_line(e)})") from None
+            f = h5py.File(fid)
+        except BaseException:
+            lock.close()
+            raise
+        self = cls.__new__(cls)
+        self.path, self._f, self._lock = path, f, lock
+        try:
+            self._attach(last_step)
+        except (KeyError, OSError, ValueError) as e:
+            self.close()
+            raise InputError(f"{path}: cannot resume this file ({_one_line(e)})") from None
+        lock.share()  # readers may open it again while we write
+        return self
+
+    def _attach(self, last_step):
+        f = self._f
+        ves = f["particles/vesicles"]
+        if not isinstance(ves["box/edges"], h5py.Group):
+            raise ValueError("written by an earlier exodiff file layout")
+        ids = ves["id"][()]
+        N = int(ves.attrs["pool_size"])
+        self.n_vesicles, self.n_stored = N, ids.size
+        self._select = None if ids.size == N else ids
+        self.n_cells = f["particles/cells/radius"].shape[0]
+        self.n_cargo = f["observables/cells/cargo/value"].shape[2]
+        self.write_positions = "position" in ves
+        self._box_edges = ves["box/edges/value"][0] if ves["box/edges/value"].shape[0] else \
+            np.asarray(f["parameters"].attrs["box_edges"], dtype=np.float64)
+        series = _Series.attach
+        self._position = series(ves["position"]) if self.write_positions else None
+        self._image = series(ves["image"]) if self.write_positions else None
+        self._state, self._cell = series(ves["state"]), series(ves["cell"])
+        self._edges = series(ves["box/edges"])
+        self._snapshot_series = [s for s in (self._position, self._image, self._state, self._cell,
+                                             self._edges) if s is not None]
+        self._milestones = {name: ves["milestones"][name] for name in MILESTONE_NAMES}
+        obs_v, obs_c = f["observables/vesicles"], f["observables/cells"]
+        self._counts = [series(obs_v[s]) for s in STATE_NAMES]
+        self._bound, self._internalized = series(obs_c["bound"]), series(obs_c["internalized"])
+        self._cargo = series(obs_c["cargo"])
+        self._observation_series = [*self._counts, self._bound, self._internalized, self._cargo]
+        # snapshots first: a kill between the two cuts leaves observations
+        # past the last snapshot, as a kill during a run does
+        _cut_series(self._snapshot_series, last_step)
+        _cut_series(self._observation_series, last_step)
+        f.flush()
+
+    def last_steps(self):
+        """(step of the last snapshot, of the last observation) written, -1 if none."""
+        return tuple(int(s[0].step[s[0].frames - 1]) if s[0].frames else -1
+                     for s in (self._snapshot_series, self._observation_series))
+
+    def sync(self):
+        """Flush the file and have the OS write it to the disk (fsync), so a
+        checkpoint written next never gets ahead of the frames it follows."""
+        self._f.flush()
+        self._lock.fsync()
 
     def _take(self, a):
         """The stored vesicles' rows of a per-vesicle array ``a[N, ...]``."""
@@ -326,7 +465,9 @@ class RunWriter:
         self._edges.write_value(self._box_edges)
         for name in MILESTONE_NAMES:
             self._milestones[name][...] = self._take(_array(milestones[name], (N,), np.float64, name))
+        fault_point("snapshot", self._state.frames)
         self._complete(self._snapshot_series, step, time)
+        fault_trace(f"snapshot {int(step)}")
 
     def _complete(self, series, step, time):
         # The values must be on disk before any step says the frame is complete.
@@ -336,10 +477,13 @@ class RunWriter:
         self._f.flush()
 
     def close(self):
-        """Flush and close the file (idempotent)."""
+        """Flush and close the file (idempotent), then release the lock."""
         if self._f is not None:
             self._f.close()
             self._f = None
+        if getattr(self, "_lock", None) is not None:
+            self._lock.close()
+            self._lock = None
 
     def __enter__(self):
         return self
@@ -408,30 +552,75 @@ def open_run(path):
         raise InputError(f"{path}: is a directory, not a run file")
     try:
         hdf5 = h5py.is_hdf5(path)
-    except OSError as e:
-        raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
+    except (OSError, RuntimeError) as e:
+        raise InputError(f"{path}: cannot read ({getattr(e, 'strerror', None) or _one_line(e)})") from None
     if not hdf5:
         raise InputError(f"{path}: not an HDF5 file")
     try:
-        f = h5py.File(path, "r", swmr=True)
-    except OSError:
-        try:  # a file without the SWMR-capable format (not written by RunWriter)
-            f = h5py.File(path, "r")
-        except OSError as e:
-            raise InputError(f"{path}: cannot open HDF5 file ({e})") from None
-    creator = f.get("h5md/creator")
-    if creator is None or _text(creator.attrs.get("name", "")) != "exodiff":
-        f.close()
-        raise InputError(f"{path}: not an exodiff run file (no /h5md/creator named 'exodiff')")
-    missing = [name for name in _REQUIRED if name not in f]
-    if missing:
-        f.close()
-        raise InputError(f"{path}: not a complete exodiff run file (missing /{missing[0]})")
+        f = _open_read(path)
+    except OSError as e:  # reading the superblock, clearing flags
+        raise InputError(f"{path}: cannot read ({e.strerror or e})") from None
     try:
+        creator = f.get("h5md/creator")
+        if creator is None or _text(creator.attrs.get("name", "")) != "exodiff":
+            raise InputError(f"{path}: not an exodiff run file (no /h5md/creator named 'exodiff')")
+        missing = [name for name in _REQUIRED if name not in f]
+        if missing:
+            raise InputError(f"{path}: not a complete exodiff run file (missing /{missing[0]})")
         return Run(f, path)
-    except (KeyError, OSError) as e:
+    except InputError:
         f.close()
-        raise InputError(f"{path}: not a complete exodiff run file ({e})") from None
+        raise
+    except (KeyError, OSError, ValueError, TypeError, IndexError, AttributeError, RuntimeError) as e:
+        # a damaged file: truncated, or links and datasets of the wrong kind
+        f.close()
+        raise InputError(f"{path}: not a readable exodiff run file ({_one_line(e)})") from None
+
+
+def _open_read(path):
+    """h5py.File for reading ``path``.
+
+    A file whose writer is alive (it holds the RunLock) is read in SWMR
+    mode, the only way to read it while it is written.  Otherwise SWMR is
+    avoided: on damaged metadata an SWMR reader retries, with back-off, for
+    minutes; a plain reader fails at once.  So the status flags that a killed
+    writer leaves (which only SWMR readers accept) are cleared first, and a
+    file shorter than its superblock says is reported as truncated."""
+    sb = _superblock(path)
+    if sb["flags"]:
+        live = False
+        try:
+            check_not_in_use(path)
+        except InputError:
+            live = True
+        if live:
+            try:
+                return h5py.File(path, "r", swmr=True)
+            except (OSError, RuntimeError) as e:
+                raise InputError(f"{path}: cannot open HDF5 file ({_one_line(e)})") from None
+        if sb["base"] + sb["eoa"] > sb["size"] + _TRUNCATION_SLACK:
+            raise InputError(f"{path}: truncated: {sb['size']:,} bytes, its superblock says "
+                             f"{sb['base'] + sb['eoa']:,} (an incomplete copy, or a full disk?)")
+        try:
+            clear_status_flags(path)  # the writer was killed: make the file whole again
+        except OSError:  # read-only: SWMR can read it as it is
+            try:
+                return h5py.File(path, "r", swmr=True)
+            except (OSError, RuntimeError) as e:
+                raise InputError(f"{path}: cannot open HDF5 file ({_one_line(e)})") from None
+    elif sb["eoa"] is not None and sb["base"] + sb["eoa"] > sb["size"]:
+        raise InputError(f"{path}: truncated: {sb['size']:,} bytes, its superblock says "
+                         f"{sb['base'] + sb['eoa']:,} (an incomplete copy?)")
+    try:
+        return h5py.File(path, "r")
+    except (OSError, RuntimeError) as e:
+        raise InputError(f"{path}: cannot open HDF5 file ({_one_line(e)})") from None
+
+
+# A killed writer's superblock may name an end of file a little beyond what
+# reached the disk (space allocated, data not yet written); more than this is
+# a truncated file, whose metadata is gone.
+_TRUNCATION_SLACK = _CHUNK_MAX_BYTES + (1 << 20)
 
 
 class Run:
@@ -439,8 +628,16 @@ class Run:
 
     Every time series is cut to its complete frames: ``S`` snapshots of ``n``
     stored vesicles (``ids`` gives their pool indices), ``T`` observations of
-    the ``M`` cells and ``K`` cargo kinds.  Small arrays are read at open,
-    per-frame data on access."""
+    the ``M`` cells and ``K`` cargo kinds.  Cells and parameters are read at
+    open; per-vesicle arrays on first use, per-frame data on access, and
+    :meth:`iter_vesicles` reads any of them in chunks of vesicles, so a run of
+    10⁸ vesicles is never loaded whole.
+
+    Tables: ``cell_table`` (pandas; x, y, z, radius, type, donor) and
+    :meth:`cell_results` (per-cell uptake and dose).  Analyses (see
+    :mod:`exodiff.analysis`), memoized per settings: :meth:`uptake_curves`,
+    :meth:`dose`, :meth:`uptake_range`, :meth:`first_passage`, :meth:`msd`,
+    :meth:`profile`, :meth:`mass_balance`."""
 
     def __init__(self, f, path):
         self._f = f
@@ -459,8 +656,8 @@ class Run:
         edges = box["edges"]
         if isinstance(edges, h5py.Dataset):  # files written before edges became a series
             self.box_edges = edges[()]
-        elif edges["value"].shape[0] > 0 and not np.isnan(edges["value"][0]).any():
-            self.box_edges = edges["value"][0]
+        elif min(edges["step"].shape[0], edges["value"].shape[0]) > 0 and edges["step"][0] >= 0:
+            self.box_edges = edges["value"][0]  # a complete frame
         else:
             self.box_edges = np.asarray(par["box_edges"], dtype=np.float64)
         self.faces = _names(box.attrs, "faces")
@@ -480,6 +677,45 @@ class Run:
                           for k in ("bound", "internalized", "cargo")})
         self.n_snapshots = _complete_frames(list(self._snap.values()))
         self.n_observations = _complete_frames(list(self._obs.values()))
+        self._check_shapes()
+
+    def _check_shapes(self):
+        """ValueError (open_run: InputError) when the arrays do not fit together."""
+        M, n = len(self.cells), self._ves["id"].shape
+        c = self.cells
+        expect = {"cells/position": (np.shape(c.centers), (M, 3)), "cells/type": (np.shape(c.types), (M,)),
+                  "vesicles/species": (self._ves["species"].shape, n),
+                  "vesicles/radius": (self._ves["radius"].shape, n)}
+        for name, g in self._snap.items():
+            expect[f"vesicles/{name}"] = (g["value"].shape[1:2], n)
+        for name in ("cells/bound", "cells/internalized"):
+            expect[name] = (self._obs[name]["value"].shape[1:], (M,))
+        for name, (got, want) in expect.items():
+            if tuple(got) != tuple(want):
+                raise ValueError(f"{name} has shape {tuple(got)}, expected {tuple(want)}")
+
+    # --- completeness (a run may have been interrupted: see --resume)
+    @cached_property
+    def n_steps(self):
+        """Steps of the whole run (None for files that do not say)."""
+        n = self.parameters.get("n_steps")
+        return None if n is None else int(n)
+
+    @property
+    def complete(self):
+        """True when the run reached its last step: the final snapshot and
+        observation are in the file (both schedules end on the last step)."""
+        n = self.n_steps
+        if n is None:
+            return True  # not written by a driver that can stop early
+        return (self.n_snapshots > 0 and int(self.snapshot_steps[-1]) == n
+                and self.n_observations > 0 and int(self.observation_steps[-1]) == n)
+
+    @property
+    def full_state(self):
+        """True when each snapshot holds the whole pool with positions, so a
+        run can be resumed from it without a checkpoint."""
+        return self.has_positions and not self.sampled
 
     # --- vesicle constants (read on first use: [n] arrays of a large run are big)
     @cached_property
@@ -694,40 +930,43 @@ class Run:
             yield rows, data
 
     # --- analyses (exodiff.analysis), computed on this run
+    def _analysis(self, name, settings):
+        """``analysis.<name>(**settings).compute(self)``, memoized per
+        settings: the frames of an open Run are fixed, so a result holds."""
+        key = (name, repr(sorted(settings.items())))
+        cache = self.__dict__.setdefault("_analyses", {})
+        if key not in cache:
+            from . import analysis
+            cache[key] = getattr(analysis, name)(**settings).compute(self)
+        return cache[key]
+
     def uptake_curves(self, **settings):
         """:class:`exodiff.analysis.UptakeCurves` computed on this run."""
-        from .analysis import UptakeCurves
-        return UptakeCurves(**settings).compute(self)
+        return self._analysis("UptakeCurves", settings)
 
     def dose(self, **settings):
         """:class:`exodiff.analysis.Dose` computed on this run."""
-        from .analysis import Dose
-        return Dose(**settings).compute(self)
+        return self._analysis("Dose", settings)
 
     def uptake_range(self, **settings):
         """:class:`exodiff.analysis.UptakeRange` computed on this run."""
-        from .analysis import UptakeRange
-        return UptakeRange(**settings).compute(self)
+        return self._analysis("UptakeRange", settings)
 
     def first_passage(self, **settings):
         """:class:`exodiff.analysis.FirstPassage` computed on this run."""
-        from .analysis import FirstPassage
-        return FirstPassage(**settings).compute(self)
+        return self._analysis("FirstPassage", settings)
 
     def msd(self, **settings):
         """:class:`exodiff.analysis.MSD` computed on this run."""
-        from .analysis import MSD
-        return MSD(**settings).compute(self)
+        return self._analysis("MSD", settings)
 
     def profile(self, **settings):
         """:class:`exodiff.analysis.Profile` computed on this run."""
-        from .analysis import Profile
-        return Profile(**settings).compute(self)
+        return self._analysis("Profile", settings)
 
     def mass_balance(self, **settings):
         """:class:`exodiff.analysis.MassBalance` computed on this run."""
-        from .analysis import MassBalance
-        return MassBalance(**settings).compute(self)
+        return self._analysis("MassBalance", settings)
 
     def cell_results(self, time=None):
         """Per-cell results at observation ``time`` [s] (None: the last) as a
@@ -796,7 +1035,14 @@ class Run:
 
     # --- summary
     def summary_text(self):
-        """Multi-line human summary (``exodiff info``)."""
+        """Multi-line human summary (``exodiff info``).  InputError when the
+        file turns out damaged (data that cannot be read)."""
+        try:
+            return self._summary_text()
+        except (OSError, KeyError, ValueError, IndexError) as e:
+            raise InputError(f"{self.path}: damaged run file ({_one_line(e)})") from None
+
+    def _summary_text(self):
         S, T, M = self.n_snapshots, self.n_observations, len(self.cells)
         lines = [f"{self.path}",
                  f"  exodiff {self.exodiff_version}, backend {self.backend}"
@@ -814,6 +1060,12 @@ class Run:
         covered = (f"{_fmt_time(times.min())} to {_fmt_time(times.max())}"
                    if times.size else "nothing yet")
         lines.append(f"  time covered: {covered}; {S} snapshots, {T} observations")
+        if not self.complete:
+            last = max([int(x[-1]) for x in (self.snapshot_steps, self.observation_steps) if x.size],
+                       default=0)
+            lines.append(f"  incomplete: stopped after step {last} of {self.n_steps} (interrupted, "
+                         f"or still running); continue it with "
+                         f"exodiff run CONFIG -o {self.path} --resume")
         if T == 0:
             lines.append("  no observations")
             return "\n".join(lines)
@@ -878,31 +1130,209 @@ def clear_status_flags(path):
     (plain h5py, check_h5md.py, MDAnalysis) open the file.  Only for a file
     whose writer is dead.  Returns True when flags were cleared."""
     path = Path(path)
+    sb = _superblock(path)
+    if sb["version"] < 2 or sb["flags"] == 0:
+        return False  # superblocks before version 2 keep no such flags
     with open(path, "r+b") as fh:
+        raw = bytearray(sb["raw"])
+        raw[11] = 0
+        raw[-4:] = struct.pack("<I", _lookup3(bytes(raw[:-4])))
+        fh.seek(sb["base"])
+        fh.write(raw)
+        # A killed writer may have recorded an end of file beyond what reached
+        # the disk; non-SWMR readers refuse such a file, so pad it.
+        if sb["base"] + sb["eoa"] > sb["size"]:
+            fh.truncate(sb["base"] + sb["eoa"])
+    return True
+
+
+def _superblock(path):
+    """The HDF5 superblock of ``path``: base (byte offset), version, flags
+    (status flags, version >= 2), eoa (end-of-file address the library
+    recorded, None before version 2), size (of the file now) and raw (the
+    version >= 2 superblock's bytes).  InputError when there is none or it
+    is cut short."""
+    with open(path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
         base = _find_superblock(fh)
         if base is None:
             raise InputError(f"{path}: not an HDF5 file")
         fh.seek(base)
         head = fh.read(12)
-        version, offset_size, flags = head[8], head[9], head[11]
+        if len(head) < 12:
+            raise InputError(f"{path}: damaged HDF5 file (cut short in its superblock)")
+        version, offset_size = head[8], head[9]
+        info = {"base": base, "version": version, "flags": 0, "eoa": None, "size": size, "raw": b""}
         if version < 2:
-            return False  # superblocks before version 2 keep no such flags
-        size = 12 + 4 * offset_size + 4
+            return info
+        if offset_size not in (2, 4, 8):
+            raise InputError(f"{path}: damaged HDF5 file (superblock offset size {offset_size})")
         fh.seek(base)
-        sb = bytearray(fh.read(size))
-        if flags == 0:
-            return False
-        sb[11] = 0
-        sb[-4:] = struct.pack("<I", _lookup3(bytes(sb[:-4])))
-        fh.seek(base)
-        fh.write(sb)
-        # A killed writer may have recorded an end of file beyond what reached
-        # the disk; non-SWMR readers refuse such a file, so pad it.
-        eoa = int.from_bytes(sb[12 + 2 * offset_size: 12 + 3 * offset_size], "little")
-        end = fh.seek(0, os.SEEK_END)
-        if base + eoa > end:
-            fh.truncate(base + eoa)
-    return True
+        raw = fh.read(12 + 4 * offset_size + 4)
+        if len(raw) < 12 + 4 * offset_size + 4:
+            raise InputError(f"{path}: damaged HDF5 file (cut short in its superblock)")
+        info.update(flags=head[11], raw=raw,
+                    eoa=int.from_bytes(raw[12 + 2 * offset_size: 12 + 3 * offset_size], "little"))
+        return info
+
+
+def _one_line(exc):
+    return " ".join(str(exc).split())
+
+
+class RunLock:
+    """An advisory ``flock`` on a run file (module docstring, "Resume"):
+    shared while a writer writes it, exclusive while ``--resume`` or
+    ``--overwrite`` makes sure that no writer is alive.  Raises InputError
+    when another process holds it the other way, unless ``wait``.  Where
+    flock is missing or unsupported it locks nothing."""
+
+    def __init__(self, path, exclusive, wait=False):
+        self.path = Path(path)
+        try:
+            self._fd = os.open(self.path, os.O_RDONLY)
+        except OSError as e:
+            raise InputError(f"{self.path}: cannot open ({e.strerror or e})") from None
+        if fcntl is None:
+            return
+        op = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if wait else fcntl.LOCK_NB)
+        try:
+            fcntl.flock(self._fd, op)
+        except BlockingIOError:
+            self.close()
+            raise InputError(f"{self.path}: in use by another process (an exodiff run still "
+                             f"writing it, or a program that has it open)") from None
+        except OSError:  # a file system without flock: go on unlocked
+            pass
+
+    def share(self):
+        """Turn an exclusive lock into a shared one."""
+        if fcntl is not None and self._fd is not None:
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_SH)
+            except OSError:
+                pass
+
+    def fsync(self):
+        """Write the file's data to the disk (fsync on our descriptor: the
+        kernel syncs the file, whoever wrote it)."""
+        os.fsync(self._fd)
+
+    def close(self):
+        if self._fd is not None:
+            os.close(self._fd)  # releases the lock
+            self._fd = None
+
+
+def check_not_in_use(path):
+    """InputError when a live writer (or another resume) holds ``path``."""
+    RunLock(path, exclusive=True).close()
+
+
+# ---------------------------------------------------------- checkpoint file
+
+CHECKPOINT_SUFFIX = ".checkpoint"
+CHECKPOINT_FORMAT = "exodiff checkpoint 1"
+
+
+def checkpoint_path(path):
+    """The checkpoint file of the run file ``path``: ``PATH.checkpoint``."""
+    return Path(os.fspath(path) + CHECKPOINT_SUFFIX)
+
+
+def write_checkpoint(path, *, step, time, arrays, attrs, index=0):
+    """Save the full state of the run written to ``path`` at ``step``
+    (time [s]) as ``PATH.checkpoint``: ``arrays`` name -> array, ``attrs``
+    name -> str or number (what the state belongs to: config, version).
+
+    Atomic: written as ``.part``, synced to disk, renamed over the previous
+    one, directory synced; a kill at any moment leaves the old or the new
+    checkpoint, whole.  ``index`` numbers the call for :func:`fault_point`."""
+    final = checkpoint_path(path)
+    tmp = final.with_name(final.name + ".part")
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = CHECKPOINT_FORMAT
+            f.attrs["step"] = np.int64(step)
+            f.attrs["time"] = float(time)
+            for key, value in attrs.items():
+                f.attrs[key] = value
+            for key, a in arrays.items():
+                f.create_dataset(key, data=np.asarray(a))
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        fault_point("checkpoint", index)
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    try:  # make the rename itself durable
+        fd = os.open(final.parent, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass
+
+
+def read_checkpoint(path):
+    """The checkpoint of the run file ``path`` as a dict (``step``, ``time``,
+    ``attrs``, ``arrays``), or None when there is none.  InputError, naming
+    the reason, when it exists but cannot be read."""
+    ck = checkpoint_path(path)
+    if not ck.exists():
+        return None
+    try:
+        with h5py.File(ck, "r") as f:
+            attrs = {k: (_text(v) if isinstance(v, (str, bytes)) else v) for k, v in f.attrs.items()}
+            if attrs.get("format") != CHECKPOINT_FORMAT:
+                raise InputError(f"{ck}: not an exodiff checkpoint")
+            arrays = {k: f[k][()] for k in f}
+    except (OSError, KeyError, ValueError) as e:
+        raise InputError(f"{ck}: unreadable checkpoint ({_one_line(e)})") from None
+    attrs.pop("format")
+    return {"step": int(attrs.pop("step")), "time": float(attrs.pop("time")),
+            "attrs": attrs, "arrays": arrays}
+
+
+def remove_checkpoint(path):
+    """Delete the checkpoint of the run file ``path`` (and a partial one)."""
+    ck = checkpoint_path(path)
+    for p in (ck, ck.with_name(ck.name + ".part")):
+        p.unlink(missing_ok=True)
+
+
+# ----------------------------------------------- fault injection (tests only)
+
+
+def fault_point(event, index):
+    """Test-only fault injection, inert unless the environment asks for it:
+    with ``EXODIFF_TEST_KILL_AT="EVENT:INDEX"`` the process SIGKILLs itself at
+    that point, as a power cut would stop it.  Points: ``snapshot:K`` while
+    writing snapshot frame K of the file (values and milestones written, the
+    frame not yet complete); ``chunk:S`` after the first chunk of steps that
+    reaches step S or beyond (state advanced, its frames not yet written);
+    ``checkpoint:K`` after writing this process' K-th checkpoint (1, 2, ...)
+    but before it replaces the previous one.  Used by tests/test_resume.py."""
+    spec = os.environ.get("EXODIFF_TEST_KILL_AT")
+    if spec and spec.partition(":")[0] == event:
+        at = int(spec.partition(":")[2])
+        if index == at or (event == "chunk" and index >= at):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def fault_trace(line):
+    """Test-only: with ``EXODIFF_TEST_TRACE=FILE``, append ``line`` to FILE
+    (e.g. "snapshot 200" once that snapshot is complete), so a test that
+    kills the process knows what was finished before the kill."""
+    trace = os.environ.get("EXODIFF_TEST_TRACE")
+    if trace:
+        with open(trace, "a") as fh:
+            fh.write(line + "\n")
 
 
 _SIGNATURE = b"\x89HDF\r\n\x1a\n"

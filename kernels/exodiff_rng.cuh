@@ -5,9 +5,11 @@
 // every number is a pure function of what it is for, so the GPU draws exactly
 // the words the CPU backends draw (DESIGN §2).  The integer arithmetic is
 // exact everywhere; to_uniform is one exact conversion, one exact add (the
-// sum fits in 33 bits) and a multiply by a power of two, so uniforms are
-// bit-identical too.  Only normals4 goes through log/sqrt/cos/sin, which agree
-// with glibc to the last bit on the host and to an ulp or two on the device.
+// sum needs 34 significant bits) and a multiply by a power of two, so uniforms are
+// bit-identical too.  Only normals4 goes through libm: on the host (the
+// harness) the same glibc log/sqrt/cos/sin calls as Numba, bit for bit; on the
+// device CUDA's log and sincospi(2u) (no Payne–Hanek reduction path, hence no
+// local memory, for an angle that is always in [0, 2π)), within an ulp or two.
 //
 // Compiles as CUDA (nvcc, NVRTC) and as plain C++ (the host harness).
 #ifndef EXODIFF_RNG_CUH

@@ -5,15 +5,18 @@
 // vesicle on the GPU, kernels/host_harness.cpp runs it in a loop on the CPU so
 // the tests can check it against the Numba backend without a GPU (DESIGN §3).
 // The operations and their order are those of advance_block's body, stage for
-// stage (see that module for the physics):
+// stage (see that module for the physics); loop invariants are hoisted, and
+// two shortcuts (min_image, bridge) skip divisions only where they provably
+// change no bit:
 //  1. Gaussian displacement √(2D dt)·ξ + drift·dt (ξ from STREAM_DIFFUSE);
 //  2. domain faces: periodic wrap, mirror reflection, or absorption on contact
 //     (end beyond the face, or a Brownian-bridge crossing within the step);
 //  3. cells listed in the grid bin of the end point: contact at the end point
-//     or with the bridge probability exp(−d1·d2/(D dt)); the first contact
+//     or with the bridge probability exp(−d0·d1/(D dt)); the first contact
 //     binds with P(κ, D, dt)·(free receptor fraction), else reflects;
 //  4. clearance with probability 1 − exp(−k_clear dt).
-// BOUND vesicles unbind or are internalized; PENDING ones become FREE at the
+// BOUND vesicles unbind (released with surface.release_fraction, else they
+// rebind within the step) or are internalized; PENDING ones become FREE at the
 // end of their birth step.  Contact uniforms are drawn lazily, like Numba.
 //
 // Host builds (the harness) must not contract a*b+c into FMA
@@ -90,12 +93,13 @@ struct VesicleArrays {
 };
 
 // One vesicle's state while it is being advanced (registers on the device).
+// Its milestone times are not here: they change at most once each, and are
+// written to memory when they do, which saves registers for every step.
 struct Vesicle {
     double p[3];
     int image[3];
     int state;
     int cell;
-    double t_bound, t_internalized, t_exit;
 };
 
 // The domain as one vesicle's steps need it, loaded once per launch.
@@ -135,9 +139,23 @@ __host__ __device__ __forceinline__ double fold(double x, double L, bool periodi
     return x;
 }
 
-// Separation e along an axis under the minimum-image convention.
+// Separation e along an axis under the minimum-image convention.  For
+// |e| ≤ L/4 (all the cells a grid bin lists, in practice) floor(e/L + 0.5) is
+// exactly 0 and e - L·0 is e: skipping the division there changes no bit.
 __host__ __device__ __forceinline__ double min_image(double e, double L, bool periodic) {
-    return periodic ? e - L * floor(e / L + 0.5) : e;
+    if (!periodic || fabs(e) <= 0.25 * L) return e;
+    return e - L * floor(e / L + 0.5);
+}
+
+// Brownian-bridge crossing probability exp(−d0·d1/(D dt)) for two ends outside
+// contact, 0 at and beyond the cutoff.  far = BRIDGE_CUTOFF·D·dt·(1 + 2⁻⁴⁰):
+// from there on d0·d1/(D dt) rounds to ≥ BRIDGE_CUTOFF anyway, so the common
+// far case skips a division and the result is bit-identical to Numba's.
+__host__ __device__ __forceinline__ double bridge(double d0, double d1, double Ddt, double far) {
+    const double prod = d0 * d1;
+    if (prod >= far) return 0.0;
+    const double arg = prod / Ddt;
+    return arg < BRIDGE_CUTOFF ? exp(-arg) : 0.0;
 }
 
 // Grid bin of a point: the exact expression of exodiff/grid.py.
@@ -178,8 +196,9 @@ __host__ __device__ __forceinline__ void place_on(Vesicle& v, const double ce[3]
 // Stage 2 on axis a (a template parameter so that v.p[a] stays in a register):
 // wrap, mirror, or absorb at the faces.  Returns whether the vesicle exited.
 template <int a>
-__host__ __device__ __forceinline__ bool cross_faces(Vesicle& v, double x0, double Ddt, double p_face,
-                                                     double t1, unsigned int id, unsigned int nn,
+__host__ __device__ __forceinline__ bool cross_faces(Vesicle& v, double* t_exit, double x0, double D,
+                                                     double Ddt, double far, double t1,
+                                                     unsigned int id, unsigned int nn,
                                                      ContactUniforms& u, const Domain& dom,
                                                      const Tables& T) {
     const double L = dom.L[a];
@@ -193,20 +212,14 @@ __host__ __device__ __forceinline__ bool cross_faces(Vesicle& v, double x0, doub
         const double d0 = side == 0 ? x0 : L - x0;
         const double d1 = side == 0 ? x : L - x;
         if (dom.absorb[2 * a + side]) {
-            double pc;
-            if (d1 <= 0.0 || d0 <= 0.0) {
-                pc = 1.0;
-            } else {
-                const double arg = d0 * d1 / Ddt;
-                pc = arg < BRIDGE_CUTOFF ? exp(-arg) : 0.0;
-            }
+            const double pc = (d1 <= 0.0 || d0 <= 0.0) ? 1.0 : bridge(d0, d1, Ddt, far);
             if (pc > 0.0) {
-                const double pa = pc * p_face;
+                const double pa = pc * binding_probability(T.face_kappa, D, T.dt, infinity());
                 if (pa > 0.0) {
                     u.draw(id, nn, T);
                     if (u.uf < pa) {
                         v.state = EXITED;
-                        v.t_exit = t1;
+                        *t_exit = t1;
                         v.p[a] = side == 0 ? 0.0 : L;  // on the face
                         return true;
                     }
@@ -224,7 +237,8 @@ __host__ __device__ __forceinline__ bool cross_faces(Vesicle& v, double x0, doub
 // Returns whether anything changed (a bound or pending vesicle often waits
 // out the whole launch, and then need not be written back).
 __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long n0, long long n1,
-                                                         Vesicle& v, const Tables& T) {
+                                                         Vesicle& v, const VesicleArrays& A,
+                                                         const Tables& T) {
     const double dt = T.dt;
     const unsigned int id = (unsigned int)i;  // counter word 0
 
@@ -241,11 +255,10 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
     const double s = EXO_LDG(T.sigma + i);
     const double vr = EXO_LDG(T.vradius + i);
     const double Ddt = D * dt;
+    const double far = BRIDGE_CUTOFF * Ddt * (1.0 + 0x1p-40);
     const double drift[3] = {EXO_LDG(T.flow + 0) * dt, EXO_LDG(T.flow + 1) * dt,
                              (EXO_LDG(T.flow + 2) - EXO_LDG(T.settling + i)) * dt};
-    const double p_face = binding_probability(T.face_kappa, D, dt, infinity());
     const double pcl = EXO_LDG(T.p_clear + EXO_LDG(T.species + i));
-    const long long birth = EXO_LDG(T.birth_step + i);
     bool changed = false;
 
     for (long long n = n0; n < n1; ++n) {
@@ -254,7 +267,7 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
         const double t1 = (double)(n + 1) * dt;
         const unsigned int nn = (unsigned int)n;  // counter word 1
         if (st == PENDING) {
-            if (birth <= n) {
+            if (EXO_LDG(T.birth_step + i) <= n) {
                 v.state = FREE;
                 changed = true;
             }
@@ -270,11 +283,16 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
             changed = true;
             if (u.v1 >= EXO_LDG(T.t_frac_off + ty)) {
                 v.state = INTERNALIZED;
-                v.t_internalized = t1;
+                A.t_internalized[i] = t1;
                 break;
             }
-            // unbind: move out along the membrane normal of the binding site
+            // unbind, unless the release counts as rebinding within the step
+            // (u1/frac_off is uniform; surface.release_fraction)
             const double Rc = EXO_LDG(T.cradius + c) + vr;
+            if (u.v1 >= EXO_LDG(T.t_frac_off + ty) *
+                            release_fraction(EXO_LDG(T.t_kappa + ty), D, dt, Rc))
+                continue;
+            // move out along the membrane normal of the binding site
             double ce[3], e[3];
             EXO_UNROLL
             for (int a = 0; a < 3; ++a) {
@@ -301,9 +319,9 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
 
         // 2. domain faces, axis by axis; an absorbed vesicle stops there (its
         // later axes keep their unfolded values, as in Numba)
-        if (cross_faces<0>(v, p0[0], Ddt, p_face, t1, id, nn, u, dom, T) ||
-            cross_faces<1>(v, p0[1], Ddt, p_face, t1, id, nn, u, dom, T) ||
-            cross_faces<2>(v, p0[2], Ddt, p_face, t1, id, nn, u, dom, T))
+        if (cross_faces<0>(v, A.t_exit + i, p0[0], D, Ddt, far, t1, id, nn, u, dom, T) ||
+            cross_faces<1>(v, A.t_exit + i, p0[1], D, Ddt, far, t1, id, nn, u, dom, T) ||
+            cross_faces<2>(v, A.t_exit + i, p0[2], D, Ddt, far, t1, id, nn, u, dom, T))
             break;
 
         // 3. cells near the end point
@@ -332,13 +350,7 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
                 EXO_UNROLL
                 for (int a = 0; a < 3; ++a) q[a] = min_image(p0[a] - ce[a], dom.L[a], dom.periodic[a]);
                 const double d0 = sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2]) - Rc;
-                double pc;
-                if (d0 <= 0.0) {
-                    pc = 1.0;
-                } else {
-                    const double arg = d0 * d1 / Ddt;
-                    pc = arg < BRIDGE_CUTOFF ? exp(-arg) : 0.0;
-                }
+                const double pc = d0 <= 0.0 ? 1.0 : bridge(d0, d1, Ddt, far);
                 if (pc > 0.0) {
                     u.draw(id, nn, T);
                     if (u.uc < pc) {
@@ -367,7 +379,7 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
                     place_on(v, ce, e, Rc / r1, dom);
                     v.state = BOUND;
                     v.cell = c;
-                    if (v.t_bound != v.t_bound) v.t_bound = t1;  // NaN: first binding
+                    if (A.t_bound[i] != A.t_bound[i]) A.t_bound[i] = t1;  // NaN: first binding
                     continue;
                 }
                 if (d1 < 0.0) place_on(v, ce, e, (2.0 * Rc - r1) / r1, dom);  // inside, not bound: mirror
@@ -402,10 +414,7 @@ __host__ __device__ __forceinline__ void advance_one(long long i, long long n0, 
     v.image[2] = A.iz[i];
     v.state = st;
     v.cell = A.cell[i];
-    v.t_bound = A.t_bound[i];
-    v.t_internalized = A.t_internalized[i];
-    v.t_exit = A.t_exit[i];
-    if (!advance_vesicle(i, n0, n1, v, T)) return;
+    if (!advance_vesicle(i, n0, n1, v, A, T)) return;
     A.px[i] = v.p[0];
     A.py[i] = v.p[1];
     A.pz[i] = v.p[2];
@@ -414,9 +423,6 @@ __host__ __device__ __forceinline__ void advance_one(long long i, long long n0, 
     A.iz[i] = v.image[2];
     A.state[i] = (signed char)v.state;
     A.cell[i] = v.cell;
-    A.t_bound[i] = v.t_bound;
-    A.t_internalized[i] = v.t_internalized;
-    A.t_exit[i] = v.t_exit;
 }
 
 }  // namespace exo

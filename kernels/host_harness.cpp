@@ -7,6 +7,8 @@
 // (DESIGN §3).  Built by tests/test_cuda_host.py as a shared library:
 //     g++ -O2 -fno-fast-math -ffp-contract=off -shared -fPIC -I kernels
 // (no FMA contraction, glibc's libm: the same arithmetic Numba does).
+// philox4x32 and normals4 expose the random numbers for the known-answer and
+// bit-for-bit tests.
 #include "exodiff_step.cuh"
 
 extern "C" void advance_f64(EXO_ADVANCE_PARAMS) {

@@ -15,7 +15,8 @@ Per FREE vesicle and step (DESIGN §1):
     P(κ, D, dt)·(free receptor fraction), otherwise the vesicle is reflected;
  4. clearance with probability 1 − exp(−k_clear dt).
 A BOUND vesicle unbinds or is internalized (competing first-order rates); an
-unbound vesicle is placed outside contact at ``unbind_distance``.
+unbinding releases it with ``release_fraction`` (else it rebinds within the
+step), placing it outside contact at ``unbind_distance``.
 A PENDING vesicle becomes FREE at the end of its birth step.
 
 Uniforms for contacts are drawn lazily (only in steps that need them); being
@@ -30,7 +31,7 @@ from .constants import (ABSORB, BOUND, BRIDGE_CUTOFF, CLEARED, EXITED, FREE,
                         INTERNALIZED, KERNEL_ARGS, PENDING, PERIODIC)
 from .philox import (STREAM_BOUND, STREAM_CONTACT, STREAM_DIFFUSE, normals4,
                      uniforms4)
-from .surface import binding_probability, unbind_distance
+from .surface import binding_probability, release_fraction, unbind_distance
 
 
 @numba.njit(cache=True, inline="always")
@@ -107,8 +108,12 @@ def advance_block(i0, i1, n0, n1, dt, k0, k1,
                     state[i] = INTERNALIZED
                     t_internalized[i] = t1
                     break
-                # unbind: move out along the membrane normal of the binding site
+                # unbind, unless the release counts as rebinding within the
+                # step (u1/frac_off is uniform; surface.release_fraction)
                 Rc = cradius[c] + vradius[i]
+                if u1 >= t_frac_off[T] * release_fraction(t_kappa[T], diffusion[i], dt, Rc):
+                    continue
+                # move out along the membrane normal of the binding site
                 ex = _min_image(pos[i, 0] - ccenter[c, 0], 0, box, face_kind)
                 ey = _min_image(pos[i, 1] - ccenter[c, 1], 1, box, face_kind)
                 ez = _min_image(pos[i, 2] - ccenter[c, 2], 2, box, face_kind)

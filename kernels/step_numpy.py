@@ -12,16 +12,46 @@ import numpy as np
 from .constants import (ABSORB, BOUND, BRIDGE_CUTOFF, CLEARED, EXITED, FREE,
                         INTERNALIZED, KERNEL_ARGS, PENDING, PERIODIC)
 from .philox import STREAM_BOUND, STREAM_CONTACT, STREAM_DIFFUSE, normals4_np, uniforms4_np
+from .surface import (EPS_MAX, G1, G2, G3, G4, G5, Q10, Q11, Q12, Q20, Q21, Q22, Q30, Q31,
+                      Q32)
+
+
+def _flat_probability_np(kp):
+    """Vectorized twin of ``surface.flat_probability``."""
+    y = kp / (1.0 + kp)
+    g = y * (G1 + y * (G2 + y * (G3 + y * (G4 + y * G5))))
+    return y - y * (1.0 - y) * g
+
+
+def _curvature_factor_np(y, eps):
+    """Vectorized twin of ``surface.curvature_factor``."""
+    e = np.where(eps < EPS_MAX, eps, EPS_MAX)
+    return 1.0 + e * ((Q10 + y * (Q11 + y * Q12))
+                      + e * ((Q20 + y * (Q21 + y * Q22))
+                             + e * (Q30 + y * (Q31 + y * Q32))))
 
 
 def binding_probability_np(kappa, diffusion, dt, radius):
     """Vectorized twin of ``surface.binding_probability``."""
     kappa = np.broadcast_to(np.asarray(kappa, dtype=np.float64), np.shape(diffusion))
-    with np.errstate(invalid="ignore"):
-        p = 0.5 * kappa * np.sqrt(math.pi * dt / diffusion)
-    p = np.where(p < 1.0, p, 1.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kp = 0.5 * kappa * np.sqrt(math.pi * dt / diffusion)
+        eps = np.sqrt(2.0 * diffusion * dt) / radius
+        p = _flat_probability_np(kp / _curvature_factor_np(kp / (1.0 + kp), eps))
     p = np.where(np.isinf(kappa), 1.0, p)
     return np.where(kappa <= 0.0, 0.0, p)
+
+
+def release_fraction_np(kappa, diffusion, dt, radius):
+    """Vectorized twin of ``surface.release_fraction``."""
+    kappa = np.broadcast_to(np.asarray(kappa, dtype=np.float64), np.shape(diffusion))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        kp = 0.5 * kappa * np.sqrt(math.pi * dt / diffusion)
+        eps = np.sqrt(2.0 * diffusion * dt) / radius
+        f = binding_probability_np(kappa, diffusion, dt, radius) * _curvature_factor_np(0.0, eps) / kp
+    f = np.where(f < 1.0, f, 1.0)
+    f = np.where(np.isinf(kappa), 0.0, f)
+    return np.where(kappa <= 0.0, 1.0, f)
 
 
 def unbind_distance_np(u, v, diffusion, dt, radius):
@@ -98,9 +128,11 @@ def step(n, dt, k0, k1,
     internalize = event & (u1 >= t_frac_off[T])
     state[idx[internalize]] = INTERNALIZED
     t_internalized[idx[internalize]] = t1
-    unbind = event & ~internalize
-    idx, c, u2, u3 = idx[unbind], c[unbind], u2[unbind], u3[unbind]
+    # unbind, unless the release counts as rebinding within the step
     Rc = cradius[c] + vradius[idx]
+    release = release_fraction_np(t_kappa[T], diffusion[idx], dt, Rc)
+    unbind = event & ~internalize & (u1 < t_frac_off[T] * release)
+    idx, c, u2, u3, Rc = idx[unbind], c[unbind], u2[unbind], u3[unbind], Rc[unbind]
     ex = _min_image(pos[idx, 0] - ccenter[c, 0], 0, box, face_kind)
     ey = _min_image(pos[idx, 1] - ccenter[c, 1], 1, box, face_kind)
     ez = _min_image(pos[idx, 2] - ccenter[c, 2], 2, box, face_kind)

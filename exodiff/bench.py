@@ -1,0 +1,236 @@
+"""Throughput of exodiff's backends on standard scenarios (``exodiff bench``).
+
+Measures the stepping alone: the model is built, the backend prepared and one
+step taken (JIT compilation or loading the cache, CUDA module build) before
+the clock starts; then ``advance`` over a fixed number of steps is timed,
+``repeats`` times, and the median is kept.  The rate counts the vesicles
+active (FREE or BOUND) at the start of each timed stretch:
+
+    rate = active vesicles × steps / wall time   [vesicle-steps/s]
+
+Scenarios (µm, s), the peers' S1–S3 (bench/peers/) built with exodiff's own
+cell packing: 10⁵ vesicles of radius 0.05 µm with D = 4 µm²/s in a reflective
+cube of side 200 µm, dt = 1 ms; S1 no cells, S2 1000 absorbing cells
+(contact radius 5 µm), S3 S2 with κ = 1 µm/s.
+
+Scaling in cells keeps the cell volume fraction of S2 (1000 cells of contact
+radius 5 µm in 200³ µm³) by growing the box with the cell count, so a
+vesicle sees the same neighbourhood; the cell grid must then keep the cost per
+vesicle-step flat (DESIGN §3).  Only the CLI prints: this module returns
+rows and formats them.
+"""
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import parse_config
+from .kernels.constants import BOUND, FREE
+
+BOX = 200.0
+DIFFUSION = 4.0
+DT = 1e-3
+VESICLE_RADIUS = 0.05
+CONTACT_RADIUS = 5.0
+N_STANDARD = 100_000
+CELLS_STANDARD = 1000
+KAPPA_S3 = 1.0
+
+SCENARIOS = {
+    "S1": dict(cells=0, kappa="inf", text="no cells"),
+    "S2": dict(cells=CELLS_STANDARD, kappa="inf", text="1000 absorbing cells"),
+    "S3": dict(cells=CELLS_STANDARD, kappa=KAPPA_S3, text="1000 cells, κ = 1 µm/s"),
+}
+
+
+def scenario_config(vesicles, cells, kappa="inf", box=BOX, seed=1, capacity=0, k_off=0.0, steps=1000):
+    """A Config for a reflective cube of side `box` [µm] with `vesicles`
+    vesicles (D = 4 µm²/s) and `cells` randomly packed cells of contact radius
+    5 µm, reactivity `kappa` [µm/s] ("inf": absorbing), receptor `capacity`
+    (0: unlimited) and unbinding rate `k_off` [1/s]; a run of `steps` steps
+    of 1 ms observed and snapshotted at its end only."""
+    raw = {
+        "run": {"duration": steps * DT, "dt": DT, "seed": seed},
+        "domain": {"size": [box] * 3, "boundary": "reflect"},
+        "cell_types": {"target": {"kappa": kappa, "capacity": int(capacity), "k_off": float(k_off)}},
+        "vesicles": {"ev": {"radius": VESICLE_RADIUS, "diffusion": DIFFUSION, "count": int(vesicles)}},
+        "output": {"positions": "none"},
+    }
+    if cells:
+        raw["cells"] = {"layout": "random", "count": int(cells), "radius": CONTACT_RADIUS - VESICLE_RADIUS}
+    else:
+        raw["cells"] = {"layout": "list", "centers": [], "radius": CONTACT_RADIUS - VESICLE_RADIUS}
+    return parse_config(raw)
+
+
+def box_for_cells(cells):
+    """Side [µm] of the cube that holds `cells` cells at S2's volume fraction."""
+    return BOX * (max(cells, 1) / CELLS_STANDARD) ** (1.0 / 3.0)
+
+
+@dataclass
+class Measurement:
+    """One timed configuration."""
+    backend: str
+    device: str
+    label: str
+    vesicles: int
+    cells: int
+    steps: int
+    rate: float                     # vesicle-steps/s (median)
+    seconds: list = field(default_factory=list)
+    bytes_per_vesicle: float = 0.0
+    cells_per_bin: float = 0.0      # mean cells listed per grid bin, weighted by vesicles
+    build_s: float = 0.0
+
+    @property
+    def ns_per_vesicle_step(self):
+        return 1e9 / self.rate if self.rate > 0 else math.nan
+
+
+def bytes_per_vesicle(model):
+    """Bytes of per-vesicle state the kernels hold (arrays of length N)."""
+    n = model.n_vesicles
+    total = sum(a.nbytes for a in model.arrays.values() if isinstance(a, np.ndarray) and a.ndim and a.shape[0] == n)
+    total += model.birth_time.nbytes
+    return total / max(n, 1)
+
+
+def candidates_per_vesicle(model):
+    """Mean number of cells listed in the grid bin of each vesicle (how many
+    a vesicle tests per step)."""
+    from .grid import bin_of
+    g = model.grid
+    if g is None or g.items.size == 0:
+        return 0.0
+    b = bin_of(g, model.arrays["pos"])
+    return float(np.mean(g.start[b + 1] - g.start[b]))
+
+
+def measure(config, backend_name="numba", steps=100, repeats=3, label=""):
+    """Build, warm up and time `backend_name` on `config`; returns Measurement."""
+    from .backends import select_backend
+    from .model import build_model
+    t0 = time.perf_counter()
+    model = build_model(config)
+    build_s = time.perf_counter() - t0
+    backend, _ = select_backend(backend_name)
+    backend.prepare(model)
+    state = model.arrays["state"]
+    backend.advance(0, 1)            # JIT / module load outside the clock
+    backend.fetch(model)
+    n = 1
+    secs, rates = [], []
+    for _ in range(max(1, repeats)):
+        active = int(np.count_nonzero((state == FREE) | (state == BOUND)))
+        t = time.perf_counter()
+        backend.advance(n, n + steps)
+        backend.fetch(model)
+        dt = time.perf_counter() - t
+        n += steps
+        secs.append(dt)
+        rates.append(active * steps / dt if dt > 0 else math.nan)
+    return Measurement(backend=backend.name, device=backend.device, label=label,
+                       vesicles=model.n_vesicles, cells=model.n_cells, steps=steps,
+                       rate=statistics.median(rates), seconds=secs,
+                       bytes_per_vesicle=bytes_per_vesicle(model),
+                       cells_per_bin=candidates_per_vesicle(model), build_s=build_s)
+
+
+def available_backends():
+    """Backends that can run here, fastest first."""
+    from .backends import cuda_unavailable_reason
+    out = ["numba", "numpy"]
+    if cuda_unavailable_reason() is None:
+        out.insert(0, "cuda")
+    return out
+
+
+def plan(quick=False):
+    """Sizes: (vesicles, steps, repeats, vesicle scaling list, cell scaling list)."""
+    if quick:
+        return dict(vesicles=20_000, steps=50, repeats=1, scale_vesicles=[10_000, 100_000],
+                    scale_cells=[10, 100, 1000, 10_000], scale_cells_vesicles=20_000)
+    return dict(vesicles=N_STANDARD, steps=200, repeats=3, scale_vesicles=[10_000, 100_000, 1_000_000],
+                scale_cells=[10, 100, 1000, 10_000], scale_cells_vesicles=N_STANDARD)
+
+
+def run_all(backends=None, quick=False, progress=None):
+    """Every table's measurements: dict with "standard", "vesicles", "cells"
+    lists of Measurement.  `progress(str)` is told what runs next."""
+    p = plan(quick)
+    backends = backends or available_backends()
+    say = progress or (lambda s: None)
+    out = {"standard": [], "vesicles": [], "cells": []}
+    for b in backends:
+        # the NumPy reference is ~50× slower: fewer steps keep it to seconds
+        steps = p["steps"] if b != "numpy" else max(5, p["steps"] // 20)
+        for name, sc in SCENARIOS.items():
+            say(f"{b} {name}")
+            cfg = scenario_config(p["vesicles"], sc["cells"], sc["kappa"])
+            out["standard"].append(measure(cfg, b, steps, p["repeats"], label=name))
+    main = backends[0]
+    for n in p["scale_vesicles"]:
+        say(f"{main} S2 with {n} vesicles")
+        cfg = scenario_config(n, CELLS_STANDARD, "inf")
+        steps = max(10, min(p["steps"], int(2e7 // n)))
+        out["vesicles"].append(measure(cfg, main, steps, p["repeats"], label="S2"))
+    for m in p["scale_cells"]:
+        say(f"{main} {m} cells")
+        cfg = scenario_config(p["scale_cells_vesicles"], m, "inf", box=box_for_cells(m))
+        out["cells"].append(measure(cfg, main, p["steps"], p["repeats"], label=f"{m} cells"))
+    return out
+
+
+def _rate(x):
+    e = int(math.floor(math.log10(x))) if x > 0 and math.isfinite(x) else 0
+    return f"{x / 10 ** e:.2f}e{e}" if x > 0 and math.isfinite(x) else "—"
+
+
+def _table(head, rows):
+    w = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(head)]
+    line = lambda r: "| " + " | ".join(str(c).rjust(w[i]) if i else str(c).ljust(w[i]) for i, c in enumerate(r)) + " |"
+    return "\n".join([line(head), "|" + "|".join("-" * (x + 2) for x in w) + "|"] + [line(r) for r in rows])
+
+
+def format_report(res, quick=False):
+    """The tables as markdown text."""
+    p = plan(quick)
+    out = []
+    std = res["standard"]
+    if std:
+        out.append(f"Standard scenarios: {p['vesicles']} vesicles, D = {DIFFUSION:g} µm²/s, dt = {DT * 1e3:g} ms, "
+                   f"reflective cube of side {BOX:g} µm (vesicle-steps/s, median of {p['repeats']})")
+        out.append("")
+        names = list(SCENARIOS)
+        rows = []
+        for b in dict.fromkeys(m.backend for m in std):
+            ms = {m.label: m for m in std if m.backend == b}
+            dev = next(iter(ms.values())).device
+            rows.append([f"{b} [{dev}]"] + [_rate(ms[s].rate) if s in ms else "—" for s in names]
+                        + [f"{next(iter(ms.values())).bytes_per_vesicle:.0f}"])
+        out.append(_table(["backend"] + [f"{s} ({SCENARIOS[s]['text']})" for s in names] + ["bytes/vesicle"], rows))
+        out.append("")
+    if res["vesicles"]:
+        m0 = res["vesicles"][0]
+        out.append(f"Scaling in vesicles ({m0.backend}, S2: 1000 absorbing cells)")
+        out.append("")
+        out.append(_table(["vesicles", "steps", "vesicle-steps/s", "ns/vesicle-step"],
+                          [[f"{m.vesicles}", m.steps, _rate(m.rate), f"{m.ns_per_vesicle_step:.0f}"]
+                           for m in res["vesicles"]]))
+        out.append("")
+    if res["cells"]:
+        cs = res["cells"]
+        base = cs[0].ns_per_vesicle_step
+        out.append(f"Scaling in cells ({cs[0].backend}, {cs[0].vesicles} vesicles; the box grows with the cell "
+                   f"count to keep S2's volume fraction; cost per vesicle-step must stay flat)")
+        out.append("")
+        out.append(_table(["cells", "box side [µm]", "cells tested/step", "vesicle-steps/s", "ns/vesicle-step",
+                           f"vs {cs[0].cells} cells"],
+                          [[m.cells, f"{box_for_cells(m.cells):.0f}", f"{m.cells_per_bin:.2f}", _rate(m.rate),
+                            f"{m.ns_per_vesicle_step:.0f}", f"{m.ns_per_vesicle_step / base:.2f}×"]
+                           for m in cs]))
+        out.append("")
+    return "\n".join(out).rstrip() + "\n"

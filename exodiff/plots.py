@@ -1,0 +1,442 @@
+"""Figures of a run: ``exodiff plot RUN.h5 --kind KIND -o FIG.png``.
+
+Each ``plot_<kind>(run, **options)`` returns a matplotlib Figure built
+without pyplot (``matplotlib.figure.Figure`` and the Agg canvas), so the
+library never changes the user's matplotlib backend and works headless;
+:func:`plot` builds one by kind name and saves it.  Axes carry units, every
+figure a title and legend; times are shown in s, min or h by duration.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import analysis as A
+from .errors import InputError
+from .io import STATE_NAMES
+
+KINDS = ("uptake", "dose", "range", "fpt", "msd", "profile", "snapshot")
+
+# One colour per vesicle state (colour-blind safe: Okabe–Ito).
+STATE_COLORS = {"pending": "#999999", "free": "#0072B2", "bound": "#E69F00",
+                "internalized": "#D55E00", "exited": "#009E73", "cleared": "#CC79A7"}
+_TYPE_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+_MAX_POINTS = 40000  # vesicles drawn in a snapshot (an even subsample beyond)
+
+
+def _figure(ncols=1, nrows=1, width=6.4, height=4.4, **kw):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False, **kw)
+    return fig, axes.ravel()
+
+
+def _time_unit(t_max):
+    """(label, seconds) of a readable unit for a time axis reaching t_max [s]."""
+    for name, size in (("h", 3600.0), ("min", 60.0)):
+        if t_max >= 3 * size:
+            return name, size
+    return "s", 1.0
+
+
+def _title(fig, run, what):
+    fig.suptitle(f"{what}\n{run.path.name}: {run.n_vesicles:,} vesicles, {len(run.cells):,} cells, "
+                 f"{run.backend or 'unknown'} backend, seed {run.seed}", fontsize=11)
+
+
+def _type_color(k):
+    return _TYPE_COLORS[k % len(_TYPE_COLORS)]
+
+
+def _legend(ax, **kw):
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(fontsize=8, **kw)
+
+
+# ------------------------------------------------------------- uptake
+
+
+def plot_uptake(run, **_):
+    """Mean bound and internalized vesicles per cell vs time, by cell type
+    (left), and the fate of the whole pool vs time (right)."""
+    u = run.uptake_curves()
+    mb = run.mass_balance()
+    unit, scale = _time_unit(u.times[-1] if u.times.size else 0.0)
+    t = u.times / scale
+    fig, (ax, ax2) = _figure(ncols=2)
+    shown = 0
+    for k, name in enumerate(u.type_names):
+        if u.n_cells[k] == 0 or (u.taken_up[:, k].max(initial=0) == 0 and len(u.type_names) > 1):
+            continue
+        c = _type_color(k)
+        ax.plot(t, u.mean_internalized[:, k], color=c, lw=2,
+                label=f"{name}: internalized ({u.n_cells[k]} cells)")
+        ax.plot(t, u.mean_bound[:, k], color=c, lw=1.5, ls="--", label=f"{name}: bound")
+        shown += 1
+    quiet = [n for k, n in enumerate(u.type_names) if u.n_cells[k] and u.taken_up[:, k].max(initial=0) == 0]
+    if quiet and shown:
+        ax.text(0.02, 0.98, "no uptake: " + ", ".join(quiet), transform=ax.transAxes,
+                va="top", fontsize=8, color="0.4")
+    ax.set_xlabel(f"time [{unit}]")
+    ax.set_ylabel("vesicles per cell (mean over the type)")
+    ax.set_title("Uptake per cell")
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    _legend(ax, loc="lower right")
+    N = max(run.n_vesicles, 1)
+    fractions = mb.counts.T / N
+    order = ["internalized", "bound", "free", "exited", "cleared", "pending"]
+    ax2.stackplot(t, *[fractions[STATE_NAMES.index(s)] for s in order],
+                  labels=order, colors=[STATE_COLORS[s] for s in order], alpha=0.85)
+    ax2.set_xlabel(f"time [{unit}]")
+    ax2.set_ylabel(f"fraction of the {run.n_vesicles:,} vesicles")
+    ax2.set_title("Vesicle fate" + ("" if mb.balanced else "  (MASS BALANCE FAILS)"))
+    ax2.set_xlim(t[0] if t.size else 0, t[-1] if t.size else 1)
+    ax2.set_ylim(0, 1)
+    handles, labels = ax2.get_legend_handles_labels()  # top band first, as stacked
+    ax2.legend(handles[::-1], labels[::-1], fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    _title(fig, run, "Vesicle uptake over time")
+    return fig
+
+
+# ------------------------------------------------------------- dose
+
+
+def plot_dose(run, time=None, **_):
+    """Distribution across cells of the dose (vesicles internalized, and
+    each cargo kind delivered) at one time, by cell type.  Cargo kinds that
+    are a fixed multiple of the vesicle dose (one population) are named in
+    the title instead of drawn again."""
+    d = run.dose(time=time)
+    v = d.vesicles.astype(float)
+    quantities = [("vesicles internalized per cell [vesicles]", v)]
+    scaled = []
+    for j, name in enumerate(d.cargo_names):
+        q = d.cargo[:, j]
+        k = q.sum() / v.sum() if v.sum() > 0 else math.nan
+        if math.isfinite(k) and np.allclose(q, k * v, rtol=1e-9, atol=1e-9):
+            scaled.append(f"{name} = {k:g} × vesicles")
+        elif len(quantities) < 4:
+            quantities.append((f"{name} delivered per cell [molecules]", q))
+    fig, axes = _figure(ncols=len(quantities), width=6.0 if len(quantities) == 1 else 5.0)
+    for ax, (label, q) in zip(axes, quantities):
+        hi = float(q.max(initial=0.0))
+        bins = np.linspace(0, hi if hi > 0 else 1.0, 31)
+        for k, name in enumerate(d.type_names):
+            x = q[d.types == k]
+            if x.size == 0 or (x.max(initial=0) == 0 and len(d.type_names) > 1):
+                continue
+            mean = x.mean()
+            cv = x.std(ddof=1) / mean if x.size > 1 and mean > 0 else math.nan
+            ax.hist(x, bins=bins, color=_type_color(k), alpha=0.6,
+                    label=f"{name} ({x.size} cells): mean {mean:.3g},\nCV {cv:.2f}, Gini {A.gini(x):.2f}")
+            ax.axvline(mean, color=_type_color(k), lw=1.5, ls="--")
+        ax.set_xlabel(label)
+        ax.set_ylabel("cells [count]")
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.3)  # room for the legend above the bars
+        _legend(ax, loc="upper left")
+    axes[0].set_title("Dose per cell (dashed: mean)" + ("\ncargo: " + ", ".join(scaled) if scaled else ""),
+                      fontsize=10)
+    _title(fig, run, f"Dose per cell at t = {d.time:g} s")
+    return fig
+
+
+# ------------------------------------------------------------- range
+
+
+def plot_range(run, time=None, bins=10, **_):
+    """Uptake of each target cell vs distance to the nearest donor cell,
+    with the binned mean and an exponential fit."""
+    r = run.uptake_range(time=time, bins=bins)
+    fig, (ax,) = _figure(width=7.0)
+    ok = ~np.isnan(r.distance)
+    ax.scatter(r.distance[ok], r.uptake[ok], s=8, color="0.55", alpha=0.6, lw=0,
+               label=f"one target cell ({int(ok.sum())} cells)")
+    good = r.n_cells > 0
+    ax.errorbar(r.bin_centers[good], r.mean[good], yerr=np.nan_to_num(r.sem[good]), color="#D55E00",
+                marker="o", lw=2, capsize=3, label="binned mean ± s.e.m.")
+    reach = float(np.nanmax(r.distance)) if ok.any() else 0.0
+    if math.isfinite(r.decay_length) and r.decay_length > reach:
+        ax.plot([], [], " ", label=f"nearly flat: fitted λ = {r.decay_length:.3g} µm exceeds the "
+                                   f"{reach:.3g} µm sampled")
+    elif math.isfinite(r.decay_length) and r.decay_length > 0:
+        use = good & (r.mean > 0)
+        x = r.bin_centers[use]
+        w = r.n_cells[use]
+        amp = math.exp(np.average(np.log(r.mean[use]) + x / r.decay_length, weights=w))
+        xs = np.linspace(r.bin_edges[0], r.bin_edges[-1], 100)
+        ax.plot(xs, amp * np.exp(-xs / r.decay_length), color="#0072B2", ls="--",
+                label=f"fit A·exp(−d/λ), λ = {r.decay_length:.3g} µm")
+    elif r.decay_length == math.inf:
+        ax.plot([], [], " ", label="uptake does not fall with distance (λ = ∞)")
+    ax.set_xlabel("distance to the nearest donor cell, centre to centre [µm]")
+    ax.set_ylabel("vesicles bound + internalized per cell")
+    ax.set_xlim(left=0)
+    ax.set_ylim(bottom=0)
+    _legend(ax, loc="best")
+    _title(fig, run, f"Signal range: uptake vs distance from donors (t = {r.time:g} s)")
+    return fig
+
+
+# ------------------------------------------------------------- first passage
+
+
+def plot_fpt(run, **_):
+    """Kaplan–Meier survival: the fraction of released vesicles not yet
+    bound (and not yet internalized) vs time since release."""
+    fig, (ax,) = _figure(width=7.0)
+    t_max = 0.0
+    curves = []
+    for event, color in (("bound", "#E69F00"), ("internalized", "#D55E00")):
+        f = run.first_passage(event=event)
+        curves.append((event, color, f))
+        t_max = max(t_max, float(f.durations.max(initial=0.0)))
+    unit, scale = _time_unit(t_max)
+    for event, color, f in curves:
+        if f.times.size > 4000:  # draw the step function on a fine grid, not 10⁶ steps
+            t = np.linspace(0.0, t_max, 4001)
+            k = np.searchsorted(f.times, t, side="right") - 1
+            s = np.where(k >= 0, f.survival[np.maximum(k, 0)], 1.0)
+            se = np.where(k >= 0, f.standard_error[np.maximum(k, 0)], 0.0)
+            t = t / scale
+        else:
+            t = np.concatenate([[0.0], f.times, [t_max]]) / scale
+            s = np.concatenate([[1.0], f.survival, f.survival[-1:] if f.survival.size else [1.0]])
+            se = np.concatenate([[0.0], f.standard_error, f.standard_error[-1:] if f.survival.size else [0.0]])
+        med = f"median {f.median / scale:.3g} {unit}" if math.isfinite(f.median) else "median not reached"
+        ax.step(t, s, where="post", color=color, lw=2,
+                label=f"not yet {event}: {f.n_events:,} of {f.n_subjects:,} vesicles; {med}")
+        ax.fill_between(t, np.clip(s - 1.96 * se, 0, 1), np.clip(s + 1.96 * se, 0, 1),
+                        step="post", color=color, alpha=0.2, lw=0)
+    ax.axhline(0.5, color="0.6", lw=0.8, ls=":")
+    ax.set_xlabel(f"time since release [{unit}]")
+    ax.set_ylabel("fraction of vesicles without the event  S(t)")
+    ax.set_xlim(0, t_max / scale if t_max > 0 else 1)
+    ax.set_ylim(0, 1.02)
+    _legend(ax, loc="upper right")
+    ax.set_title("Kaplan–Meier estimate, 95% band (Greenwood); exits and clearance censored",
+                 fontsize=9)
+    _title(fig, run, "First-passage times: release → first binding, → internalization")
+    return fig
+
+
+# ------------------------------------------------------------- MSD
+
+
+def plot_msd(run, **_):
+    """MSD vs lag time from unwrapped positions, per population, with the
+    free-diffusion line 6Dτ of the configured D."""
+    fig, (ax,) = _figure(width=7.0)
+    pops = [None] if len(run.species_names) <= 1 else list(run.species_names)
+    plotted = False
+    for k, pop in enumerate(pops):
+        color = _type_color(k)
+        name = pop or (run.species_names[0] if run.species_names else "vesicles")
+        m = run.msd(population=pop, mode="free")
+        use = m.counts > 0
+        if not use.any():
+            continue
+        plotted = True
+        tau1 = m.lag_times[use][0]
+        d1 = m.msd[use][0] / (6.0 * tau1)  # the fit restricted to the shortest lag
+        ax.plot(m.lag_times[use], m.msd[use], "o-", color=color, lw=1.5,
+                label=f"{name}, free vesicles: D = MSD/6τ at τ = {tau1:.3g} s: {d1:.3g} µm²/s")
+        a = run.msd(population=pop, mode="all")
+        ua = a.counts > 0
+        ax.plot(a.lag_times[ua], a.msd[ua], "s--", color=color, mfc="none", lw=1,
+                label=f"{name}, all released (bound included)")
+        d_exp = A.expected_diffusion(run, pop)
+        if math.isfinite(d_exp):
+            tau = m.lag_times[use]
+            ax.plot(tau, 6 * d_exp * tau, ":", color="0.2",
+                    label=f"6Dτ, D = {d_exp:.3g} µm²/s (config)" if k == 0 else None)
+    if not plotted:
+        ax.text(0.5, 0.5, "no vesicle stayed free between two snapshots", ha="center",
+                transform=ax.transAxes)
+    else:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    L = run.box_edges
+    ax.set_xlabel("lag time τ [s]")
+    ax.set_ylabel("mean squared displacement [µm²]")
+    ax.set_title("every snapshot a time origin; free: vesicles not bound during the lag.\n"
+                 f"Cells in the way lower the slope; the walls of the {L[0]:g}×{L[1]:g}×{L[2]:g} µm box "
+                 "bend long lags", fontsize=9)
+    _legend(ax, loc="upper left")
+    _title(fig, run, "Mean squared displacement of vesicles")
+    return fig
+
+
+# ------------------------------------------------------------- profile
+
+
+def plot_profile(run, axis="z", bins=20, **_):
+    """Concentration of free vesicles along an axis at several times (left)
+    and around the donor cells (right, when there are donors)."""
+    if not run.has_positions:
+        raise InputError(f"{run.path}: positions were not stored in this run (profiles need them)")
+    S = run.n_snapshots
+    if S == 0:
+        raise InputError(f"{run.path}: no snapshot written yet")
+    donors = [d for d in run.donor_types if np.any(run.cells.types == run.cells.type_names.index(d))]
+    fig, axes = _figure(ncols=2 if donors else 1)
+    frames = sorted(set(np.floor(np.linspace(0, S - 1, min(S, 5)) + 0.5).astype(int).tolist()))
+    unit, scale = _time_unit(run.snapshot_times[-1])
+    cmap = _viridis()
+    panels = [(axes[0], run.profile(axis=axis, bins=bins, frames=frames),
+               f"{axis} [µm]", f"Along {axis} (volume of the cells excluded)")]
+    if donors:
+        n_d = int(np.sum(run.cells.types == run.cells.type_names.index(donors[0])))
+        panels.append((axes[1], run.profile(cell=donors[0], bins=12, frames=frames),
+                       f"distance from the membrane of a {donors[0]} cell [µm]",
+                       f"Around the {n_d} {donors[0]} cells (mean)"))
+    for ax, p, xlabel, title in panels:
+        for n, i in enumerate(frames):
+            ax.plot(p.bin_centers, p.concentration_by_frame[n] * 1e12, "o-", ms=3,
+                    color=cmap(n / max(len(frames) - 1, 1)),
+                    label=f"t = {run.snapshot_times[i] / scale:.3g} {unit}")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("free vesicles [particles/mL]")
+        ax.set_xlim(p.bin_edges[0], p.bin_edges[-1])
+        ax.set_ylim(bottom=0)
+        ax.set_title(title)
+        _legend(ax, loc="best")
+    _title(fig, run, "Concentration profiles of free vesicles")
+    return fig
+
+
+def _viridis():
+    from matplotlib import colormaps
+    return colormaps["viridis"]
+
+
+# ------------------------------------------------------------- snapshot
+
+
+def _cell_colors(run):
+    """Type index -> colour: donors green, other types grey, purple, sky."""
+    donors = set(run.donor_types)
+    others = iter(["#8C8C8C", "#CC79A7", "#56B4E9", "#F0E442", "#000000"] * 4)
+    greens = iter(["#009E73", "#66C2A5", "#1B7837"] * 4)
+    return [next(greens) if name in donors else next(others) for name in run.cells.type_names]
+
+
+def plot_snapshot(run, frame=-1, thickness=None, **_):
+    """Cells and vesicles at one snapshot in two slices through the middle
+    of the box: a slab across z (top view, x–y) and across y (side view,
+    x–z), vesicles coloured by state, cells drawn as their largest section
+    within the slab."""
+    from matplotlib.collections import PatchCollection
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Circle, Patch, Rectangle
+    if not run.has_positions:
+        raise InputError(f"{run.path}: positions were not stored in this run (snapshot needs them)")
+    S = run.n_snapshots
+    if S == 0:
+        raise InputError(f"{run.path}: no snapshot written yet")
+    if not -S <= int(frame) < S:
+        raise InputError(f"--frame {frame}: out of range, the run has {S} snapshots (0..{S - 1})")
+    i = int(frame) % S
+    L = run.box_edges
+    c = run.cells
+    if thickness is None:  # two cell diameters, or a fifth of the box when cells are big
+        rad = float(np.median(c.radii)) if len(c) else 0.1 * float(L.min())
+        thickness = min(4.0 * rad, 0.2 * float(L.max()))
+    views = [(0, 1, 2), (0, 2, 1)]  # (horizontal, vertical, sliced axis)
+    slabs = [(0.5 * (L[a] - thickness), 0.5 * (L[a] + thickness)) for _, _, a in views]
+    pos = [[] for _ in views]
+    st = [[] for _ in views]
+    n_state = np.zeros(len(STATE_NAMES), dtype=np.int64)
+    for rows, d in run.iter_vesicles(("position", "state"), frames=i):
+        n_state += np.bincount(d["state"], minlength=len(STATE_NAMES))
+        for k, (h, v, a) in enumerate(views):
+            m = (d["position"][:, a] >= slabs[k][0]) & (d["position"][:, a] < slabs[k][1])
+            pos[k].append(d["position"][m][:, (h, v)])
+            st[k].append(d["state"][m])
+    colors = _cell_colors(run)
+    fig = _figure_grid(L)
+    axes = fig.axes
+    legend = []
+    for k, (ax, (h, v, a)) in enumerate(zip(axes, views)):
+        p = np.concatenate(pos[k]) if pos[k] else np.empty((0, 2))
+        s_ = np.concatenate(st[k]) if st[k] else np.empty(0, np.int8)
+        stride = max(1, -(-p.shape[0] // _MAX_POINTS))
+        p, s_ = p[::stride], s_[::stride]
+        lo, hi = slabs[k]
+        gap = np.maximum(0.0, np.maximum(lo - c.centers[:, a], c.centers[:, a] - hi))
+        cut = gap < c.radii
+        ax.add_patch(Rectangle((0, 0), L[h], L[v], fill=False, ec="0.3", lw=1))
+        for t, name in enumerate(c.type_names):
+            m = cut & (c.types == t)
+            if m.any():
+                r = np.sqrt(c.radii[m] ** 2 - gap[m] ** 2)
+                ax.add_collection(PatchCollection(
+                    [Circle((x, y), rr) for x, y, rr in zip(c.centers[m, h], c.centers[m, v], r)],
+                    facecolor=colors[t], alpha=0.3, edgecolor=colors[t], lw=0.8))
+        for name in ("free", "bound", "internalized", "exited", "cleared"):
+            m = s_ == STATE_NAMES.index(name)
+            if m.any():
+                ax.scatter(p[m, 0], p[m, 1], s=2.5, color=STATE_COLORS[name], lw=0, rasterized=True)
+        ax.set_xlim(0, L[h])
+        ax.set_ylim(0, L[v])
+        ax.set_aspect("equal")
+        ax.set_xlabel(f"{'xyz'[h]} [µm]")
+        ax.set_ylabel(f"{'xyz'[v]} [µm]")
+        more = f", 1 in {stride} vesicles drawn" if stride > 1 else ""
+        ax.set_title(f"{'top' if a == 2 else 'side'} view: slice {lo:.4g} ≤ {'xyz'[a]} < {hi:.4g} µm{more}",
+                     fontsize=9)
+    for t, name in enumerate(c.type_names):
+        n_t = int(np.sum(c.types == t))
+        if n_t:
+            legend.append(Patch(facecolor=colors[t], edgecolor=colors[t], alpha=0.4,
+                                label=f"{name} cell ({n_t} in all)"))
+    for name in ("free", "bound", "internalized", "exited", "cleared"):
+        n_s = int(n_state[STATE_NAMES.index(name)])
+        if n_s == 0:
+            continue
+        label = f"{name} vesicle ({n_s:,} {'in the sample' if run.sampled else 'in all'})"
+        legend.append(Line2D([], [], ls="", marker="o", ms=5, color=STATE_COLORS[name], label=label))
+    fig.legend(handles=legend, loc="outside lower center", ncol=3, fontsize=8, frameon=False)
+    note = f"; positions stored for a sample of {run.n_stored:,}" if run.sampled else ""
+    _title(fig, run, f"Snapshot at t = {run.snapshot_times[i]:g} s: cells and vesicles "
+                     f"(coloured by state) in slices through the box middle{note}")
+    return fig
+
+
+def _figure_grid(L):
+    """A figure with the x–y view above the x–z view, heights to scale."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    width = 9.0
+    h_top = 5.6 * L[1] / L[0]
+    h_side = 5.6 * L[2] / L[0]
+    fig = Figure(figsize=(width, min(14.0, max(4.0, h_top + h_side + 1.6))), layout="constrained")
+    FigureCanvasAgg(fig)
+    fig.subplots(2, 1, height_ratios=[L[1], L[2]])
+    return fig
+
+
+# ------------------------------------------------------------- entry point
+
+
+_PLOTTERS = {"uptake": plot_uptake, "dose": plot_dose, "range": plot_range, "fpt": plot_fpt,
+             "msd": plot_msd, "profile": plot_profile, "snapshot": plot_snapshot}
+
+
+def figure(run, kind, **options):
+    """The figure of ``kind`` (one of KINDS) for an open run."""
+    if kind not in _PLOTTERS:
+        raise InputError(f"--kind {kind!r}: unknown; expected one of {', '.join(KINDS)}")
+    return _PLOTTERS[kind](run, **options)
+
+
+def plot(run, kind, path, dpi=130, **options):
+    """Draw ``kind`` for ``run`` and save it to ``path`` (format from the
+    suffix: .png, .pdf, .svg).  Returns the path."""
+    fig = figure(run, kind, **options)
+    fig.savefig(path, dpi=dpi)
+    return path
