@@ -805,7 +805,8 @@ class PopulationDerived:
 class Derived:
     """What ``exodiff check`` reports. min_cell_radius [µm] is None when
     unknown (no cells, or a file not readable here); donors: cells per
-    type; memory [bytes] ≈ 100 bytes per vesicle."""
+    type; memory [bytes] ≈ BYTES_PER_VESICLE per vesicle, the peak while a
+    run is built (``exodiff run`` refuses runs that would not fit)."""
     steps: int
     n_cells: int | None
     min_cell_radius: float | None
@@ -815,7 +816,7 @@ class Derived:
     memory: float
 
 
-BYTES_PER_VESICLE = 100
+BYTES_PER_VESICLE = 400  # peak, measured: ~370 B (numba, N = 2e6 and 4e6)
 
 
 def population_diffusion(config, vesicles):

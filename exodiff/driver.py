@@ -30,9 +30,8 @@ from .model import build_model
 CHUNK_WALL_S = 0.5
 # The first chunk, before any timing: this many vesicle-steps.
 FIRST_CHUNK_VESICLE_STEPS = 1_000_000
-# Peak memory while a run is built and written, per vesicle and per cell
-# [bytes]: measured ~370 B per vesicle (numba, N = 2e6 and 4e6).
-PEAK_BYTES_PER_VESICLE = 400
+# Peak memory while a run is built and written [bytes]: per vesicle
+# config.BYTES_PER_VESICLE (also what `exodiff check` reports), per cell this.
 PEAK_BYTES_PER_CELL = 400
 # Philox counter words are 32-bit: vesicle ids and step numbers must fit.
 MAX_COUNTER = 2**32 - 1
@@ -76,13 +75,6 @@ class Schedule:
 
     def __len__(self):
         return self.count_upto(self.n_steps)
-
-
-def schedule(n_steps, every):
-    """Steps 0, every, 2·every, … and always the last step (a set; see Schedule)."""
-    steps = set(range(0, n_steps + 1, max(1, every)))
-    steps.add(n_steps)
-    return steps
 
 
 @dataclass
@@ -512,7 +504,7 @@ def check_resources(config):
     more memory than the machine has (estimated from the expected number of
     vesicles and cells).  Raises ConfigError naming the key."""
     from . import physics
-    from .config import derived_parameters
+    from .config import BYTES_PER_VESICLE, derived_parameters
     n_steps = physics.step_count(config.run.duration, config.run.dt)
     if n_steps > MAX_COUNTER:
         raise ConfigError("run.dt", f"duration / dt = {n_steps:,} steps, more than the {MAX_COUNTER:,} "
@@ -529,7 +521,7 @@ def check_resources(config):
         key = f"vesicles.{name}.count" if pop.initial >= pop.secreted else f"vesicles.{name}"
     if total > MAX_COUNTER:
         raise ConfigError(key, f"{what}; at most {_count(MAX_COUNTER)} can have their own random numbers")
-    need_v, need_c = PEAK_BYTES_PER_VESICLE * total, PEAK_BYTES_PER_CELL * cells
+    need_v, need_c = BYTES_PER_VESICLE * total, PEAK_BYTES_PER_CELL * cells
     avail = available_memory()
     if avail is not None and need_v + need_c > avail:
         if need_c > need_v:

@@ -10,7 +10,8 @@ except ModuleNotFoundError:  # Python 3.10
 import pytest
 
 from exodiff.config import (
-    Config, Placement, RadiusSpec, derived_parameters, format_check, load_config, parse_config,
+    BYTES_PER_VESICLE, Config, Placement, RadiusSpec, derived_parameters, format_check, load_config,
+    parse_config,
 )
 from exodiff.errors import ConfigError, InputError
 from exodiff.units import parse_quantity
@@ -479,7 +480,7 @@ def test_stokes_einstein_diffusion(example):
     # 200 donors × 0.02 /s × 7200 s
     assert ev.secreted == pytest.approx(200 * 0.02 * 7200)
     assert d.total_vesicles == pytest.approx(100000 + 28800)
-    assert d.memory == pytest.approx(100 * 128800)
+    assert d.memory == pytest.approx(BYTES_PER_VESICLE * 128800)
 
 
 def test_given_diffusion_and_clearance():

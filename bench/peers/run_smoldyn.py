@@ -19,9 +19,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import scenarios  # noqa: E402
 
-# Smoldyn's virtual-box edge [µm]; its default (about 4 molecules per box)
-# is several times slower here.  20 was the fastest of 5, 10, 20, 40 on S2
-# (see bench/README.md).
+# Smoldyn's virtual-box edge [µm].  Its default partition was 3–4× slower
+# here; on S2, 10–20 µm were within 10 % of each other and 5 or 40 µm about
+# 2× slower (bench/README.md).
 DEFAULT_BOXSIZE = 20.0
 
 
