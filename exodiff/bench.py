@@ -3,7 +3,9 @@
 Measures the stepping alone: the model is built, the backend prepared and one
 step taken (JIT compilation or loading the cache, CUDA module build) before
 the clock starts; then ``advance`` over a fixed number of steps is timed,
-``repeats`` times, and the median is kept.  The rate counts the vesicles
+``repeats`` times, and the median is kept.  The entries of one table are timed
+interleaved (each repeat times every entry once, in a rotating order), so
+load from other processes falls on all of them alike.  The rate counts the vesicles
 active (FREE or BOUND) at the start of each timed stretch:
 
     rate = active vesicles × steps / wall time   [vesicle-steps/s]
@@ -109,34 +111,59 @@ def candidates_per_vesicle(model):
     return float(np.mean(g.start[b + 1] - g.start[b]))
 
 
-def measure(config, backend_name="numba", steps=100, repeats=3, label=""):
-    """Build, warm up and time `backend_name` on `config`; returns Measurement."""
-    from .backends import select_backend
-    from .model import build_model
-    t0 = time.perf_counter()
-    model = build_model(config)
-    build_s = time.perf_counter() - t0
-    backend, _ = select_backend(backend_name)
-    backend.prepare(model)
-    state = model.arrays["state"]
-    backend.advance(0, 1)            # JIT / module load outside the clock
-    backend.fetch(model)
-    n = 1
-    secs, rates = [], []
-    for _ in range(max(1, repeats)):
+class _Timed:
+    """A built, prepared and warmed-up model on a backend, timed in stretches."""
+
+    def __init__(self, config, backend_name, steps, label):
+        from .backends import select_backend
+        from .model import build_model
+        t0 = time.perf_counter()
+        self.model = build_model(config)
+        self.build_s = time.perf_counter() - t0
+        self.backend, _ = select_backend(backend_name)
+        self.backend.prepare(self.model)
+        self.backend.advance(0, 1)            # JIT / module load outside the clock
+        self.backend.fetch(self.model)
+        self.n, self.steps, self.label = 1, steps, label
+        self.seconds, self.rates = [], []
+
+    def time_once(self):
+        state = self.model.arrays["state"]
         active = int(np.count_nonzero((state == FREE) | (state == BOUND)))
         t = time.perf_counter()
-        backend.advance(n, n + steps)
-        backend.fetch(model)
+        self.backend.advance(self.n, self.n + self.steps)
+        self.backend.fetch(self.model)
         dt = time.perf_counter() - t
-        n += steps
-        secs.append(dt)
-        rates.append(active * steps / dt if dt > 0 else math.nan)
-    return Measurement(backend=backend.name, device=backend.device, label=label,
-                       vesicles=model.n_vesicles, cells=model.n_cells, steps=steps,
-                       rate=statistics.median(rates), seconds=secs,
-                       bytes_per_vesicle=bytes_per_vesicle(model),
-                       cells_per_bin=candidates_per_vesicle(model), build_s=build_s)
+        self.n += self.steps
+        self.seconds.append(dt)
+        self.rates.append(active * self.steps / dt if dt > 0 else math.nan)
+
+    def result(self):
+        m = self.model
+        return Measurement(backend=self.backend.name, device=self.backend.device, label=self.label,
+                           vesicles=m.n_vesicles, cells=m.n_cells, steps=self.steps,
+                           rate=statistics.median(self.rates), seconds=self.seconds,
+                           bytes_per_vesicle=bytes_per_vesicle(m), cells_per_bin=candidates_per_vesicle(m),
+                           build_s=self.build_s)
+
+
+def measure_interleaved(specs, repeats=3):
+    """Time several (config, backend, steps, label) side by side: every
+    repeat times each once, in a rotating order, so load from other
+    processes falls on all alike.  Returns [Measurement] in specs' order."""
+    timed = [_Timed(*spec) for spec in specs]
+    for r in range(max(1, repeats)):
+        k = r % len(timed)
+        for t in timed[k:] + timed[:k]:
+            t.time_once()
+    out = [t.result() for t in timed]
+    del timed
+    return out
+
+
+def measure(config, backend_name="numba", steps=100, repeats=3, label=""):
+    """Build, warm up and time `backend_name` on `config`; returns Measurement."""
+    return measure_interleaved([(config, backend_name, steps, label)], repeats)[0]
 
 
 def available_backends():
@@ -153,34 +180,35 @@ def plan(quick=False):
     if quick:
         return dict(vesicles=20_000, steps=50, repeats=1, scale_vesicles=[10_000, 100_000],
                     scale_cells=[10, 100, 1000, 10_000], scale_cells_vesicles=20_000)
-    return dict(vesicles=N_STANDARD, steps=200, repeats=3, scale_vesicles=[10_000, 100_000, 1_000_000],
+    return dict(vesicles=N_STANDARD, steps=100, repeats=3, scale_vesicles=[10_000, 100_000, 1_000_000],
                 scale_cells=[10, 100, 1000, 10_000], scale_cells_vesicles=N_STANDARD)
 
 
 def run_all(backends=None, quick=False, progress=None):
     """Every table's measurements: dict with "standard", "vesicles", "cells"
-    lists of Measurement.  `progress(str)` is told what runs next."""
+    lists of Measurement.  Each table's entries are timed interleaved.
+    `progress(str)` is told what runs next."""
     p = plan(quick)
     backends = backends or available_backends()
     say = progress or (lambda s: None)
-    out = {"standard": [], "vesicles": [], "cells": []}
+    out = {}
+    specs = []
     for b in backends:
-        # the NumPy reference is ~50× slower: fewer steps keep it to seconds
-        steps = p["steps"] if b != "numpy" else max(5, p["steps"] // 20)
+        # the NumPy reference is slower: fewer steps keep it to seconds
+        steps = p["steps"] if b != "numpy" else max(5, p["steps"] // 10)
         for name, sc in SCENARIOS.items():
-            say(f"{b} {name}")
-            cfg = scenario_config(p["vesicles"], sc["cells"], sc["kappa"])
-            out["standard"].append(measure(cfg, b, steps, p["repeats"], label=name))
+            specs.append((scenario_config(p["vesicles"], sc["cells"], sc["kappa"]), b, steps, name))
+    say(f"standard scenarios on {', '.join(backends)}")
+    out["standard"] = measure_interleaved(specs, p["repeats"])
     main = backends[0]
-    for n in p["scale_vesicles"]:
-        say(f"{main} S2 with {n} vesicles")
-        cfg = scenario_config(n, CELLS_STANDARD, "inf")
-        steps = max(10, min(p["steps"], int(2e7 // n)))
-        out["vesicles"].append(measure(cfg, main, steps, p["repeats"], label="S2"))
-    for m in p["scale_cells"]:
-        say(f"{main} {m} cells")
-        cfg = scenario_config(p["scale_cells_vesicles"], m, "inf", box=box_for_cells(m))
-        out["cells"].append(measure(cfg, main, p["steps"], p["repeats"], label=f"{m} cells"))
+    say(f"{main}: S2 with {', '.join(str(n) for n in p['scale_vesicles'])} vesicles")
+    out["vesicles"] = measure_interleaved(
+        [(scenario_config(n, CELLS_STANDARD, "inf"), main, max(10, min(p["steps"], int(1e7 // n))), "S2")
+         for n in p["scale_vesicles"]], p["repeats"])
+    say(f"{main}: {', '.join(str(m) for m in p['scale_cells'])} cells")
+    out["cells"] = measure_interleaved(
+        [(scenario_config(p["scale_cells_vesicles"], m, "inf", box=box_for_cells(m)), main, p["steps"], f"{m} cells")
+         for m in p["scale_cells"]], p["repeats"])
     return out
 
 

@@ -11,7 +11,7 @@ simulated quantity with the exact one:
 where SE is the standard error of the estimate from its sample size
 (binomial for fractions, Poisson for counts, χ²/normal for displacements),
 never a tuned tolerance.  Sample sizes are chosen from the exact value so
-that SE ≈ 0.8 % of it (``--quick``: 2 %, coarse step only).
+that SE ≈ 0.9 % of it (``--quick``: 2 %, coarse step only).
 
 Cases:
   free_diffusion            MSD = 6Dt, mean displacement = v t (uniform flow)
@@ -45,7 +45,7 @@ import numpy as np
 from .errors import InputError
 
 Z_PASS = 3.0            # |z| below this passes (the issue's criterion)
-SE_TARGET = 0.008       # relative standard error aimed at (full run)
+SE_TARGET = 0.009       # relative standard error aimed at (full run; the issue asks < 1 %)
 SE_TARGET_QUICK = 0.02  # … and with --quick
 STEP_FRACTIONS = (0.02, 0.1)   # s / L of the two time steps (quick: the last)
 MAX_BATCH = 1_000_000   # vesicles per simulation; larger samples run in batches
@@ -337,6 +337,7 @@ class Case:
     run: object          # function(ctx, raw, step) -> (checks, curve, vesicle_steps)
     xlabel: str = "time [s]"
     ylabel: str = ""
+    seed_offset: int = 0   # cases sharing a config draw independent numbers
 
 
 class _Context:
@@ -663,7 +664,7 @@ CASES = {c.name: c for c in [
          ylabel="absorbed fraction"),
     *[Case(_ck_name(k), "collins_kimball.toml", f"Collins–Kimball sphere, κR/D = {k:g}",
            (lambda kk: lambda ctx, raw, step: _sphere_case(ctx, raw, step, _ck_name(kk), kk))(k),
-           ylabel="bound fraction") for k in CK_VALUES],
+           ylabel="bound fraction", seed_offset=100 * i) for i, k in enumerate(CK_VALUES)],
     Case("radiation_wall", "radiation_wall.toml", "Partially absorbing face (radiation wall)",
          _radiation_wall, ylabel="surviving fraction"),
     Case("reversible_equilibrium", "reversible_equilibrium.toml",
@@ -707,7 +708,12 @@ def run_case(case, backend="auto", quick=False, config_dir=None, progress=None):
         for step in steps:
             if progress is not None:
                 progress(case.name, step)
-            checks, curve, done = case.run(ctx, raw, step)
+            # independent random numbers for each case and time step (batches
+            # add 1, 2, … to this seed)
+            r = copy.deepcopy(raw)
+            r["run"]["seed"] = int(raw["run"].get("seed", 42)) + case.seed_offset \
+                + 1000 * STEP_FRACTIONS.index(step)
+            checks, curve, done = case.run(ctx, r, step)
             result.checks += checks
             result.curves.append(curve)
             result.vesicle_steps += done

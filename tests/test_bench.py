@@ -1,0 +1,83 @@
+"""`exodiff bench` and the peer-benchmark scenario helpers: argument errors,
+a tiny measurement, the report tables, and the physics the peer scripts rely
+on (exact absorbing-sphere fraction, the Doi rate that matches Collins–Kimball,
+non-overlapping cells).  The benchmarks themselves live in bench/ and are run
+by hand."""
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from exodiff import bench
+from exodiff.cli import main
+
+PEERS = Path(__file__).resolve().parents[1] / "bench" / "peers"
+
+
+def test_bench_rejects_unknown_backend(capsys):
+    assert main(["bench", "--backend", "fortran"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["Error: --backend: unknown backend 'fortran'; expected numba, numpy or cuda"]
+
+
+@pytest.mark.parametrize("name", ["numpy", "numba"])
+def test_measure_reports_rate_and_memory(name):
+    cfg = bench.scenario_config(300, 5, "inf", box=60.0)
+    m = bench.measure(cfg, name, steps=3, repeats=2, label="tiny")
+    assert m.vesicles == 300 and m.cells == 5 and len(m.seconds) == 2
+    assert m.rate > 0 and math.isfinite(m.ns_per_vesicle_step)
+    # position (24) + image (12) + state (1) + cell (4) + 3 milestones (24) + constants
+    assert 80 <= m.bytes_per_vesicle <= 200
+
+
+def test_report_has_every_table():
+    mk = lambda label, cells=1000, n=100: bench.Measurement(
+        backend="numba", device="cpu", label=label, vesicles=n, cells=cells, steps=10, rate=2e6,
+        bytes_per_vesicle=117, cells_per_bin=1.5)
+    res = {"standard": [mk(s) for s in bench.SCENARIOS], "vesicles": [mk("S2", n=10_000), mk("S2", n=100_000)],
+           "cells": [mk("c", cells=m) for m in (10, 1000)]}
+    text = bench.format_report(res, quick=True)
+    assert "S1 (no cells)" in text and "bytes/vesicle" in text and " 117 |" in text
+    assert "Scaling in vesicles" in text and "Scaling in cells" in text and "1.00×" in text
+
+
+def test_box_for_cells_keeps_volume_fraction():
+    for m in (10, 1000, 10_000):
+        assert bench.box_for_cells(m) ** 3 / m == pytest.approx(bench.BOX ** 3 / bench.CELLS_STANDARD)
+
+
+@pytest.fixture(scope="module")
+def scenarios():
+    sys.path.insert(0, str(PEERS))
+    try:
+        import scenarios as s
+        yield s
+    finally:
+        sys.path.remove(str(PEERS))
+
+
+def test_peer_cells_do_not_overlap_and_vesicles_start_outside(scenarios):
+    c = scenarios.cell_centers(200, box=100.0)
+    d = np.sqrt(((c[:, None] - c[None]) ** 2).sum(-1)) + np.eye(len(c)) * 1e9
+    assert d.min() >= 2 * scenarios.CONTACT_RADIUS
+    assert np.all((c >= scenarios.CONTACT_RADIUS) & (c <= 100.0 - scenarios.CONTACT_RADIUS))
+    p = scenarios.vesicle_positions(5000, c, box=100.0)
+    dist = np.sqrt(((p[:, None] - c[None]) ** 2).sum(-1)).min(1)
+    assert dist.min() > scenarios.CONTACT_RADIUS
+
+
+def test_peer_doi_rate_matches_collins_kimball(scenarios):
+    R, D, kappa = scenarios.CONTACT_RADIUS, scenarios.D, scenarios.KAPPA_S3
+    lam = scenarios.doi_rate_for_kappa(kappa)
+    ell = math.sqrt(D / lam)
+    doi = 4 * math.pi * D * (R - ell * math.tanh(R / ell))
+    kf, kd = 4 * math.pi * R * R * kappa, 4 * math.pi * R * D
+    assert doi == pytest.approx(kf * kd / (kf + kd), rel=1e-9)
+    assert math.isinf(scenarios.doi_rate_for_kappa(math.inf))
+
+
+def test_peer_exact_absorbed_fraction(scenarios):
+    assert scenarios.exact_absorbed(0.25) == pytest.approx(5 / 6 * math.erfc(0.5))
+    assert scenarios.exact_absorbed(1e9) == pytest.approx(5 / 6, rel=1e-4)
