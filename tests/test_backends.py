@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from exodiff.driver import Simulation
-from exodiff.kernels.constants import BOUND, CLEARED, EXITED, FREE, INTERNALIZED, PENDING
+from exodiff.kernels.constants import BOUND, CLEARED, EXITED, FREE, INTERNALIZED
 
 from scenarios import scenario
 

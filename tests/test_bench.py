@@ -4,7 +4,6 @@ on (exact absorbing-sphere fraction, the Doi rate that matches Collins–Kimball
 non-overlapping cells).  The benchmarks themselves live in bench/ and are run
 by hand."""
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -50,12 +49,13 @@ def test_box_for_cells_keeps_volume_fraction():
 
 @pytest.fixture(scope="module")
 def scenarios():
-    sys.path.insert(0, str(PEERS))
-    try:
-        import scenarios as s
-        yield s
-    finally:
-        sys.path.remove(str(PEERS))
+    """bench/peers/scenarios.py, loaded from its path: tests/ has a
+    scenarios module of its own under the same name."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("peer_scenarios", PEERS / "scenarios.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_peer_cells_do_not_overlap_and_vesicles_start_outside(scenarios):

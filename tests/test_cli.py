@@ -1,6 +1,5 @@
 """The command line as a user meets it: exit codes, one-line errors, no
 partial output (DESIGN §4), and the quickstart file layout (DESIGN §5)."""
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -94,6 +94,8 @@ def run_file(tmp_path):
 
 def test_synthetic_run_passes_layout_checker(run_file):
     path, _ = run_file
+    if not CHECKER.exists():
+        pytest.skip(f"the layout checker {CHECKER} is not beside this checkout")
     out = subprocess.run([sys.executable, str(CHECKER), str(path)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
 

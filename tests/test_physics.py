@@ -4,7 +4,6 @@ Z = 4 keeps a correct engine's false-alarm rate near 1e-4 per check."""
 import math
 
 import numpy as np
-import pytest
 
 from exodiff.kernels.constants import BOUND, FREE, INTERNALIZED, PENDING
 
