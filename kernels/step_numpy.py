@@ -1,7 +1,7 @@
 """The vesicle step in plain NumPy: the reference and test oracle.
 
 Slow and obvious: one vectorized pass per step over all vesicles, every
-uniform drawn for every vesicle.  It follows ``step_numba.step_one`` operation
+uniform drawn for every vesicle.  It follows ``step_numba.advance_block`` operation
 for operation (same expressions, same order), so the two agree bit for bit;
 see that module for the physics of each stage.
 """
