@@ -41,7 +41,13 @@ def registry():
     if _registry is None:
         import pint
 
-        _registry = pint.UnitRegistry()
+        # Parsing pint's definitions file costs ~0.3 s of start-up; pint can
+        # keep the parsed registry in the user's cache folder (~0.08 s to
+        # load).  Where that folder cannot be used, parse as usual.
+        try:
+            _registry = pint.UnitRegistry(cache_folder=":auto:")
+        except Exception:
+            _registry = pint.UnitRegistry()
     return _registry
 
 

@@ -6,10 +6,10 @@
 // the words the CPU backends draw (DESIGN §2).  The integer arithmetic is
 // exact everywhere; to_uniform is one exact conversion, one exact add (the
 // sum needs 34 significant bits) and a multiply by a power of two, so uniforms are
-// bit-identical too.  Only normals4 goes through libm: on the host (the
-// harness) the same glibc log/sqrt/cos/sin calls as Numba, bit for bit; on the
-// device CUDA's log and sincospi(2u) (no Payne–Hanek reduction path, hence no
-// local memory, for an angle that is always in [0, 2π)), within an ulp or two.
+// bit-identical too.  normals4 on the host (the harness) evaluates the CPU
+// backends' polynomial log and cos/sin, bit for bit; on the device it uses
+// CUDA's log and sincospi(2u) (no Payne–Hanek reduction path, hence no local
+// memory, for an angle that is always in [0, 2π)), within an ulp or two.
 //
 // Compiles as CUDA (nvcc, NVRTC) and as plain C++ (the host harness).
 #ifndef EXODIFF_RNG_CUH
@@ -32,6 +32,7 @@
 
 #if !defined(__CUDACC_RTC__)
 #include <math.h>  // NVRTC has the math functions built in and no system headers
+#include <string.h>
 #endif
 
 namespace exo {
@@ -104,25 +105,69 @@ __host__ __device__ __forceinline__ Doubles4 uniforms4(unsigned int c0, unsigned
     return u;
 }
 
+#if !defined(__CUDA_ARCH__)
+// The host's log and cos/sin of 2πu: the polynomials of kernels/philox.py
+// (poly_log, poly_cos_sin_2pi), the same operations in the same order.
+__host__ __forceinline__ double poly_log(double x) {
+    const double LN2_HI = 6.93147180369123816490e-01, LN2_LO = 1.90821492927058770002e-10;
+    long long ix;
+    memcpy(&ix, &x, sizeof ix);
+    const long long e = (ix - 0x3FE6A09E667F3BCDLL) >> 52;  // arithmetic shift, as NumPy's
+    const long long im = ix - (long long)((unsigned long long)e << 52);
+    double m;
+    memcpy(&m, &im, sizeof m);
+    const double f = (m - 1.0) / (m + 1.0);
+    const double f2 = f * f;
+    double p = 1.0 / 23.0;
+    for (int k = 10; k >= 1; --k) p = p * f2 + 1.0 / (2 * k + 1);
+    const double fe = (double)(int)e;
+    return fe * LN2_HI + (2.0 * f + (2.0 * f * f2 * p + fe * LN2_LO));
+}
+
+__host__ __forceinline__ void poly_cos_sin_2pi(double u, double& c_out, double& s_out) {
+    const double TWO_PI = 2.0 * 3.14159265358979323846;  // = 2.0 * math.pi exactly
+    // (-1)^k / (2k+1)! and (-1)^k / (2k)!, the values Python's float division gives
+    static const double S[8] = {-1.0 / 6.0, 1.0 / 120.0, -1.0 / 5040.0, 1.0 / 362880.0,
+                                -1.0 / 39916800.0, 1.0 / 6227020800.0, -1.0 / 1307674368000.0,
+                                1.0 / 355687428096000.0};
+    static const double C[9] = {-1.0 / 2.0, 1.0 / 24.0, -1.0 / 720.0, 1.0 / 40320.0,
+                                -1.0 / 3628800.0, 1.0 / 479001600.0, -1.0 / 87178291200.0,
+                                1.0 / 20922789888000.0, -1.0 / 6402373705728000.0};
+    const int q = (int)(4.0 * u + 0.5);
+    const double x = TWO_PI * (u - 0.25 * (double)q);
+    const double x2 = x * x;
+    double s = S[7];
+    for (int k = 6; k >= 0; --k) s = s * x2 + S[k];
+    s = x + x * x2 * s;
+    double c = C[8];
+    for (int k = 7; k >= 0; --k) c = c * x2 + C[k];
+    c = 1.0 + x2 * c;
+    const double swap = (double)(q & 1);
+    const double sign = 1.0 - 2.0 * (double)((q >> 1) & 1);
+    c_out = (c * (1.0 - swap) - s * swap) * sign;
+    s_out = (s * (1.0 - swap) + c * swap) * sign;
+}
+#endif
+
 // Four standard normals from counter (c0, c1, c2, 0) by Box–Muller on the
 // pairs (u0, u1) and (u2, u3); the same expressions as philox.normals4.
 __host__ __device__ __forceinline__ Doubles4 normals4(unsigned int c0, unsigned int c1,
                                                       unsigned int c2, unsigned int k0,
                                                       unsigned int k1) {
     const Doubles4 u = uniforms4(c0, c1, c2, k0, k1);
+    double sin0, cos0, sin1, cos1;
+#if defined(__CUDA_ARCH__)
     const double r0 = sqrt(-2.0 * log(u.v0));
     const double r1 = sqrt(-2.0 * log(u.v2));
-#if defined(__CUDA_ARCH__)
-    double sin0, cos0, sin1, cos1;
     sincospi(2.0 * u.v1, &sin0, &cos0);
     sincospi(2.0 * u.v3, &sin1, &cos1);
-    Doubles4 z = {r0 * cos0, r0 * sin0, r1 * cos1, r1 * sin1};
 #else
-    const double TWO_PI = 2.0 * 3.14159265358979323846;  // = 2.0 * math.pi exactly
-    const double t0 = TWO_PI * u.v1;
-    const double t1 = TWO_PI * u.v3;
-    Doubles4 z = {r0 * cos(t0), r0 * sin(t0), r1 * cos(t1), r1 * sin(t1)};
+    const double r0 = sqrt(-2.0 * poly_log(u.v0));
+    const double r1 = sqrt(-2.0 * poly_log(u.v2));
+    poly_cos_sin_2pi(u.v1, cos0, sin0);
+    poly_cos_sin_2pi(u.v3, cos1, sin1);
 #endif
+    Doubles4 z = {r0 * cos0, r0 * sin0, r1 * cos1, r1 * sin1};
     return z;
 }
 
