@@ -5,7 +5,7 @@
     exodiff.Simulation(cfg, backend="numba").run("quick.h5")
     run = exodiff.open_run("quick.h5")
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def __getattr__(name):

@@ -909,7 +909,9 @@ def derived_parameters(config):
     )
 
 
-STEP_WARN_RATIO = 0.1
+# Steps up to 0.15 R keep the surface kinetics within 1 % of the exact
+# Collins–Kimball uptake for every κ (bench/dt_accuracy.md); warn beyond.
+STEP_WARN_RATIO = 0.15
 
 
 def _warnings(config):
@@ -920,7 +922,7 @@ def _warnings(config):
         D = population_diffusion(config, v)
         step = float(physics.step_length(D, config.run.dt))
         if smallest and step > STEP_WARN_RATIO * smallest:
-            # s = √(2 D dt) ≤ 0.1 R  ⇔  dt ≤ (0.1 R)² / (2 D)
+            # s = √(2 D dt) ≤ 0.15 R  ⇔  dt ≤ (0.15 R)² / (2 D)
             suggestion = _round_down((STEP_WARN_RATIO * smallest) ** 2 / (2 * D))
             warnings.append(
                 f"vesicles.{name}: step length √(2D·dt) = {step:.3g} µm is {step / smallest:.0%} of the "
@@ -928,6 +930,14 @@ def _warnings(config):
                 f"coarse — try run.dt = \"{format_time(suggestion)}\" or less")
         if v.count == 0 and _secreted(config, name, per_type) == 0:
             warnings.append(f"vesicles.{name}: count is 0 and no cell type secretes it; the population stays empty")
+    for name, t in config.cell_types.items():
+        if math.isinf(t.kappa) and t.k_off > 0:
+            # release_fraction(inf) = 0: a perfectly absorbing membrane takes
+            # back every vesicle it lets go within the same step
+            warnings.append(
+                f"cell_types.{name}: kappa = inf with k_off > 0: a perfectly absorbing membrane "
+                f"rebinds every released vesicle at once, so none ever unbinds; give a finite kappa "
+                f"for reversible binding")
     return warnings
 
 

@@ -20,6 +20,13 @@ FACE_KINDS = {"reflect": REFLECT, "periodic": PERIODIC, "absorb": ABSORB}
 # draw, and skipping them saves an exp() per nearby cell per step.
 BRIDGE_CUTOFF = 40.0
 
+# A cell whose contact sphere is farther from a vesicle's end point than the
+# step length plus FAR_SIGMAS·√(D dt) cannot be touched in the step: its
+# bridge exponent d0·d1/(D dt) exceeds BRIDGE_CUTOFF (d0 ≥ d1 − step).  The
+# kernels reject such cells on the squared distance, before any square root.
+# √BRIDGE_CUTOFF = 6.32455532…, rounded up by 1e-6 relative against round-off.
+FAR_SIGMAS = 6.3245617
+
 # The kernels' argument list after (n0, n1) or n, in order; every backend's
 # ``advance`` takes exactly these, and the driver builds them by name.
 KERNEL_ARGS = (

@@ -41,6 +41,7 @@ namespace exo {
 enum VesicleState : int { PENDING = 0, FREE = 1, BOUND = 2, INTERNALIZED = 3, EXITED = 4, CLEARED = 5 };
 enum FaceKind : int { REFLECT = 0, PERIODIC = 1, ABSORB = 2 };
 constexpr double BRIDGE_CUTOFF = 40.0;
+constexpr double FAR_SIGMAS = 6.3245617;  // cells out of reach: see constants.py
 
 // Everything a launch reads but does not write (KERNEL_ARGS less the vesicle state).
 struct Tables {
@@ -331,6 +332,10 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
             double e[3] = {0.0, 0.0, 0.0};
             double ce[3] = {0.0, 0.0, 0.0};
             double r1 = 0.0, d1 = 0.0;
+            // cells farther than this from their contact sphere are out of
+            // reach this step (constants.FAR_SIGMAS): no square root for them
+            const double sx = v.p[0] - p0[0], sy = v.p[1] - p0[1], sz = v.p[2] - p0[2];
+            const double margin = sqrt(sx * sx + sy * sy + sz * sz) + FAR_SIGMAS * sqrt(Ddt) + 1e-12;
             const long long kend = EXO_LDG(T.gstart + b + 1);
             for (long long k = EXO_LDG(T.gstart + b); k < kend; ++k) {
                 const int c = EXO_LDG(T.gitems + k);
@@ -340,7 +345,9 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
                     ce[a] = EXO_LDG(T.ccenter + 3 * (long long)c + a);
                     e[a] = min_image(v.p[a] - ce[a], dom.L[a], dom.periodic[a]);
                 }
-                r1 = sqrt(e[0] * e[0] + e[1] * e[1] + e[2] * e[2]);
+                const double r2 = e[0] * e[0] + e[1] * e[1] + e[2] * e[2];
+                if (r2 > (Rc + margin) * (Rc + margin)) continue;
+                r1 = sqrt(r2);
                 d1 = r1 - Rc;
                 if (d1 <= 0.0) {
                     hit = c;

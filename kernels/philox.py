@@ -8,6 +8,8 @@ the same on every backend, thread count, chunking and after a resume.
 
 Two twins with the same arithmetic: ``philox4x32`` (scalar, Numba) for the
 kernels and ``philox4x32_np`` (vectorized NumPy) for setup and the reference.
+Normals come from Box–Muller with polynomial log and cos/sin (below), so the
+twins agree bit for bit without relying on libm, and a loop of them vectorizes.
 """
 import math
 

@@ -31,7 +31,7 @@ import math
 import numba
 import numpy as np
 
-from .constants import (ABSORB, BOUND, BRIDGE_CUTOFF, CLEARED, EXITED, FREE,
+from .constants import (ABSORB, BOUND, BRIDGE_CUTOFF, CLEARED, EXITED, FAR_SIGMAS, FREE,
                         INTERNALIZED, KERNEL_ARGS, PENDING, PERIODIC)
 from .philox import (STREAM_BOUND, STREAM_CONTACT, STREAM_DIFFUSE, normals4,
                      uniforms4)
@@ -76,13 +76,6 @@ def _bin_of(x, y, z, bin_size, nbins):
     iy = min(max(int(math.floor(y / bin_size[1])), 0), nbins[1] - 1)
     iz = min(max(int(math.floor(z / bin_size[2])), 0), nbins[2] - 1)
     return (ix * nbins[1] + iy) * nbins[2] + iz
-
-
-# A cell whose contact sphere is farther from a vesicle's end point than the
-# step length plus this many √(D dt) cannot be touched in the step (the
-# bridge exponent d0·d1/(D dt) exceeds BRIDGE_CUTOFF): rejected on the squared
-# distance, before any square root.  The factor covers round-off.
-FAR_SIGMAS = math.sqrt(BRIDGE_CUTOFF) * (1.0 + 1e-6)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -242,7 +235,7 @@ def advance_block(i0, i1, n0, n1, dt, k0, k1,
                     ez = _min_image(pos[i, 2] - ccenter[c, 2], 2, box, face_kind)
                     r2 = ex * ex + ey * ey + ez * ez
                     if r2 > (Rc + margin) * (Rc + margin):
-                        continue  # out of reach this step (FAR_SIGMAS)
+                        continue  # out of reach this step (constants.FAR_SIGMAS)
                     r1 = math.sqrt(r2)
                     d1 = r1 - Rc
                     if d1 <= 0.0:

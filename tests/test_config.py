@@ -552,3 +552,12 @@ def test_to_toml_round_trip_with_file_and_list(tmp_path):
     raw = minimal(cell_types={"t": {}}, cells={"layout": "list", "centers": [[1, 2, 3]], "radius": 1, "type": "t"})
     cfg = parse_config(raw)
     assert parse_config(tomllib.loads(cfg.to_toml())) == cfg
+
+
+def test_absorbing_membrane_with_unbinding_warns():
+    raw = minimal(cell_types={"t": {"kappa": "inf", "k_off": "0.1 /s"}}, cells={"count": 1, "radius": "5 um"},
+                  vesicles={"ev": {"radius": "50 nm", "count": 1}})
+    warnings = parse_config(raw).warnings
+    assert len(warnings) == 1 and warnings[0].startswith("cell_types.t: kappa = inf with k_off > 0")
+    raw["cell_types"]["t"]["kappa"] = "10 um/s"
+    assert not parse_config(raw).warnings

@@ -137,6 +137,10 @@ def test_cuda_constants_mirror_the_python_ones():
         assert int(pairs[name]) == getattr(philox, name), name
     cutoff = re.search(r"BRIDGE_CUTOFF = ([0-9.]+);", step).group(1)
     assert float(cutoff) == constants.BRIDGE_CUTOFF
+    far = re.search(r"FAR_SIGMAS = ([0-9.]+);", step).group(1)
+    assert float(far) == constants.FAR_SIGMAS
+    # the far-cell rejection must be conservative: above √cutoff with room for round-off
+    assert constants.FAR_SIGMAS >= np.sqrt(constants.BRIDGE_CUTOFF) * (1 + 1e-7)
 
 
 def test_cuda_surface_constants_mirror_surface_py():
