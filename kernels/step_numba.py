@@ -87,8 +87,8 @@ def advance_block(i0, i1, n0, n1, dt, k0, k1,
                   t_kappa, t_capacity, t_p_event, t_frac_off,
                   bin_size, nbins, gstart, gitems):
     """Advance vesicles i0..i1-1 through steps n0..n1-1: per step, first the
-    normals of the whole block (a branch-free loop the compiler vectorizes),
-    then each vesicle's step.  The step body is written out here rather than
+    normals of the block's free vesicles (a branch-free loop the compiler
+    vectorizes), then each vesicle's step.  The step body is written out here rather than
     in a per-step function: a call passing ~35 arrays costs ~0.4 µs in Numba,
     more than the step itself."""
     # an axis without absorbing faces leaves an end point inside [0, L) as it is
@@ -96,19 +96,27 @@ def advance_block(i0, i1, n0, n1, dt, k0, k1,
     for a in range(3):
         passive[a] = face_kind[2 * a] != ABSORB and face_kind[2 * a + 1] != ABSORB
     nb = i1 - i0
+    free_ids = np.empty(nb, dtype=np.int64)
     zx = np.empty(nb)
     zy = np.empty(nb)
     zz = np.empty(nb)
     for n in range(n0, n1):
         t1 = (n + 1) * dt
-        for j in range(nb):
-            z0, z1, z2, _ = normals4(i0 + j, n, STREAM_DIFFUSE, k0, k1)
-            zx[j] = z0
-            zy[j] = z1
-            zz[j] = z2
+        # the vesicles that move in this step: FREE at its start (a vesicle
+        # only changes its own state, so the list stays valid below)
+        nfree = 0
+        for i in range(i0, i1):
+            if state[i] == FREE:
+                free_ids[nfree] = i
+                nfree += 1
+        for k in range(nfree):
+            z0, z1, z2, _ = normals4(free_ids[k], n, STREAM_DIFFUSE, k0, k1)
+            zx[k] = z0
+            zy[k] = z1
+            zz[k] = z2
+        kfree = 0  # FREE vesicles come below in the order of free_ids
         live = 0
-        for j in range(nb):
-            i = i0 + j
+        for i in range(i0, i1):
             st = state[i]
             if st == INTERNALIZED or st == EXITED or st == CLEARED:
                 continue
@@ -154,9 +162,10 @@ def advance_block(i0, i1, n0, n1, dt, k0, k1,
             p0x = pos[i, 0]
             p0y = pos[i, 1]
             p0z = pos[i, 2]
-            pos[i, 0] = p0x + (s * zx[j] + flow[0] * dt)
-            pos[i, 1] = p0y + (s * zy[j] + flow[1] * dt)
-            pos[i, 2] = p0z + (s * zz[j] + (flow[2] - settling[i]) * dt)
+            pos[i, 0] = p0x + (s * zx[kfree] + flow[0] * dt)
+            pos[i, 1] = p0y + (s * zy[kfree] + flow[1] * dt)
+            pos[i, 2] = p0z + (s * zz[kfree] + (flow[2] - settling[i]) * dt)
+            kfree += 1
 
             # uniforms of STREAM_CONTACT: faces, cell contact, binding, clearance
             drawn = False

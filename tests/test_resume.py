@@ -67,6 +67,11 @@ FUSED = CAPACITY.replace("capacity = 15", "").replace('duration = "0.3 s"', 'dur
                 .replace('observe_interval = "0.04 s"', 'observe_interval = "0.02 s"') \
                 .replace("count = 800", "count = 2500")
 SAMPLED = "\n[output]\npositions = { sample = 100 }\n"
+# Long enough (~3 s of stepping on one thread) that a signal sent after the
+# first snapshot lands while the run is still going, however fast the kernel.
+LONG = FUSED.replace('duration = "0.6 s"', 'duration = "20 s"') \
+            .replace('snapshot_interval = "0.05 s"', 'snapshot_interval = "1 s"') \
+            .replace('observe_interval = "0.02 s"', 'observe_interval = "0.5 s"')
 NO_POSITIONS = '\n[output]\npositions = "none"\n'
 
 
@@ -199,7 +204,7 @@ def test_resume_twice_with_other_thread_counts(runs, tmp_path):
 def test_ctrl_c_saves_a_checkpoint_and_exits_130(runs, tmp_path):
     """SIGINT between snapshots: the run stops at the next step boundary
     within seconds, saves its state, says how to resume and exits 130."""
-    cfg, ref, _ = runs("fused-sampled", FUSED + SAMPLED)
+    cfg, ref, _ = runs("long-sampled", LONG + SAMPLED)
     out, trace = tmp_path / "c.h5", tmp_path / "trace"
     child = subprocess.Popen([sys.executable, "-m", "exodiff", "run", str(cfg), "-o", str(out),
                               "--backend", "numba", "-q", "--seed", "5", "--set", 'run.dt="1 ms"'],
