@@ -77,3 +77,30 @@ def test_chunking_does_not_change_the_result(tmp_path):
     b = _run(parse_config(raw), "numba", tmp_path, name="b.h5")
     for name in STATE_ARRAYS:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_far_cell_rejection_skips_only_cells_out_of_reach():
+    """The kernels skip a cell when r1 > Rc + |p1 − p0| + FAR_SIGMAS·√(D dt)
+    (r1: end point to centre) without computing its bridge probability; that
+    is exact only if every such cell has d0·d1/(D dt) ≥ BRIDGE_CUTOFF.  Checked
+    just past the threshold, including the worst case (a step straight away
+    from the cell, d0 = d1 − |step|), over steps of 0–3 σ: the bound is
+    tightest for the shortest steps, where d0·d1/(D dt) → FAR_SIGMAS²."""
+    from exodiff.kernels.constants import BRIDGE_CUTOFF, FAR_SIGMAS
+    rng = np.random.default_rng(7)
+    n = 200_000
+    Ddt = rng.uniform(1e-4, 1.0, n)
+    Rc = rng.uniform(0.5, 10.0, n)
+    out = rng.normal(size=(n, 3))
+    out /= np.linalg.norm(out, axis=1)[:, None]
+    step = rng.normal(size=(n, 3))
+    step[: n // 2] = out[: n // 2]  # worst case: straight away from the cell
+    length = rng.uniform(0.0, 3.0, n)
+    length[::100] = 1e-9
+    step *= (np.sqrt(2 * Ddt) * length / np.linalg.norm(step, axis=1))[:, None]
+    margin = np.linalg.norm(step, axis=1) + FAR_SIGMAS * np.sqrt(Ddt) + 1e-12
+    p1 = out * ((Rc + margin) * (1 + 1e-12))[:, None]  # just out of reach
+    p0 = p1 - step
+    d1 = np.linalg.norm(p1, axis=1) - Rc
+    d0 = np.linalg.norm(p0, axis=1) - Rc
+    assert np.all(d0 * d1 / Ddt >= BRIDGE_CUTOFF)
