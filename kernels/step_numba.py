@@ -88,9 +88,9 @@ def advance_block(i0, i1, n0, n1, dt, k0, k1,
                   bin_size, nbins, gstart, gitems):
     """Advance vesicles i0..i1-1 through steps n0..n1-1: per step, first the
     normals of the block's free vesicles (a branch-free loop the compiler
-    vectorizes), then each vesicle's step.  The step body is written out here rather than
-    in a per-step function: a call passing ~35 arrays costs ~0.4 µs in Numba,
-    more than the step itself."""
+    vectorizes), then each vesicle's step.  The step body is written out
+    here rather than in a per-step function: a call passing ~35 arrays costs
+    ~0.4 µs in Numba, more than the step itself."""
     # an axis without absorbing faces leaves an end point inside [0, L) as it is
     passive = np.empty(3, dtype=np.bool_)
     for a in range(3):
