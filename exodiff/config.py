@@ -193,11 +193,9 @@ class Config:
 # ------------------------------------------------------------------ loading
 
 
-def load_config(path, overrides=()):
-    """Read, override and validate a TOML config file.
-
-    overrides: "dotted.key=value" strings (CLI ``--set``), applied before
-    validation.  Raises InputError for the file, ConfigError for values."""
+def read_toml(path, what="config"):
+    """The table of TOML file `path`; InputError with one line naming the
+    file if it cannot be read or parsed (`what`: "config", "sweep", ...)."""
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:
@@ -205,7 +203,7 @@ def load_config(path, overrides=()):
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
     except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a config file") from None
+        raise InputError(f"{path}: is a directory, not a {what} file") from None
     except OSError as e:
         raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
     try:
@@ -213,10 +211,18 @@ def load_config(path, overrides=()):
     except UnicodeDecodeError:
         raise InputError(f"{path}: cannot read: not UTF-8 text") from None
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{path}: invalid TOML: {_one_line(e)}") from None
-    raw = apply_overrides(raw, overrides)
+
+
+def load_config(path, overrides=()):
+    """Read, override and validate a TOML config file.
+
+    overrides: "dotted.key=value" strings (CLI ``--set``), applied before
+    validation.  Raises InputError for the file, ConfigError for values."""
+    path = os.fspath(path)
+    raw = apply_overrides(read_toml(path), overrides)
     base_dir = os.path.dirname(os.path.abspath(path))
     return parse_config(raw, base_dir=base_dir, source=path)
 

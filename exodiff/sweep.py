@@ -150,23 +150,9 @@ def load_sweep(path):
 
     Raises InputError (one line naming the file and key) for a bad sweep
     file, and for the first point whose config does not validate."""
-    from .config import _suggest, load_config
+    from .config import _suggest, load_config, read_toml
     path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            text = f.read().decode("utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a sweep file") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: cannot read: not UTF-8 text") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(f"{path}: invalid TOML: {' '.join(str(e).split())}") from None
+    raw = read_toml(path, "sweep")
 
     for key in raw:
         if key not in SWEEP_KEYS:

@@ -3,6 +3,27 @@ import copy
 
 from exodiff.config import parse_config
 
+# Two absorbing cells and 200 vesicles for 50 steps: the smallest config a
+# CLI test can run, as TOML text to edit with str.replace.
+SMALL_TOML = """
+[run]
+duration = "0.05 s"
+dt = "1 ms"
+seed = 1
+[domain]
+size = ["40 um", "40 um", "20 um"]
+[cells]
+layout = "list"
+centers = [[10, 10, 10], [30, 30, 10]]
+radius = "4 um"
+type = "target"
+[cell_types.target]
+kappa = "inf"
+[vesicles.ev]
+radius = "50 nm"
+count = 200
+"""
+
 BASE = {
     "run": {"duration": 0.1, "dt": 1e-3, "seed": 7},
     "domain": {"size": [100.0, 100.0, 100.0], "boundary": "reflect"},

@@ -10,28 +10,13 @@ import pytest
 
 from exodiff.cli import main
 
+from scenarios import SMALL_TOML
+
 ROOT = Path(__file__).resolve().parents[1]
 QUICKSTART = ROOT / "configs" / "quickstart.toml"
 CHECKER = ROOT.parent / "shared" / "tools" / "check_h5md.py"
 
-SMALL = """
-[run]
-duration = "0.05 s"
-dt = "1 ms"
-seed = 1
-[domain]
-size = ["40 um", "40 um", "20 um"]
-[cells]
-layout = "list"
-centers = [[10, 10, 10], [30, 30, 10]]
-radius = "4 um"
-type = "target"
-[cell_types.target]
-kappa = "inf"
-[vesicles.ev]
-radius = "50 nm"
-count = 200
-"""
+SMALL = SMALL_TOML
 
 BAD = {
     "unknown key": (SMALL.replace('seed = 1', 'sed = 1'), "run.sed: unknown key; did you mean 'seed'?"),

@@ -12,25 +12,9 @@ import pytest
 
 from exodiff.cli import main
 
-BASE = """
-[run]
-duration = "0.05 s"
-dt = "1 ms"
-seed = 1
-snapshot_interval = "0.01 s"
-[domain]
-size = ["40 um", "40 um", "20 um"]
-[cells]
-layout = "list"
-centers = [[10, 10, 10], [30, 30, 10]]
-radius = "4 um"
-type = "target"
-[cell_types.target]
-kappa = "inf"
-[vesicles.ev]
-radius = "50 nm"
-count = 200
-"""
+from scenarios import SMALL_TOML
+
+BASE = SMALL_TOML.replace('seed = 1\n', 'seed = 1\nsnapshot_interval = "0.01 s"\n')
 
 
 def sub(old, new):

@@ -9,7 +9,6 @@ shared ones from scenarios.py, written into the model before the run.  A tiny
 run of the same scenario first loads the JIT cache, so compilation is outside
 the timed region.
 """
-import argparse
 import json
 import math
 import os
@@ -53,17 +52,11 @@ def run(g, n, backend, out):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser()
-    p.add_argument("scenario", choices=list(scenarios.SCENARIOS) + ["ACC"])
-    p.add_argument("--n", type=int)
-    p.add_argument("--steps", type=int)
+    p = scenarios.arg_parser()
     p.add_argument("--threads", type=int)
     p.add_argument("--backend", default="numba")
     a = p.parse_args(argv)
-    acc = a.scenario == "ACC"
-    n = a.n or (scenarios.ACC_N if acc else scenarios.N_VESICLES)
-    steps = a.steps or (scenarios.ACC_STEPS if acc else scenarios.STEPS)
-    g = scenarios.setup(a.scenario, n, steps)
+    n, steps, g = scenarios.from_args(a)
 
     import numba
     import exodiff

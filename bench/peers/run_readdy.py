@@ -11,7 +11,6 @@ contact radius R at rate λ — with X removed at once (``X ->``).  (The shorter
 finite κ uses the λ whose steady-state rate equals the Collins–Kimball rate
 (scenarios.doi_rate_for_kappa).  Irreversible in both cases.
 """
-import argparse
 import json
 import math
 import os
@@ -26,16 +25,10 @@ WALL_FORCE = 100.0         # box-potential force constant [kT/µm²]
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser()
-    p.add_argument("scenario", choices=list(scenarios.SCENARIOS) + ["ACC"])
-    p.add_argument("--n", type=int)
-    p.add_argument("--steps", type=int)
+    p = scenarios.arg_parser()
     p.add_argument("--threads", type=int, default=os.cpu_count())
     a = p.parse_args(argv)
-    acc = a.scenario == "ACC"
-    n = a.n or (scenarios.ACC_N if acc else scenarios.N_VESICLES)
-    steps = a.steps or (scenarios.ACC_STEPS if acc else scenarios.STEPS)
-    g = scenarios.setup(a.scenario, n, steps)
+    n, steps, g = scenarios.from_args(a)
 
     import readdy
     t0 = time.perf_counter()

@@ -8,7 +8,6 @@ reflective walls, the cells as sphere panels (front = outside) with
 ``action front A absorb`` (κ = ∞) or ``rate A fsoln front κ`` (finite κ:
 irreversible adsorption, Andrews 2009), and explicit start positions.
 """
-import argparse
 import json
 import math
 import os
@@ -46,17 +45,11 @@ def config_text(g, seed, boxsize):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser()
-    p.add_argument("scenario", choices=list(scenarios.SCENARIOS) + ["ACC"])
-    p.add_argument("--n", type=int)
-    p.add_argument("--steps", type=int)
+    p = scenarios.arg_parser()
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--boxsize", type=float, default=DEFAULT_BOXSIZE)
     a = p.parse_args(argv)
-    acc = a.scenario == "ACC"
-    n = a.n or (scenarios.ACC_N if acc else scenarios.N_VESICLES)
-    steps = a.steps or (scenarios.ACC_STEPS if acc else scenarios.STEPS)
-    g = scenarios.setup(a.scenario, n, steps)
+    n, steps, g = scenarios.from_args(a)
 
     import smoldyn
     t0 = time.perf_counter()

@@ -21,6 +21,7 @@ spheres on a lattice of spacing 40 µm in a reflective cube of side 400 µm,
 50 vesicles on each shell.  In 0.25 s a vesicle moves ~2.4 µm rms, so the
 neighbouring spheres (≥ 29 µm away) and the walls (≥ 14 µm) play no part.
 """
+import argparse
 import math
 
 import numpy as np
@@ -162,3 +163,20 @@ def setup(name, n=N_VESICLES, steps=STEPS):
     centers = cell_centers() if spec["cells"] else np.zeros((0, 3))
     return dict(name=name, box=BOX, dt=DT, steps=steps, diffusion=D, kappa=spec["kappa"],
                 centers=centers, positions=vesicle_positions(n, centers))
+
+
+def arg_parser():
+    """The command line every run_<tool>.py shares: SCENARIO [--n N] [--steps S]."""
+    p = argparse.ArgumentParser()
+    p.add_argument("scenario", choices=list(SCENARIOS) + ["ACC"])
+    p.add_argument("--n", type=int)
+    p.add_argument("--steps", type=int)
+    return p
+
+
+def from_args(a):
+    """(vesicles, steps, geometry) for parsed arguments, with the scenario's defaults."""
+    acc = a.scenario == "ACC"
+    n = a.n or (ACC_N if acc else N_VESICLES)
+    steps = a.steps or (ACC_STEPS if acc else STEPS)
+    return n, steps, setup(a.scenario, n, steps)
