@@ -1,19 +1,34 @@
 """Codes shared by every backend (mirrored in kernels/exodiff_step.cuh)."""
 
-# Vesicle states (DESIGN §1), stored as int8.
-PENDING = 0       # not yet secreted
-FREE = 1
-BOUND = 2
-INTERNALIZED = 3
-EXITED = 4
-CLEARED = 5
-STATE_NAMES = ("pending", "free", "bound", "internalized", "exited", "cleared")
+# The project's vocabulary, defined here once (kernels import nothing of
+# exodiff, so everything above them can import from here).  The kernels use
+# the plain int aliases below: Numba freezes module-level ints as constants.
+from enum import IntEnum
 
-# Domain face kinds, per face in the order xlo, xhi, ylo, yhi, zlo, zhi.
-REFLECT = 0
-PERIODIC = 1
-ABSORB = 2
-FACE_KINDS = {"reflect": REFLECT, "periodic": PERIODIC, "absorb": ABSORB}
+
+class VesicleState(IntEnum):
+    """Vesicle states (DESIGN §1), stored as int8; files name them in order."""
+    PENDING = 0       # not yet secreted
+    FREE = 1
+    BOUND = 2
+    INTERNALIZED = 3
+    EXITED = 4
+    CLEARED = 5
+
+
+class FaceKind(IntEnum):
+    """Domain face kinds, per face in the order of FACE_NAMES."""
+    REFLECT = 0
+    PERIODIC = 1
+    ABSORB = 2
+
+
+PENDING, FREE, BOUND, INTERNALIZED, EXITED, CLEARED = (int(s) for s in VesicleState)
+STATE_NAMES = tuple(s.name.lower() for s in VesicleState)
+
+REFLECT, PERIODIC, ABSORB = (int(k) for k in FaceKind)
+FACE_KINDS = {k.name.lower(): int(k) for k in FaceKind}
+FACE_NAMES = ("xlo", "xhi", "ylo", "yhi", "zlo", "zhi")
 
 # Brownian-bridge crossing probabilities exp(-d1 d2 / (D dt)) below
 # exp(-40) ≈ 4e-18 are taken as zero: they cannot change a 32-bit uniform
