@@ -40,7 +40,7 @@ boundary = { x = "periodic", y = "periodic", z = ["reflect", "absorb"] }
 layout = "random"
 count = 2000
 radius = "5 um"
-types = { donor = 1, target = 9 }
+types = { donor = 0.1, target = 0.9 }
 
 [cell_types.donor]
 secretion_rate = "0.02 /s"
@@ -330,7 +330,8 @@ def test_all_zero_fractions():
 def test_overrides(example):
     cfg = load_config(example, ["run.dt=0.5 ms", "run.seed=3", "medium.gravity=true",
                                 "domain.boundary=absorb", "output.positions={ sample = 5 }",
-                                "vesicles.exosome.diffusion=\"4 um^2/s\"", "cells.types.donor = 3"])
+                                "vesicles.exosome.diffusion=\"4 um^2/s\"", "cells.types.donor = 0.25",
+                                "cells.types.target = 0.75"])
     assert cfg.run.dt == 5e-4
     assert cfg.run.seed == 3
     assert cfg.medium.gravity is True
