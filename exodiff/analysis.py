@@ -7,7 +7,9 @@ read-only properties; ``compute`` returns ``self`` so that
 the run object itself: ``run.dose()``, ``run.first_passage(event="bound")``.
 
 Lengths in µm, times in s, concentrations in vesicles/µm³ (×10¹² for
-particles/mL).  Snapshot data (positions, states, milestones) are read in
+particles/mL).  Every time or length setting takes a number in that unit or
+a string with units, read as config values are: ``Dose(time="30 min")``,
+``Profile(range_max="20 um")``.  Snapshot data (positions, states, milestones) are read in
 chunks of vesicles (:meth:`exodiff.io.Run.iter_vesicles`), so memory does not
 grow with the pool beyond the per-vesicle results an analysis returns.  When
 the run stored a sample of the vesicles (``output.positions = {sample = n}``)
@@ -23,6 +25,7 @@ import numpy as np
 
 from .errors import InputError
 from .io import STATE_NAMES
+from .units import argument
 
 PENDING, FREE, BOUND, INTERNALIZED, EXITED, CLEARED = range(6)
 
@@ -116,6 +119,11 @@ def _nearest_donor(run, donor_types, measure):
         dist[t] = r[np.arange(t.size), j]
         which[t] = donors[j]
     return dist, which, is_donor
+
+
+def _bins(bins):
+    """A number of bins, or bin edges [µm] as numbers or strings with units."""
+    return bins if np.ndim(bins) == 0 else argument(bins, "um", "bins")
 
 
 def gini(x):
@@ -271,7 +279,8 @@ class Dose(_Analysis):
     kind (molecules delivered, the per-vesicle cargo summed over its
     internalized vesicles).  Bound vesicles are reported beside it.
 
-    Settings: time [s] (None: the last observation).
+    Settings: time [s] (None: the last observation; a number in s or a
+    string with units, "30 min").
 
     Results (M cells, K cargo kinds): time [s]; vesicles [M] (internalized);
     bound [M]; cargo [M,K]; cargo_names; types [M]; type_names;
@@ -283,7 +292,7 @@ class Dose(_Analysis):
     """
 
     def __init__(self, time=None):
-        self.time_setting = time
+        self.time_setting = argument(time, "s", "time")
         self.vesicles = None
 
     def compute(self, run):
@@ -362,7 +371,7 @@ class UptakeRange(_Analysis):
             raise InputError(f"measure: {measure!r}, expected 'center' or 'surface'")
         if quantity not in ("taken_up", "internalized", "bound"):
             raise InputError(f"quantity: {quantity!r}, expected 'taken_up', 'internalized' or 'bound'")
-        self.time_setting, self.bins, self.donor_types = time, bins, donor_types
+        self.time_setting, self.bins, self.donor_types = argument(time, "s", "time"), _bins(bins), donor_types
         self.measure, self.quantity = measure, quantity
         self.distance = None
 
@@ -523,8 +532,9 @@ class MSD(_Analysis):
     def __init__(self, population=None, mode="free", max_lag=None, fit_max_lag=None, chunk_size=None):
         if mode not in ("free", "all"):
             raise InputError(f"mode: {mode!r}, expected 'free' or 'all'")
-        self.population, self.mode, self.max_lag, self.chunk_size = population, mode, max_lag, chunk_size
-        self.fit_max_lag = fit_max_lag
+        self.population, self.mode, self.chunk_size = population, mode, chunk_size
+        self.max_lag = argument(max_lag, "s", "max_lag")
+        self.fit_max_lag = argument(fit_max_lag, "s", "fit_max_lag")
         self.msd = None
 
     def compute(self, run):
@@ -659,7 +669,8 @@ class Profile(_Analysis):
                  directions=1024, radial_points=8):
         if cell is None and axis not in ("x", "y", "z"):
             raise InputError(f"axis: {axis!r}, expected 'x', 'y' or 'z'")
-        self.axis, self.cell, self.bins, self.range_max = axis, cell, bins, range_max
+        self.axis, self.cell, self.bins = axis, cell, _bins(bins)
+        self.range_max = argument(range_max, "um", "range_max")
         self.states = (states,) if isinstance(states, str) else tuple(states)
         for s in self.states:
             if s not in STATE_NAMES:

@@ -564,7 +564,7 @@ def _parse_vesicles(t, domain):
         if 2.0 * radius.median >= min(domain.size):
             size = " × ".join(f"{s:g}" for s in domain.size)
             raise ConfigError(f"{p}.radius", f"a vesicle of radius {describe(v['radius'])} does not fit "
-                                             f"in the {size} µm domain")
+                                             f"in the {size} µm domain" + _bare_number_hint(v["radius"]))
         vesicles[name] = VesicleConfig(
             name=name,
             radius=radius,
