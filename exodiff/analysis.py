@@ -984,20 +984,22 @@ def _same_scenario(a, b):
 
 
 def expected_diffusion(run, population=None):
-    """Mean diffusion coefficient D [µm²/s] that the config gives the stored
-    vesicles of a population (None: all): its ``diffusion`` value, else the
-    Stokes–Einstein D = kT/(6πηr) averaged over their radii.  NaN when the
-    run's config cannot be read."""
+    """The diffusion coefficient D [µm²/s] the config gives a population:
+    its ``diffusion`` value, else Stokes–Einstein at the median radius
+    (:func:`exodiff.config.population_diffusion`, the number ``exodiff
+    check`` prints).  population None: the only population, or with several
+    the mean over the stored vesicles of their population's D.  NaN when
+    the run's config cannot be read."""
     cfg = run.config
     if cfg is None:
         return math.nan
-    from .physics import stokes_einstein_diffusion
+    from .config import population_diffusion
+    per_population = np.array([population_diffusion(cfg, cfg.vesicles[name]) if name in cfg.vesicles
+                               else math.nan for name in run.species_names])
     pop = _species_index(run, population)
-    species, radius = run.species, run.vesicle_radius
-    d = stokes_einstein_diffusion(radius, cfg.medium.temperature, cfg.medium.viscosity)
-    for j, name in enumerate(run.species_names):
-        given = cfg.vesicles[name].diffusion if name in cfg.vesicles else None
-        if given is not None:
-            d[species == j] = given
-    sel = np.ones(species.shape, dtype=bool) if pop is None else species == pop
-    return float(d[sel].mean()) if sel.any() else math.nan
+    if pop is not None:
+        return float(per_population[pop])
+    if per_population.size == 1:
+        return float(per_population[0])
+    species = np.asarray(run.species)
+    return float(per_population[species].mean()) if species.size else math.nan

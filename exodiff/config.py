@@ -958,7 +958,8 @@ def derived_parameters(config):
         populations[name] = PopulationDerived(
             name=name,
             diffusion=D,
-            diffusion_source="given" if v.diffusion is not None else "Stokes–Einstein",
+            diffusion_source="given" if v.diffusion is not None else (
+                "Stokes–Einstein at the median radius" if v.radius.gsd > 1 else "Stokes–Einstein"),
             settling=settling,
             step=step,
             step_ratio=step / smallest if smallest else None,

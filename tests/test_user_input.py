@@ -228,3 +228,29 @@ def test_cli_time_takes_units(small_run, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["Error: --time: expected a time like '1 ms', got '30 parsecs'"]
     assert not fig2.exists()
+
+
+# ------------------------------------------------------------ one D per population
+
+def test_check_msd_figure_and_report_print_the_same_d_per_population(tmp_path):
+    from exodiff import analysis, plots, report
+    from exodiff.driver import Simulation
+    from exodiff.io import open_run
+    raw = config(run={"duration": 0.2, "dt": 0.002, "snapshot_interval": 0.05, "observe_interval": 0.05},
+                 cells={"count": 4, "radius": "5 um"},
+                 vesicles={"ev": {"radius": {"median": "50 nm", "gsd": 1.3}, "count": 300},
+                           "big": {"radius": {"median": "150 nm", "gsd": 1.2}, "count": 300}},
+                 output={"positions": "all"})
+    cfg = parse_config(raw)
+    check = {name: p.diffusion for name, p in derived_parameters(cfg).populations.items()}
+    assert check["ev"] == pytest.approx(3 * check["big"])
+    text = format_check(cfg)
+    Simulation(cfg, backend="numba").run(tmp_path / "two.h5")
+    with open_run(tmp_path / "two.h5") as run:
+        labels = [t.get_text() for t in plots.figure(run, "msd").axes[0].get_legend().get_texts()]
+        rows = dict(report._key_numbers(run))
+        for name, D in check.items():
+            assert f"{name}: radius" in text and f"D = {D:.3g} µm²/s (Stokes–Einstein at the median radius)" in text
+            assert analysis.expected_diffusion(run, name) == D
+            assert f"{name}: 6Dτ with the config's D = {D:.3g} µm²/s" in labels
+            assert f"(config: {D:.3g} µm²/s;" in rows[f"diffusion of free {name} vesicles"]
