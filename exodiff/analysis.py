@@ -286,9 +286,10 @@ class Dose(_Analysis):
     bound [M]; cargo [M,K]; cargo_names; types [M]; type_names;
     table: DataFrame per cell (type, bound, internalized, one column per
     cargo kind); summary: DataFrame per cell type of the vesicle dose and
-    each cargo: cells, mean, std, cv = std/mean, median, p10, p90, max,
-    reached (fraction of cells with dose ≥ 1 vesicle / > 0 cargo), gini
-    (:func:`gini`).
+    each cargo: donor (the type secretes), cells, mean, std, cv = std/mean,
+    median, p10, p90, max, reached (fraction of cells with dose ≥ 1 vesicle
+    / > 0 cargo), gini (:func:`gini`); donor types that took up nothing are
+    left out (their rows would be all zeros).
     """
 
     def __init__(self, time=None):
@@ -304,6 +305,7 @@ class Dose(_Analysis):
         self.cargo_names = run.cargo_names
         self.types = run.cells.types
         self.type_names = run.cells.type_names
+        self.donor_types = tuple(run.donor_types)
         return self
 
     @property
@@ -328,13 +330,16 @@ class Dose(_Analysis):
         quantities += [(name, self.cargo[:, j]) for j, name in enumerate(self.cargo_names)]
         for t, tname in enumerate(self.type_names):
             mask = self.types == t
+            donor = tname in self.donor_types
+            if donor and not any(q[mask].any() for _, q in quantities):
+                continue  # a donor type that took up nothing: a row of zeros says nothing
             for qname, q in quantities:
                 x = q[mask]
                 n = x.size
                 mean = x.mean() if n else math.nan
                 std = x.std(ddof=1) if n > 1 else math.nan
                 rows.append({
-                    "type": tname, "quantity": qname, "cells": n, "mean": mean, "std": std,
+                    "type": tname, "quantity": qname, "donor": donor, "cells": n, "mean": mean, "std": std,
                     "cv": std / mean if n > 1 and mean > 0 else math.nan,
                     "median": float(np.median(x)) if n else math.nan,
                     "p10": float(np.percentile(x, 10)) if n else math.nan,

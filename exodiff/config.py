@@ -178,6 +178,7 @@ class Config:
     raw: dict = field(default_factory=dict, compare=False, repr=False)
     warnings: list = field(default_factory=list, compare=False)
     quiet: tuple = field(default=(), compare=False)   # [check] quiet: keys whose warnings are silenced
+    overrides: tuple = field(default=(), compare=False)   # the --set options of load_config
 
     def to_toml(self):
         """The config as given (after ``--set`` overrides) as TOML text.
@@ -225,7 +226,9 @@ def load_config(path, overrides=()):
     path = os.fspath(path)
     raw = apply_overrides(read_toml(path), overrides)
     base_dir = os.path.dirname(os.path.abspath(path))
-    return parse_config(raw, base_dir=base_dir, source=path)
+    config = parse_config(raw, base_dir=base_dir, source=path)
+    config.overrides = tuple(overrides)
+    return config
 
 
 def apply_overrides(raw, overrides):

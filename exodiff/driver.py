@@ -10,6 +10,7 @@ stop at the next step boundary, save the full state (exodiff/io.py,
 stops at once.  ``run(out, resume=True)`` continues from the latest full
 state on disk and writes a file identical to an uninterrupted run's.
 """
+import json
 import math
 import os
 import signal
@@ -253,7 +254,10 @@ class Simulation:
             write_positions=cfg.output.positions != "none", compression=cfg.output.compression,
             n_snapshots_hint=n_snapshots, n_observations_hint=n_observations,
             exodiff_version=__version__,
-            extra_parameters={"duration": cfg.run.duration, "n_steps": m.n_steps})
+            extra_parameters={"duration": cfg.run.duration, "n_steps": m.n_steps,
+                              # how the run was started, for the --resume hint of exodiff info
+                              "config_path": os.path.abspath(cfg.source) if cfg.source else "",
+                              "overrides": json.dumps(list(cfg.overrides))})
 
     def _record(self, writer, step, observe, snapshot):
         t = step * self.config.run.dt

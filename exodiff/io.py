@@ -1065,7 +1065,7 @@ class Run:
                        default=0)
             lines.append(f"  incomplete: stopped after step {last} of {self.n_steps} (interrupted, "
                          f"or still running); continue it with "
-                         f"exodiff run CONFIG -o {self.path} --resume")
+                         f"{self.resume_command()}")
         if T == 0:
             lines.append("  no observations")
             return "\n".join(lines)
@@ -1080,8 +1080,20 @@ class Run:
             i = int(self.internalized_per_cell[-1, mask].sum())
             cargo = "".join(f", {c} {last_cargo[mask, j].sum():g}"
                             for j, c in enumerate(self.cargo_names))
-            lines.append(f"    {name}: bound {b}, internalized {i}{cargo}")
+            role = " (donor)" if name in self.donor_types else ""
+            lines.append(f"    {name}{role}: bound {b}, internalized {i}{cargo}")
         return "\n".join(lines)
+
+    def resume_command(self):
+        """The command line that continues this run: the config file and
+        ``--set`` options it was started with (CONFIG for files that did
+        not record them)."""
+        import json
+        import shlex
+        cmd = ["exodiff", "run", self.parameters.get("config_path") or "CONFIG", "-o", str(self.path)]
+        for item in json.loads(self.parameters.get("overrides") or "[]"):
+            cmd += ["--set", item]
+        return shlex.join(cmd + ["--resume"])
 
     def __repr__(self):
         return (f"<exodiff Run {str(self.path)!r}: {self.n_vesicles} vesicles, "

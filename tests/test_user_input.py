@@ -254,3 +254,49 @@ def test_check_msd_figure_and_report_print_the_same_d_per_population(tmp_path):
             assert analysis.expected_diffusion(run, name) == D
             assert f"{name}: 6Dτ with the config's D = {D:.3g} µm²/s" in labels
             assert f"(config: {D:.3g} µm²/s;" in rows[f"diffusion of free {name} vesicles"]
+
+
+# ------------------------------------------------------------ info's resume hint
+
+def test_info_resume_hint_repeats_the_set_options(tmp_path, capsys):
+    import os
+    import shlex
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(SMALL_TOML.replace('duration = "0.05 s"', 'duration = "0.05 s"\nsnapshot_interval = "10 ms"'))
+    out = tmp_path / "killed.h5"
+    env = dict(os.environ, PYTHONPATH=str(root), NUMBA_NUM_THREADS="1", EXODIFF_TEST_KILL_AT="snapshot:2")
+    child = subprocess.run([sys.executable, "-m", "exodiff", "run", str(cfg), "-o", str(out), "-q",
+                            "--backend", "numba", "--seed", "5", "--set", "vesicles.ev.count=150"],
+                           capture_output=True, text=True, env=env, timeout=300)
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    assert main(["info", str(out)]) == 0
+    said = capsys.readouterr().out
+    hint = said.split("continue it with ")[1].splitlines()[0].strip()
+    assert hint == shlex.join(["exodiff", "run", str(cfg), "-o", str(out), "--set", "vesicles.ev.count=150",
+                               "--set", "run.seed=5", "--resume"])
+    assert main(shlex.split(hint)[1:] + ["-q"]) == 0  # the stored config matches: it resumes
+    assert "resuming" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------ donors in dose tables
+
+def test_dose_tables_leave_out_donors_that_took_up_nothing(tmp_path, capsys):
+    from exodiff.driver import Simulation
+    from exodiff.io import open_run
+    raw = config(run={"duration": 0.2, "dt": 0.002, "observe_interval": 0.02},
+                 cell_types={"donor": {"secretion_rate": 200, "secretes": "ev"},
+                             "t": {"kappa": "inf", "k_int": 50}},
+                 cells={"count": 8, "types": {"donor": 0.25, "t": 0.75}},
+                 vesicles={"ev": {"count": 0, "cargo": {"miR21": 3}}})
+    Simulation(parse_config(raw), backend="numba").run(tmp_path / "d.h5")
+    with open_run(tmp_path / "d.h5") as run:
+        summary = run.dose().summary
+        assert set(summary["type"]) == {"t"} and not summary["donor"].any()
+        assert summary["mean"].max() > 0
+    assert main(["info", str(tmp_path / "d.h5")]) == 0
+    assert "    donor (donor): bound 0, internalized 0" in capsys.readouterr().out
