@@ -91,7 +91,7 @@ CONFIGS = {
     # geometry
     "overlapping cells": (sub("[30, 30, 10]", "[14, 10, 10]"), "cells: cells 0 and 1 overlap"),
     "cell outside the domain": (sub("[30, 30, 10]", "[38, 30, 10]"), "sticks out of the domain through the x = 40 µm face"),
-    "cell larger than the domain": (sub('radius = "4 um"', 'radius = "100 um"'), "sticks out of the domain"),
+    "cell larger than the domain": (sub('radius = "4 um"', 'radius = "100 um"'), "domain.size: 40 × 40 × 20 µm is smaller than a cell"),
     "NaN cell centre": (sub("[30, 30, 10]", "[nan, 30, 10]"), "cells.centers[1][0]: expected a finite length"),
     "cells that cannot be packed": (sub('layout = "list"\ncenters = [[10, 10, 10], [30, 30, 10]]',
                                         'layout = "random"\ncount = 2000'), "cells.count: placed only"),
