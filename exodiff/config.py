@@ -7,6 +7,10 @@ temperature [K], viscosity [Pa·s], densities [kg/m³].
 Errors are ``ConfigError(key, message)`` (or ``InputError`` for the file
 itself) with a one-line message that names the dotted key, the value given and
 what was expected, so the CLI can print it and exit with code 2.
+What cannot be meant is refused the same way (fractions that do not sum to
+1, a vesicle not smaller than the smallest cell, a domain smaller than a
+cell); what is implausible gives ``Config.warnings``, each "key: reason",
+silenced per key by ``[check] quiet``.
 """
 import copy
 import csv
@@ -163,8 +167,9 @@ class OutputConfig:
 
 @dataclass
 class Config:
-    """The whole validated config.  ``source``, ``base_dir``, ``raw`` and
-    ``warnings`` describe where it came from and are left out of ``==``,
+    """The whole validated config.  ``source``, ``base_dir``, ``raw``,
+    ``warnings``, ``quiet`` ([check] quiet) and ``overrides`` (the --set
+    options) describe where it came from and are left out of ``==``,
     so two configs compare equal when they simulate the same thing."""
     run: RunConfig
     medium: MediumConfig
@@ -859,9 +864,10 @@ class PopulationDerived:
 
 @dataclass
 class Derived:
-    """What ``exodiff check`` reports. min_cell_radius [µm] is None when
-    unknown (no cells, or a file not readable here); donors: cells per
-    type; memory [bytes] ≈ BYTES_PER_VESICLE per vesicle, the peak while a
+    """What ``exodiff check`` reports. min_cell_radius, max_cell_radius [µm]
+    of the cells the run places (drawn from the seed; None when unknown: no
+    cells, or a file not readable here); cells_per_type: cells per type;
+    memory [bytes] ≈ BYTES_PER_VESICLE per vesicle, the peak while a
     run is built (``exodiff run`` refuses runs that would not fit)."""
     steps: int
     n_cells: int | None
