@@ -130,7 +130,8 @@ def validate_quick():
     results = [validate.run_case(case, backend="numba", quick=True) for case in validate.CASES.values()]
     checks = [c for r in results for c in r.checks]
     passed = sum(c.passed for c in checks)
-    return ("```\n" + validate.format_table(results) + "\n"
+    table = "\n".join(line.rstrip() for line in validate.format_table(results).splitlines())
+    return ("```\n" + table + "\n"
             + f"{passed}/{len(checks)} checks within {validate.Z_PASS:g} standard errors\n```\n")
 
 
@@ -163,7 +164,7 @@ def coculture_results(run_path):
             median = f"{f.median:.3g} s" if math.isfinite(f.median) else "not reached"
             lines.append(f"- time from release to {what}: median {median} "
                          f"({f.n_events:,} of {f.n_subjects:,} released vesicles);")
-        r = run.uptake_range(bins=8)
+        r = run.uptake_range()  # the bins of `exodiff plot --kind range`
         lines.append(f"- signal range: uptake per target cell falls e-fold every λ = {r.decay_length:.3g} µm "
                      "from the nearest donor;")
         d = run.dose().summary
