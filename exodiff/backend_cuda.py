@@ -38,6 +38,7 @@ LAUNCH_WORK = 1 << 30   # most vesicle-steps per fused launch: ~0.05 s at 2e10/s
                         # Ctrl-C, while re-reading the state per launch (~1 GB
                         # for 1e7 vesicles, ~0.3 ms) stays around 1 % of it
 SOURCE = "exodiff_step.cu"
+ENTRY_POINTS = ("advance_f64", "count_bound")   # the kernels launched, by name
 
 # C types of the entry points' array parameters (kernels/exodiff_step.cuh:
 # EXO_ADVANCE_PARAMS), by KERNEL_ARGS name; the model's arrays are converted
@@ -157,15 +158,22 @@ def host_layout(dev, name):
     return value.T if name in SPLIT else value
 
 
+def raw_module_args():
+    """The keyword arguments of ``cupy.RawModule`` that build the kernels:
+    the one description of the build, which tests/test_nvrtc.py compiles
+    through CuPy's NVRTC path for each architecture without a GPU."""
+    code, options = kernel_source()
+    return {"code": code, "options": options}
+
+
 @functools.lru_cache(maxsize=None)
 def _functions(device_id):
-    """(advance_f64, count_bound) compiled for device `device_id`: once per
-    device and process (CuPy also keeps the binary in its disk cache)."""
+    """The ENTRY_POINTS compiled for device `device_id`, in that order: once
+    per device and process (CuPy also keeps the binary in its disk cache)."""
     import cupy
-    code, options = kernel_source()
     with cupy.cuda.Device(device_id):
-        module = cupy.RawModule(code=code, options=options)
-        return module.get_function("advance_f64"), module.get_function("count_bound")
+        module = cupy.RawModule(**raw_module_args())
+        return tuple(module.get_function(name) for name in ENTRY_POINTS)
 
 
 def _copy_back(src, dst):

@@ -37,21 +37,11 @@ class CpuBackend:
 
 
 def cuda_unavailable_reason():
-    """None when a CUDA device can run exodiff's kernels, else why not."""
-    try:
-        import cupy
-    except ImportError:
-        return "CuPy is not installed (pip install 'exodiff[gpu]')"
-    try:
-        if cupy.cuda.runtime.getDeviceCount() < 1:
-            return "no CUDA device found"
-    except Exception as exc:  # CuPy raises driver-specific errors here
-        return f"no usable CUDA device ({exc.__class__.__name__}: {exc})"
-    try:
-        from . import backend_cuda  # noqa: F401
-    except ImportError:
-        return "this exodiff build has no CUDA backend yet"
-    return None
+    """None when a CUDA device can run exodiff's kernels, else why not: the
+    driver, device, NVRTC and CUDA headers are checked and the kernels
+    compiled (exodiff/cuda_env.py)."""
+    from .cuda_env import unavailable_reason
+    return unavailable_reason()
 
 
 def select_backend(name="auto"):
