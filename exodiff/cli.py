@@ -45,8 +45,11 @@ def _parser():
     c.add_argument("config")
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
 
-    i = sub.add_parser("info", help="summarize a run file")
-    i.add_argument("run", help="an exodiff H5MD file")
+    i = sub.add_parser("info", help="summarize a run file, or (--gpu) the CUDA setup")
+    i.add_argument("run", nargs="?", help="an exodiff H5MD file")
+    i.add_argument("--gpu", action="store_true",
+                   help="print the CuPy, CUDA runtime and driver, NVRTC, headers and device found, "
+                        "and whether the cuda backend can run")
     _add_analysis_parsers(sub)
     _add_sweep_parser(sub)
     _add_bench_parser(sub)
@@ -204,6 +207,13 @@ def _check(args):
 
 
 def _info(args):
+    if args.gpu:
+        from .cuda_env import describe
+        for what, found in describe():
+            print(f"{what + ':':<14} {found}")
+        return 0
+    if args.run is None:
+        raise InputError("info: give a run file (exodiff info RUN.h5) or --gpu")
     from .io import open_run
     with open_run(args.run) as run:
         print(run.summary_text())

@@ -14,7 +14,7 @@ and process, which the backend then reuses.
 
 CuPy is imported inside the functions, never at module import.
 """
-GPU_EXTRA = "pip install 'exodiff[gpu-cuda13]' (CUDA 13 drivers) or 'exodiff[gpu-cuda12]' (CUDA 12)"
+GPU_EXTRA = "pip install 'exodiff[gpu-cuda13]' for CUDA 13 drivers, 'exodiff[gpu-cuda12]' for CUDA 12"
 
 
 def cuda_version(number):
@@ -27,7 +27,7 @@ def _import_cupy():
     try:
         import cupy
     except ImportError:
-        return None, f"CuPy is not installed ({GPU_EXTRA})"
+        return None, f"CuPy is not installed: {GPU_EXTRA}"
     except Exception as exc:  # a broken install raises anything at import
         return None, f"CuPy fails to import ({exc.__class__.__name__}: {exc})"
     return cupy, None
@@ -131,7 +131,8 @@ def describe():
     each entry says what is missing where something is."""
     cupy, reason = _import_cupy()
     if reason:
-        return [("CuPy", reason), ("cuda backend", "unavailable: " + reason)]
+        return [("CuPy", "not installed" if "not installed" in reason else reason),
+                ("cuda backend", "unavailable: " + reason)]
     rows = [("CuPy", cupy.__version__)]
     driver, runtime, reason = _driver(cupy)
     rows.append(("CUDA runtime", cuda_version(runtime) + " (CuPy's)" if runtime is not None else "unknown"))
