@@ -9,8 +9,8 @@ import argparse
 import os
 import sys
 
-from . import __version__
 from .errors import InputError
+from .version import __version__
 
 
 class _Parser(argparse.ArgumentParser):

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import __version__, probes
+from . import probes
 from .backends import select_backend
 from .errors import ConfigError, InputError, RunInterrupted
 from .kernels.constants import BOUND, FREE, INTERNALIZED, STATE_NAMES
 from .model import build_model
+from .version import __version__
 
 # Steps are cut into chunks of about this much wall time, so that Ctrl-C is
 # answered within a few seconds (results do not depend on the chunking).
