@@ -25,6 +25,7 @@ import numpy as np
 from . import io
 from .errors import InputError
 from .kernels.constants import BOUND, CLEARED, EXITED, FREE, INTERNALIZED, PENDING, STATE_NAMES
+from .locality import Box
 
 __all__ = ["UptakeCurves", "Dose", "UptakeRange", "FirstPassage", "MSD", "Profile",
            "MassBalance", "RunComparison", "kaplan_meier", "ks_two_sample",
@@ -73,18 +74,9 @@ def _species_index(run, population):
     return k
 
 
-def _periodic_axes(run):
-    return np.array([run.faces[2 * a] == "periodic" for a in range(3)]) if run.faces \
-        else np.zeros(3, dtype=bool)
-
-
-def _minimum_image(d, box, periodic):
-    """Separation vectors d[..., 3] folded to the nearest periodic image."""
-    d = np.array(d, dtype=np.float64, copy=True)
-    for a in range(3):
-        if periodic[a]:
-            d[..., a] -= box[a] * np.round(d[..., a] / box[a])
-    return d
+def _box(run):
+    """The run's domain as a :class:`exodiff.locality.Box`."""
+    return Box.from_faces(run.box_edges, run.faces)
 
 
 def _nearest_donor(run, donor_types, measure):
@@ -97,7 +89,7 @@ def _nearest_donor(run, donor_types, measure):
         donor_types = run.donor_types
     donor_idx = [_type_index(run, d) for d in donor_types]
     c = run.cells
-    box, periodic = run.box_edges, _periodic_axes(run)
+    box = _box(run)
     M = len(c)
     dist = np.full(M, np.nan)
     which = np.full(M, -1, dtype=np.int64)
@@ -106,15 +98,20 @@ def _nearest_donor(run, donor_types, measure):
     if donors.size == 0:
         return dist, which, is_donor
     targets = np.nonzero(~is_donor)[0]
-    for start in range(0, targets.size, 4096):
-        t = targets[start:start + 4096]
-        d = _minimum_image(c.centers[t, None, :] - c.centers[None, donors, :], box, periodic)
-        r = np.sqrt(np.einsum("ijk,ijk->ij", d, d))
+    tree = box.tree(c.centers[donors])
+    nearest = tree.query(box.wrap(c.centers[targets]))[0]
+    # Candidates: every donor within the nearest centre distance plus the
+    # spread of donor radii (the nearest surface can be a farther, larger cell).
+    spread = float(np.ptp(c.radii[donors])) if measure == "surface" else 0.0
+    candidates = tree.query_ball_point(box.wrap(c.centers[targets]), nearest * (1 + 1e-12) + spread)
+    for t, near in zip(targets, candidates):
+        near = donors[np.sort(np.asarray(near, dtype=np.int64))]
+        d = box.minimum_image(c.centers[t] - c.centers[near])
+        r = np.sqrt(np.einsum("jk,jk->j", d, d))
         if measure == "surface":
-            r = r - c.radii[t, None] - c.radii[None, donors]
-        j = np.argmin(r, axis=1)
-        dist[t] = r[np.arange(t.size), j]
-        which[t] = donors[j]
+            r = r - c.radii[t] - c.radii[near]
+        j = np.argmin(r)
+        dist[t], which[t] = r[j], near[j]
     return dist, which, is_donor
 
 
@@ -594,31 +591,6 @@ def _slab_sphere_volume(a, b, c, R):
     return np.where(hi > lo, v, 0.0)
 
 
-def _points_near(points, centers, reach, box, periodic):
-    """For each centre, the indices of the points that may lie within
-    ``reach`` of it (a superset: those in the 3×3×3 grid bins around it,
-    bins at least ``reach`` wide).  Yields (centre index, int64 indices)."""
-    nb = np.maximum(1, np.floor(box / max(reach, 1e-12)).astype(np.int64))
-    width = box / nb
-    ib = np.clip(np.floor(points / width).astype(np.int64), 0, nb - 1)
-    key = (ib[:, 0] * nb[1] + ib[:, 1]) * nb[2] + ib[:, 2]
-    order = np.argsort(key, kind="stable")
-    sorted_keys = key[order]
-    offsets = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)])
-    for c, center in enumerate(centers):
-        cb = np.clip(np.floor(center / width).astype(np.int64), 0, nb - 1)
-        nbr = cb + offsets
-        for a in range(3):
-            nbr[:, a] = np.mod(nbr[:, a], nb[a]) if periodic[a] else nbr[:, a]
-        inside = np.all((nbr >= 0) & (nbr < nb), axis=1)
-        keys = np.unique((nbr[inside, 0] * nb[1] + nbr[inside, 1]) * nb[2] + nbr[inside, 2])
-        lo = np.searchsorted(sorted_keys, keys, side="left")
-        hi = np.searchsorted(sorted_keys, keys, side="right")
-        if np.sum(hi - lo) == 0:
-            continue
-        yield c, np.concatenate([order[a:b] for a, b in zip(lo, hi)])
-
-
 def _fibonacci_sphere(n):
     """n nearly uniform unit vectors [n,3] (golden-angle spiral)."""
     k = np.arange(n) + 0.5
@@ -690,7 +662,7 @@ class Profile(_Analysis):
             [int(self.frames) % S] if np.ndim(self.frames) == 0 else sorted({int(f) % S for f in self.frames}))
         self.times = run.snapshot_times[frames]
         state_ids = np.array([STATE_NAMES.index(s) for s in self.states])
-        box, periodic = run.box_edges, _periodic_axes(run)
+        box = run.box_edges
         radial = self.cell is not None
         if radial:
             cells = self._cells(run)
@@ -707,11 +679,7 @@ class Profile(_Analysis):
             for f in range(F):
                 p = d["position"][f][np.isin(d["state"][f], state_ids)]  # [k, 3]
                 if radial:
-                    reach = float(run.cells.radii[cells].max()) + float(edges[-1])
-                    for c, idx in _points_near(p, run.cells.centers[cells], reach, box, periodic):
-                        dr = _minimum_image(p[idx] - run.cells.centers[cells[c]], box, periodic)
-                        s = np.sqrt(np.einsum("ij,ij->i", dr, dr)) - run.cells.radii[cells[c]]
-                        counts[f] += np.histogram(s, bins=edges)[0]
+                    counts[f] += self._radial_counts(run, cells, p, edges)
                 else:
                     counts[f] += np.histogram(p[:, a], bins=edges)[0]
         volume = self._radial_volume(run, cells, edges) if radial else self._slab_volume(run, a, edges)
@@ -728,19 +696,39 @@ class Profile(_Analysis):
         return self
 
     @staticmethod
+    def _radial_counts(run, cells, points, edges):
+        """Histogram over ``edges`` of the distance s from the membrane of
+        each of ``cells`` to each of ``points`` [k, 3] within reach of it."""
+        box = _box(run)
+        centers, radii = run.cells.centers, run.cells.radii
+        counts = np.zeros(edges.size - 1, dtype=np.int64)
+        if points.shape[0] == 0:
+            return counts
+        # A point beyond R + edges[-1] of a cell's centre lies past the last bin.
+        reach = radii[cells] + float(edges[-1])
+        near = box.tree(points).query_ball_point(box.wrap(centers[cells]), reach * (1 + 1e-12))
+        for c, idx in zip(cells, near):
+            if not idx:
+                continue
+            dr = box.minimum_image(points[np.sort(np.asarray(idx, dtype=np.int64))] - centers[c])
+            s = np.sqrt(np.einsum("ij,ij->i", dr, dr)) - radii[c]
+            counts += np.histogram(s, bins=edges)[0]
+        return counts
+
+    @staticmethod
     def _slab_volume(run, a, edges):
         box = run.box_edges
         area = float(np.prod(np.delete(box, a)))
         lo, hi = np.clip(edges[:-1], 0, box[a]), np.clip(edges[1:], 0, box[a])
         vol = area * np.maximum(hi - lo, 0.0)
         c, R = run.cells.centers[:, a], run.cells.radii
-        shifts = [-box[a], 0.0, box[a]] if _periodic_axes(run)[a] else [0.0]
+        shifts = [-box[a], 0.0, box[a]] if _box(run).periodic[a] else [0.0]
         for sh in shifts:  # a cell straddling a periodic face counts on both sides
             vol -= _slab_sphere_volume(lo[:, None], hi[:, None], (c + sh)[None, :], R[None, :]).sum(axis=1)
         return vol
 
     def _radial_volume(self, run, cells, edges):
-        box, periodic = run.box_edges, _periodic_axes(run)
+        box = _box(run)
         centers, radii = run.cells.centers, run.cells.radii
         u = _fibonacci_sphere(self.directions)  # [D,3]
         B, P = edges.size - 1, self.radial_points
@@ -756,11 +744,11 @@ class Profile(_Analysis):
             rel = r_mid[:, None, None] * u[None, :, :]  # [B*P, D, 3] from the centre
             ok = np.ones(rel.shape[:2], dtype=bool)
             for ax in range(3):
-                if not periodic[ax]:
+                if not box.periodic[ax]:
                     x = centers[c, ax] + rel[..., ax]
-                    ok &= (x >= 0) & (x <= box[ax])
+                    ok &= (x >= 0) & (x <= box.lengths[ax])
             reach = R + edges[-1]
-            dc = _minimum_image(centers - centers[c], box, periodic)
+            dc = box.minimum_image(centers - centers[c])
             dist = np.sqrt(np.einsum("ij,ij->i", dc, dc))
             near = np.nonzero((dist < reach + radii) & (np.arange(len(radii)) != c))[0]
             for j in near:

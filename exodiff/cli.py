@@ -453,9 +453,7 @@ def _validate(args):
         return 0
     cases = validate.select_cases(args.case)
     if args.plot:
-        import importlib.util
-        if importlib.util.find_spec("matplotlib") is None:
-            raise InputError("--plot needs matplotlib: pip install 'exodiff[plot]' (or matplotlib)")
+        validate.require_matplotlib()
     backend, note = select_backend(args.backend)
     if note:
         print(note, file=sys.stderr)

@@ -24,6 +24,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from . import physics
 from .errors import ConfigError, InputError
+from .kernels.constants import FACE_KINDS
 from .units import KINDS, describe, parse_quantity
 
 INF = math.inf
@@ -64,10 +65,6 @@ class MediumConfig:
     density: float = 1007.0
     gravity: bool = False
     flow: tuple = (0.0, 0.0, 0.0)
-
-
-FACE_KINDS = ("reflect", "periodic", "absorb")
-FACE_NAMES = ("xlo", "xhi", "ylo", "yhi", "zlo", "zhi")
 
 
 @dataclass

@@ -341,7 +341,8 @@ def result_row(path):
     ``bound_T``, ``internalized_T`` (vesicles at the end) and ``uptake_T`` =
     (bound_T + internalized_T) / released, the fraction of the vesicles
     released so far (pool less pending) that cells of type T hold."""
-    from .io import STATE_NAMES, open_run
+    from .io import open_run
+    from .kernels.constants import STATE_NAMES
     with open_run(path) as run:
         row = {"backend": run.backend, "device": run.device}
         if run.n_observations == 0:

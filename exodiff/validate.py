@@ -1,7 +1,7 @@
 """The validation suite: exodiff against exact solutions (DESIGN §6).
 
 Each case is a scenario in ``configs/validation/`` and an exact formula
-below.  :func:`run_validation` runs every case at two time steps, with the
+below.  :func:`run_case` runs a case at two time steps, with the
 step length s = √(2 D dt) a fixed fraction of the case's reference length L
 (s = 0.02 L and 0.1 L; for cells L is the contact radius R), and compares the
 simulated quantity with the exact one:
@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .kernels.constants import BOUND, EXITED, FREE, INTERNALIZED, STATE_NAMES
 
 Z_PASS = 3.0            # |z| below this passes (the issue's criterion)
 SE_TARGET = 0.009       # relative standard error aimed at (full run; the issue asks < 1 %)
@@ -411,10 +412,10 @@ def _batches(n):
 def _simulate(ctx, raw, batches, configure, prepare=None, collect=None):
     """Run the scenario `raw` once per entry of `batches` (seeds seed,
     seed + 1, …), `configure(raw, entry)` setting the batch's size.  Returns
-    (times[T], counts[T, 6] summed over batches, [collect(sim, run)],
+    (times[T], counts[T, len(STATE_NAMES)] summed over batches, [collect(sim, run)],
     vesicle-steps)."""
     from .driver import Simulation
-    from .io import STATE_NAMES, open_run
+    from .io import open_run
     times, counts, extra, work = None, None, [], 0
     base_seed = int(raw["run"].get("seed", 42))
     for b, entry in enumerate(batches):
@@ -525,7 +526,7 @@ def _sphere_case(ctx, raw, step, case, kappa_rd=None):
     exact_fn = lambda x: collins_kimball(x, r0, R, D, ct.kappa)
     n = _binomial_size(exact_fn(_final_time(cfg)), ctx.target)
     label = "absorbed fraction" if math.isinf(ct.kappa) else "bound fraction"
-    return _fraction_case(ctx, raw, step, case, label, 2, exact_fn, n)
+    return _fraction_case(ctx, raw, step, case, label, BOUND, exact_fn, n)
 
 
 # -- partially absorbing face ------------------------------------------------------
@@ -535,8 +536,8 @@ def _radiation_wall(ctx, raw, step):
     raw, cfg, name, D, _ = _setup(raw, step, lambda c, D, R: x0)
     exact_fn = lambda x: radiation_wall_survival(x, x0, D, cfg.domain.kappa)
     n = _binomial_size(exact_fn(_final_time(cfg)), ctx.target)
-    return _fraction_case(ctx, raw, step, "radiation_wall", "surviving fraction", 4, exact_fn, n,
-                          complement=True)
+    return _fraction_case(ctx, raw, step, "radiation_wall", "surviving fraction", EXITED,
+                          exact_fn, n, complement=True)
 
 
 # -- reversible binding -------------------------------------------------------------
@@ -548,13 +549,12 @@ def _reversible_equilibrium(ctx, raw, step):
     p = reversible_bound_fraction(ct.kappa, 4.0 * math.pi * R * R, ct.k_off, volume)
     n = _binomial_size(p, ctx.target)
     checks, curve, work = _fraction_case(ctx, raw, step, "reversible_equilibrium", "bound fraction",
-                                         2, lambda x: p, n)
+                                         BOUND, lambda x: p, n)
     return checks, curve, work
 
 
 def _bound_kinetics(ctx, raw, step):
     """Every vesicle starts bound to the one cell, whose κ = 0 (no rebinding)."""
-    from .kernels.constants import BOUND
     raw, cfg, name, D, R = _setup(raw, step)
     (ct,) = cfg.cell_types.values()
     exact = bound_kinetics(_final_time(cfg), ct.k_off, ct.k_int)
@@ -573,9 +573,9 @@ def _bound_kinetics(ctx, raw, step):
     exact = bound_kinetics(t, ct.k_off, ct.k_int)
     checks = [Check("bound_kinetics", step, f"{label} fraction at t = {t:.4g} s", ex,
                     counts[-1, col] / n, _binomial_se(ex, n))
-              for label, col, ex in (("bound", 2, exact[0]), ("internalized", 3, exact[1]),
-                                     ("free", 1, exact[2]))]
-    curve = _fraction_curve(step, times, counts[:, 2], n,
+              for label, col, ex in (("bound", BOUND, exact[0]), ("internalized", INTERNALIZED, exact[1]),
+                                     ("free", FREE, exact[2]))]
+    curve = _fraction_curve(step, times, counts[:, BOUND], n,
                             lambda x: bound_kinetics(x, ct.k_off, ct.k_int)[0])
     return checks, curve, work
 
@@ -599,13 +599,12 @@ def _well(ctx, raw, step, settling):
         exact_fn = lambda x: well_deposition(x, H, D)
     n = _binomial_size(exact_fn(_final_time(cfg)), ctx.target)
     case = "well_settling" if settling else "well_diffusion"
-    return _fraction_case(ctx, raw, step, case, "delivered fraction", 4, exact_fn, n)
+    return _fraction_case(ctx, raw, step, case, "delivered fraction", EXITED, exact_fn, n)
 
 
 # -- secreting donor with clearance ---------------------------------------------------
 
 def _secretion(ctx, raw, step):
-    from .kernels.constants import FREE
 
     def length(cfg, D, R):
         (pop,) = cfg.vesicles.values()
@@ -721,11 +720,6 @@ def run_case(case, backend="auto", quick=False, config_dir=None, progress=None):
     return result
 
 
-def run_validation(names=None, backend="auto", quick=False, config_dir=None, progress=None):
-    """Run the selected cases (all by default); returns [CaseResult]."""
-    return [run_case(c, backend, quick, config_dir, progress) for c in select_cases(names)]
-
-
 def format_table(results):
     """The validation table as text (one row per check)."""
     head = ("case", "s/L", "quantity", "exact", "simulated", "SE", "|z|", "result")
@@ -740,19 +734,21 @@ def format_table(results):
     return "\n".join(lines)
 
 
-def all_passed(results):
-    return all(c.passed for r in results for c in r.checks)
+def require_matplotlib():
+    """InputError, before any case runs, when matplotlib (a dependency of
+    exodiff, but one a stripped environment may lack) cannot be imported."""
+    import importlib.util
+    if importlib.util.find_spec("matplotlib") is None:
+        raise InputError("--plot needs matplotlib, which exodiff depends on: pip install matplotlib")
 
 
 def plot_case(result, directory):
     """Write DIRECTORY/<case>.png: simulated (points, ±SE) and exact (line)
-    for each time step.  Needs matplotlib."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise InputError("--plot needs matplotlib: pip install 'exodiff[plot]' (or matplotlib)") from None
+    for each time step."""
+    require_matplotlib()
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6.0, 4.2))

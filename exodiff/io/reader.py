@@ -18,8 +18,9 @@ import numpy as np
 
 from ..errors import InputError
 from ..formats import one_line
+from ..kernels.constants import STATE_NAMES
 from . import summary
-from .layout import (CHUNK_MAX_BYTES, LENGTH_UNIT, MILESTONE_NAMES, STATE_NAMES, TIME_UNIT,
+from .layout import (CHUNK_MAX_BYTES, LENGTH_UNIT, MILESTONE_NAMES, TIME_UNIT,
                      complete_frames, names, text)
 from .recovery import check_not_in_use, clear_status_flags, superblock
 
