@@ -358,14 +358,12 @@ def validation_config_dir():
 
 
 def _load_raw(name, config_dir):
-    from .config import tomllib
+    from .tomlfile import read_toml
     path = Path(config_dir) / name
-    try:
-        with open(path, "rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
+    if not path.is_file():
         raise InputError(f"{path}: no such validation config (exodiff validate needs a source "
-                         f"checkout's configs/validation, or set EXODIFF_VALIDATION_CONFIGS)") from None
+                         f"checkout's configs/validation, or set EXODIFF_VALIDATION_CONFIGS)")
+    return read_toml(path, "validation config")
 
 
 def _parse(raw):
