@@ -9,6 +9,8 @@ def format_time(seconds):
     """A time [s] with a readable unit: "1 ms", "30 s", "2 h", "inf"."""
     if math.isinf(seconds):
         return "inf"
+    if seconds == 0:
+        return "0 s"
     for unit, scale in (("h", 3600.0), ("min", 60.0), ("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
         if abs(seconds) >= scale or unit == "ns":
             return f"{seconds / scale:.4g} {unit}"
