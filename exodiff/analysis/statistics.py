@@ -1,4 +1,4 @@
-"""Statistics on the analyses' results, each with its formula and source:
+"""Statistics on the analyses' results, each with its formula:
 Gini coefficient, Kaplan–Meier survival, two-proportion z test and the
 two-sample Kolmogorov–Smirnov test."""
 import math
