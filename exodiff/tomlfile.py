@@ -38,8 +38,8 @@ def read_toml(path, what="config"):
     except UnicodeDecodeError:
         raise InputError(f"{path}: cannot read: not UTF-8 text") from None
     try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
+        return parse_toml(text)
+    except TOMLDecodeError as e:
         raise InputError(f"{path}: invalid TOML: {one_line(e)}") from None
 
 
