@@ -9,8 +9,8 @@ import argparse
 import os
 import sys
 
-from . import __version__
 from .errors import InputError
+from .version import __version__
 
 
 class _Parser(argparse.ArgumentParser):
@@ -256,7 +256,7 @@ def _stem(path):
 
 
 def _plot(args):
-    from .io import open_run
+    from .analysis import open_run
     from .plots import KINDS, plot
     if args.kind not in KINDS:
         raise InputError(f"--kind {args.kind!r}: unknown; expected one of {', '.join(KINDS)}")
@@ -276,7 +276,7 @@ def _plot(args):
 
 
 def _report(args):
-    from .io import open_run
+    from .analysis import open_run
     from .report import write_report
     out = args.output or f"{_stem(args.run)}_report"
     with open_run(args.run) as run:
@@ -299,8 +299,7 @@ def _export(args):
 
 
 def _compare(args):
-    from .analysis import RunComparison
-    from .io import open_run
+    from .analysis import RunComparison, open_run
     if args.csv:
         folder = os.path.dirname(os.path.abspath(args.csv))
         if not os.path.isdir(folder):
@@ -464,9 +463,7 @@ def _validate(args):
         return 0
     cases = validate.select_cases(args.case)
     if args.plot:
-        import importlib.util
-        if importlib.util.find_spec("matplotlib") is None:
-            raise InputError("--plot needs matplotlib: pip install 'exodiff[plot]' (or matplotlib)")
+        validate.require_matplotlib()
     backend, note = select_backend(args.backend)
     if note:
         print(note, file=sys.stderr)
