@@ -22,8 +22,9 @@ step) is ≤ reach misses no cell.
 import math
 from dataclasses import dataclass
 
-import numba
 import numpy as np
+
+from .kernels.jit import njit
 
 # Bins in total never exceed this (memory: 8 bytes per bin for `start`).
 MAX_BINS = 1 << 21
@@ -115,7 +116,7 @@ def build_cell_grid(centers, radii, box, periodic, reach):
     return CellGrid(origin=np.zeros(3), bin_size=bin_size, nbins=nbins, start=start, items=items, reach=reach)
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _axis_bins(x, rho, n, h, length, periodic, out_bin, out_d2):
     """Bins along one axis whose interval is within rho of coordinate x,
     with the squared per-axis distance.  Non-periodic: the edge bins extend
@@ -154,7 +155,7 @@ def _axis_bins(x, rho, n, h, length, periodic, out_bin, out_d2):
     return k
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _fill(centers, radii, box, per, reach, nbins, bin_size, cursor, items, count_only):
     """Pass 1 (count_only): cursor[b] += 1 for each (cell, bin) pair.
     Pass 2: items[cursor[b]++] = c, cells in increasing order, so each bin's

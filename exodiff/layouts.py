@@ -21,10 +21,10 @@ import math
 import os
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from .errors import ConfigError
+from .kernels.jit import njit
 
 SEED_OFFSET = 0x5EED
 # Log-normal radii are truncated at ±3 geometric SDs: the far tail would give
@@ -333,7 +333,7 @@ def _pack(radii, lo, hi, ball, box, gap, rng, where, volume, dim=3,
     return out
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _pack_kernel(radii, lo, hi, ball_c, ball_r, gap, u, pos, head, nxt, nbins, bin_size,
                  state, max_attempts, max_total):
     """Place cells state[0]..N−1 using uniforms u (3 per attempt).  Linked-list
@@ -615,7 +615,7 @@ def validate_cells(centers, radii, domain_size, label=None):
         raise ConfigError("cells", f"{names} overlap: centre distance {d:.4g} µm < {radii[i] + radii[j]:.4g} µm")
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _first_overlap(centers, radii, nbins, bin_size, rel_tol):
     """(i, j), i < j, for the overlapping pair with the smallest j (then
     smallest i); (−1, −1) if none.  Bin edge ≥ 2 R_max, so neighbours of a
