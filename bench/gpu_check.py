@@ -32,8 +32,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATE = 2e10   # vesicle-steps/s for 1e7 vesicles among 1000 cells on an H100 (issue 4)
 BOX = 200.0          # µm
-PER_VESICLE = ("pos", "image", "state", "cell", "t_bound", "t_internalized", "t_exit",
-               "diffusion", "sigma", "settling", "vradius", "species", "birth_step")
 
 
 def _say(*parts):
@@ -59,8 +57,9 @@ def bench_config(n_vesicles, n_cells, seed=1):
 
 def subset(arrays, n):
     """The first n vesicles of a model's kernel arrays (the rest shared)."""
+    from exodiff.kernels.state import FIELDS
     out = dict(arrays)
-    for name in PER_VESICLE:
+    for name in (k for k, f in FIELDS.items() if f.per_vesicle):
         out[name] = np.ascontiguousarray(arrays[name][:n])
     return out
 
@@ -81,12 +80,12 @@ def numba_rate(arrays, steps=10):
     """Vesicle-steps/s of the Numba backend on these arrays (JIT excluded)."""
     import numba
     from exodiff.kernels import step_numba
-    from exodiff.kernels.constants import KERNEL_ARGS
+    from exodiff.kernels.state import pack
     a = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in arrays.items()}
-    args = [a[k] for k in KERNEL_ARGS]
-    step_numba.advance(0, 1, *args)  # compile (or load from cache)
+    args = pack(a)
+    step_numba.advance(0, 1, args)  # compile (or load from cache)
     t = time.perf_counter()
-    step_numba.advance(1, 1 + steps, *args)
+    step_numba.advance(1, 1 + steps, args)
     dt = time.perf_counter() - t
     return a["state"].size * steps / dt, numba.get_num_threads()
 
@@ -229,11 +228,11 @@ def main(argv=None):
         free = gpu_rate(backend, without_cells(a), args.seconds, sync)
         _say(f"cuda, no cell lookup: {free['best']:.3g} vesicle-steps/s")
         capped = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in a.items()}
-        capped["t_capacity"] = np.full_like(a["t_capacity"], 50)
+        capped["type_capacity"] = np.full_like(a["type_capacity"], 50)
         cap = gpu_rate(backend, capped, args.seconds / 2, sync)
         _say(f"cuda, capacity-limited (a launch and a recount per step): {cap['best']:.3g} vesicle-steps/s")
-        fetched = sum(a[k].nbytes for k in ("pos", "image", "state", "cell", "t_bound",
-                                             "t_internalized", "t_exit", "bound_count"))
+        from exodiff.kernels.state import FETCHED
+        fetched = sum(a[k].nbytes for k in FETCHED)
         summary["cuda"] = {"cells": cells, "free": free, "capacity": cap,
                            "lookup_keeps": cells["best"] / free["best"],
                            "fetch_mb": fetched / 1e6, "speedup_vs_numba": cells["best"] / rate}
