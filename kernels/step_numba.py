@@ -26,7 +26,11 @@ Each block of vesicles runs step by step: the block's normals first, in a
 loop free of branches and libm calls (philox.normals4 uses polynomials) that
 the compiler turns into SIMD code, then the vesicles' steps.  The stages are
 inlined into that loop (``inline="always"``, in Numba's IR): a call passing
-the containers would cost ~0.4 µs, more than the step itself.
+the containers would cost ~0.4 µs, more than the step itself.  The loop is
+compiled without Numba's reference counting (``_nrt=False``, so it allocates
+nothing: its work arrays come from ``_scratch``): every read of a container's
+field would otherwise take and drop a reference to the array, atomic
+operations that made the step 2.5 times slower with cells (bench S2, S3).
 
 Uniforms for contacts are drawn lazily (only in steps that need them); being
 counter-based they are the same numbers the reference draws every step.  They
@@ -288,20 +292,17 @@ def _births(i, n, ves, par):
 
 
 # -- the loop -----------------------------------------------------------------------
-@numba.njit(cache=True, error_model="numpy")
-def advance_block(i0, i1, n0, n1, run, ves, par, dom, cells, types, grid):
+@numba.njit(cache=True, error_model="numpy", _nrt=False)
+def advance_block(i0, i1, n0, n1, scratch, run, ves, par, dom, cells, types, grid):
     """Advance vesicles i0..i1-1 through steps n0..n1-1: per step, first the
     normals of the block's free vesicles (a branch-free loop the compiler
-    vectorizes), then each vesicle's stages."""
+    vectorizes), then each vesicle's stages.  ``scratch``: (free_ids, zx, zy,
+    zz), arrays of at least i1 - i0 elements."""
+    free_ids, zx, zy, zz = scratch
     # an axis without absorbing faces leaves an end point inside [0, L) as it is
-    passive = np.empty(3, dtype=np.bool_)
-    for a in range(3):
-        passive[a] = dom.face_kind[2 * a] != ABSORB and dom.face_kind[2 * a + 1] != ABSORB
-    nb = i1 - i0
-    free_ids = np.empty(nb, dtype=np.int64)
-    zx = np.empty(nb)
-    zy = np.empty(nb)
-    zz = np.empty(nb)
+    passive = (dom.face_kind[0] != ABSORB and dom.face_kind[1] != ABSORB,
+               dom.face_kind[2] != ABSORB and dom.face_kind[3] != ABSORB,
+               dom.face_kind[4] != ABSORB and dom.face_kind[5] != ABSORB)
     for n in range(n0, n1):
         t1 = (n + 1) * run.dt
         # the vesicles that move in this step: FREE at its start (a vesicle
@@ -366,6 +367,12 @@ def advance_block(i0, i1, n0, n1, run, ves, par, dom, cells, types, grid):
             break
 
 
+@numba.njit(cache=True)
+def _scratch(nb):
+    """A block's work arrays: the ids of its FREE vesicles and their normals."""
+    return np.empty(nb, dtype=np.int64), np.empty(nb), np.empty(nb), np.empty(nb)
+
+
 # The parallel loops take the containers one by one: Numba's parallel
 # regions accept named tuples of arrays, not named tuples of named tuples.
 @numba.njit(cache=True, parallel=True, error_model="numpy")
@@ -374,7 +381,8 @@ def _advance_blocks(n0, n1, block, run, ves, par, dom, cells, types, grid):
     n = ves.state.size
     nblocks = (n + block - 1) // block
     for b in numba.prange(nblocks):
-        advance_block(b * block, min((b + 1) * block, n), n0, n1, run, ves, par, dom, cells, types, grid)
+        advance_block(b * block, min((b + 1) * block, n), n0, n1, _scratch(block),
+                      run, ves, par, dom, cells, types, grid)
 
 
 @numba.njit(cache=True)
@@ -395,8 +403,8 @@ def _advance_synced(n0, n1, block, run, ves, par, dom, cells, types, grid):
     nblocks = (n + block - 1) // block
     for s in range(n0, n1):
         for b in numba.prange(nblocks):
-            advance_block(b * block, min((b + 1) * block, n), s, s + 1, run, ves, par, dom, cells,
-                          types, grid)
+            advance_block(b * block, min((b + 1) * block, n), s, s + 1, _scratch(block),
+                          run, ves, par, dom, cells, types, grid)
         count_bound(ves, cells)
 
 
