@@ -39,8 +39,6 @@ BOX = 200.0          # µm
 TOTAL_S = 470        # the whole check, under 8 minutes with start-up
 BUDGET_S = {"tests": 170, "validate": 170}   # the rates get what is left (about 2 minutes)
 TEST_FILES = ("tests/test_cuda.py", "tests/test_nvrtc.py", "tests/test_cuda_host.py")
-PER_VESICLE = ("pos", "image", "state", "cell", "t_bound", "t_internalized", "t_exit",
-               "diffusion", "sigma", "settling", "vradius", "species", "birth_step")
 
 
 def _say(*parts):
@@ -80,8 +78,9 @@ def precisions():
 
 def subset(arrays, n):
     """The first n vesicles of a model's kernel arrays (the rest shared)."""
+    from exodiff.kernels.state import FIELDS
     out = dict(arrays)
-    for name in PER_VESICLE:
+    for name in (k for k, f in FIELDS.items() if f.per_vesicle):
         out[name] = np.ascontiguousarray(arrays[name][:n])
     return out
 
@@ -102,12 +101,12 @@ def numba_rate(arrays, steps=10):
     """Vesicle-steps/s of the Numba backend on these arrays (JIT excluded)."""
     import numba
     from exodiff.kernels import step_numba
-    from exodiff.kernels.constants import KERNEL_ARGS
+    from exodiff.kernels.state import pack
     a = _copy_arrays(arrays)
-    args = [a[k] for k in KERNEL_ARGS]
-    step_numba.advance(0, 1, *args)  # compile (or load from cache)
+    args = pack(a)
+    step_numba.advance(0, 1, args)  # compile (or load from cache)
     t = time.perf_counter()
-    step_numba.advance(1, 1 + steps, *args)
+    step_numba.advance(1, 1 + steps, args)
     return a["state"].size * steps / (time.perf_counter() - t), numba.get_num_threads()
 
 
@@ -231,7 +230,7 @@ def rates(args, sync, remaining):
     kept = next(iter(best.values())) / free["best"]
     rows.append(("cuda double, no cell lookup", "ok",
                  f"{free['best']:.3g} vesicle-steps/s (the cell lookup keeps {100 * kept:.0f} % of it)"))
-    cap = gpu_rate(backend, variant(first, t_capacity=np.full_like(a["t_capacity"], 50)), seconds / 2, sync)
+    cap = gpu_rate(backend, variant(first, type_capacity=np.full_like(a["type_capacity"], 50)), seconds / 2, sync)
     rows.append(("cuda double, capacity-limited", "ok", f"{cap['best']:.3g} vesicle-steps/s (a launch + recount per step)"))
     rows.append((f"numba, {nn:.0e} vesicles", "ok", f"{numba:.3g} vesicle-steps/s ({threads} threads)"))
     return rows

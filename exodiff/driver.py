@@ -25,6 +25,7 @@ from .backends import select_backend
 from .errors import ConfigError, InputError, RunInterrupted
 from .formats import format_bytes, format_count
 from .kernels.constants import BOUND, FREE, INTERNALIZED, STATE_NAMES
+from .kernels.state import MILESTONES, STATE_FIELDS
 from .model import build_model
 from .version import __version__
 
@@ -38,11 +39,6 @@ FIRST_CHUNK_VESICLE_STEPS = 1_000_000
 PEAK_BYTES_PER_CELL = 400
 # Philox counter words are 32-bit: vesicle ids and step numbers must fit.
 MAX_COUNTER = 2**32 - 1
-# The arrays a step updates, i.e. the state at a step boundary (bound_count
-# is recomputed from state and cell).
-STATE_ARRAYS = ("pos", "image", "state", "cell", "t_bound", "t_internalized", "t_exit")
-MILESTONE_OF = {"t_bound": "first_bound_time", "t_internalized": "internalized_time",
-                "t_exit": "exit_time"}
 
 
 @dataclass
@@ -83,7 +79,7 @@ class Schedule:
 @dataclass
 class ResumePlan:
     """Where ``Simulation.run(out, resume=…)`` goes on: ``step`` and the
-    full state there (``state``: name in STATE_ARRAYS -> array; None at step
+    full state there (``state``: name in state.STATE_FIELDS -> array; None at step
     0), read from ``source`` ("snapshot", "checkpoint", "start"); ``complete``
     when the run in ``out`` has already finished.  ``notes``: why a newer
     source was passed over."""
@@ -129,8 +125,7 @@ class Simulation:
 
     def milestones(self):
         a = self.model.arrays
-        return {"birth_time": self.model.birth_time, "first_bound_time": a["t_bound"],
-                "internalized_time": a["t_internalized"], "exit_time": a["t_exit"]}
+        return {"birth_time": self.model.birth_time, **{name: a[name] for name in MILESTONES}}
 
     # -- the run ------------------------------------------------------------
     def _schedules(self):
@@ -178,7 +173,6 @@ class Simulation:
             start = 0
         a = m.arrays
         full_state = self._full_state_snapshots()
-        sync = getattr(self.backend, "synchronize", None)
         t_start = _time.perf_counter()
         done, n, checkpoints = 0, start, 0
 
@@ -206,8 +200,7 @@ class Simulation:
                     n1 = min(target, n + chunk)
                     t0 = _time.perf_counter()
                     self.backend.advance(n, n1)
-                    if sync is not None:
-                        sync()
+                    self.backend.synchronize()
                     elapsed = _time.perf_counter() - t0
                     # about CHUNK_WALL_S per chunk, growing at most twofold
                     rate = (n1 - n) / elapsed if elapsed > 0 else math.inf
@@ -278,7 +271,7 @@ class Simulation:
         writer.sync()
         a = self.model.arrays
         write_checkpoint(out, step=step, time=step * self.config.run.dt, index=index,
-                         arrays={k: a[k] for k in STATE_ARRAYS}, attrs=self._checkpoint_attrs())
+                         arrays={k: a[k] for k in STATE_FIELDS}, attrs=self._checkpoint_attrs())
 
     def plan_resume(self, out):
         """Check that the run file ``out`` can be continued by this
@@ -337,8 +330,8 @@ class Simulation:
         t = float(run.snapshot_steps[k]) * self.config.run.dt
         state = {"pos": run.positions(k), "image": run.images(k), "state": run.states(k),
                  "cell": run.cell_of(k)}
-        for name, stored in MILESTONE_OF.items():
-            ms = np.array(run.milestones[stored], dtype=np.float64)
+        for name in MILESTONES:
+            ms = np.array(run.milestones[name], dtype=np.float64)
             ms[ms > t] = np.nan
             state[name] = ms
         return state
@@ -371,7 +364,7 @@ class Simulation:
         """What is wrong with a saved state (shapes, dtypes, ranges), or None."""
         N, M = self.model.n_vesicles, self.model.n_cells
         a = self.model.arrays
-        for name in STATE_ARRAYS:
+        for name in STATE_FIELDS:
             x = state.get(name)
             if x is None or np.shape(x) != a[name].shape:
                 return f"{name} has shape {np.shape(x)}, expected {a[name].shape}"
@@ -389,11 +382,7 @@ class Simulation:
         arguments are these arrays) and recount the bound vesicles per cell."""
         if plan.state is None:
             return  # step 0: the model is the initial state
-        a = self.model.arrays
-        for name in STATE_ARRAYS:
-            a[name][...] = np.asarray(plan.state[name]).astype(a[name].dtype, copy=False)
-        bound = a["state"] == BOUND
-        a["bound_count"][...] = np.bincount(a["cell"][bound], minlength=self.model.n_cells)
+        self.model.load_state({name: plan.state[name] for name in STATE_FIELDS})
 
 
 class _StopSignals:

@@ -17,10 +17,11 @@ step) is ≤ reach misses no cell.
 import math
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from . import locality
+from .kernels.jit import njit
+
 # Bins are widened by this fraction of their edge in the sphere test, so a
 # point that floor(x / bin_size) rounds into a neighbouring bin is covered.
 BIN_SLACK = 1e-9
@@ -103,7 +104,7 @@ def build_cell_grid(centers, radii, box, periodic, reach):
     return CellGrid(origin=np.zeros(3), bin_size=bin_size, nbins=nbins, start=start, items=items, reach=reach)
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _axis_bins(x, rho, n, h, length, periodic, out_bin, out_d2):
     """Bins along one axis whose interval is within rho of coordinate x,
     with the squared per-axis distance.  Non-periodic: the edge bins extend
@@ -142,7 +143,7 @@ def _axis_bins(x, rho, n, h, length, periodic, out_bin, out_d2):
     return k
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _fill(centers, radii, box, per, reach, nbins, bin_size, cursor, items, count_only):
     """Pass 1 (count_only): cursor[b] += 1 for each (cell, bin) pair.
     Pass 2: items[cursor[b]++] = c, cells in increasing order, so each bin's

@@ -21,11 +21,11 @@ import math
 import os
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from . import locality
 from .errors import ConfigError
+from .kernels.jit import njit
 
 SEED_OFFSET = 0x5EED
 # Log-normal radii are truncated at ±3 geometric SDs: the far tail would give
@@ -332,7 +332,7 @@ def _pack(radii, lo, hi, ball, box, gap, rng, where, volume, dim=3,
     return out
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _pack_kernel(radii, lo, hi, ball_c, ball_r, gap, u, pos, head, nxt, nbins, bin_size,
                  state, max_attempts, max_total):
     """Place cells state[0]..N−1 using uniforms u (3 per attempt).  Linked-list
@@ -592,7 +592,7 @@ def validate_cells(centers, radii, domain_size, label=None):
         raise ConfigError("cells", f"{names} overlap: centre distance {d:.4g} µm < {radii[i] + radii[j]:.4g} µm")
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _first_overlap(centers, radii, nbins, bin_size, rel_tol):
     """(i, j), i < j, for the overlapping pair with the smallest j (then
     smallest i); (−1, −1) if none.  Bin edge ≥ 2 R_max, so neighbours of a
@@ -618,17 +618,17 @@ def _first_overlap(centers, radii, nbins, bin_size, rel_tol):
 
 
 # The bin formula (exodiff/locality.py), compiled for the kernels above.
-_bin_index = numba.njit(cache=True)(locality.bin_index)
+_bin_index = njit(cache=True)(locality.bin_index)
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _link(head, nxt, b, k):
     """Put cell k at the head of bin b's linked list (head per bin, nxt per cell)."""
     nxt[k] = head[b]
     head[b] = k
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def _overlapping(x, y, z, r, centers, radii, gap, scale, head, nxt, ix, iy, iz, nbins, first):
     """A listed cell c, in the 27 bins around bin (ix, iy, iz), whose centre
     lies closer to (x, y, z) than (r + radii[c] + gap) · scale: the first

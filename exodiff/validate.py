@@ -326,9 +326,8 @@ def _bound_kinetics(ctx, raw, step):
         a = sim.model.arrays
         e = a["pos"] - a["ccenter"][0]
         e /= np.linalg.norm(e, axis=1)[:, None]
-        a["pos"][:] = a["ccenter"][0] + e * (a["cradius"][0] + a["vradius"])[:, None]
-        a["state"][:] = BOUND
-        a["cell"][:] = 0
+        sim.model.load_state({"pos": a["ccenter"][0] + e * (a["cradius"][0] + a["vradius"])[:, None],
+                              "state": BOUND, "cell": 0})
 
     times, counts, _, work = _simulate(ctx, raw, _batches(n), _count_setter(name), prepare=prepare)
     t = times[-1]
