@@ -9,7 +9,7 @@ import pytest
 
 from conftest import active, cell_params, vesicle_params
 from exodiff.bench import box_for_cells, candidates_per_vesicle, scenario_config
-from exodiff.kernels.philox import normals4, uniforms4
+from exodiff.kernels.philox_numba import normals4, uniforms4
 
 # ---------------------------------------------------------------- Philox
 N_RNG = 1_000_000

@@ -20,9 +20,10 @@ loads and stores of neighbouring threads are contiguous: that matters for the
 per-step launches of the capacity-limited case, where every launch reads and
 writes the state of every changing vesicle.
 
-The argument builder (``to_device_layout``, ``launch_args``) takes an array
-module, so the tests run it with NumPy to drive the host harness
-(kernels/host_harness.cpp), which has the kernels' exact parameter lists.
+The argument builder (``to_device_layout``, ``launch_args``) derives the
+parameter list from kernels/state.py and takes an array module, so the tests
+run it with NumPy to drive the host harness (kernels/host_harness.cpp), which
+has the kernels' exact parameter lists.
 """
 import functools
 import hashlib
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .kernels.constants import KERNEL_ARGS
+from .kernels import state
 
 BLOCK = 256             # threads per block (given to the kernels as -DEXO_BLOCK)
 LAUNCH_WORK = 1 << 30   # most vesicle-steps per fused launch: ~0.05 s at 2e10/s,
@@ -38,41 +39,30 @@ LAUNCH_WORK = 1 << 30   # most vesicle-steps per fused launch: ~0.05 s at 2e10/s
                         # Ctrl-C, while re-reading the state per launch (~1 GB
                         # for 1e7 vesicles, ~0.3 ms) stays around 1 % of it
 SOURCE = "exodiff_step.cu"
+ENTRY_POINTS = ("advance_f64", "count_bound")   # the kernels launched, by name
 
-# C types of the entry points' array parameters (kernels/exodiff_step.cuh:
-# EXO_ADVANCE_PARAMS), by KERNEL_ARGS name; the model's arrays are converted
-# to these on upload, so a dtype change elsewhere cannot garble a launch.
-ARRAY_DTYPES = {
-    "pos": np.float64, "image": np.int32, "state": np.int8, "cell": np.int32,
-    "t_bound": np.float64, "t_internalized": np.float64, "t_exit": np.float64,
-    "diffusion": np.float64, "sigma": np.float64, "settling": np.float64, "vradius": np.float64,
-    "species": np.int32, "birth_step": np.int64, "p_clear": np.float64,
-    "box": np.float64, "face_kind": np.int32, "flow": np.float64,
-    "ccenter": np.float64, "cradius": np.float64, "ctype": np.int32, "bound_count": np.int64,
-    "t_kappa": np.float64, "t_capacity": np.int64, "t_p_event": np.float64, "t_frac_off": np.float64,
-    "bin_size": np.float64, "nbins": np.int64, "gstart": np.int64, "gitems": np.int32,
-}
-SCALAR_DTYPES = {
-    "n_vesicles": np.int64, "n0": np.int64, "n1": np.int64, "n_gitems": np.int64,
-    "dt": np.float64, "k0": np.uint32, "k1": np.uint32, "face_kappa": np.float64,
-}
-# (N, 3) host arrays kept as (3, N) on the device and passed one row per axis
-SPLIT = {"pos": ("px", "py", "pz"), "image": ("ix", "iy", "iz")}
-# what fetch() brings back: everything the driver observes or writes
-FETCHED = ("pos", "image", "state", "cell", "t_bound", "t_internalized", "t_exit", "bound_count")
+# The entry points' parameters (kernels/exodiff_step.cuh: EXO_ADVANCE_PARAMS)
+# are the fields of kernels/state.py in order, (N, 3) arrays split by axis,
+# between the counts and step range the launcher adds:
+LEADING = {"n_vesicles": np.int64, "n0": np.int64, "n1": np.int64}
+TRAILING = {"n_gitems": np.int64}
 
 
-def _param_names():
-    names = ["n_vesicles", "n0", "n1"]
-    for name in KERNEL_ARGS:
-        names.extend(SPLIT.get(name, (name,)))
-    names.append("n_gitems")
-    return tuple(names)
+def _param_dtypes():
+    out = dict(LEADING)
+    for f in state.FIELDS.values():
+        for name in f.split or (f.name,):
+            out[name] = f.dtype
+    out.update(TRAILING)
+    return out
 
 
-PARAMS = _param_names()
-"""advance_f64's parameters in order: KERNEL_ARGS with pos and image split by
-axis, after the vesicle count and the step range, and the grid's item count last."""
+PARAM_DTYPES = _param_dtypes()
+"""advance_f64's parameters in order, with the NumPy type of each (arrays:
+of their elements)."""
+PARAMS = tuple(PARAM_DTYPES)
+FETCHED = state.FETCHED
+"""What fetch() brings back: everything the driver observes or writes."""
 
 
 def kernel_dir():
@@ -102,25 +92,24 @@ def kernel_source():
 def to_device_layout(arrays, xp):
     """The kernel arrays of a model as the entry points take them.
 
-    arrays: dict with the KERNEL_ARGS names (``Model.arrays``); xp: the array
-    module to copy them into (cupy on a GPU, numpy for the host harness).
-    Returns a dict: every KERNEL_ARGS array as a C-ordered copy of its C
-    dtype, pos and image as (3, N) arrays plus their rows under the SPLIT
-    names, scalars as NumPy scalars of their C type, and the counts
+    arrays: mapping of the field names of kernels/state.py (``Model.arrays``);
+    xp: the array module to copy them into (cupy on a GPU, numpy for the host
+    harness).  Returns a dict: every array as a C-ordered copy of its declared
+    dtype, split (N, 3) arrays as (3, N) arrays plus their rows under the
+    split names, scalars as NumPy scalars of their type, and the counts
     n_vesicles and n_gitems."""
     out = {}
-    for name in KERNEL_ARGS:
-        value = arrays[name]
-        if name in SCALAR_DTYPES:
-            out[name] = SCALAR_DTYPES[name](value)
+    for name, f in state.FIELDS.items():
+        if not f.shape:
+            out[name] = f.dtype(arrays[name])
             continue
-        host = np.asarray(value, dtype=ARRAY_DTYPES[name])
-        if name in SPLIT:
-            if host.ndim != 2 or host.shape[1] != 3:
-                raise ValueError(f"{name}: expected shape (N, 3), got {host.shape}")
+        host = np.asarray(arrays[name], dtype=f.dtype)
+        if f.split:
+            if host.ndim != 2 or host.shape[1] != len(f.split):
+                raise ValueError(f"{name}: expected shape (N, {len(f.split)}), got {host.shape}")
             soa = xp.array(np.ascontiguousarray(host.T))
             out[name] = soa
-            for a, part in enumerate(SPLIT[name]):
+            for a, part in enumerate(f.split):
                 out[part] = soa[a]
         else:
             out[name] = xp.array(np.ascontiguousarray(host))
@@ -151,21 +140,28 @@ def launch_schedule(n0, n1, n_vesicles, capacity, work=LAUNCH_WORK):
 
 
 def host_layout(dev, name):
-    """Array `name` of a device layout as the model keeps it: (N, 3) for pos
-    and image (still of module xp)."""
+    """Array `name` of a device layout as the model keeps it: (N, 3) for the
+    split ones (still of module xp)."""
     value = dev[name]
-    return value.T if name in SPLIT else value
+    return value.T if state.FIELDS[name].split else value
+
+
+def raw_module_args():
+    """The keyword arguments of ``cupy.RawModule`` that build the kernels:
+    the one description of the build, which tests/test_nvrtc.py compiles
+    through CuPy's NVRTC path for each architecture without a GPU."""
+    code, options = kernel_source()
+    return {"code": code, "options": options}
 
 
 @functools.lru_cache(maxsize=None)
 def _functions(device_id):
-    """(advance_f64, count_bound) compiled for device `device_id`: once per
-    device and process (CuPy also keeps the binary in its disk cache)."""
+    """The ENTRY_POINTS compiled for device `device_id`, in that order: once
+    per device and process (CuPy also keeps the binary in its disk cache)."""
     import cupy
-    code, options = kernel_source()
     with cupy.cuda.Device(device_id):
-        module = cupy.RawModule(code=code, options=options)
-        return module.get_function("advance_f64"), module.get_function("count_bound")
+        module = cupy.RawModule(**raw_module_args())
+        return tuple(module.get_function(name) for name in ENTRY_POINTS)
 
 
 def _copy_back(src, dst):
@@ -199,7 +195,7 @@ class CudaBackend:
             self._dev = to_device_layout(model.arrays, self._cupy)
         self._n = int(self._dev["n_vesicles"])
         self._blocks = ((self._n + BLOCK - 1) // BLOCK,)
-        self._capacity = bool(np.any(np.asarray(model.arrays["t_capacity"]) > 0))
+        self._capacity = bool(np.any(np.asarray(model.arrays["type_capacity"]) > 0))
 
     def advance(self, n0, n1):
         """Advance every vesicle from step n0 to n1 (asynchronous: fetch waits)."""

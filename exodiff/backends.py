@@ -1,22 +1,51 @@
 """Compute backends.  Python chooses one per run; each moves the model's
 arrays from step n0 to n1 and hands back the host arrays for observations.
 
-- ``numpy``: the reference (kernels/step_numpy.py), slow and obvious;
+- ``numpy``: the reference (kernels/step_numpy.py), slow and obvious; runs
+  without Numba installed;
 - ``numba``: parallel CPU kernels (kernels/step_numba.py), the default
   without a GPU;
-- ``cuda``:  CuPy-launched kernels (kernels/*.cu), when a device works.
+- ``cuda``:  CuPy-launched kernels (kernels/*.cu; exodiff/backend_cuda.py),
+  when a device works.
 """
+from typing import Protocol
+
 from .errors import InputError
+from .kernels import state
 
 BACKENDS = ("auto", "cuda", "numba", "numpy")
 
 
+class Backend(Protocol):
+    """What the driver asks of a backend (each call in place, on the arrays
+    of ``model.arrays``, declared in kernels/state.py)."""
+
+    name: str    # "numpy", "numba", "cuda": what --backend takes
+    device: str  # what it runs on, for people and the run file
+
+    def prepare(self, model) -> None:
+        """Take on the model's arrays (compile, upload): once per run, and
+        again after the model's state is changed from outside."""
+
+    def advance(self, n0: int, n1: int) -> None:
+        """Advance every vesicle from step n0 to n1 (maybe asynchronously)."""
+
+    def synchronize(self) -> None:
+        """Wait until the steps launched so far are done."""
+
+    def fetch(self, model) -> None:
+        """Make ``model.arrays`` hold the current state (state.FETCHED)."""
+
+
 class CpuBackend:
-    """NumPy or Numba: the kernels update the model's host arrays in place."""
+    """NumPy or Numba: the kernels update the model's host arrays in place, so
+    fetch and synchronize have nothing to do.  The NumPy one never imports
+    Numba."""
 
     def __init__(self, name):
-        import numba
         if name == "numba":
+            import numba
+
             from .kernels import step_numba as kernel
             self.device = f"cpu ({numba.get_num_threads()} threads)"
         else:
@@ -27,31 +56,24 @@ class CpuBackend:
         self._args = None
 
     def prepare(self, model):
-        self._args = model.kernel_args()
+        self._args = state.pack(model.arrays)
 
     def advance(self, n0, n1):
-        self._kernel.advance(n0, n1, *self._args)
+        self._kernel.advance(n0, n1, self._args)
+
+    def synchronize(self):
+        """Nothing runs in the background on the CPU."""
 
     def fetch(self, model):
-        """Bring the state the driver observes back into model.arrays (in place already)."""
+        """model.arrays are the kernels' arrays: nothing to copy."""
 
 
 def cuda_unavailable_reason():
-    """None when a CUDA device can run exodiff's kernels, else why not."""
-    try:
-        import cupy
-    except ImportError:
-        return "CuPy is not installed (pip install 'exodiff[gpu]')"
-    try:
-        if cupy.cuda.runtime.getDeviceCount() < 1:
-            return "no CUDA device found"
-    except Exception as exc:  # CuPy raises driver-specific errors here
-        return f"no usable CUDA device ({exc.__class__.__name__}: {exc})"
-    try:
-        from . import backend_cuda  # noqa: F401
-    except ImportError:
-        return "this exodiff build has no CUDA backend yet"
-    return None
+    """None when a CUDA device can run exodiff's kernels, else why not: the
+    driver, device, NVRTC and CUDA headers are checked and the kernels
+    compiled (exodiff/cuda_env.py)."""
+    from .cuda_env import unavailable_reason
+    return unavailable_reason()
 
 
 def select_backend(name="auto"):

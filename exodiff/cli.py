@@ -9,8 +9,8 @@ import argparse
 import os
 import sys
 
-from . import __version__
 from .errors import InputError
+from .version import __version__
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,8 +45,11 @@ def _parser():
     c.add_argument("config")
     c.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
 
-    i = sub.add_parser("info", help="summarize a run file")
-    i.add_argument("run", help="an exodiff H5MD file")
+    i = sub.add_parser("info", help="summarize a run file, or (--gpu) the CUDA setup")
+    i.add_argument("run", nargs="?", help="an exodiff H5MD file")
+    i.add_argument("--gpu", action="store_true",
+                   help="print the CuPy, CUDA runtime and driver, NVRTC, headers and device found, "
+                        "and whether the cuda backend can run")
     _add_analysis_parsers(sub)
     _add_sweep_parser(sub)
     _add_bench_parser(sub)
@@ -204,6 +207,13 @@ def _check(args):
 
 
 def _info(args):
+    if args.gpu:
+        from .cuda_env import describe
+        for what, found in describe():
+            print(f"{what + ':':<14} {found}")
+        return 0
+    if args.run is None:
+        raise InputError("info: give a run file (exodiff info RUN.h5) or --gpu")
     from .io import open_run
     with open_run(args.run) as run:
         print(run.summary_text())
@@ -247,7 +257,7 @@ def _stem(path):
 
 
 def _plot(args):
-    from .io import open_run
+    from .analysis import open_run
     from .plots import KINDS, plot
     from .units import argument
     if args.kind not in KINDS:
@@ -269,7 +279,7 @@ def _plot(args):
 
 
 def _report(args):
-    from .io import open_run
+    from .analysis import open_run
     from .report import write_report
     out = args.output or f"{_stem(args.run)}_report"
     with open_run(args.run) as run:
@@ -292,8 +302,7 @@ def _export(args):
 
 
 def _compare(args):
-    from .analysis import RunComparison
-    from .io import open_run
+    from .analysis import RunComparison, open_run
     if args.csv:
         folder = os.path.dirname(os.path.abspath(args.csv))
         if not os.path.isdir(folder):
@@ -457,9 +466,7 @@ def _validate(args):
         return 0
     cases = validate.select_cases(args.case)
     if args.plot:
-        import importlib.util
-        if importlib.util.find_spec("matplotlib") is None:
-            raise InputError("--plot needs matplotlib: pip install 'exodiff[plot]' (or matplotlib)")
+        validate.require_matplotlib()
     backend, note = select_backend(args.backend)
     if note:
         print(note, file=sys.stderr)

@@ -1,14 +1,15 @@
 """The time loop: chunks of steps between observation and snapshot times.
 
 The driver owns time and scheduling; backends own memory and launches; only
-exodiff/io.py touches files.
+exodiff/io touches files.
 
 Interruption and resume (DESIGN §2: the state at a step determines the rest
 of the run, whatever the chunking): SIGINT (Ctrl-C) or SIGTERM makes the run
-stop at the next step boundary, save the full state (exodiff/io.py,
-"Resume") and raise :class:`~exodiff.errors.RunInterrupted`; a second Ctrl-C
-stops at once.  ``run(out, resume=True)`` continues from the latest full
-state on disk and writes a file identical to an uninterrupted run's.
+stop at the next step boundary, save the full state
+(exodiff/io/checkpoint.py) and raise :class:`~exodiff.errors.RunInterrupted`;
+a second Ctrl-C stops at once.  ``run(out, resume=True)`` continues from
+the latest full state on disk and writes a file identical to an
+uninterrupted run's.
 """
 import json
 import math
@@ -20,11 +21,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import __version__
+from . import probes
 from .backends import select_backend
 from .errors import ConfigError, InputError, RunInterrupted
+from .formats import format_bytes, format_count
 from .kernels.constants import BOUND, FREE, INTERNALIZED, STATE_NAMES
+from .kernels.state import MILESTONES, STATE_FIELDS
 from .model import build_model
+from .version import __version__
 
 # Steps are cut into chunks of about this much wall time, so that Ctrl-C is
 # answered within a few seconds (results do not depend on the chunking).
@@ -36,11 +40,6 @@ FIRST_CHUNK_VESICLE_STEPS = 1_000_000
 PEAK_BYTES_PER_CELL = 400
 # Philox counter words are 32-bit: vesicle ids and step numbers must fit.
 MAX_COUNTER = 2**32 - 1
-# The arrays a step updates, i.e. the state at a step boundary (bound_count
-# is recomputed from state and cell).
-STATE_ARRAYS = ("pos", "image", "state", "cell", "t_bound", "t_internalized", "t_exit")
-MILESTONE_OF = {"t_bound": "first_bound_time", "t_internalized": "internalized_time",
-                "t_exit": "exit_time"}
 
 
 @dataclass
@@ -81,7 +80,7 @@ class Schedule:
 @dataclass
 class ResumePlan:
     """Where ``Simulation.run(out, resume=…)`` goes on: ``step`` and the
-    full state there (``state``: name in STATE_ARRAYS -> array; None at step
+    full state there (``state``: name in state.STATE_FIELDS -> array; None at step
     0), read from ``source`` ("snapshot", "checkpoint", "start"); ``complete``
     when the run in ``out`` has already finished.  ``notes``: why a newer
     source was passed over."""
@@ -127,8 +126,7 @@ class Simulation:
 
     def milestones(self):
         a = self.model.arrays
-        return {"birth_time": self.model.birth_time, "first_bound_time": a["t_bound"],
-                "internalized_time": a["t_internalized"], "exit_time": a["t_exit"]}
+        return {"birth_time": self.model.birth_time, **{name: a[name] for name in MILESTONES}}
 
     # -- the run ------------------------------------------------------------
     def _schedules(self):
@@ -176,7 +174,6 @@ class Simulation:
             start = 0
         a = m.arrays
         full_state = self._full_state_snapshots()
-        sync = getattr(self.backend, "synchronize", None)
         t_start = _time.perf_counter()
         done, n, checkpoints = 0, start, 0
 
@@ -204,15 +201,14 @@ class Simulation:
                     n1 = min(target, n + chunk)
                     t0 = _time.perf_counter()
                     self.backend.advance(n, n1)
-                    if sync is not None:
-                        sync()
+                    self.backend.synchronize()
                     elapsed = _time.perf_counter() - t0
                     # about CHUNK_WALL_S per chunk, growing at most twofold
                     rate = (n1 - n) / elapsed if elapsed > 0 else math.inf
                     chunk = int(max(1, min(2 * chunk, rate * CHUNK_WALL_S)))
                     done += n_active * (n1 - n)
                     n = n1
-                    _fault_point("chunk", n)
+                    probes.reach("chunk", n)
                     if progress is not None:
                         progress(Progress(n, m.n_steps, n * dt, m.n_steps * dt, done,
                                           _time.perf_counter() - t_start))
@@ -279,7 +275,7 @@ class Simulation:
         writer.sync()
         a = self.model.arrays
         write_checkpoint(out, step=step, time=step * self.config.run.dt, index=index,
-                         arrays={k: a[k] for k in STATE_ARRAYS}, attrs=self._checkpoint_attrs())
+                         arrays={k: a[k] for k in STATE_FIELDS}, attrs=self._checkpoint_attrs())
 
     def plan_resume(self, out):
         """Check that the run file ``out`` can be continued by this
@@ -338,8 +334,8 @@ class Simulation:
         t = float(run.snapshot_steps[k]) * self.config.run.dt
         state = {"pos": run.positions(k), "image": run.images(k), "state": run.states(k),
                  "cell": run.cell_of(k)}
-        for name, stored in MILESTONE_OF.items():
-            ms = np.array(run.milestones[stored], dtype=np.float64)
+        for name in MILESTONES:
+            ms = np.array(run.milestones[name], dtype=np.float64)
             ms[ms > t] = np.nan
             state[name] = ms
         return state
@@ -372,7 +368,7 @@ class Simulation:
         """What is wrong with a saved state (shapes, dtypes, ranges), or None."""
         N, M = self.model.n_vesicles, self.model.n_cells
         a = self.model.arrays
-        for name in STATE_ARRAYS:
+        for name in STATE_FIELDS:
             x = state.get(name)
             if x is None or np.shape(x) != a[name].shape:
                 return f"{name} has shape {np.shape(x)}, expected {a[name].shape}"
@@ -390,11 +386,7 @@ class Simulation:
         arguments are these arrays) and recount the bound vesicles per cell."""
         if plan.state is None:
             return  # step 0: the model is the initial state
-        a = self.model.arrays
-        for name in STATE_ARRAYS:
-            a[name][...] = np.asarray(plan.state[name]).astype(a[name].dtype, copy=False)
-        bound = a["state"] == BOUND
-        a["bound_count"][...] = np.bincount(a["cell"][bound], minlength=self.model.n_cells)
+        self.model.load_state({name: plan.state[name] for name in STATE_FIELDS})
 
 
 class _StopSignals:
@@ -426,42 +418,22 @@ class _StopSignals:
         self._old = {}
 
 
-def _fault_point(event, index):
-    from .io import fault_point
-    fault_point(event, index)
-
-
-def _flatten(table, prefix=""):
-    out = {}
-    for key, value in table.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, dict) and value:
-            out.update(_flatten(value, path))
-        else:
-            out[path] = value
-    return out
-
-
 def _config_differences(stored_text, text):
     """The settings that differ between two config texts, as phrases
     ("run.seed = 7 here, 42 in the file")."""
+    from .tomlfile import UNSET, TOMLDecodeError, differences, parse_toml
     try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        stored = _flatten(tomllib.loads(stored_text))
-    except tomllib.TOMLDecodeError:
+        stored = parse_toml(stored_text)
+    except TOMLDecodeError:
         return ["the config stored in the file cannot be read"]
-    now = _flatten(tomllib.loads(text))
     diffs = []
-    for key in sorted(set(stored) | set(now)):
-        if key not in now:
-            diffs.append(f"{key} is not set here ({stored[key]!r} in the file)")
-        elif key not in stored:
-            diffs.append(f"{key} = {now[key]!r} here, not set in the file")
-        elif stored[key] != now[key]:
-            diffs.append(f"{key} = {now[key]!r} here, {stored[key]!r} in the file")
+    for key, there, here in differences(stored, parse_toml(text)):
+        if here is UNSET:
+            diffs.append(f"{key} is not set here ({there!r} in the file)")
+        elif there is UNSET:
+            diffs.append(f"{key} = {here!r} here, not set in the file")
+        else:
+            diffs.append(f"{key} = {here!r} here, {there!r} in the file")
     return diffs
 
 
@@ -495,13 +467,6 @@ def available_memory():
     return avail
 
 
-def _format_bytes(n):
-    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
-        if n < 1000 or unit == "PB":
-            return f"{n:.3g} {unit}"
-        n /= 1000.0
-
-
 def check_resources(config):
     """Refuse, before allocating anything, a run that cannot work: more
     steps or vesicles than the 32-bit random-number counters number, or
@@ -517,27 +482,25 @@ def check_resources(config):
     d = derived_parameters(config)
     total, cells = d.total_vesicles, d.n_cells or 0
     initial = sum(p.initial for p in d.populations.values())
-    what = (f"{_count(total)} vesicles in all ({_count(initial)} at t = 0 + "
-            f"{_count(total - initial)} expected secreted)")
+    what = (f"{format_count(total)} vesicles in all ({format_count(initial)} at t = 0 + "
+            f"{format_count(total - initial)} expected secreted)")
     key = "vesicles"
     if d.populations:
         name, pop = max(d.populations.items(), key=lambda kv: kv[1].total)
         key = f"vesicles.{name}.count" if pop.initial >= pop.secreted else f"vesicles.{name}"
     if total > MAX_COUNTER:
-        raise ConfigError(key, f"{what}; at most {_count(MAX_COUNTER)} can have their own random numbers")
+        raise ConfigError(key, f"{what}; at most {format_count(MAX_COUNTER)} can have their own "
+                               f"random numbers")
     need_v, need_c = BYTES_PER_VESICLE * total, PEAK_BYTES_PER_CELL * cells
     avail = available_memory()
     if avail is not None and need_v + need_c > avail:
         if need_c > need_v:
-            key, what = "cells.count", f"{_count(cells)} cells"
-        raise ConfigError(key, f"{what} need about {_format_bytes(need_v + need_c)} of memory, more "
-                               f"than the {_format_bytes(avail)} available; lower the count"
+            key, what = "cells.count", f"{format_count(cells)} cells"
+        raise ConfigError(key, f"{what} need about {format_bytes(need_v + need_c)} of memory, more "
+                               f"than the {format_bytes(avail)} available; lower the count"
                                + (" or the secretion" if key.startswith("vesicles") else ""))
 
 
-def _count(x):
-    """1,234,567 — or 1.23e+15 when the digits say nothing more."""
-    return f"{x:,.0f}" if x < 1e12 else f"{x:.3g}"
 
 
 def check_output_path(out, overwrite):

@@ -7,15 +7,16 @@ nature and uses NumPy's Philox generator seeded from the run seed
 (exodiff/layouts.py).
 """
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
 from . import physics
 from .errors import ConfigError
 from .grid import build_cell_grid
-from .kernels import philox
-from .kernels.constants import FACE_KINDS, FREE, KERNEL_ARGS, PENDING, PERIODIC
+from .kernels import philox, state
+from .kernels.constants import BOUND, FACE_KINDS, FREE, PENDING, PERIODIC
 from .layouts import make_cells
 
 # Cells within this many step lengths (plus the vesicle radius) of a grid bin
@@ -27,10 +28,15 @@ PLACEMENT_ATTEMPTS = 64
 
 @dataclass
 class Model:
-    """Everything a run needs: kernel arrays (names in KERNEL_ARGS) and the
-    metadata the driver and the writer use.  Units: µm, s."""
+    """Everything a run needs: the kernels' arrays by field name
+    (kernels/state.py) and the metadata the driver and the writer use.
+    Units: µm, s.
+
+    ``arrays`` is read-only as a mapping; the kernels update its arrays in
+    place (``args()`` bundles the same objects for them), and ``load_state``
+    is the one way to put a state in from outside."""
     n_steps: int
-    arrays: dict
+    arrays: MappingProxyType
     birth_time: np.ndarray           # [N] s, 0 for vesicles present at t = 0
     species_names: list
     cargo_names: list
@@ -40,10 +46,22 @@ class Model:
     n_vesicles: int = 0
     n_cells: int = 0
     grid: object = None
-    notes: list = field(default_factory=list)
 
-    def kernel_args(self):
-        return tuple(self.arrays[name] for name in KERNEL_ARGS)
+    def args(self):
+        """The kernels' argument (state.StepArgs) over these arrays."""
+        return state.pack(self.arrays)
+
+    def load_state(self, values):
+        """Overwrite STATE fields (kernels/state.py) in place with ``values``
+        (name -> array, any subset), converted to their dtypes, and recount
+        the bound vesicles per cell from the result."""
+        for name, value in values.items():
+            f = state.FIELDS.get(name)
+            if f is None or f.role != state.STATE:
+                raise KeyError(f"{name}: not a field of the vesicle state")
+            self.arrays[name][...] = np.asarray(value).astype(self.arrays[name].dtype, copy=False)
+        a = self.arrays
+        a["bound_count"][...] = np.bincount(a["cell"][a["state"] == BOUND], minlength=self.n_cells)
 
 
 def _unit_vectors(u, v):
@@ -150,11 +168,11 @@ def build_model(config):
     grid = build_cell_grid(cells.centers, cells.radii, box, periodic, reach)
 
     # -- initial positions
-    pos = np.zeros((N, 3))
-    state = np.full(N, FREE, dtype=np.int8)
+    vesicles = state.initial_state(N)
+    pos = vesicles["pos"]
     born_later = donor >= 0
-    state[born_later] = PENDING
-    birth_step = np.where(born_later, np.floor(birth_time / dt), -1).astype(np.int64)
+    vesicles["state"][:] = np.where(born_later, PENDING, FREE)
+    birth_step = np.where(born_later, np.floor(birth_time / dt), -1)
     start = 0
     for j, p in enumerate(pops):
         sel = np.arange(start, start + p.count)
@@ -170,26 +188,21 @@ def build_model(config):
 
     ct_arr = lambda f, dtype=np.float64: np.array([f(t) for t in types], dtype=dtype).reshape(len(types))
     k_tot = ct_arr(lambda t: t.k_off + t.k_int)
-    arrays = dict(
-        dt=float(dt), k0=np.uint64(key[0]), k1=np.uint64(key[1]),
-        pos=pos, image=np.zeros((N, 3), dtype=np.int32), state=state,
-        cell=np.full(N, -1, dtype=np.int32),
-        t_bound=np.full(N, np.nan), t_internalized=np.full(N, np.nan), t_exit=np.full(N, np.nan),
+    arrays = state.typed(dict(
+        vesicles,
+        dt=dt, k0=key[0], k1=key[1],
         diffusion=diffusion, sigma=physics.step_length(diffusion, dt), settling=settling,
-        vradius=vradius, species=species.astype(np.int32), birth_step=birth_step, p_clear=p_clear,
-        box=box, face_kind=face_kind, face_kappa=float(domain.kappa),
-        flow=np.asarray(medium.flow, dtype=np.float64),
-        ccenter=np.ascontiguousarray(cells.centers, dtype=np.float64),
-        cradius=np.ascontiguousarray(cells.radii, dtype=np.float64),
-        ctype=cells.types.astype(np.int32), bound_count=np.zeros(M, dtype=np.int64),
-        t_kappa=ct_arr(lambda t: t.kappa), t_capacity=ct_arr(lambda t: t.capacity, np.int64),
-        t_p_event=-np.expm1(-k_tot * dt),
-        t_frac_off=np.divide(ct_arr(lambda t: t.k_off), k_tot, out=np.zeros(len(types)), where=k_tot > 0),
-        bin_size=np.asarray(grid.bin_size, dtype=np.float64), nbins=np.asarray(grid.nbins, dtype=np.int64),
-        gstart=np.asarray(grid.start, dtype=np.int64), gitems=np.asarray(grid.items, dtype=np.int32),
-    )
-    return Model(n_steps=physics.step_count(run.duration, dt), arrays=arrays, birth_time=birth_time,
-                 species_names=species_names, cargo_names=cargo_names, cargo_table=cargo_table,
+        vradius=vradius, species=species, birth_step=birth_step, p_clear=p_clear,
+        box=box, face_kind=face_kind, face_kappa=domain.kappa, flow=medium.flow,
+        ccenter=cells.centers, cradius=cells.radii, ctype=cells.types, bound_count=np.zeros(M),
+        type_kappa=ct_arr(lambda t: t.kappa), type_capacity=ct_arr(lambda t: t.capacity, np.int64),
+        type_p_event=-np.expm1(-k_tot * dt),
+        type_frac_off=np.divide(ct_arr(lambda t: t.k_off), k_tot, out=np.zeros(len(types)),
+                                where=k_tot > 0),
+        bin_size=grid.bin_size, nbins=grid.nbins, gstart=grid.start, gitems=grid.items,
+    ))
+    return Model(n_steps=physics.step_count(run.duration, dt), arrays=MappingProxyType(arrays),
+                 birth_time=birth_time, species_names=species_names, cargo_names=cargo_names, cargo_table=cargo_table,
                  cell_type_names=type_names, faces=tuple(domain.faces), n_vesicles=N, n_cells=M,
                  grid=grid)
 

@@ -41,21 +41,3 @@ BRIDGE_CUTOFF = 40.0
 # kernels reject such cells on the squared distance, before any square root.
 # √BRIDGE_CUTOFF = 6.32455532…, rounded up by 1e-6 relative against round-off.
 FAR_SIGMAS = 6.3245617
-
-# The kernels' argument list after (n0, n1) or n, in order; every backend's
-# ``advance`` takes exactly these, and the driver builds them by name.
-KERNEL_ARGS = (
-    "dt", "k0", "k1",
-    # vesicle state, updated in place
-    "pos", "image", "state", "cell", "t_bound", "t_internalized", "t_exit",
-    # vesicle constants
-    "diffusion", "sigma", "settling", "vradius", "species", "birth_step", "p_clear",
-    # domain
-    "box", "face_kind", "face_kappa", "flow",
-    # cells (bound_count: bound vesicles per cell at the start of the step)
-    "ccenter", "cradius", "ctype", "bound_count",
-    # cell types
-    "t_kappa", "t_capacity", "t_p_event", "t_frac_off",
-    # cell grid (CSR)
-    "bin_size", "nbins", "gstart", "gitems",
-)

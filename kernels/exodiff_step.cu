@@ -19,9 +19,9 @@
 
 // Vesicles i < n_vesicles, advanced from step n0 to n1 (float64 positions).
 extern "C" __global__ void __launch_bounds__(EXO_BLOCK) advance_f64(EXO_ADVANCE_PARAMS) {
-    EXO_ADVANCE_STRUCTS;
+    EXO_ADVANCE_ARGS;
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n_vesicles) exo::advance_one(i, n0, n1, A, T);
+    if (i < n_vesicles) exo::advance_one(i, n0, n1, args);
 }
 
 // bound_count[c] += number of BOUND vesicles on cell c (zero it first).

@@ -1,23 +1,16 @@
-// The vesicle step: CUDA/C++ twin of kernels/step_numba.py (advance_block).
+// The vesicle step: CUDA/C++ twin of kernels/step_numba.py and step_numpy.py.
 //
 // One vesicle from step n0 to n1, with its state in registers, as a
 // __host__ __device__ function: kernels/exodiff_step.cu runs it one thread per
 // vesicle on the GPU, kernels/host_harness.cpp runs it in a loop on the CPU so
 // the tests can check it against the Numba backend without a GPU (DESIGN §3).
-// The operations and their order are those of advance_block's body, stage for
-// stage (see that module for the physics); loop invariants are hoisted, and
-// two shortcuts (min_image, bridge) skip divisions only where they provably
-// change no bit:
-//  1. Gaussian displacement √(2D dt)·ξ + drift·dt (ξ from STREAM_DIFFUSE);
-//  2. domain faces: periodic wrap, mirror reflection, or absorption on contact
-//     (end beyond the face, or a Brownian-bridge crossing within the step);
-//  3. cells listed in the grid bin of the end point: contact at the end point
-//     or with the bridge probability exp(−d0·d1/(D dt)); the first contact
-//     binds with P(κ, D, dt)·(free receptor fraction), else reflects;
-//  4. clearance with probability 1 − exp(−k_clear dt).
-// BOUND vesicles unbind (released with surface.release_fraction, else they
-// rebind within the step) or are internalized; PENDING ones become FREE at the
-// end of their birth step.  Contact uniforms are drawn lazily, like Numba.
+// The stage functions are the twins' (``_name`` there, ``name`` here), in the
+// same order with the same operations (see step_numba for the physics):
+// 1. displacement, 2. cross_faces, 3. contact, 4. binding, 5. reflection,
+// 6. unbinding_placement, 7. bound_events, 8. clearance, 9. births.  Loop
+// invariants are hoisted, and two shortcuts (min_image, bridge) skip divisions
+// only where they provably change no bit.  Contact uniforms are drawn lazily,
+// like Numba.
 //
 // Host builds (the harness) must not contract a*b+c into FMA
 // (-ffp-contract=off) to stay bit-identical with Numba; the device may, since
@@ -43,54 +36,52 @@ enum FaceKind : int { REFLECT = 0, PERIODIC = 1, ABSORB = 2 };
 constexpr double BRIDGE_CUTOFF = 40.0;
 constexpr double FAR_SIGMAS = 6.3245617;  // cells out of reach: see constants.py
 
-// Everything a launch reads but does not write (KERNEL_ARGS less the vesicle state).
-struct Tables {
-    double dt;
-    unsigned int k0, k1;  // Philox key = seed (low, high word)
-    // vesicle constants [N]
-    const double* diffusion;
-    const double* sigma;
-    const double* settling;
-    const double* vradius;
-    const int* species;
-    const long long* birth_step;
-    const double* p_clear;  // [populations]
-    // domain
-    const double* box;       // [3]
-    const int* face_kind;    // [6] xlo, xhi, ylo, yhi, zlo, zhi
-    double face_kappa;
-    const double* flow;      // [3]
-    // cells [M]
-    const double* ccenter;   // [M, 3]
-    const double* cradius;
-    const int* ctype;
-    const long long* bound_count;  // as of the start of the step (capacity) or launch
-    // cell types [T]
-    const double* t_kappa;
-    const long long* t_capacity;
-    const double* t_p_event;
-    const double* t_frac_off;
-    // cell grid (CSR)
-    const double* bin_size;  // [3]
-    const long long* nbins;  // [3]
-    const long long* gstart; // [bins + 1]
-    const int* gitems;
-    long long n_gitems;
+// The kernels' arguments, container by container and field by field in the
+// order of kernels/state.py (tests/test_cuda_host.py checks that they agree).
+// Each list is an X-macro of P(T, name), an array of T, and S(T, name), a
+// scalar; the step writes the non-const arrays.  An (N, 3) array comes one row
+// per axis (pos: px, py, pz), so neighbouring threads touch neighbouring words.
+#define EXO_RUN(P, S) S(double, dt) S(unsigned int, k0) S(unsigned int, k1)
+#define EXO_VESICLES(P, S)                                                          \
+    P(double, px) P(double, py) P(double, pz) P(int, ix) P(int, iy) P(int, iz)      \
+    P(signed char, state) P(int, cell) P(double, first_bound_time)                  \
+    P(double, internalized_time) P(double, exit_time)
+#define EXO_VESICLE_PARAMS(P, S)                                                     \
+    P(const double, diffusion) P(const double, sigma) P(const double, settling)     \
+    P(const double, vradius) P(const int, species) P(const long long, birth_step)   \
+    P(const double, p_clear)
+#define EXO_DOMAIN(P, S) \
+    P(const double, box) P(const int, face_kind) S(double, face_kappa) P(const double, flow)
+#define EXO_CELLS(P, S) \
+    P(const double, ccenter) P(const double, cradius) P(const int, ctype) P(const long long, bound_count)
+#define EXO_CELL_TYPES(P, S)                                                         \
+    P(const double, type_kappa) P(const long long, type_capacity)                   \
+    P(const double, type_p_event) P(const double, type_frac_off)
+#define EXO_GRID(P, S) \
+    P(const double, bin_size) P(const long long, nbins) P(const long long, gstart) P(const int, gitems)
+
+#define EXO_MEMBER_P(T, name) T* name;
+#define EXO_MEMBER_S(T, name) T name;
+struct Run { EXO_RUN(EXO_MEMBER_P, EXO_MEMBER_S) };
+struct Vesicles { EXO_VESICLES(EXO_MEMBER_P, EXO_MEMBER_S) };
+struct VesicleParams { EXO_VESICLE_PARAMS(EXO_MEMBER_P, EXO_MEMBER_S) };
+struct Domain { EXO_DOMAIN(EXO_MEMBER_P, EXO_MEMBER_S) };
+struct Cells { EXO_CELLS(EXO_MEMBER_P, EXO_MEMBER_S) };
+struct CellTypes { EXO_CELL_TYPES(EXO_MEMBER_P, EXO_MEMBER_S) };
+struct Grid {
+    EXO_GRID(EXO_MEMBER_P, EXO_MEMBER_S)
+    long long n_gitems;  // size of gitems (the launcher's count)
 };
 
-// The vesicle state, structure of arrays (positions and images split by axis).
-struct VesicleArrays {
-    double* px;
-    double* py;
-    double* pz;
-    int* ix;
-    int* iy;
-    int* iz;
-    signed char* state;
-    int* cell;
-    double* t_bound;
-    double* t_internalized;
-    double* t_exit;
+// Everything a step reads and writes (state.StepArgs).
+struct Args {
+    Run run;
+    Vesicles ves;
+    VesicleParams par;
+    Domain dom;
+    Cells cells;
+    CellTypes types;
+    Grid grid;
 };
 
 // One vesicle's state while it is being advanced (registers on the device).
@@ -103,8 +94,8 @@ struct Vesicle {
     int cell;
 };
 
-// The domain as one vesicle's steps need it, loaded once per launch.
-struct Domain {
+// The box as one vesicle's steps need it, loaded once per launch.
+struct Box {
     double L[3];
     bool periodic[3];
     bool absorb[6];
@@ -160,25 +151,25 @@ __host__ __device__ __forceinline__ double bridge(double d0, double d1, double D
 }
 
 // Grid bin of a point: the exact expression of exodiff/grid.py.
-__host__ __device__ __forceinline__ long long bin_of(const double p[3], const Tables& T) {
+__host__ __device__ __forceinline__ long long bin_of(const double p[3], const Grid& g) {
     long long b[3];
     EXO_UNROLL
     for (int a = 0; a < 3; ++a) {
-        const long long nb = EXO_LDG(T.nbins + a);
-        long long k = (long long)floor(p[a] / EXO_LDG(T.bin_size + a));
+        const long long nb = EXO_LDG(g.nbins + a);
+        long long k = (long long)floor(p[a] / EXO_LDG(g.bin_size + a));
         k = k > 0 ? k : 0;
         b[a] = k < nb - 1 ? k : nb - 1;
     }
-    return (b[0] * EXO_LDG(T.nbins + 1) + b[1]) * EXO_LDG(T.nbins + 2) + b[2];
+    return (b[0] * EXO_LDG(g.nbins + 1) + b[1]) * EXO_LDG(g.nbins + 2) + b[2];
 }
 
 // The four STREAM_CONTACT uniforms of step n, drawn at most once per step.
 struct ContactUniforms {
     bool drawn;
     double uf, uc, ub, ur;  // faces, cell contact, binding, clearance
-    __host__ __device__ __forceinline__ void draw(unsigned int id, unsigned int n, const Tables& T) {
+    __host__ __device__ __forceinline__ void draw(unsigned int id, unsigned int n, const Run& run) {
         if (drawn) return;
-        const Doubles4 w = uniforms4(id, n, STREAM_CONTACT, T.k0, T.k1);
+        const Doubles4 w = uniforms4(id, n, STREAM_CONTACT, run.k0, run.k1);
         uf = w.v0;
         uc = w.v1;
         ub = w.v2;
@@ -189,22 +180,36 @@ struct ContactUniforms {
 
 // Place the vesicle at the centre of cell c plus f·e, folded into the box.
 __host__ __device__ __forceinline__ void place_on(Vesicle& v, const double ce[3], const double e[3],
-                                                  double f, const Domain& dom) {
+                                                  double f, const Box& box) {
     EXO_UNROLL
-    for (int a = 0; a < 3; ++a) v.p[a] = fold(ce[a] + e[a] * f, dom.L[a], dom.periodic[a], v.image[a]);
+    for (int a = 0; a < 3; ++a) v.p[a] = fold(ce[a] + e[a] * f, box.L[a], box.periodic[a], v.image[a]);
 }
 
-// Stage 2 on axis a (a template parameter so that v.p[a] stays in a register):
+// -- the stages, in the order of the twins (step_numpy.py, step_numba.py) -----
+
+// 1. Gaussian step plus drift; p0 receives the start point.
+__host__ __device__ __forceinline__ void displacement(Vesicle& v, double p0[3], double s,
+                                                      const double drift[3], unsigned int id,
+                                                      unsigned int nn, const Run& run) {
+    const Doubles4 z = normals4(id, nn, STREAM_DIFFUSE, run.k0, run.k1);
+    EXO_UNROLL
+    for (int a = 0; a < 3; ++a) p0[a] = v.p[a];
+    v.p[0] = p0[0] + (s * z.v0 + drift[0]);
+    v.p[1] = p0[1] + (s * z.v1 + drift[1]);
+    v.p[2] = p0[2] + (s * z.v2 + drift[2]);
+}
+
+// 2. On axis a (a template parameter so that v.p[a] stays in a register):
 // wrap, mirror, or absorb at the faces.  Returns whether the vesicle exited.
 template <int a>
-__host__ __device__ __forceinline__ bool cross_faces(Vesicle& v, double* t_exit, double x0, double D,
-                                                     double Ddt, double far, double t1,
+__host__ __device__ __forceinline__ bool cross_faces(Vesicle& v, long long i, double x0, double t1,
+                                                     double D, double Ddt, double far,
                                                      unsigned int id, unsigned int nn,
-                                                     ContactUniforms& u, const Domain& dom,
-                                                     const Tables& T) {
-    const double L = dom.L[a];
+                                                     ContactUniforms& u, const Box& box,
+                                                     const Args& args) {
+    const double L = box.L[a];
     double x = v.p[a];
-    if (dom.periodic[a]) {
+    if (box.periodic[a]) {
         v.p[a] = fold(x, L, true, v.image[a]);
         return false;
     }
@@ -212,15 +217,15 @@ __host__ __device__ __forceinline__ bool cross_faces(Vesicle& v, double* t_exit,
     for (int side = 0; side < 2; ++side) {
         const double d0 = side == 0 ? x0 : L - x0;
         const double d1 = side == 0 ? x : L - x;
-        if (dom.absorb[2 * a + side]) {
+        if (box.absorb[2 * a + side]) {
             const double pc = (d1 <= 0.0 || d0 <= 0.0) ? 1.0 : bridge(d0, d1, Ddt, far);
             if (pc > 0.0) {
-                const double pa = pc * binding_probability(T.face_kappa, D, T.dt, infinity());
+                const double pa = pc * binding_probability(args.dom.face_kappa, D, args.run.dt, infinity());
                 if (pa > 0.0) {
-                    u.draw(id, nn, T);
+                    u.draw(id, nn, args.run);
                     if (u.uf < pa) {
                         v.state = EXITED;
-                        *t_exit = t1;
+                        args.ves.exit_time[i] = t1;
                         v.p[a] = side == 0 ? 0.0 : L;  // on the face
                         return true;
                     }
@@ -234,32 +239,169 @@ __host__ __device__ __forceinline__ bool cross_faces(Vesicle& v, double* t_exit,
     return false;
 }
 
+// 3. The first cell of the end point's bin in contact (at the end point, or
+// crossed within the step), or -1; e, ce, r1, d1 receive the end point
+// relative to its centre, the centre, their distance and the distance to contact.
+__host__ __device__ __forceinline__ int contact(const Vesicle& v, const double p0[3], double vr,
+                                                double Ddt, double far, unsigned int id,
+                                                unsigned int nn, ContactUniforms& u, double e[3],
+                                                double ce[3], double& r1, double& d1,
+                                                const Box& box, const Args& args) {
+    const long long b = bin_of(v.p, args.grid);
+    // cells farther than this from their contact sphere are out of reach
+    // this step (constants.FAR_SIGMAS): no square root for them
+    const double sx = v.p[0] - p0[0], sy = v.p[1] - p0[1], sz = v.p[2] - p0[2];
+    const double margin = sqrt(sx * sx + sy * sy + sz * sz) + FAR_SIGMAS * sqrt(Ddt) + 1e-12;
+    const long long kend = EXO_LDG(args.grid.gstart + b + 1);
+    for (long long k = EXO_LDG(args.grid.gstart + b); k < kend; ++k) {
+        const int c = EXO_LDG(args.grid.gitems + k);
+        const double Rc = EXO_LDG(args.cells.cradius + c) + vr;
+        EXO_UNROLL
+        for (int a = 0; a < 3; ++a) {
+            ce[a] = EXO_LDG(args.cells.ccenter + 3 * (long long)c + a);
+            e[a] = min_image(v.p[a] - ce[a], box.L[a], box.periodic[a]);
+        }
+        const double r2 = e[0] * e[0] + e[1] * e[1] + e[2] * e[2];
+        if (r2 > (Rc + margin) * (Rc + margin)) continue;
+        r1 = sqrt(r2);
+        d1 = r1 - Rc;
+        if (d1 <= 0.0) return c;
+        double q[3];
+        EXO_UNROLL
+        for (int a = 0; a < 3; ++a) q[a] = min_image(p0[a] - ce[a], box.L[a], box.periodic[a]);
+        const double d0 = sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2]) - Rc;
+        const double pc = d0 <= 0.0 ? 1.0 : bridge(d0, d1, Ddt, far);
+        if (pc > 0.0) {
+            u.draw(id, nn, args.run);
+            if (u.uc < pc) return c;
+            u.uc = (u.uc - pc) / (1.0 - pc);
+        }
+    }
+    return -1;
+}
+
+// 4. Bind to cell c with P(κ, D, dt) times its free receptor fraction, on its
+// surface along e.  Returns whether it bound.
+__host__ __device__ __forceinline__ bool binding(Vesicle& v, long long i, int c, double t1,
+                                                 const double e[3], const double ce[3], double r1,
+                                                 double D, double vr, unsigned int id,
+                                                 unsigned int nn, ContactUniforms& u, const Box& box,
+                                                 const Args& args) {
+    const int ty = EXO_LDG(args.cells.ctype + c);
+    const double Rc = EXO_LDG(args.cells.cradius + c) + vr;
+    double pb = binding_probability(EXO_LDG(args.types.type_kappa + ty), D, args.run.dt, Rc);
+    const long long cap = EXO_LDG(args.types.type_capacity + ty);
+    if (cap > 0) {
+        const double free_frac = 1.0 - (double)EXO_LDG(args.cells.bound_count + c) / (double)cap;
+        pb = free_frac > 0.0 ? pb * free_frac : 0.0;
+    }
+    u.draw(id, nn, args.run);
+    if (!(u.ub < pb)) return false;
+    place_on(v, ce, e, Rc / r1, box);
+    v.state = BOUND;
+    v.cell = c;
+    double* first = args.ves.first_bound_time + i;
+    if (*first != *first) *first = t1;  // NaN: first binding
+    return true;
+}
+
+// 5. An end point inside contact and not bound: mirrored radially.
+__host__ __device__ __forceinline__ void reflection(Vesicle& v, int c, const double e[3],
+                                                    const double ce[3], double r1, double vr,
+                                                    const Box& box, const Args& args) {
+    const double Rc = EXO_LDG(args.cells.cradius + c) + vr;
+    place_on(v, ce, e, (2.0 * Rc - r1) / r1, box);
+}
+
+// 6. An unbound vesicle moves out along the membrane normal of its binding
+// site, to unbind_distance outside contact.
+__host__ __device__ __forceinline__ void unbinding_placement(Vesicle& v, int c, double Rc, double u2,
+                                                             double u3, double D, const Box& box,
+                                                             const Args& args) {
+    double ce[3], e[3];
+    EXO_UNROLL
+    for (int a = 0; a < 3; ++a) {
+        ce[a] = EXO_LDG(args.cells.ccenter + 3 * (long long)c + a);
+        e[a] = min_image(v.p[a] - ce[a], box.L[a], box.periodic[a]);
+    }
+    const double r = sqrt(e[0] * e[0] + e[1] * e[1] + e[2] * e[2]);
+    const double f = (Rc + unbind_distance(u2, u3, D, args.run.dt, Rc)) / r;
+    place_on(v, ce, e, f, box);
+    v.state = FREE;
+    v.cell = -1;
+}
+
+// 7. A BOUND vesicle unbinds or is internalized (competing rates).  Returns
+// whether anything changed.
+__host__ __device__ __forceinline__ bool bound_events(Vesicle& v, long long i, double t1, double D,
+                                                      double vr, unsigned int id, unsigned int nn,
+                                                      const Box& box, const Args& args) {
+    const int c = v.cell;
+    const int ty = EXO_LDG(args.cells.ctype + c);
+    const double p_event = EXO_LDG(args.types.type_p_event + ty);
+    if (p_event <= 0.0) return false;
+    const Doubles4 u = uniforms4(id, nn, STREAM_BOUND, args.run.k0, args.run.k1);
+    if (u.v0 >= p_event) return false;
+    const double frac_off = EXO_LDG(args.types.type_frac_off + ty);
+    if (u.v1 >= frac_off) {
+        v.state = INTERNALIZED;
+        args.ves.internalized_time[i] = t1;
+        return true;
+    }
+    // unbind, unless the release counts as rebinding within the step
+    // (u1/frac_off is uniform; surface.release_fraction)
+    const double Rc = EXO_LDG(args.cells.cradius + c) + vr;
+    if (u.v1 >= frac_off * release_fraction(EXO_LDG(args.types.type_kappa + ty), D, args.run.dt, Rc))
+        return true;  // rebound within the step: nothing moved
+    unbinding_placement(v, c, Rc, u.v2, u.v3, D, box, args);
+    return true;
+}
+
+// 8. Cleared in the medium with probability pcl = 1 − exp(−k_clear dt).
+__host__ __device__ __forceinline__ bool clearance(Vesicle& v, double pcl, unsigned int id,
+                                                   unsigned int nn, ContactUniforms& u,
+                                                   const Args& args) {
+    if (!(pcl > 0.0)) return false;
+    u.draw(id, nn, args.run);
+    if (!(u.ur < pcl)) return false;
+    v.state = CLEARED;
+    return true;
+}
+
+// 9. A PENDING vesicle is born (FREE) at the end of its birth step.
+__host__ __device__ __forceinline__ bool births(Vesicle& v, long long i, long long n, const Args& args) {
+    if (EXO_LDG(args.par.birth_step + i) > n) return false;
+    v.state = FREE;
+    return true;
+}
+
+// -- the loop -------------------------------------------------------------------
+
 // Advance vesicle i through steps n0..n1-1 (step n takes t_n = n·dt to t_{n+1}).
 // Returns whether anything changed (a bound or pending vesicle often waits
 // out the whole launch, and then need not be written back).
 __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long n0, long long n1,
-                                                         Vesicle& v, const VesicleArrays& A,
-                                                         const Tables& T) {
-    const double dt = T.dt;
+                                                         Vesicle& v, const Args& args) {
+    const double dt = args.run.dt;
     const unsigned int id = (unsigned int)i;  // counter word 0
 
     // Loop invariants, hoisted: the same values Numba recomputes every step.
-    Domain dom;
+    Box box;
     EXO_UNROLL
     for (int a = 0; a < 3; ++a) {
-        dom.L[a] = EXO_LDG(T.box + a);
-        dom.periodic[a] = EXO_LDG(T.face_kind + 2 * a) == PERIODIC;
+        box.L[a] = EXO_LDG(args.dom.box + a);
+        box.periodic[a] = EXO_LDG(args.dom.face_kind + 2 * a) == PERIODIC;
     }
     EXO_UNROLL
-    for (int f = 0; f < 6; ++f) dom.absorb[f] = EXO_LDG(T.face_kind + f) == ABSORB;
-    const double D = EXO_LDG(T.diffusion + i);
-    const double s = EXO_LDG(T.sigma + i);
-    const double vr = EXO_LDG(T.vradius + i);
+    for (int f = 0; f < 6; ++f) box.absorb[f] = EXO_LDG(args.dom.face_kind + f) == ABSORB;
+    const double D = EXO_LDG(args.par.diffusion + i);
+    const double s = EXO_LDG(args.par.sigma + i);
+    const double vr = EXO_LDG(args.par.vradius + i);
     const double Ddt = D * dt;
     const double far = BRIDGE_CUTOFF * Ddt * (1.0 + 0x1p-40);
-    const double drift[3] = {EXO_LDG(T.flow + 0) * dt, EXO_LDG(T.flow + 1) * dt,
-                             (EXO_LDG(T.flow + 2) - EXO_LDG(T.settling + i)) * dt};
-    const double pcl = EXO_LDG(T.p_clear + EXO_LDG(T.species + i));
+    const double drift[3] = {EXO_LDG(args.dom.flow + 0) * dt, EXO_LDG(args.dom.flow + 1) * dt,
+                             (EXO_LDG(args.dom.flow + 2) - EXO_LDG(args.par.settling + i)) * dt};
+    const double pcl = EXO_LDG(args.par.p_clear + EXO_LDG(args.par.species + i));
     bool changed = false;
 
     for (long long n = n0; n < n1; ++n) {
@@ -268,139 +410,42 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
         const double t1 = (double)(n + 1) * dt;
         const unsigned int nn = (unsigned int)n;  // counter word 1
         if (st == PENDING) {
-            if (EXO_LDG(T.birth_step + i) <= n) {
-                v.state = FREE;
-                changed = true;
-            }
+            changed |= births(v, i, n, args);
             continue;
         }
         if (st == BOUND) {
-            const int c = v.cell;
-            const int ty = EXO_LDG(T.ctype + c);
-            const double p_event = EXO_LDG(T.t_p_event + ty);
-            if (p_event <= 0.0) continue;
-            const Doubles4 u = uniforms4(id, nn, STREAM_BOUND, T.k0, T.k1);
-            if (u.v0 >= p_event) continue;
-            changed = true;
-            if (u.v1 >= EXO_LDG(T.t_frac_off + ty)) {
-                v.state = INTERNALIZED;
-                A.t_internalized[i] = t1;
-                break;
-            }
-            // unbind, unless the release counts as rebinding within the step
-            // (u1/frac_off is uniform; surface.release_fraction)
-            const double Rc = EXO_LDG(T.cradius + c) + vr;
-            if (u.v1 >= EXO_LDG(T.t_frac_off + ty) *
-                            release_fraction(EXO_LDG(T.t_kappa + ty), D, dt, Rc))
-                continue;
-            // move out along the membrane normal of the binding site
-            double ce[3], e[3];
-            EXO_UNROLL
-            for (int a = 0; a < 3; ++a) {
-                ce[a] = EXO_LDG(T.ccenter + 3 * (long long)c + a);
-                e[a] = min_image(v.p[a] - ce[a], dom.L[a], dom.periodic[a]);
-            }
-            const double r = sqrt(e[0] * e[0] + e[1] * e[1] + e[2] * e[2]);
-            const double f = (Rc + unbind_distance(u.v2, u.v3, D, dt, Rc)) / r;
-            place_on(v, ce, e, f, dom);
-            v.state = FREE;
-            v.cell = -1;
+            changed |= bound_events(v, i, t1, D, vr, id, nn, box, args);
             continue;
         }
 
-        // FREE.  1. displacement
         changed = true;
-        const Doubles4 z = normals4(id, nn, STREAM_DIFFUSE, T.k0, T.k1);
-        const double p0[3] = {v.p[0], v.p[1], v.p[2]};
-        v.p[0] = p0[0] + (s * z.v0 + drift[0]);
-        v.p[1] = p0[1] + (s * z.v1 + drift[1]);
-        v.p[2] = p0[2] + (s * z.v2 + drift[2]);
-
+        double p0[3];
+        displacement(v, p0, s, drift, id, nn, args.run);
         ContactUniforms u = {false, 0.0, 0.0, 0.0, 0.0};
 
-        // 2. domain faces, axis by axis; an absorbed vesicle stops there (its
-        // later axes keep their unfolded values, as in Numba)
-        if (cross_faces<0>(v, A.t_exit + i, p0[0], D, Ddt, far, t1, id, nn, u, dom, T) ||
-            cross_faces<1>(v, A.t_exit + i, p0[1], D, Ddt, far, t1, id, nn, u, dom, T) ||
-            cross_faces<2>(v, A.t_exit + i, p0[2], D, Ddt, far, t1, id, nn, u, dom, T))
+        // an absorbed vesicle stops at its axis (its later axes keep their
+        // unfolded values, as in Numba)
+        if (cross_faces<0>(v, i, p0[0], t1, D, Ddt, far, id, nn, u, box, args) ||
+            cross_faces<1>(v, i, p0[1], t1, D, Ddt, far, id, nn, u, box, args) ||
+            cross_faces<2>(v, i, p0[2], t1, D, Ddt, far, id, nn, u, box, args))
             break;
 
-        // 3. cells near the end point
-        if (T.n_gitems > 0) {
-            const long long b = bin_of(v.p, T);
-            int hit = -1;
+        if (args.grid.n_gitems > 0) {
             double e[3] = {0.0, 0.0, 0.0};
             double ce[3] = {0.0, 0.0, 0.0};
             double r1 = 0.0, d1 = 0.0;
-            // cells farther than this from their contact sphere are out of
-            // reach this step (constants.FAR_SIGMAS): no square root for them
-            const double sx = v.p[0] - p0[0], sy = v.p[1] - p0[1], sz = v.p[2] - p0[2];
-            const double margin = sqrt(sx * sx + sy * sy + sz * sz) + FAR_SIGMAS * sqrt(Ddt) + 1e-12;
-            const long long kend = EXO_LDG(T.gstart + b + 1);
-            for (long long k = EXO_LDG(T.gstart + b); k < kend; ++k) {
-                const int c = EXO_LDG(T.gitems + k);
-                const double Rc = EXO_LDG(T.cradius + c) + vr;
-                EXO_UNROLL
-                for (int a = 0; a < 3; ++a) {
-                    ce[a] = EXO_LDG(T.ccenter + 3 * (long long)c + a);
-                    e[a] = min_image(v.p[a] - ce[a], dom.L[a], dom.periodic[a]);
-                }
-                const double r2 = e[0] * e[0] + e[1] * e[1] + e[2] * e[2];
-                if (r2 > (Rc + margin) * (Rc + margin)) continue;
-                r1 = sqrt(r2);
-                d1 = r1 - Rc;
-                if (d1 <= 0.0) {
-                    hit = c;
-                    break;
-                }
-                double q[3];
-                EXO_UNROLL
-                for (int a = 0; a < 3; ++a) q[a] = min_image(p0[a] - ce[a], dom.L[a], dom.periodic[a]);
-                const double d0 = sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2]) - Rc;
-                const double pc = d0 <= 0.0 ? 1.0 : bridge(d0, d1, Ddt, far);
-                if (pc > 0.0) {
-                    u.draw(id, nn, T);
-                    if (u.uc < pc) {
-                        hit = c;
-                        break;
-                    }
-                    u.uc = (u.uc - pc) / (1.0 - pc);
-                }
-            }
-            if (hit >= 0) {
-                const int c = hit;  // e, ce, r1, d1 hold this cell's values
-                const int ty = EXO_LDG(T.ctype + c);
-                const double Rc = EXO_LDG(T.cradius + c) + vr;
-                double pb = binding_probability(EXO_LDG(T.t_kappa + ty), D, dt, Rc);
-                const long long cap = EXO_LDG(T.t_capacity + ty);
-                if (cap > 0) {
-                    const double free_frac = 1.0 - (double)EXO_LDG(T.bound_count + c) / (double)cap;
-                    pb = free_frac > 0.0 ? pb * free_frac : 0.0;
-                }
-                u.draw(id, nn, T);
+            const int c = contact(v, p0, vr, Ddt, far, id, nn, u, e, ce, r1, d1, box, args);
+            if (c >= 0) {
                 if (r1 == 0.0) {  // end point at the centre: any normal will do
                     e[2] = 1.0;
                     r1 = 1.0;
                 }
-                if (u.ub < pb) {
-                    place_on(v, ce, e, Rc / r1, dom);
-                    v.state = BOUND;
-                    v.cell = c;
-                    if (A.t_bound[i] != A.t_bound[i]) A.t_bound[i] = t1;  // NaN: first binding
-                    continue;
-                }
-                if (d1 < 0.0) place_on(v, ce, e, (2.0 * Rc - r1) / r1, dom);  // inside, not bound: mirror
+                if (binding(v, i, c, t1, e, ce, r1, D, vr, id, nn, u, box, args)) continue;
+                if (d1 < 0.0) reflection(v, c, e, ce, r1, vr, box, args);
             }
         }
 
-        // 4. clearance in the medium
-        if (pcl > 0.0) {
-            u.draw(id, nn, T);
-            if (u.ur < pcl) {
-                v.state = CLEARED;
-                break;
-            }
-        }
+        if (clearance(v, pcl, id, nn, u, args)) break;
     }
     return changed;
 }
@@ -409,7 +454,8 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
 // changed.  Vesicles in a final state are neither read nor written: with one
 // launch per step (finite capacity) the memory traffic is the cost.
 __host__ __device__ __forceinline__ void advance_one(long long i, long long n0, long long n1,
-                                                     const VesicleArrays& A, const Tables& T) {
+                                                     const Args& args) {
+    const Vesicles& A = args.ves;
     const int st = A.state[i];
     if (st == INTERNALIZED || st == EXITED || st == CLEARED) return;
     Vesicle v;
@@ -421,7 +467,7 @@ __host__ __device__ __forceinline__ void advance_one(long long i, long long n0, 
     v.image[2] = A.iz[i];
     v.state = st;
     v.cell = A.cell[i];
-    if (!advance_vesicle(i, n0, n1, v, A, T)) return;
+    if (!advance_vesicle(i, n0, n1, v, args)) return;
     A.px[i] = v.p[0];
     A.py[i] = v.p[1];
     A.pz[i] = v.p[2];
@@ -437,32 +483,26 @@ __host__ __device__ __forceinline__ void advance_one(long long i, long long n0, 
 // The entry points' parameter list, shared by the CUDA kernel
 // (exodiff_step.cu) and the host harness (host_harness.cpp) so that one
 // Python argument builder (exodiff/backend_cuda.py: launch_args) serves both:
-// KERNEL_ARGS in order, positions and images split by axis, plus the counts.
-#define EXO_ADVANCE_PARAMS                                                                        \
-    long long n_vesicles, long long n0, long long n1, double dt, unsigned int k0, unsigned int k1, \
-        double *__restrict__ px, double *__restrict__ py, double *__restrict__ pz,                \
-        int *__restrict__ ix, int *__restrict__ iy, int *__restrict__ iz,                         \
-        signed char *__restrict__ state, int *__restrict__ cell, double *__restrict__ t_bound,    \
-        double *__restrict__ t_internalized, double *__restrict__ t_exit,                         \
-        const double *__restrict__ diffusion, const double *__restrict__ sigma,                   \
-        const double *__restrict__ settling, const double *__restrict__ vradius,                  \
-        const int *__restrict__ species, const long long *__restrict__ birth_step,                \
-        const double *__restrict__ p_clear, const double *__restrict__ box,                       \
-        const int *__restrict__ face_kind, double face_kappa, const double *__restrict__ flow,    \
-        const double *__restrict__ ccenter, const double *__restrict__ cradius,                   \
-        const int *__restrict__ ctype, const long long *__restrict__ bound_count,                 \
-        const double *__restrict__ t_kappa, const long long *__restrict__ t_capacity,             \
-        const double *__restrict__ t_p_event, const double *__restrict__ t_frac_off,              \
-        const double *__restrict__ bin_size, const long long *__restrict__ nbins,                 \
-        const long long *__restrict__ gstart, const int *__restrict__ gitems, long long n_gitems
+// the vesicle count and the step range, every container's fields in order,
+// and the grid's item count.
+#define EXO_PARAM_P(T, name) , T* __restrict__ name
+#define EXO_PARAM_S(T, name) , T name
+#define EXO_ADVANCE_PARAMS                                                                   \
+    long long n_vesicles, long long n0, long long n1 EXO_RUN(EXO_PARAM_P, EXO_PARAM_S)     \
+        EXO_VESICLES(EXO_PARAM_P, EXO_PARAM_S) EXO_VESICLE_PARAMS(EXO_PARAM_P, EXO_PARAM_S) \
+        EXO_DOMAIN(EXO_PARAM_P, EXO_PARAM_S) EXO_CELLS(EXO_PARAM_P, EXO_PARAM_S)            \
+        EXO_CELL_TYPES(EXO_PARAM_P, EXO_PARAM_S) EXO_GRID(EXO_PARAM_P, EXO_PARAM_S),       \
+        long long n_gitems
 
-// Build the two structs from those parameters (inside an entry point).
-#define EXO_ADVANCE_STRUCTS                                                                      \
-    const exo::VesicleArrays A = {px, py, pz, ix, iy, iz, state, cell,                          \
-                                  t_bound, t_internalized, t_exit};                             \
-    const exo::Tables T = {dt, k0, k1, diffusion, sigma, settling, vradius, species, birth_step, \
-                           p_clear, box, face_kind, face_kappa, flow, ccenter, cradius, ctype,   \
-                           bound_count, t_kappa, t_capacity, t_p_event, t_frac_off, bin_size,    \
-                           nbins, gstart, gitems, n_gitems}
+// The containers from those parameters (inside an entry point).
+#define EXO_INIT(T, name) name,
+#define EXO_ADVANCE_ARGS                                                                     \
+    const exo::Args args = {{EXO_RUN(EXO_INIT, EXO_INIT)},                                   \
+                            {EXO_VESICLES(EXO_INIT, EXO_INIT)},                              \
+                            {EXO_VESICLE_PARAMS(EXO_INIT, EXO_INIT)},                        \
+                            {EXO_DOMAIN(EXO_INIT, EXO_INIT)},                                \
+                            {EXO_CELLS(EXO_INIT, EXO_INIT)},                                 \
+                            {EXO_CELL_TYPES(EXO_INIT, EXO_INIT)},                            \
+                            {EXO_GRID(EXO_INIT, EXO_INIT) n_gitems}}
 
 #endif  // EXODIFF_STEP_CUH

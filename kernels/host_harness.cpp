@@ -12,8 +12,8 @@
 #include "exodiff_step.cuh"
 
 extern "C" void advance_f64(EXO_ADVANCE_PARAMS) {
-    EXO_ADVANCE_STRUCTS;
-    for (long long i = 0; i < n_vesicles; ++i) exo::advance_one(i, n0, n1, A, T);
+    EXO_ADVANCE_ARGS;
+    for (long long i = 0; i < n_vesicles; ++i) exo::advance_one(i, n0, n1, args);
 }
 
 extern "C" void count_bound(long long n_vesicles, const signed char* state, const int* cell,

@@ -6,18 +6,16 @@ words.  exodiff uses counter = (vesicle id, step, stream, 0) and key = seed
 (low word, high word), so every number is a pure function of what it is for:
 the same on every backend, thread count, chunking and after a resume.
 
-Two twins with the same arithmetic: ``philox4x32`` (scalar, Numba) for the
-kernels and ``philox4x32_np`` (vectorized NumPy) for setup and the reference.
+Two twins with the same arithmetic: ``philox4x32_np`` (vectorized NumPy,
+here) for setup and the reference, and ``philox4x32`` (scalar, Numba, in
+kernels/philox_numba.py) for the kernels.  This module imports no Numba, so
+the NumPy reference runs without it.
 Normals come from Box–Muller with polynomial log and cos/sin (below), so the
 twins agree bit for bit without relying on libm, and a loop of them vectorizes.
 """
 import math
 
-import numba
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic
 
 # Stream ids: the third counter word.  Listed once, here (as HOOMD's
 # RNGIdentifiers.h does), and mirrored in kernels/exodiff_rng.cuh.
@@ -37,52 +35,13 @@ MASK32 = 0xFFFFFFFF
 TWO_PI = 2.0 * math.pi
 INV_2_32 = 1.0 / 4294967296.0
 
-_M0 = np.uint64(M0)
-_M1 = np.uint64(M1)
-_W0 = np.uint64(W0)
-_W1 = np.uint64(W1)
-_MASK = np.uint64(MASK32)
-_S32 = np.uint64(32)
-
-
-@numba.njit(cache=True, inline="always")
-def philox4x32(c0, c1, c2, c3, k0, k1):
-    """Philox4x32-10 of counter (c0..c3) and key (k0, k1), all uint32 values
-    carried in uint64; returns four uint64 holding 32-bit words."""
-    c0 = np.uint64(c0)
-    c1 = np.uint64(c1)
-    c2 = np.uint64(c2)
-    c3 = np.uint64(c3)
-    k0 = np.uint64(k0)
-    k1 = np.uint64(k1)
-    for r in range(10):
-        p0 = _M0 * c0
-        p1 = _M1 * c2
-        hi0 = p0 >> _S32
-        lo0 = p0 & _MASK
-        hi1 = p1 >> _S32
-        lo1 = p1 & _MASK
-        c0 = hi1 ^ c1 ^ k0
-        c1 = lo1
-        c2 = hi0 ^ c3 ^ k1
-        c3 = lo0
-        if r < 9:
-            k0 = (k0 + _W0) & _MASK
-            k1 = (k1 + _W1) & _MASK
-    return c0, c1, c2, c3
-
-
-@numba.njit(cache=True, inline="always")
-def to_uniform(x):
-    """32-bit word -> uniform double in (0, 1), never 0 or 1."""
-    return (np.float64(x) + 0.5) * INV_2_32
-
-
-@numba.njit(cache=True, inline="always")
-def uniforms4(c0, c1, c2, k0, k1):
-    """Four uniforms in (0, 1) from counter (c0, c1, c2, 0)."""
-    x0, x1, x2, x3 = philox4x32(c0, c1, c2, 0, k0, k1)
-    return to_uniform(x0), to_uniform(x1), to_uniform(x2), to_uniform(x3)
+# The same constants as uint64, for the 64-bit products of the rounds.
+M0_U64 = np.uint64(M0)
+M1_U64 = np.uint64(M1)
+W0_U64 = np.uint64(W0)
+W1_U64 = np.uint64(W1)
+MASK32_U64 = np.uint64(MASK32)
+SHIFT32_U64 = np.uint64(32)
 
 
 # -- log and cos/sin for Box–Muller as plain polynomials ----------------------
@@ -108,110 +67,26 @@ S1, S2, S3, S4, S5, S6, S7, S8 = _SIN
 C1, C2, C3, C4, C5, C6, C7, C8, C9 = _COS
 
 
-@intrinsic
-def _bits_of(typingctx, x):
-    """int64 with the bits of float64 x."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.IntType(64))
-    return types.int64(types.float64), codegen
-
-
-@intrinsic
-def _float_of(typingctx, bits):
-    """float64 with the bits of int64 `bits`."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-    return types.float64(types.int64), codegen
-
-
-@numba.njit(cache=True, inline="always")
-def poly_log(x):
-    """Natural log of a positive normal float64."""
-    ix = _bits_of(x)
-    e = (ix - np.int64(SQRT_HALF_BITS)) >> np.int64(52)
-    m = _float_of(ix - (e << np.int64(52)))
-    f = (m - 1.0) / (m + 1.0)
-    f2 = f * f
-    p = A11
-    p = p * f2 + A10
-    p = p * f2 + A9
-    p = p * f2 + A8
-    p = p * f2 + A7
-    p = p * f2 + A6
-    p = p * f2 + A5
-    p = p * f2 + A4
-    p = p * f2 + A3
-    p = p * f2 + A2
-    p = p * f2 + A1
-    fe = np.float64(np.int32(e))
-    return fe * LN2_HI + (2.0 * f + (2.0 * f * f2 * p + fe * LN2_LO))
-
-
-@numba.njit(cache=True, inline="always")
-def poly_cos_sin_2pi(u):
-    """(cos 2πu, sin 2πu) for u in [0, 1): quarter turn q = round(4u) and
-    |x| = |2π(u − q/4)| ≤ π/4, then a branch-free rotation by q quarter turns
-    (multiplying by 0 and ±1 is exact)."""
-    q = np.int32(4.0 * u + 0.5)
-    x = TWO_PI * (u - 0.25 * np.float64(q))
-    x2 = x * x
-    s = S8
-    s = s * x2 + S7
-    s = s * x2 + S6
-    s = s * x2 + S5
-    s = s * x2 + S4
-    s = s * x2 + S3
-    s = s * x2 + S2
-    s = s * x2 + S1
-    s = x + x * x2 * s
-    c = C9
-    c = c * x2 + C8
-    c = c * x2 + C7
-    c = c * x2 + C6
-    c = c * x2 + C5
-    c = c * x2 + C4
-    c = c * x2 + C3
-    c = c * x2 + C2
-    c = c * x2 + C1
-    c = 1.0 + x2 * c
-    swap = np.float64(q & np.int32(1))
-    sign = 1.0 - 2.0 * np.float64((q >> np.int32(1)) & np.int32(1))
-    return (c * (1.0 - swap) - s * swap) * sign, (s * (1.0 - swap) + c * swap) * sign
-
-
-@numba.njit(cache=True, inline="always")
-def normals4(c0, c1, c2, k0, k1):
-    """Four standard normals from counter (c0, c1, c2, 0) by Box–Muller on
-    the pairs (u0, u1) and (u2, u3)."""
-    u0, u1, u2, u3 = uniforms4(c0, c1, c2, k0, k1)
-    r0 = math.sqrt(-2.0 * poly_log(u0))
-    r1 = math.sqrt(-2.0 * poly_log(u2))
-    cos0, sin0 = poly_cos_sin_2pi(u1)
-    cos1, sin1 = poly_cos_sin_2pi(u3)
-    return r0 * cos0, r0 * sin0, r1 * cos1, r1 * sin1
-
-
 def seed_key(seed):
     """Split a 64-bit seed into the Philox key words (k0 = low, k1 = high)."""
     seed = int(seed) & 0xFFFFFFFFFFFFFFFF
     return seed & MASK32, seed >> 32
 
 
-# ---------------------------------------------------------------- NumPy twin
 def philox4x32_np(c0, c1, c2, c3, k0, k1):
     """Vectorized Philox4x32-10: counters broadcast as arrays; returns four
     uint64 arrays of 32-bit words."""
-    c0, c1, c2, c3 = (np.asarray(c, dtype=np.uint64) & _MASK for c in (c0, c1, c2, c3))
+    c0, c1, c2, c3 = (np.asarray(c, dtype=np.uint64) & MASK32_U64 for c in (c0, c1, c2, c3))
     c0, c1, c2, c3 = np.broadcast_arrays(c0, c1, c2, c3)
     k0 = np.uint64(k0)
     k1 = np.uint64(k1)
     for r in range(10):
-        p0 = _M0 * c0
-        p1 = _M1 * c2
-        c0, c1, c2, c3 = (p1 >> _S32) ^ c1 ^ k0, p1 & _MASK, (p0 >> _S32) ^ c3 ^ k1, p0 & _MASK
+        p0 = M0_U64 * c0
+        p1 = M1_U64 * c2
+        c0, c1, c2, c3 = (p1 >> SHIFT32_U64) ^ c1 ^ k0, p1 & MASK32_U64, (p0 >> SHIFT32_U64) ^ c3 ^ k1, p0 & MASK32_U64
         if r < 9:
-            k0 = (k0 + _W0) & _MASK
-            k1 = (k1 + _W1) & _MASK
+            k0 = (k0 + W0_U64) & MASK32_U64
+            k1 = (k1 + W1_U64) & MASK32_U64
     return c0, c1, c2, c3
 
 
@@ -263,3 +138,4 @@ def normals4_np(c0, c1, c2, k0, k1):
     cos0, sin0 = poly_cos_sin_2pi_np(u1)
     cos1, sin1 = poly_cos_sin_2pi_np(u3)
     return r0 * cos0, r0 * sin0, r1 * cos1, r1 * sin1
+

@@ -1,30 +1,41 @@
 """The vesicle step as a Numba CPU kernel.
 
-Twin of ``step_numpy.py`` (the reference): the same operations in the same
-order, so both give bit-identical results for a seed (DESIGN §2).  One call
-``advance(...)`` moves every vesicle from step n0 to n1; step n takes the
-system from t_n = n·dt to t_{n+1}.
+Twin of ``step_numpy.py`` (the reference) and of exodiff_step.cuh: the same
+stage functions with the same names in the same order (``_name`` here and in
+NumPy, ``name`` in CUDA), the same operations in the same order inside, so
+all three give bit-identical results for a seed (DESIGN §2).  One call
+``advance(n0, n1, args)`` moves every vesicle from step n0 to n1 (step n takes
+the system from t_n = n·dt to t_{n+1}); ``args`` is a ``state.StepArgs``.
 
 Per FREE vesicle and step (DESIGN §1):
- 1. Gaussian displacement √(2D dt)·ξ + drift·dt (ξ from STREAM_DIFFUSE);
- 2. domain faces: periodic wrap, mirror reflection, or absorption on contact
-    (end beyond the face, or a Brownian-bridge crossing within the step);
- 3. cells listed in the grid bin of the end point: contact when the end point
-    is within R_cell + r_vesicle, or with the bridge probability
-    exp(−d1·d2/(D dt)) against the tangent plane; the first contact binds with
-    P(κ, D, dt)·(free receptor fraction), otherwise the vesicle is reflected;
- 4. clearance with probability 1 − exp(−k_clear dt).
-A BOUND vesicle unbinds or is internalized (competing first-order rates); an
-unbinding releases it with ``release_fraction`` (else it rebinds within the
-step), placing it outside contact at ``unbind_distance``.
-A PENDING vesicle becomes FREE at the end of its birth step.
+ 1. displacement: √(2D dt)·ξ + drift·dt (ξ from STREAM_DIFFUSE);
+ 2. faces: periodic wrap, mirror reflection, or absorption on contact (end
+    beyond the face, or a Brownian-bridge crossing within the step);
+ 3. contact: the cells listed in the grid bin of the end point; contact when
+    the end point is within R_cell + r_vesicle, or with the bridge probability
+    exp(−d0·d1/(D dt)) against the tangent plane;
+ 4. binding: the first contact binds with P(κ, D, dt)·(free receptor
+    fraction), 5. reflection: otherwise an end point inside is mirrored;
+ 8. clearance with probability 1 − exp(−k_clear dt).
+A BOUND vesicle (7. bound-state events) unbinds or is internalized (competing
+first-order rates); an unbinding releases it with ``release_fraction`` (else it
+rebinds within the step), 6. placing it outside contact at ``unbind_distance``.
+A PENDING vesicle becomes FREE at the end of its birth step (9. births).
 
 Each block of vesicles runs step by step: the block's normals first, in a
 loop free of branches and libm calls (philox.normals4 uses polynomials) that
-the compiler turns into SIMD code, then the vesicles' steps.
+the compiler turns into SIMD code, then the vesicles' steps.  The stages are
+inlined into that loop (``inline="always"``, in Numba's IR): a call passing
+the containers would cost ~0.4 µs, more than the step itself.  The loop is
+compiled without Numba's reference counting (``_nrt=False``, so it allocates
+nothing: its work arrays come from ``_scratch``): every read of a container's
+field would otherwise take and drop a reference to the array, atomic
+operations that made the step 2.5 times slower with cells (bench S2, S3).
 
 Uniforms for contacts are drawn lazily (only in steps that need them); being
-counter-based they are the same numbers the reference draws every step.
+counter-based they are the same numbers the reference draws every step.  They
+travel as ``u = (drawn, uf, uc, ub, ur)``: faces, cell contact, binding,
+clearance.
 """
 import math
 
@@ -32,18 +43,21 @@ import numba
 import numpy as np
 
 from .constants import (ABSORB, BOUND, BRIDGE_CUTOFF, CLEARED, EXITED, FAR_SIGMAS, FREE,
-                        INTERNALIZED, KERNEL_ARGS, PENDING, PERIODIC)
-from .philox import (STREAM_BOUND, STREAM_CONTACT, STREAM_DIFFUSE, normals4,
-                     uniforms4)
+                        INTERNALIZED, PENDING, PERIODIC)
+from .philox import STREAM_BOUND, STREAM_CONTACT, STREAM_DIFFUSE
+from .philox_numba import normals4, uniforms4
 from .surface import binding_probability, release_fraction, unbind_distance
 
+inline = numba.njit(cache=True, inline="always")
 
-@numba.njit(cache=True, inline="always")
-def _fold(i, a, x, box, face_kind, image):
+
+# -- helpers ------------------------------------------------------------------------
+@inline
+def _fold(i, a, x, dom, image):
     """Bring coordinate x of vesicle i on axis a back into the box: wrap on a
     periodic axis (counting images), mirror on a closed one."""
-    L = box[a]
-    if face_kind[2 * a] == PERIODIC:
+    L = dom.box[a]
+    if dom.face_kind[2 * a] == PERIODIC:
         if x < 0.0 or x >= L:
             k = math.floor(x / L)
             x = x - k * L
@@ -61,321 +75,352 @@ def _fold(i, a, x, box, face_kind, image):
     return x
 
 
-@numba.njit(cache=True, inline="always")
-def _min_image(e, a, box, face_kind):
+@inline
+def _min_image(e, a, dom):
     """Separation e along axis a under the minimum-image convention."""
-    if face_kind[2 * a] == PERIODIC:
-        L = box[a]
+    if dom.face_kind[2 * a] == PERIODIC:
+        L = dom.box[a]
         return e - L * math.floor(e / L + 0.5)
     return e
 
 
-@numba.njit(cache=True, inline="always")
-def _bin_of(x, y, z, bin_size, nbins):
-    ix = min(max(int(math.floor(x / bin_size[0])), 0), nbins[0] - 1)
-    iy = min(max(int(math.floor(y / bin_size[1])), 0), nbins[1] - 1)
-    iz = min(max(int(math.floor(z / bin_size[2])), 0), nbins[2] - 1)
-    return (ix * nbins[1] + iy) * nbins[2] + iz
+@inline
+def _bridge(d0, d1, Ddt):
+    """Brownian-bridge crossing probability exp(−d0·d1/(D dt)) for two ends
+    outside contact, 0 beyond the cutoff."""
+    arg = d0 * d1 / Ddt
+    return math.exp(-arg) if arg < BRIDGE_CUTOFF else 0.0
 
 
-@numba.njit(cache=True, error_model="numpy")
-def advance_block(i0, i1, n0, n1, dt, k0, k1,
-                  pos, image, state, cell, t_bound, t_internalized, t_exit,
-                  diffusion, sigma, settling, vradius, species, birth_step, p_clear,
-                  box, face_kind, face_kappa, flow,
-                  ccenter, cradius, ctype, bound_count,
-                  t_kappa, t_capacity, t_p_event, t_frac_off,
-                  bin_size, nbins, gstart, gitems):
+@inline
+def _bin_of(x, y, z, grid):
+    ix = min(max(int(math.floor(x / grid.bin_size[0])), 0), grid.nbins[0] - 1)
+    iy = min(max(int(math.floor(y / grid.bin_size[1])), 0), grid.nbins[1] - 1)
+    iz = min(max(int(math.floor(z / grid.bin_size[2])), 0), grid.nbins[2] - 1)
+    return (ix * grid.nbins[1] + iy) * grid.nbins[2] + iz
+
+
+@inline
+def _place_on(i, c, ex, ey, ez, f, ves, dom, cells):
+    """Vesicle i at the centre of cell c plus f·(ex, ey, ez), folded into the box."""
+    ves.pos[i, 0] = _fold(i, 0, cells.ccenter[c, 0] + ex * f, dom, ves.image)
+    ves.pos[i, 1] = _fold(i, 1, cells.ccenter[c, 1] + ey * f, dom, ves.image)
+    ves.pos[i, 2] = _fold(i, 2, cells.ccenter[c, 2] + ez * f, dom, ves.image)
+
+
+@inline
+def _contact_uniforms(u, i, n, run):
+    """The STREAM_CONTACT uniforms of step n, drawn on first need."""
+    if u[0]:
+        return u
+    uf, uc, ub, ur = uniforms4(i, n, STREAM_CONTACT, run.k0, run.k1)
+    return (True, uf, uc, ub, ur)
+
+
+# -- the stages, in the order of the twins ---------------------------------------------
+@inline
+def _displacement(i, z0, z1, z2, run, ves, par, dom):
+    """1. Gaussian step plus drift; returns the start point."""
+    dt = run.dt
+    s = par.sigma[i]
+    p0x = ves.pos[i, 0]
+    p0y = ves.pos[i, 1]
+    p0z = ves.pos[i, 2]
+    ves.pos[i, 0] = p0x + (s * z0 + dom.flow[0] * dt)
+    ves.pos[i, 1] = p0y + (s * z1 + dom.flow[1] * dt)
+    ves.pos[i, 2] = p0z + (s * z2 + (dom.flow[2] - par.settling[i]) * dt)
+    return p0x, p0y, p0z
+
+
+@inline
+def _cross_faces(i, a, x0, n, t1, D, Ddt, u, run, ves, dom):
+    """2. On axis a, from start coordinate x0: wrap, mirror, or absorb at
+    the faces.  Returns (exited, u)."""
+    L = dom.box[a]
+    x = ves.pos[i, a]
+    if dom.face_kind[2 * a] == PERIODIC:
+        ves.pos[i, a] = _fold(i, a, x, dom, ves.image)
+        return False, u
+    for side in range(2):
+        if side == 0:
+            d0 = x0
+            d1 = x
+        else:
+            d0 = L - x0
+            d1 = L - x
+        if dom.face_kind[2 * a + side] == ABSORB:
+            pc = 1.0 if d1 <= 0.0 or d0 <= 0.0 else _bridge(d0, d1, Ddt)
+            if pc > 0.0:
+                pa = pc * binding_probability(dom.face_kappa, D, run.dt, math.inf)
+                if pa > 0.0:
+                    u = _contact_uniforms(u, i, n, run)
+                    if u[1] < pa:
+                        ves.state[i] = EXITED
+                        ves.exit_time[i] = t1
+                        ves.pos[i, a] = 0.0 if side == 0 else L  # on the face
+                        return True, u
+                    u = (u[0], (u[1] - pa) / (1.0 - pa), u[2], u[3], u[4])
+        if d1 < 0.0:  # crossed and not absorbed: mirror
+            x = -x if side == 0 else L - (x - L)
+    ves.pos[i, a] = _fold(i, a, x, dom, ves.image)
+    return False, u
+
+
+@inline
+def _contact(i, n, p0x, p0y, p0z, Ddt, u, run, ves, par, dom, cells, grid):
+    """3. The first cell of the end point's bin in contact (at the end point,
+    or crossed within the step).  Returns (cell or -1, ex, ey, ez, r1, d1, u):
+    the end point relative to its centre, their distance and the distance
+    to contact."""
+    b = _bin_of(ves.pos[i, 0], ves.pos[i, 1], ves.pos[i, 2], grid)
+    ex = 0.0
+    ey = 0.0
+    ez = 0.0
+    r1 = 0.0
+    d1 = 0.0
+    # cells farther than this from their contact sphere are out of reach
+    # this step (constants.FAR_SIGMAS): no square root for them
+    sx = ves.pos[i, 0] - p0x
+    sy = ves.pos[i, 1] - p0y
+    sz = ves.pos[i, 2] - p0z
+    margin = math.sqrt(sx * sx + sy * sy + sz * sz) + FAR_SIGMAS * math.sqrt(Ddt) + 1e-12
+    for k in range(grid.gstart[b], grid.gstart[b + 1]):
+        c = grid.gitems[k]
+        Rc = cells.cradius[c] + par.vradius[i]
+        ex = _min_image(ves.pos[i, 0] - cells.ccenter[c, 0], 0, dom)
+        ey = _min_image(ves.pos[i, 1] - cells.ccenter[c, 1], 1, dom)
+        ez = _min_image(ves.pos[i, 2] - cells.ccenter[c, 2], 2, dom)
+        r2 = ex * ex + ey * ey + ez * ez
+        if r2 > (Rc + margin) * (Rc + margin):
+            continue
+        r1 = math.sqrt(r2)
+        d1 = r1 - Rc
+        if d1 <= 0.0:
+            return c, ex, ey, ez, r1, d1, u
+        qx = _min_image(p0x - cells.ccenter[c, 0], 0, dom)
+        qy = _min_image(p0y - cells.ccenter[c, 1], 1, dom)
+        qz = _min_image(p0z - cells.ccenter[c, 2], 2, dom)
+        d0 = math.sqrt(qx * qx + qy * qy + qz * qz) - Rc
+        pc = 1.0 if d0 <= 0.0 else _bridge(d0, d1, Ddt)
+        if pc > 0.0:
+            u = _contact_uniforms(u, i, n, run)
+            if u[2] < pc:
+                return c, ex, ey, ez, r1, d1, u
+            u = (u[0], u[1], (u[2] - pc) / (1.0 - pc), u[3], u[4])
+    return -1, ex, ey, ez, r1, d1, u
+
+
+@inline
+def _binding(i, c, n, t1, ex, ey, ez, r1, D, u, run, ves, par, dom, cells, types):
+    """4. Bind to cell c with P(κ, D, dt) times its free receptor fraction,
+    on its surface along (ex, ey, ez).  Returns (bound, u)."""
+    T = cells.ctype[c]
+    Rc = cells.cradius[c] + par.vradius[i]
+    pb = binding_probability(types.type_kappa[T], D, run.dt, Rc)
+    if types.type_capacity[T] > 0:
+        free = 1.0 - cells.bound_count[c] / types.type_capacity[T]
+        pb = pb * free if free > 0.0 else 0.0
+    u = _contact_uniforms(u, i, n, run)
+    if u[3] < pb:
+        _place_on(i, c, ex, ey, ez, Rc / r1, ves, dom, cells)
+        ves.state[i] = BOUND
+        ves.cell[i] = c
+        if math.isnan(ves.first_bound_time[i]):
+            ves.first_bound_time[i] = t1
+        return True, u
+    return False, u
+
+
+@inline
+def _reflection(i, c, ex, ey, ez, r1, ves, par, dom, cells):
+    """5. An end point inside contact and not bound: mirrored radially."""
+    Rc = cells.cradius[c] + par.vradius[i]
+    _place_on(i, c, ex, ey, ez, (2.0 * Rc - r1) / r1, ves, dom, cells)
+
+
+@inline
+def _unbinding_placement(i, c, Rc, u2, u3, run, ves, par, dom, cells):
+    """6. An unbound vesicle moves out along the membrane normal of its
+    binding site, to ``unbind_distance`` outside contact."""
+    ex = _min_image(ves.pos[i, 0] - cells.ccenter[c, 0], 0, dom)
+    ey = _min_image(ves.pos[i, 1] - cells.ccenter[c, 1], 1, dom)
+    ez = _min_image(ves.pos[i, 2] - cells.ccenter[c, 2], 2, dom)
+    r = math.sqrt(ex * ex + ey * ey + ez * ez)
+    f = (Rc + unbind_distance(u2, u3, par.diffusion[i], run.dt, Rc)) / r
+    _place_on(i, c, ex, ey, ez, f, ves, dom, cells)
+    ves.state[i] = FREE
+    ves.cell[i] = -1
+
+
+@inline
+def _bound_events(i, n, t1, run, ves, par, dom, cells, types):
+    """7. A BOUND vesicle unbinds or is internalized (competing rates)."""
+    c = ves.cell[i]
+    T = cells.ctype[c]
+    if types.type_p_event[T] <= 0.0:
+        return
+    u0, u1, u2, u3 = uniforms4(i, n, STREAM_BOUND, run.k0, run.k1)
+    if u0 >= types.type_p_event[T]:
+        return
+    if u1 >= types.type_frac_off[T]:
+        ves.state[i] = INTERNALIZED
+        ves.internalized_time[i] = t1
+        return
+    # unbind, unless the release counts as rebinding within the step
+    # (u1/frac_off is uniform; surface.release_fraction)
+    Rc = cells.cradius[c] + par.vradius[i]
+    if u1 >= types.type_frac_off[T] * release_fraction(types.type_kappa[T], par.diffusion[i], run.dt, Rc):
+        return
+    _unbinding_placement(i, c, Rc, u2, u3, run, ves, par, dom, cells)
+
+
+@inline
+def _clearance(i, n, u, run, ves, par):
+    """8. Cleared in the medium with probability 1 − exp(−k_clear dt)."""
+    pcl = par.p_clear[par.species[i]]
+    if pcl > 0.0:
+        u = _contact_uniforms(u, i, n, run)
+        if u[4] < pcl:
+            ves.state[i] = CLEARED
+
+
+@inline
+def _births(i, n, ves, par):
+    """9. A PENDING vesicle is born (FREE) at the end of its birth step."""
+    if par.birth_step[i] <= n:
+        ves.state[i] = FREE
+
+
+# -- the loop -----------------------------------------------------------------------
+@numba.njit(cache=True, error_model="numpy", _nrt=False)
+def advance_block(i0, i1, n0, n1, scratch, run, ves, par, dom, cells, types, grid):
     """Advance vesicles i0..i1-1 through steps n0..n1-1: per step, first the
     normals of the block's free vesicles (a branch-free loop the compiler
-    vectorizes), then each vesicle's step.  The step body is written out
-    here rather than in a per-step function: a call passing ~35 arrays costs
-    ~0.4 µs in Numba, more than the step itself."""
+    vectorizes), then each vesicle's stages.  ``scratch``: (free_ids, zx, zy,
+    zz), arrays of at least i1 - i0 elements."""
+    free_ids, zx, zy, zz = scratch
     # an axis without absorbing faces leaves an end point inside [0, L) as it is
-    passive = np.empty(3, dtype=np.bool_)
-    for a in range(3):
-        passive[a] = face_kind[2 * a] != ABSORB and face_kind[2 * a + 1] != ABSORB
-    nb = i1 - i0
-    free_ids = np.empty(nb, dtype=np.int64)
-    zx = np.empty(nb)
-    zy = np.empty(nb)
-    zz = np.empty(nb)
+    passive = (dom.face_kind[0] != ABSORB and dom.face_kind[1] != ABSORB,
+               dom.face_kind[2] != ABSORB and dom.face_kind[3] != ABSORB,
+               dom.face_kind[4] != ABSORB and dom.face_kind[5] != ABSORB)
     for n in range(n0, n1):
-        t1 = (n + 1) * dt
+        t1 = (n + 1) * run.dt
         # the vesicles that move in this step: FREE at its start (a vesicle
         # only changes its own state, so the list stays valid below)
         nfree = 0
         for i in range(i0, i1):
-            if state[i] == FREE:
+            if ves.state[i] == FREE:
                 free_ids[nfree] = i
                 nfree += 1
         for k in range(nfree):
-            z0, z1, z2, _ = normals4(free_ids[k], n, STREAM_DIFFUSE, k0, k1)
+            z0, z1, z2, _ = normals4(free_ids[k], n, STREAM_DIFFUSE, run.k0, run.k1)
             zx[k] = z0
             zy[k] = z1
             zz[k] = z2
         kfree = 0  # FREE vesicles come below in the order of free_ids
         live = 0
         for i in range(i0, i1):
-            st = state[i]
+            st = ves.state[i]
             if st == INTERNALIZED or st == EXITED or st == CLEARED:
                 continue
             live += 1
             if st == PENDING:
-                if birth_step[i] <= n:
-                    state[i] = FREE
+                _births(i, n, ves, par)
                 continue
             if st == BOUND:
-                c = cell[i]
-                T = ctype[c]
-                if t_p_event[T] <= 0.0:
-                    continue
-                u0, u1, u2, u3 = uniforms4(i, n, STREAM_BOUND, k0, k1)
-                if u0 >= t_p_event[T]:
-                    continue
-                if u1 >= t_frac_off[T]:
-                    state[i] = INTERNALIZED
-                    t_internalized[i] = t1
-                    continue
-                # unbind, unless the release counts as rebinding within the
-                # step (u1/frac_off is uniform; surface.release_fraction)
-                Rc = cradius[c] + vradius[i]
-                if u1 >= t_frac_off[T] * release_fraction(t_kappa[T], diffusion[i], dt, Rc):
-                    continue
-                # move out along the membrane normal of the binding site
-                ex = _min_image(pos[i, 0] - ccenter[c, 0], 0, box, face_kind)
-                ey = _min_image(pos[i, 1] - ccenter[c, 1], 1, box, face_kind)
-                ez = _min_image(pos[i, 2] - ccenter[c, 2], 2, box, face_kind)
-                r = math.sqrt(ex * ex + ey * ey + ez * ez)
-                f = (Rc + unbind_distance(u2, u3, diffusion[i], dt, Rc)) / r
-                pos[i, 0] = _fold(i, 0, ccenter[c, 0] + ex * f, box, face_kind, image)
-                pos[i, 1] = _fold(i, 1, ccenter[c, 1] + ey * f, box, face_kind, image)
-                pos[i, 2] = _fold(i, 2, ccenter[c, 2] + ez * f, box, face_kind, image)
-                state[i] = FREE
-                cell[i] = -1
+                _bound_events(i, n, t1, run, ves, par, dom, cells, types)
                 continue
 
-            # FREE.  1. displacement
-            D = diffusion[i]
-            s = sigma[i]
-            Ddt = D * dt
-            p0x = pos[i, 0]
-            p0y = pos[i, 1]
-            p0z = pos[i, 2]
-            pos[i, 0] = p0x + (s * zx[kfree] + flow[0] * dt)
-            pos[i, 1] = p0y + (s * zy[kfree] + flow[1] * dt)
-            pos[i, 2] = p0z + (s * zz[kfree] + (flow[2] - settling[i]) * dt)
+            D = par.diffusion[i]
+            Ddt = D * run.dt
+            p0x, p0y, p0z = _displacement(i, zx[kfree], zy[kfree], zz[kfree], run, ves, par, dom)
             kfree += 1
+            u = (False, 0.0, 0.0, 0.0, 0.0)
 
-            # uniforms of STREAM_CONTACT: faces, cell contact, binding, clearance
-            drawn = False
-            uf = 0.0
-            uc = 0.0
-            ub = 0.0
-            ur = 0.0
-
-            # 2. domain faces
+            exited = False
             for a in range(3):
-                L = box[a]
-                x = pos[i, a]
-                if passive[a] and 0.0 <= x < L:
+                if passive[a] and 0.0 <= ves.pos[i, a] < dom.box[a]:
                     continue
-                if a == 0:
-                    x0 = p0x
-                elif a == 1:
-                    x0 = p0y
-                else:
-                    x0 = p0z
-                if face_kind[2 * a] == PERIODIC:
-                    pos[i, a] = _fold(i, a, x, box, face_kind, image)
-                    continue
-                for side in range(2):
-                    if side == 0:
-                        d0 = x0
-                        d1 = x
-                    else:
-                        d0 = L - x0
-                        d1 = L - x
-                    if face_kind[2 * a + side] == ABSORB:
-                        if d1 <= 0.0 or d0 <= 0.0:
-                            pc = 1.0
-                        else:
-                            arg = d0 * d1 / Ddt
-                            pc = math.exp(-arg) if arg < BRIDGE_CUTOFF else 0.0
-                        if pc > 0.0:
-                            pa = pc * binding_probability(face_kappa, D, dt, math.inf)
-                            if pa > 0.0:
-                                if not drawn:
-                                    uf, uc, ub, ur = uniforms4(i, n, STREAM_CONTACT, k0, k1)
-                                    drawn = True
-                                if uf < pa:
-                                    state[i] = EXITED
-                                    t_exit[i] = t1
-                                    x = 0.0 if side == 0 else L
-                                    break
-                                uf = (uf - pa) / (1.0 - pa)
-                    if d1 < 0.0:  # crossed and not absorbed: mirror
-                        x = -x if side == 0 else L - (x - L)
-                if state[i] == EXITED:
-                    pos[i, a] = x
+                x0 = p0x if a == 0 else (p0y if a == 1 else p0z)
+                exited, u = _cross_faces(i, a, x0, n, t1, D, Ddt, u, run, ves, dom)
+                if exited:  # its later axes keep their unfolded values
                     break
-                pos[i, a] = _fold(i, a, x, box, face_kind, image)
-            if state[i] == EXITED:
+            if exited:
                 continue
 
-            # 3. cells near the end point
-            if gitems.size > 0:
-                b = _bin_of(pos[i, 0], pos[i, 1], pos[i, 2], bin_size, nbins)
-                hit = -1
-                ex = 0.0
-                ey = 0.0
-                ez = 0.0
-                r1 = 0.0
-                d1 = 0.0
-                sx = pos[i, 0] - p0x
-                sy = pos[i, 1] - p0y
-                sz = pos[i, 2] - p0z
-                margin = math.sqrt(sx * sx + sy * sy + sz * sz) + FAR_SIGMAS * math.sqrt(Ddt) + 1e-12
-                for k in range(gstart[b], gstart[b + 1]):
-                    c = gitems[k]
-                    Rc = cradius[c] + vradius[i]
-                    ex = _min_image(pos[i, 0] - ccenter[c, 0], 0, box, face_kind)
-                    ey = _min_image(pos[i, 1] - ccenter[c, 1], 1, box, face_kind)
-                    ez = _min_image(pos[i, 2] - ccenter[c, 2], 2, box, face_kind)
-                    r2 = ex * ex + ey * ey + ez * ez
-                    if r2 > (Rc + margin) * (Rc + margin):
-                        continue  # out of reach this step (constants.FAR_SIGMAS)
-                    r1 = math.sqrt(r2)
-                    d1 = r1 - Rc
-                    if d1 <= 0.0:
-                        hit = c
-                        break
-                    qx = _min_image(p0x - ccenter[c, 0], 0, box, face_kind)
-                    qy = _min_image(p0y - ccenter[c, 1], 1, box, face_kind)
-                    qz = _min_image(p0z - ccenter[c, 2], 2, box, face_kind)
-                    d0 = math.sqrt(qx * qx + qy * qy + qz * qz) - Rc
-                    if d0 <= 0.0:
-                        pc = 1.0
-                    else:
-                        arg = d0 * d1 / Ddt
-                        pc = math.exp(-arg) if arg < BRIDGE_CUTOFF else 0.0
-                    if pc > 0.0:
-                        if not drawn:
-                            uf, uc, ub, ur = uniforms4(i, n, STREAM_CONTACT, k0, k1)
-                            drawn = True
-                        if uc < pc:
-                            hit = c
-                            break
-                        uc = (uc - pc) / (1.0 - pc)
-                if hit >= 0:
-                    c = hit
-                    T = ctype[c]
-                    Rc = cradius[c] + vradius[i]
-                    pb = binding_probability(t_kappa[T], D, dt, Rc)
-                    if t_capacity[T] > 0:
-                        free = 1.0 - bound_count[c] / t_capacity[T]
-                        pb = pb * free if free > 0.0 else 0.0
-                    if not drawn:
-                        uf, uc, ub, ur = uniforms4(i, n, STREAM_CONTACT, k0, k1)
-                        drawn = True
+            if grid.gitems.size > 0:
+                c, ex, ey, ez, r1, d1, u = _contact(i, n, p0x, p0y, p0z, Ddt, u, run, ves, par, dom,
+                                                    cells, grid)
+                if c >= 0:
                     if r1 == 0.0:  # end point at the centre: any normal will do
                         ez = 1.0
                         r1 = 1.0
-                    if ub < pb:
-                        f = Rc / r1
-                        pos[i, 0] = _fold(i, 0, ccenter[c, 0] + ex * f, box, face_kind, image)
-                        pos[i, 1] = _fold(i, 1, ccenter[c, 1] + ey * f, box, face_kind, image)
-                        pos[i, 2] = _fold(i, 2, ccenter[c, 2] + ez * f, box, face_kind, image)
-                        state[i] = BOUND
-                        cell[i] = c
-                        if math.isnan(t_bound[i]):
-                            t_bound[i] = t1
+                    bound, u = _binding(i, c, n, t1, ex, ey, ez, r1, D, u, run, ves, par, dom, cells,
+                                        types)
+                    if bound:
                         continue
-                    if d1 < 0.0:  # ended inside contact and not bound: mirror radially
-                        f = (2.0 * Rc - r1) / r1
-                        pos[i, 0] = _fold(i, 0, ccenter[c, 0] + ex * f, box, face_kind, image)
-                        pos[i, 1] = _fold(i, 1, ccenter[c, 1] + ey * f, box, face_kind, image)
-                        pos[i, 2] = _fold(i, 2, ccenter[c, 2] + ez * f, box, face_kind, image)
+                    if d1 < 0.0:
+                        _reflection(i, c, ex, ey, ez, r1, ves, par, dom, cells)
 
-            # 4. clearance in the medium
-            pcl = p_clear[species[i]]
-            if pcl > 0.0:
-                if not drawn:
-                    uf, uc, ub, ur = uniforms4(i, n, STREAM_CONTACT, k0, k1)
-                if ur < pcl:
-                    state[i] = CLEARED
+            _clearance(i, n, u, run, ves, par)
         if live == 0:  # every vesicle of the block has left
             break
 
 
+@numba.njit(cache=True)
+def _scratch(nb):
+    """A block's work arrays: the ids of its FREE vesicles and their normals."""
+    return np.empty(nb, dtype=np.int64), np.empty(nb), np.empty(nb), np.empty(nb)
+
+
+# The parallel loops take the containers one by one: Numba's parallel
+# regions accept named tuples of arrays, not named tuples of named tuples.
 @numba.njit(cache=True, parallel=True, error_model="numpy")
-def _advance_blocks(n0, n1, block, dt, k0, k1,
-                    pos, image, state, cell, t_bound, t_internalized, t_exit,
-                    diffusion, sigma, settling, vradius, species, birth_step, p_clear,
-                    box, face_kind, face_kappa, flow,
-                    ccenter, cradius, ctype, bound_count,
-                    t_kappa, t_capacity, t_p_event, t_frac_off,
-                    bin_size, nbins, gstart, gitems):
+def _advance_blocks(n0, n1, block, run, ves, par, dom, cells, types, grid):
     """Blocks of `block` vesicles in parallel, each through steps n0..n1-1."""
-    nblocks = (state.size + block - 1) // block
+    n = ves.state.size
+    nblocks = (n + block - 1) // block
     for b in numba.prange(nblocks):
-        advance_block(b * block, min((b + 1) * block, state.size), n0, n1, dt, k0, k1,
-                      pos, image, state, cell, t_bound, t_internalized, t_exit,
-                      diffusion, sigma, settling, vradius, species, birth_step, p_clear,
-                      box, face_kind, face_kappa, flow,
-                      ccenter, cradius, ctype, bound_count,
-                      t_kappa, t_capacity, t_p_event, t_frac_off,
-                      bin_size, nbins, gstart, gitems)
+        advance_block(b * block, min((b + 1) * block, n), n0, n1, _scratch(block),
+                      run, ves, par, dom, cells, types, grid)
 
 
 @numba.njit(cache=True)
-def count_bound(state, cell, bound_count):
-    """bound_count[c] = number of BOUND vesicles on cell c."""
-    bound_count[:] = 0
-    for i in range(state.size):
-        if state[i] == BOUND:
-            bound_count[cell[i]] += 1
+def count_bound(ves, cells):
+    """cells.bound_count[c] = number of BOUND vesicles on cell c."""
+    cells.bound_count[:] = 0
+    for i in range(ves.state.size):
+        if ves.state[i] == BOUND:
+            cells.bound_count[ves.cell[i]] += 1
 
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
-def _advance_synced(n0, n1, block, dt, k0, k1,
-                    pos, image, state, cell, t_bound, t_internalized, t_exit,
-                    diffusion, sigma, settling, vradius, species, birth_step, p_clear,
-                    box, face_kind, face_kappa, flow,
-                    ccenter, cradius, ctype, bound_count,
-                    t_kappa, t_capacity, t_p_event, t_frac_off,
-                    bin_size, nbins, gstart, gitems):
+def _advance_synced(n0, n1, block, run, ves, par, dom, cells, types, grid):
     """Step by step, all vesicles per step, recounting bound vesicles per cell
     in between (the loop lives here: a Python-level loop would pay Numba's
-    dispatch of ~35 arguments every step)."""
-    nblocks = (state.size + block - 1) // block
-    for n in range(n0, n1):
+    dispatch of the containers every step)."""
+    n = ves.state.size
+    nblocks = (n + block - 1) // block
+    for s in range(n0, n1):
         for b in numba.prange(nblocks):
-            advance_block(b * block, min((b + 1) * block, state.size), n, n + 1, dt, k0, k1,
-                          pos, image, state, cell, t_bound, t_internalized, t_exit,
-                          diffusion, sigma, settling, vradius, species, birth_step, p_clear,
-                          box, face_kind, face_kappa, flow,
-                          ccenter, cradius, ctype, bound_count,
-                          t_kappa, t_capacity, t_p_event, t_frac_off,
-                          bin_size, nbins, gstart, gitems)
-        count_bound(state, cell, bound_count)
+            advance_block(b * block, min((b + 1) * block, n), s, s + 1, _scratch(block),
+                          run, ves, par, dom, cells, types, grid)
+        count_bound(ves, cells)
 
 
-def advance(n0, n1, *args):
-    """Advance all vesicles from step n0 to n1 in place; ``args`` in the order
-    of ``constants.KERNEL_ARGS``.
+def advance(n0, n1, args):
+    """Advance all vesicles from step n0 to n1 in place (args: state.StepArgs).
 
     With finite receptor capacity the vesicles interact through the bound
     count of each cell, which binding reads as of the start of each step; the
     kernel then runs step by step and recounts.  Without it every vesicle is
     independent and runs all its steps at once (fused, cache-friendly)."""
-    named = dict(zip(KERNEL_ARGS, args))
-    n = named["state"].size
-    if np.any(named["t_capacity"] > 0):
+    n = args.vesicles.state.size
+    if np.any(args.types.type_capacity > 0):
         _advance_synced(n0, n1, block_size(n), *args)
     else:
         _advance_blocks(n0, n1, block_size(n), *args)
-        count_bound(named["state"], named["cell"], named["bound_count"])
+        count_bound(args.vesicles, args.cells)
 
 
 def block_size(n):

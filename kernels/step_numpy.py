@@ -1,16 +1,19 @@
 """The vesicle step in plain NumPy: the reference and test oracle.
 
 Slow and obvious: one vectorized pass per step over all vesicles, every
-uniform drawn for every vesicle.  It follows ``step_numba.advance_block`` operation
-for operation (same expressions, same order), so the two agree bit for bit;
-see that module for the physics of each stage.
+uniform drawn for every vesicle.  Twin of ``step_numba.py`` and
+exodiff_step.cuh: the same stage functions with the same names in the same
+order (``_name`` here and in Numba, ``name`` in CUDA), each applied to all the
+vesicles it concerns, with the same expressions in the same order, so the
+three agree bit for bit; see step_numba for the physics of each stage.
+``advance(n0, n1, args)`` takes a ``state.StepArgs``.  Imports no Numba.
 """
 import math
 
 import numpy as np
 
 from .constants import (ABSORB, BOUND, BRIDGE_CUTOFF, CLEARED, EXITED, FREE,
-                        INTERNALIZED, KERNEL_ARGS, PENDING, PERIODIC)
+                        INTERNALIZED, PENDING, PERIODIC)
 from .philox import STREAM_BOUND, STREAM_CONTACT, STREAM_DIFFUSE, normals4_np, uniforms4_np
 from .surface import (EPS_MAX, G1, G2, G3, G4, G5, Q10, Q11, Q12, Q20, Q21, Q22, Q30, Q31,
                       Q32)
@@ -59,10 +62,11 @@ def unbind_distance_np(u, v, diffusion, dt, radius):
     return u * np.sqrt(4.0 * diffusion * dt) * np.sqrt(-np.log(v))
 
 
-def _fold(x, a, box, face_kind, image, idx):
+# -- helpers ------------------------------------------------------------------------
+def _fold(x, a, dom, image, idx):
     """Wrap (periodic) or mirror (closed) coordinates x of vesicles idx on axis a."""
-    L = box[a]
-    if face_kind[2 * a] == PERIODIC:
+    L = dom.box[a]
+    if dom.face_kind[2 * a] == PERIODIC:
         out = (x < 0.0) | (x >= L)
         k = np.where(out, np.floor(x / L), 0.0)
         x = np.where(out, x - k * L, x)
@@ -75,9 +79,9 @@ def _fold(x, a, box, face_kind, image, idx):
     return np.where(x < 0.0, 0.0, x)
 
 
-def _min_image(e, a, box, face_kind):
-    if face_kind[2 * a] == PERIODIC:
-        L = box[a]
+def _min_image(e, a, dom):
+    if dom.face_kind[2 * a] == PERIODIC:
+        L = dom.box[a]
         return e - L * np.floor(e / L + 0.5)
     return e
 
@@ -90,174 +94,214 @@ def _bridge(d0, d1, Ddt):
     return np.where(ok, np.exp(-np.where(ok, arg, 0.0)), 0.0)
 
 
-def _bin_of(p, bin_size, nbins):
+def _bin_of(p, grid):
+    bin_size, nbins = grid.bin_size, grid.nbins
     ix = np.minimum(np.maximum(np.floor(p[:, 0] / bin_size[0]).astype(np.int64), 0), nbins[0] - 1)
     iy = np.minimum(np.maximum(np.floor(p[:, 1] / bin_size[1]).astype(np.int64), 0), nbins[1] - 1)
     iz = np.minimum(np.maximum(np.floor(p[:, 2] / bin_size[2]).astype(np.int64), 0), nbins[2] - 1)
     return (ix * nbins[1] + iy) * nbins[2] + iz
 
 
-def _place_on(idx, c, ex, ey, ez, f, pos, ccenter, box, face_kind, image):
-    """pos[idx] = centre of cell c + f·(ex, ey, ez), folded into the box."""
+def _place_on(idx, c, ex, ey, ez, f, ves, dom, cells):
+    """Vesicles idx at the centres of cells c plus f·(ex, ey, ez), folded into the box."""
     for a, e in enumerate((ex, ey, ez)):
-        pos[idx, a] = _fold(ccenter[c, a] + e * f, a, box, face_kind, image, idx)
+        ves.pos[idx, a] = _fold(cells.ccenter[c, a] + e * f, a, dom, ves.image, idx)
 
 
-def step(n, dt, k0, k1,
-         pos, image, state, cell, t_bound, t_internalized, t_exit,
-         diffusion, sigma, settling, vradius, species, birth_step, p_clear,
-         box, face_kind, face_kappa, flow,
-         ccenter, cradius, ctype, bound_count,
-         t_kappa, t_capacity, t_p_event, t_frac_off,
-         bin_size, nbins, gstart, gitems):
-    """Advance every vesicle through step n (t_n -> t_{n+1}) in place."""
-    t1 = (n + 1) * dt
-    ids = np.arange(state.size, dtype=np.int64)
-    start_state = state.copy()
+# -- the stages, in the order of the twins ---------------------------------------------
+def _displacement(idx, n, run, ves, par, dom):
+    """1. Gaussian step plus drift of vesicles idx; returns their start points [n, 3]."""
+    dt = run.dt
+    s = par.sigma[idx]
+    z0, z1, z2, _ = normals4_np(idx, n, STREAM_DIFFUSE, run.k0, run.k1)
+    p0 = ves.pos[idx].copy()
+    ves.pos[idx, 0] = p0[:, 0] + (s * z0 + dom.flow[0] * dt)
+    ves.pos[idx, 1] = p0[:, 1] + (s * z1 + dom.flow[1] * dt)
+    ves.pos[idx, 2] = p0[:, 2] + (s * z2 + (dom.flow[2] - par.settling[idx]) * dt)
+    return p0
 
-    # PENDING: born at the end of the birth step
-    born = (start_state == PENDING) & (birth_step <= n)
-    state[born] = FREE
 
-    # BOUND: unbinding or internalization
-    idx = ids[start_state == BOUND]
-    c = cell[idx]
-    T = ctype[c]
-    u0, u1, u2, u3 = uniforms4_np(idx, n, STREAM_BOUND, k0, k1)
-    event = (t_p_event[T] > 0.0) & (u0 < t_p_event[T])
-    internalize = event & (u1 >= t_frac_off[T])
-    state[idx[internalize]] = INTERNALIZED
-    t_internalized[idx[internalize]] = t1
-    # unbind, unless the release counts as rebinding within the step
-    Rc = cradius[c] + vradius[idx]
-    release = release_fraction_np(t_kappa[T], diffusion[idx], dt, Rc)
-    unbind = event & ~internalize & (u1 < t_frac_off[T] * release)
-    idx, c, u2, u3, Rc = idx[unbind], c[unbind], u2[unbind], u3[unbind], Rc[unbind]
-    ex = _min_image(pos[idx, 0] - ccenter[c, 0], 0, box, face_kind)
-    ey = _min_image(pos[idx, 1] - ccenter[c, 1], 1, box, face_kind)
-    ez = _min_image(pos[idx, 2] - ccenter[c, 2], 2, box, face_kind)
-    r = np.sqrt(ex * ex + ey * ey + ez * ez)
-    f = (Rc + unbind_distance_np(u2, u3, diffusion[idx], dt, Rc)) / r
-    _place_on(idx, c, ex, ey, ez, f, pos, ccenter, box, face_kind, image)
-    state[idx] = FREE
-    cell[idx] = -1
-
-    # FREE: 1. displacement
-    idx = ids[start_state == FREE]
-    D = diffusion[idx]
-    s = sigma[idx]
-    Ddt = D * dt
-    z0, z1, z2, _ = normals4_np(idx, n, STREAM_DIFFUSE, k0, k1)
-    p0 = pos[idx].copy()
-    pos[idx, 0] = p0[:, 0] + (s * z0 + flow[0] * dt)
-    pos[idx, 1] = p0[:, 1] + (s * z1 + flow[1] * dt)
-    pos[idx, 2] = p0[:, 2] + (s * z2 + (flow[2] - settling[idx]) * dt)
-    uf, uc, ub, ur = uniforms4_np(idx, n, STREAM_CONTACT, k0, k1)
-    alive = np.ones(idx.size, dtype=bool)
-
-    # 2. domain faces
-    for a in range(3):
-        L = box[a]
-        x = pos[idx, a]
-        if face_kind[2 * a] == PERIODIC:
-            pos[idx, a] = _fold(x, a, box, face_kind, image, idx)
-            continue
+def _cross_faces(idx, a, p0, t1, D, Ddt, uf, alive, run, ves, dom):
+    """2. On axis a, for the vesicles idx still alive: wrap, mirror, or
+    absorb at the faces.  Returns (uf, alive)."""
+    L = dom.box[a]
+    x = ves.pos[idx, a]
+    if dom.face_kind[2 * a] != PERIODIC:
         for side in range(2):
             d0 = p0[:, a] if side == 0 else L - p0[:, a]
             d1 = x if side == 0 else L - x
-            if face_kind[2 * a + side] == ABSORB:
+            if dom.face_kind[2 * a + side] == ABSORB:
                 pc = np.where((d1 <= 0.0) | (d0 <= 0.0), 1.0, _bridge(d0, d1, Ddt))
-                pa = pc * binding_probability_np(face_kappa, D, dt, math.inf)
+                pa = pc * binding_probability_np(dom.face_kappa, D, run.dt, math.inf)
                 test = alive & (pc > 0.0) & (pa > 0.0)
                 gone = test & (uf < pa)
-                state[idx[gone]] = EXITED
-                t_exit[idx[gone]] = t1
-                x = np.where(gone, 0.0 if side == 0 else L, x)
-                alive &= ~gone
+                ves.state[idx[gone]] = EXITED
+                ves.exit_time[idx[gone]] = t1
+                x = np.where(gone, 0.0 if side == 0 else L, x)  # on the face
+                alive = alive & ~gone
                 go_on = test & ~gone
                 with np.errstate(divide="ignore", invalid="ignore"):
                     uf = np.where(go_on, (uf - pa) / (1.0 - pa), uf)
-            crossed = alive & (d1 < 0.0)
+            crossed = alive & (d1 < 0.0)  # and not absorbed: mirror
             x = np.where(crossed, -x if side == 0 else L - (x - L), x)
-        folded = _fold(x[alive], a, box, face_kind, image, idx[alive])
-        x[alive] = folded
-        pos[idx, a] = x
+    # vesicles absorbed on an earlier axis keep their unfolded values
+    x[alive] = _fold(x[alive], a, dom, ves.image, idx[alive])
+    ves.pos[idx, a] = x
+    return uf, alive
 
-    # 3. cells near the end point
-    if gitems.size > 0:
-        b = _bin_of(pos[idx], bin_size, nbins)
-        first, count = gstart[b], gstart[b + 1] - gstart[b]
-        hit = np.full(idx.size, -1, dtype=np.int64)
-        hx, hy, hz, hr, hd = (np.zeros(idx.size) for _ in range(5))
-        searching = alive.copy()
-        for k in range(int(count.max(initial=0))):
-            m = searching & (k < count)
-            j = np.nonzero(m)[0]
-            if j.size == 0:
-                break
-            c = gitems[first[j] + k]
-            vi = idx[j]
-            Rc = cradius[c] + vradius[vi]
-            ex = _min_image(pos[vi, 0] - ccenter[c, 0], 0, box, face_kind)
-            ey = _min_image(pos[vi, 1] - ccenter[c, 1], 1, box, face_kind)
-            ez = _min_image(pos[vi, 2] - ccenter[c, 2], 2, box, face_kind)
-            r1 = np.sqrt(ex * ex + ey * ey + ez * ez)
-            d1 = r1 - Rc
-            qx = _min_image(p0[j, 0] - ccenter[c, 0], 0, box, face_kind)
-            qy = _min_image(p0[j, 1] - ccenter[c, 1], 1, box, face_kind)
-            qz = _min_image(p0[j, 2] - ccenter[c, 2], 2, box, face_kind)
-            d0 = np.sqrt(qx * qx + qy * qy + qz * qz) - Rc
-            pc = np.where(d0 <= 0.0, 1.0, _bridge(d0, d1, Ddt[j]))
-            inside = d1 <= 0.0
-            bridged = ~inside & (pc > 0.0) & (uc[j] < pc)
-            now = inside | bridged
-            hit[j[now]] = c[now]
-            for arr, val in ((hx, ex), (hy, ey), (hz, ez), (hr, r1), (hd, d1)):
-                arr[j[now]] = val[now]
-            searching[j[now]] = False
-            later = ~now & (pc > 0.0)
-            uc[j[later]] = (uc[j[later]] - pc[later]) / (1.0 - pc[later])
+
+def _contact(idx, p0, Ddt, uc, alive, ves, par, dom, cells, grid):
+    """3. For the vesicles idx still alive, the first cell of the end
+    point's bin in contact.  Returns (cell or -1, ex, ey, ez, r1, d1, uc) per
+    vesicle: the end point relative to the cell centre, their distance and
+    the distance to contact."""
+    b = _bin_of(ves.pos[idx], grid)
+    first, count = grid.gstart[b], grid.gstart[b + 1] - grid.gstart[b]
+    hit = np.full(idx.size, -1, dtype=np.int64)
+    hx, hy, hz, hr, hd = (np.zeros(idx.size) for _ in range(5))
+    searching = alive.copy()
+    for k in range(int(count.max(initial=0))):
+        m = searching & (k < count)
+        j = np.nonzero(m)[0]
+        if j.size == 0:
+            break
+        c = grid.gitems[first[j] + k]
+        vi = idx[j]
+        Rc = cells.cradius[c] + par.vradius[vi]
+        ex = _min_image(ves.pos[vi, 0] - cells.ccenter[c, 0], 0, dom)
+        ey = _min_image(ves.pos[vi, 1] - cells.ccenter[c, 1], 1, dom)
+        ez = _min_image(ves.pos[vi, 2] - cells.ccenter[c, 2], 2, dom)
+        r1 = np.sqrt(ex * ex + ey * ey + ez * ez)
+        d1 = r1 - Rc
+        qx = _min_image(p0[j, 0] - cells.ccenter[c, 0], 0, dom)
+        qy = _min_image(p0[j, 1] - cells.ccenter[c, 1], 1, dom)
+        qz = _min_image(p0[j, 2] - cells.ccenter[c, 2], 2, dom)
+        d0 = np.sqrt(qx * qx + qy * qy + qz * qz) - Rc
+        pc = np.where(d0 <= 0.0, 1.0, _bridge(d0, d1, Ddt[j]))
+        inside = d1 <= 0.0
+        bridged = ~inside & (pc > 0.0) & (uc[j] < pc)
+        now = inside | bridged
+        hit[j[now]] = c[now]
+        for arr, val in ((hx, ex), (hy, ey), (hz, ez), (hr, r1), (hd, d1)):
+            arr[j[now]] = val[now]
+        searching[j[now]] = False
+        later = ~now & (pc > 0.0)
+        uc[j[later]] = (uc[j[later]] - pc[later]) / (1.0 - pc[later])
+    return hit, hx, hy, hz, hr, hd, uc
+
+
+def _binding(vi, c, t1, ex, ey, ez, r1, D, ub, run, ves, par, dom, cells, types):
+    """4. Vesicles vi in contact with cells c bind with P(κ, D, dt) times the
+    free receptor fraction, on the surface along (ex, ey, ez).  Returns
+    which bound."""
+    T = cells.ctype[c]
+    Rc = cells.cradius[c] + par.vradius[vi]
+    pb = binding_probability_np(types.type_kappa[T], D, run.dt, Rc)
+    cap = types.type_capacity[T]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        free = 1.0 - cells.bound_count[c] / cap
+        pb = np.where(cap > 0, np.where(free > 0.0, pb * free, 0.0), pb)
+    binds = ub < pb
+    vb, cb = vi[binds], c[binds]
+    _place_on(vb, cb, ex[binds], ey[binds], ez[binds], Rc[binds] / r1[binds], ves, dom, cells)
+    ves.state[vb] = BOUND
+    ves.cell[vb] = cb
+    first = np.isnan(ves.first_bound_time[vb])
+    ves.first_bound_time[vb[first]] = t1
+    return binds
+
+
+def _reflection(vi, c, ex, ey, ez, r1, ves, par, dom, cells):
+    """5. End points inside contact and not bound: mirrored radially."""
+    Rc = cells.cradius[c] + par.vradius[vi]
+    _place_on(vi, c, ex, ey, ez, (2.0 * Rc - r1) / r1, ves, dom, cells)
+
+
+def _unbinding_placement(vi, c, Rc, u2, u3, run, ves, par, dom, cells):
+    """6. Unbound vesicles move out along the membrane normal of their
+    binding site, to ``unbind_distance`` outside contact."""
+    ex = _min_image(ves.pos[vi, 0] - cells.ccenter[c, 0], 0, dom)
+    ey = _min_image(ves.pos[vi, 1] - cells.ccenter[c, 1], 1, dom)
+    ez = _min_image(ves.pos[vi, 2] - cells.ccenter[c, 2], 2, dom)
+    r = np.sqrt(ex * ex + ey * ey + ez * ez)
+    f = (Rc + unbind_distance_np(u2, u3, par.diffusion[vi], run.dt, Rc)) / r
+    _place_on(vi, c, ex, ey, ez, f, ves, dom, cells)
+    ves.state[vi] = FREE
+    ves.cell[vi] = -1
+
+
+def _bound_events(idx, n, t1, run, ves, par, dom, cells, types):
+    """7. BOUND vesicles idx unbind or are internalized (competing rates)."""
+    c = ves.cell[idx]
+    T = cells.ctype[c]
+    u0, u1, u2, u3 = uniforms4_np(idx, n, STREAM_BOUND, run.k0, run.k1)
+    p_event, frac_off = types.type_p_event[T], types.type_frac_off[T]
+    event = (p_event > 0.0) & (u0 < p_event)
+    internalize = event & (u1 >= frac_off)
+    ves.state[idx[internalize]] = INTERNALIZED
+    ves.internalized_time[idx[internalize]] = t1
+    # unbind, unless the release counts as rebinding within the step
+    Rc = cells.cradius[c] + par.vradius[idx]
+    release = release_fraction_np(types.type_kappa[T], par.diffusion[idx], run.dt, Rc)
+    unbind = event & ~internalize & (u1 < frac_off * release)
+    _unbinding_placement(idx[unbind], c[unbind], Rc[unbind], u2[unbind], u3[unbind],
+                         run, ves, par, dom, cells)
+
+
+def _clearance(idx, alive, ur, ves, par):
+    """8. Vesicles idx still alive are cleared with probability 1 − exp(−k_clear dt)."""
+    p = par.p_clear[par.species[idx]]
+    cleared = alive & (p > 0.0) & (ur < p)
+    ves.state[idx[cleared]] = CLEARED
+
+
+def _births(idx, n, ves, par):
+    """9. PENDING vesicles idx are born (FREE) at the end of their birth step."""
+    ves.state[idx[par.birth_step[idx] <= n]] = FREE
+
+
+# -- the loop -----------------------------------------------------------------------
+def step(n, args):
+    """Advance every vesicle through step n (t_n -> t_{n+1}) in place."""
+    run, ves, par, dom, cells, types, grid = args
+    t1 = (n + 1) * run.dt
+    ids = np.arange(ves.state.size, dtype=np.int64)
+    start_state = ves.state.copy()
+    _births(ids[start_state == PENDING], n, ves, par)
+    _bound_events(ids[start_state == BOUND], n, t1, run, ves, par, dom, cells, types)
+
+    idx = ids[start_state == FREE]
+    D = par.diffusion[idx]
+    Ddt = D * run.dt
+    p0 = _displacement(idx, n, run, ves, par, dom)
+    uf, uc, ub, ur = uniforms4_np(idx, n, STREAM_CONTACT, run.k0, run.k1)
+    alive = np.ones(idx.size, dtype=bool)
+    for a in range(3):
+        uf, alive = _cross_faces(idx, a, p0, t1, D, Ddt, uf, alive, run, ves, dom)
+
+    if grid.gitems.size > 0:
+        hit, ex, ey, ez, r1, d1, uc = _contact(idx, p0, Ddt, uc, alive, ves, par, dom, cells, grid)
         j = np.nonzero(hit >= 0)[0]
         c = hit[j]
-        vi = idx[j]
-        T = ctype[c]
-        Rc = cradius[c] + vradius[vi]
-        pb = binding_probability_np(t_kappa[T], D[j], dt, Rc)
-        cap = t_capacity[T]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            free = 1.0 - bound_count[c] / cap
-            pb = np.where(cap > 0, np.where(free > 0.0, pb * free, 0.0), pb)
-        centre = hr[j] == 0.0
-        hz[j[centre]] = 1.0
-        hr[j[centre]] = 1.0
-        binds = ub[j] < pb
-        jb, cb = j[binds], c[binds]
-        _place_on(idx[jb], cb, hx[jb], hy[jb], hz[jb], Rc[binds] / hr[jb],
-                  pos, ccenter, box, face_kind, image)
-        state[idx[jb]] = BOUND
-        cell[idx[jb]] = cb
-        first_time = np.isnan(t_bound[idx[jb]])
-        t_bound[idx[jb][first_time]] = t1
-        alive[jb] = False
-        mirror = ~binds & (hd[j] < 0.0)
-        jm, cm = j[mirror], c[mirror]
-        _place_on(idx[jm], cm, hx[jm], hy[jm], hz[jm], (2.0 * Rc[mirror] - hr[jm]) / hr[jm],
-                  pos, ccenter, box, face_kind, image)
+        centre = r1[j] == 0.0  # end point at the centre: any normal will do
+        ez[j[centre]] = 1.0
+        r1[j[centre]] = 1.0
+        binds = _binding(idx[j], c, t1, ex[j], ey[j], ez[j], r1[j], D[j], ub[j],
+                         run, ves, par, dom, cells, types)
+        alive[j[binds]] = False
+        m = j[~binds & (d1[j] < 0.0)]
+        _reflection(idx[m], hit[m], ex[m], ey[m], ez[m], r1[m], ves, par, dom, cells)
 
-    # 4. clearance in the medium
-    cleared = alive & (p_clear[species[idx]] > 0.0) & (ur < p_clear[species[idx]])
-    state[idx[cleared]] = CLEARED
+    _clearance(idx, alive, ur, ves, par)
 
 
-def count_bound(state, cell, bound_count):
-    """bound_count[c] = number of BOUND vesicles on cell c."""
-    bound_count[:] = np.bincount(cell[state == BOUND], minlength=bound_count.size)
+def count_bound(ves, cells):
+    """cells.bound_count[c] = number of BOUND vesicles on cell c."""
+    cells.bound_count[:] = np.bincount(ves.cell[ves.state == BOUND], minlength=cells.bound_count.size)
 
 
-def advance(n0, n1, *args):
-    """Advance all vesicles from step n0 to n1, step by step; ``args`` in the
-    order of ``constants.KERNEL_ARGS``."""
-    named = dict(zip(KERNEL_ARGS, args))
+def advance(n0, n1, args):
+    """Advance all vesicles from step n0 to n1, step by step (args: state.StepArgs)."""
     for n in range(n0, n1):
-        step(n, *args)
-        count_bound(named["state"], named["cell"], named["bound_count"])
+        step(n, args)
+        count_bound(args.vesicles, args.cells)

@@ -105,7 +105,7 @@ Sources: Erban & Chapman 2007 (Phys Biol 4:16); Andrews 2009 (Phys Biol
 """
 import math
 
-import numba
+from .jit import njit
 
 # P_flat: g(y) = y·(G1 + G2 y + G3 y² + G4 y³ + G5 y⁴)
 G1 = 0.132411
@@ -121,7 +121,7 @@ Q30, Q31, Q32 = 0.08695, -0.0381854, 0.0528244
 EPS_MAX = 0.5
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def flat_probability(kp):
     """P on a flat wall for κ' = κ√(π dt/D)/2 ≥ 0 (finite): the fitted
     inverse of the Milne-problem mapping κ'(P) (module docstring, item 2)."""
@@ -130,7 +130,7 @@ def flat_probability(kp):
     return y - y * (1.0 - y) * g
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def curvature_factor(y, eps):
     """Q(y, ε): effective reactivity of a sphere over that of a flat wall at
     the same P, for y = κ'/(1 + κ') and ε = s/R (item 3; ε clipped at EPS_MAX)."""
@@ -140,7 +140,7 @@ def curvature_factor(y, eps):
                              + e * (Q30 + y * (Q31 + y * Q32))))
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def binding_probability(kappa, diffusion, dt, radius):
     """P per detected contact for reactivity kappa [µm/s] (inf = every contact
     binds), vesicle diffusion [µm²/s], step dt [s] and contact radius [µm]
@@ -155,7 +155,7 @@ def binding_probability(kappa, diffusion, dt, radius):
     return flat_probability(kp / curvature_factor(kp / (1.0 + kp), eps))
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def release_fraction(kappa, diffusion, dt, radius):
     """Probability that an unbinding event releases the vesicle (otherwise it
     rebinds within the step): P·Q(0, s/R)/κ' (item 4); 1 for kappa = 0,
@@ -170,7 +170,7 @@ def release_fraction(kappa, diffusion, dt, radius):
     return f if f < 1.0 else 1.0
 
 
-@numba.njit(cache=True)
+@njit(cache=True)
 def unbind_distance(u, v, diffusion, dt, radius):
     """Distance [µm] outside contact at which an unbound vesicle is placed.
 

@@ -69,8 +69,9 @@ def module(lib):
     cp.RawModule = lambda code, options=(): _RawModule(lib, code, options)
     props = {"name": b"host harness", "major": 0, "minor": 0, "totalGlobalMem": 0}
     runtime = types.SimpleNamespace(getDeviceCount=lambda: 1, getDeviceProperties=lambda i: props,
-                                    runtimeGetVersion=lambda: 0)
-    cp.cuda = types.SimpleNamespace(Device=_Device, runtime=runtime)
+                                    runtimeGetVersion=lambda: 13000, driverGetVersion=lambda: 13000)
+    nvrtc = types.SimpleNamespace(getVersion=lambda: (13, 0))
+    cp.cuda = types.SimpleNamespace(Device=_Device, runtime=runtime, nvrtc=nvrtc)
     return cp
 
 

@@ -6,10 +6,12 @@ import pytest
 
 from exodiff.driver import Simulation
 from exodiff.kernels.constants import BOUND, CLEARED, EXITED, FREE, INTERNALIZED
+from exodiff.kernels.state import FETCHED
 
 from scenarios import scenario
 
-STATE_ARRAYS = ("pos", "image", "state", "cell", "t_bound", "t_internalized", "t_exit", "bound_count")
+# everything a step changes, bound_count included
+STATE_ARRAYS = FETCHED
 
 
 def _everything(capacity):
@@ -104,3 +106,34 @@ def test_far_cell_rejection_skips_only_cells_out_of_reach():
     d1 = np.linalg.norm(p1, axis=1) - Rc
     d0 = np.linalg.norm(p0, axis=1) - Rc
     assert np.all(d0 * d1 / Ddt >= BRIDGE_CUTOFF)
+
+
+def test_numpy_backend_runs_without_numba(tmp_path):
+    """The NumPy reference needs no Numba (DESIGN §3: slow and obvious): in
+    a process where ``import numba`` fails, a run on it (model building, grid,
+    cell packing, stepping, writing) gives this process's answers bit for bit."""
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+    cfg = _everything(3)
+    (tmp_path / "run.toml").write_text(cfg.to_toml())
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules["numba"] = None  # `import numba` raises ImportError from here on
+        import numpy as np
+        from exodiff.config import load_config
+        from exodiff.driver import Simulation
+        sim = Simulation(load_config({str(tmp_path / "run.toml")!r}), backend="numpy")
+        sim.run({str(tmp_path / "nonumba.h5")!r})
+        assert sys.modules["numba"] is None
+        np.savez({str(tmp_path / "state.npz")!r}, **{{k: sim.model.arrays[k] for k in {STATE_ARRAYS!r}}})
+    """)
+    tests = Path(__file__).resolve().parent
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tests)
+    assert done.returncode == 0, done.stderr
+    ref = _run(cfg, "numpy", tmp_path, name="ref.h5")
+    got = np.load(tmp_path / "state.npz")
+    assert {FREE, BOUND, INTERNALIZED} <= set(np.unique(ref["state"]).tolist())
+    for name in STATE_ARRAYS:
+        np.testing.assert_array_equal(got[name], ref[name], err_msg=name)

@@ -17,7 +17,8 @@ import pytest
 from exodiff.backends import cuda_unavailable_reason
 from exodiff.config import parse_config
 from exodiff.kernels import step_numba
-from exodiff.kernels.constants import KERNEL_ARGS, STATE_NAMES
+from exodiff.kernels import state
+from exodiff.kernels.constants import STATE_NAMES
 from exodiff.model import build_model
 
 from scenarios import run_sim
@@ -27,7 +28,7 @@ REASON = cuda_unavailable_reason()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=f"no GPU for the cuda backend: {REASON}")
 
 POS_TOL = 1e-9   # µm
-EXACT = ("image", "state", "cell", "t_bound", "t_internalized", "t_exit", "bound_count")
+EXACT = tuple(name for name in state.FETCHED if name != "pos")
 
 
 def _cuda():
@@ -64,7 +65,7 @@ def test_cuda_matches_numba_step_by_step(capacity):
         backend.prepare(gpu)
         backend.advance(n, n + 1)
         backend.fetch(gpu)
-        step_numba.advance(n, n + 1, *(cpu[k] for k in KERNEL_ARGS))
+        step_numba.advance(n, n + 1, state.pack(cpu))
         _assert_agree(gpu.arrays, cpu, f"after step {n}")
 
 

@@ -22,7 +22,7 @@ import pytest
 
 from exodiff import backend_cuda
 from exodiff.driver import Simulation
-from exodiff.kernels import constants, philox
+from exodiff.kernels import constants, philox, state
 
 from test_backends import STATE_ARRAYS, _everything
 from test_philox import KAT
@@ -33,20 +33,42 @@ NVCC = shutil.which("nvcc")
 HARNESS_FLAGS = ["-O2", "-fno-fast-math", "-ffp-contract=off", "-std=c++17",
                  "-Wall", "-Wextra", "-Werror", "-shared", "-fPIC"]
 
-# C parameter types of the entry points -> (ctypes type, NumPy dtype)
+# C element types of the containers' fields and the entry points' parameters
+# -> (ctypes type of the parameter, NumPy dtype of the element)
 C_TYPES = {
     "long long": (ctypes.c_longlong, np.int64), "unsigned int": (ctypes.c_uint, np.uint32),
-    "double": (ctypes.c_double, np.float64),
-    "double*": (ctypes.c_void_p, np.float64), "int*": (ctypes.c_void_p, np.int32),
-    "long long*": (ctypes.c_void_p, np.int64), "signed char*": (ctypes.c_void_p, np.int8),
+    "double": (ctypes.c_double, np.float64), "int": (ctypes.c_int, np.int32),
+    "signed char": (ctypes.c_byte, np.int8),
 }
 
 
-def header_params():
-    """[(C type, name)] of EXO_ADVANCE_PARAMS in kernels/exodiff_step.cuh."""
+def _camel_to_macro(name):
+    """VesicleParams -> EXO_VESICLE_PARAMS (the X-macro of a container)."""
+    return "EXO_" + re.sub(r"(?<!^)(?=[A-Z])", "_", name).upper()
+
+
+def header_fields(container):
+    """[(kind P or S, const, C element type, name)] of a container's X-macro
+    in kernels/exodiff_step.cuh (the C struct's members, in order)."""
     text = (KERNELS / "exodiff_step.cuh").read_text()
-    body = re.search(r"#define EXO_ADVANCE_PARAMS(.*?)\n\n", text, re.S).group(1)
-    body = body.replace("\\\n", " ").replace("__restrict__", "").replace("const ", "")
+    macro = _camel_to_macro(container.__name__)
+    m = re.search(rf"#define {macro}\(P, S\)((?:.*\\\n)*.*)", text)
+    assert m is not None, f"{macro} not found in exodiff_step.cuh"
+    items = re.findall(r"\b([PS])\((const )?([a-z ]+?), (\w+)\)", m.group(1))
+    return [(kind, bool(const), ctype, name) for kind, const, ctype, name in items]
+
+
+def header_params():
+    """[(C type, name)] of EXO_ADVANCE_PARAMS as the compiler sees it (the
+    preprocessor's expansion; pointers as "T*", qualifiers dropped)."""
+    if CXX is None:
+        pytest.skip("g++ is not installed: cannot expand the CUDA headers")
+    src = '#include "exodiff_step.cuh"\nBEGIN EXO_ADVANCE_PARAMS END\n'
+    done = subprocess.run([CXX, "-E", "-P", "-x", "c++", "-I", str(KERNELS), "-"], input=src,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    body = re.search(r"BEGIN(.*)END", done.stdout, re.S).group(1)
+    body = body.replace("__restrict__", "").replace("const ", "")
     params = []
     for item in body.split(","):
         m = re.fullmatch(r"\s*([a-z ]+?)\s*(\*?)\s*(\w+)\s*", item)
@@ -63,7 +85,8 @@ def lib(tmp_path_factory):
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stderr}"
     lib = ctypes.CDLL(str(out))
-    lib.advance_f64.argtypes = [C_TYPES[t][0] for t, _ in header_params()]
+    lib.advance_f64.argtypes = [ctypes.c_void_p if t.endswith("*") else C_TYPES[t][0]
+                                for t, _ in header_params()]
     lib.advance_f64.restype = None
     lib.count_bound.argtypes = [ctypes.c_longlong] + [ctypes.c_void_p] * 3
     lib.count_bound.restype = None
@@ -90,7 +113,7 @@ class HostBackend:
 
     def prepare(self, model):
         self.dev = backend_cuda.to_device_layout(model.arrays, np)
-        self.capacity = bool(np.any(model.arrays["t_capacity"] > 0))
+        self.capacity = bool(np.any(model.arrays["type_capacity"] > 0))
 
     def advance(self, n0, n1):
         d = self.dev
@@ -100,6 +123,9 @@ class HostBackend:
             if recount:
                 d["bound_count"][:] = 0
                 self.lib.count_bound(n, _c(d["state"]), _c(d["cell"]), _c(d["bound_count"]))
+
+    def synchronize(self):
+        pass
 
     def fetch(self, model):
         for name in backend_cuda.FETCHED:
@@ -115,13 +141,31 @@ def _run(cfg, tmp_path, name, backend="numba", host=None):
 
 
 # -- the sources agree with the Python side ----------------------------------
+@pytest.mark.parametrize("container", state.CONTAINERS, ids=lambda c: c.__name__)
+def test_cuda_structs_match_the_state_definitions(container):
+    """Each C struct (its X-macro) has the fields of kernels/state.py in
+    order: the same names (split ones by axis), element types, and const
+    exactly where the step does not write."""
+    got = header_fields(container)
+    expected = [(name, f) for f in container.FIELDS for name in (f.split or (f.name,))]
+    assert [g[3] for g in got] == [name for name, _ in expected]
+    for (kind, const, ctype, name), (_, f) in zip(got, expected):
+        assert kind == ("P" if f.shape else "S"), name
+        assert np.dtype(C_TYPES[ctype][1]) == np.dtype(f.dtype), name
+        if f.shape:
+            assert const == (f.role != state.STATE), name
+
+
 def test_entry_point_parameters_match_the_argument_builder():
+    """EXO_ADVANCE_PARAMS, expanded (the host harness and the CUDA kernel
+    take exactly it), is backend_cuda's parameter list with its types."""
     params = header_params()
     assert tuple(name for _, name in params) == backend_cuda.PARAMS
     for ctype, name in params:
-        base = next((k for k, parts in backend_cuda.SPLIT.items() if name in parts), name)
-        expected = backend_cuda.ARRAY_DTYPES.get(base, backend_cuda.SCALAR_DTYPES.get(base))
-        assert np.dtype(C_TYPES[ctype][1]) == np.dtype(expected), name
+        assert np.dtype(C_TYPES[ctype.rstrip("*")][1]) == np.dtype(backend_cuda.PARAM_DTYPES[name]), name
+        is_array = ctype.endswith("*")
+        f = state.FIELDS.get(name) or next((f for f in state.FIELDS.values() if name in f.split), None)
+        assert is_array == bool(f is not None and f.shape), name
 
 
 def test_cuda_constants_mirror_the_python_ones():

@@ -70,7 +70,7 @@ def test_bound_vesicles_unbind_and_internalize_at_their_rates(backend, tmp_path)
     # the internalization times of the vesicles that never left are exponential:
     # mean of min(T, t) for T ~ Exp(k) ... checked through the bound count above;
     # here the milestone times must lie on the step grid within (0, t]
-    ti = a["t_internalized"][a["state"] == INTERNALIZED]
+    ti = a["internalized_time"][a["state"] == INTERNALIZED]
     assert np.all((ti > 0) & (ti <= t + 1e-12))
     assert np.allclose(ti / 1e-3, np.round(ti / 1e-3))
 

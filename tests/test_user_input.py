@@ -198,7 +198,7 @@ def small_run(tmp_path_factory):
 
 def test_analyses_take_times_and_lengths_with_units(small_run):
     from exodiff.analysis import MSD, Dose, Profile, UptakeRange
-    from exodiff.io import open_run
+    from exodiff import open_run
     with open_run(small_run) as run:
         assert Dose(time="20 ms").compute(run).time == Dose(time=0.02).compute(run).time == 0.02
         assert Dose(time=np.float32(0.03)).compute(run).time == pytest.approx(0.03)
@@ -235,7 +235,7 @@ def test_cli_time_takes_units(small_run, tmp_path, capsys):
 def test_check_msd_figure_and_report_print_the_same_d_per_population(tmp_path):
     from exodiff import analysis, plots, report
     from exodiff.driver import Simulation
-    from exodiff.io import open_run
+    from exodiff import open_run
     raw = config(run={"duration": 0.2, "dt": 0.002, "snapshot_interval": 0.05, "observe_interval": 0.05},
                  cells={"count": 4, "radius": "5 um"},
                  vesicles={"ev": {"radius": {"median": "50 nm", "gsd": 1.3}, "count": 300},
@@ -270,7 +270,8 @@ def test_info_resume_hint_repeats_the_set_options(tmp_path, capsys):
     cfg.write_text(SMALL_TOML.replace('duration = "0.05 s"', 'duration = "0.05 s"\nsnapshot_interval = "10 ms"'))
     out = tmp_path / "killed.h5"
     env = dict(os.environ, PYTHONPATH=str(root), NUMBA_NUM_THREADS="1", EXODIFF_TEST_KILL_AT="snapshot:2")
-    child = subprocess.run([sys.executable, "-m", "exodiff", "run", str(cfg), "-o", str(out), "-q",
+    # tests/faults.py: exodiff with fault injection (SIGKILL at snapshot 2)
+    child = subprocess.run([sys.executable, str(root / "tests" / "faults.py"), "run", str(cfg), "-o", str(out), "-q",
                             "--backend", "numba", "--seed", "5", "--set", "vesicles.ev.count=150"],
                            capture_output=True, text=True, env=env, timeout=300)
     assert child.returncode == -signal.SIGKILL, child.stderr
@@ -287,7 +288,7 @@ def test_info_resume_hint_repeats_the_set_options(tmp_path, capsys):
 
 def test_dose_tables_leave_out_donors_that_took_up_nothing(tmp_path, capsys):
     from exodiff.driver import Simulation
-    from exodiff.io import open_run
+    from exodiff import open_run
     raw = config(run={"duration": 0.2, "dt": 0.002, "observe_interval": 0.02},
                  cell_types={"donor": {"secretion_rate": 200, "secretes": "ev"},
                              "t": {"kappa": "inf", "k_int": 50}},
