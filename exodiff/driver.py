@@ -37,7 +37,7 @@ FIRST_CHUNK_VESICLE_STEPS = 1_000_000
 # Peak memory while a run is built and written [bytes]: per vesicle
 # config.BYTES_PER_VESICLE (also what `exodiff check` reports), per cell this.
 PEAK_BYTES_PER_CELL = 400
-# Philox counter words are 32-bit: vesicle ids and step numbers must fit.
+# Philox counter words are 32-bit: step numbers must fit (a vesicle id takes two words).
 MAX_COUNTER = 2**32 - 1
 
 
@@ -103,9 +103,6 @@ class Simulation:
         check_resources(config)
         self.backend, self.backend_note = select_backend(backend)
         self.model = build_model(config)
-        if self.model.n_vesicles > MAX_COUNTER:
-            raise ConfigError("vesicles", f"{self.model.n_vesicles:,} vesicles in the pool; at most "
-                                          f"{MAX_COUNTER:,} can have their own random numbers")
 
     # -- observations -------------------------------------------------------
     def observe(self):
@@ -465,8 +462,8 @@ def available_memory():
 
 def check_resources(config):
     """Refuse, before allocating anything, a run that cannot work: more
-    steps or vesicles than the 32-bit random-number counters number, or
-    more memory than the machine has (estimated from the expected number of
+    steps than the random numbers' 32-bit step counter numbers (vesicle ids
+    take two counter words, kernels/philox.py), or more memory than the machine has (estimated from the expected number of
     vesicles and cells).  Raises ConfigError naming the key."""
     from . import physics
     from .config import BYTES_PER_VESICLE, derived_parameters
@@ -484,9 +481,6 @@ def check_resources(config):
     if d.populations:
         name, pop = max(d.populations.items(), key=lambda kv: kv[1].total)
         key = f"vesicles.{name}.count" if pop.initial >= pop.secreted else f"vesicles.{name}"
-    if total > MAX_COUNTER:
-        raise ConfigError(key, f"{what}; at most {format_count(MAX_COUNTER)} can have their own "
-                               f"random numbers")
     need_v, need_c = BYTES_PER_VESICLE * total, PEAK_BYTES_PER_CELL * cells
     avail = available_memory()
     if avail is not None and need_v + need_c > avail:

@@ -167,7 +167,7 @@ __host__ __device__ __forceinline__ long long bin_of(const double p[3], const Gr
 struct ContactUniforms {
     bool drawn;
     double uf, uc, ub, ur;  // faces, cell contact, binding, clearance
-    __host__ __device__ __forceinline__ void draw(unsigned int id, unsigned int n, const Run& run) {
+    __host__ __device__ __forceinline__ void draw(unsigned long long id, unsigned int n, const Run& run) {
         if (drawn) return;
         const Doubles4 w = uniforms4(id, n, STREAM_CONTACT, run.k0, run.k1);
         uf = w.v0;
@@ -189,7 +189,7 @@ __host__ __device__ __forceinline__ void place_on(Vesicle& v, const double ce[3]
 
 // 1. Gaussian step plus drift; p0 receives the start point.
 __host__ __device__ __forceinline__ void displacement(Vesicle& v, double p0[3], double s,
-                                                      const double drift[3], unsigned int id,
+                                                      const double drift[3], unsigned long long id,
                                                       unsigned int nn, const Run& run) {
     const Doubles4 z = normals4(id, nn, STREAM_DIFFUSE, run.k0, run.k1);
     EXO_UNROLL
@@ -204,7 +204,7 @@ __host__ __device__ __forceinline__ void displacement(Vesicle& v, double p0[3], 
 template <int a>
 __host__ __device__ __forceinline__ bool cross_faces(Vesicle& v, long long i, double x0, double t1,
                                                      double D, double Ddt, double far,
-                                                     unsigned int id, unsigned int nn,
+                                                     unsigned long long id, unsigned int nn,
                                                      ContactUniforms& u, const Box& box,
                                                      const Args& args) {
     const double L = box.L[a];
@@ -243,7 +243,7 @@ __host__ __device__ __forceinline__ bool cross_faces(Vesicle& v, long long i, do
 // crossed within the step), or -1; e, ce, r1, d1 receive the end point
 // relative to its centre, the centre, their distance and the distance to contact.
 __host__ __device__ __forceinline__ int contact(const Vesicle& v, const double p0[3], double vr,
-                                                double Ddt, double far, unsigned int id,
+                                                double Ddt, double far, unsigned long long id,
                                                 unsigned int nn, ContactUniforms& u, double e[3],
                                                 double ce[3], double& r1, double& d1,
                                                 const Box& box, const Args& args) {
@@ -284,7 +284,7 @@ __host__ __device__ __forceinline__ int contact(const Vesicle& v, const double p
 // surface along e.  Returns whether it bound.
 __host__ __device__ __forceinline__ bool binding(Vesicle& v, long long i, int c, double t1,
                                                  const double e[3], const double ce[3], double r1,
-                                                 double D, double vr, unsigned int id,
+                                                 double D, double vr, unsigned long long id,
                                                  unsigned int nn, ContactUniforms& u, const Box& box,
                                                  const Args& args) {
     const int ty = EXO_LDG(args.cells.ctype + c);
@@ -334,7 +334,7 @@ __host__ __device__ __forceinline__ void unbinding_placement(Vesicle& v, int c, 
 // 7. A BOUND vesicle unbinds or is internalized (competing rates).  Returns
 // whether anything changed.
 __host__ __device__ __forceinline__ bool bound_events(Vesicle& v, long long i, double t1, double D,
-                                                      double vr, unsigned int id, unsigned int nn,
+                                                      double vr, unsigned long long id, unsigned int nn,
                                                       const Box& box, const Args& args) {
     const int c = v.cell;
     const int ty = EXO_LDG(args.cells.ctype + c);
@@ -358,7 +358,7 @@ __host__ __device__ __forceinline__ bool bound_events(Vesicle& v, long long i, d
 }
 
 // 8. Cleared in the medium with probability pcl = 1 − exp(−k_clear dt).
-__host__ __device__ __forceinline__ bool clearance(Vesicle& v, double pcl, unsigned int id,
+__host__ __device__ __forceinline__ bool clearance(Vesicle& v, double pcl, unsigned long long id,
                                                    unsigned int nn, ContactUniforms& u,
                                                    const Args& args) {
     if (!(pcl > 0.0)) return false;
@@ -383,7 +383,7 @@ __host__ __device__ __forceinline__ bool births(Vesicle& v, long long i, long lo
 __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long n0, long long n1,
                                                          Vesicle& v, const Args& args) {
     const double dt = args.run.dt;
-    const unsigned int id = (unsigned int)i;  // counter word 0
+    const unsigned long long id = (unsigned long long)i;  // counter words 0 and 3
 
     // Loop invariants, hoisted: the same values Numba recomputes every step.
     Box box;

@@ -31,11 +31,11 @@ extern "C" void philox4x32(const unsigned int* ctr, const unsigned int* key, uns
     out[3] = w.x3;
 }
 
-// normals4(i, c1, c2, k0, k1) for i < n into out[4, n].
-extern "C" void normals4(long long n, unsigned int c1, unsigned int c2, unsigned int k0,
-                         unsigned int k1, double* out) {
+// normals4(first + i, c1, c2, k0, k1) for i < n into out[4, n].
+extern "C" void normals4(unsigned long long first, long long n, unsigned int c1, unsigned int c2,
+                         unsigned int k0, unsigned int k1, double* out) {
     for (long long i = 0; i < n; ++i) {
-        const exo::Doubles4 z = exo::normals4((unsigned int)i, c1, c2, k0, k1);
+        const exo::Doubles4 z = exo::normals4(first + (unsigned long long)i, c1, c2, k0, k1);
         out[i] = z.v0;
         out[n + i] = z.v1;
         out[2 * n + i] = z.v2;
