@@ -174,6 +174,40 @@ __host__ __device__ __forceinline__ Doubles4 normals4(unsigned long long id, uns
     return z;
 }
 
+// 32-bit word -> uniform float in (0, 1): its top 23 bits plus one half, all
+// exact in float32's 24-bit significand, so never 0 or 1 (2^-24 ≤ u ≤ 1 − 2^-24).
+__host__ __device__ __forceinline__ float to_uniform_f32(unsigned int x) {
+    return ((float)(x >> 9) + 0.5f) * (1.0f / 8388608.0f);
+}
+
+// run.precision = "mixed": the four normals of normals4's counter (the same
+// Philox words) with Box–Muller in float32, returned as doubles for the
+// float64 positions.  Statistically equivalent to normals4, not bitwise: the
+// uniforms keep 23 bits, so |z| ≤ √(−2 ln 2^-24) ≈ 5.8 (a tail of 7e-9 lost
+// per normal; float64's is 6.9), and each normal carries a relative error of
+// a few float32 ulps (~1e-7).  Consumer GPUs run float32 at 32–64 times their
+// float64 rate, and these are most of the arithmetic of a free step.
+__host__ __device__ __forceinline__ Doubles4 normals4_mixed(unsigned long long id, unsigned int c1,
+                                                            unsigned int c2, unsigned int k0,
+                                                            unsigned int k1) {
+    const Words4 w = philox4x32((unsigned int)id, c1, c2, (unsigned int)(id >> 32), k0, k1);
+    const float r0 = sqrtf(-2.0f * logf(to_uniform_f32(w.x0)));
+    const float r1 = sqrtf(-2.0f * logf(to_uniform_f32(w.x2)));
+    float sin0, cos0, sin1, cos1;
+#if defined(__CUDA_ARCH__)
+    sincospif(2.0f * to_uniform_f32(w.x1), &sin0, &cos0);
+    sincospif(2.0f * to_uniform_f32(w.x3), &sin1, &cos1);
+#else
+    const float TWO_PI_F = 6.28318530717958647692f;
+    sin0 = sinf(TWO_PI_F * to_uniform_f32(w.x1));
+    cos0 = cosf(TWO_PI_F * to_uniform_f32(w.x1));
+    sin1 = sinf(TWO_PI_F * to_uniform_f32(w.x3));
+    cos1 = cosf(TWO_PI_F * to_uniform_f32(w.x3));
+#endif
+    Doubles4 z = {(double)(r0 * cos0), (double)(r0 * sin0), (double)(r1 * cos1), (double)(r1 * sin1)};
+    return z;
+}
+
 }  // namespace exo
 
 #endif  // EXODIFF_RNG_CUH

@@ -33,6 +33,10 @@ namespace exo {
 // Mirror of kernels/constants.py (tests/test_cuda_host.py checks that they agree).
 enum VesicleState : int { PENDING = 0, FREE = 1, BOUND = 2, INTERNALIZED = 3, EXITED = 4, CLEARED = 5 };
 enum FaceKind : int { REFLECT = 0, PERIODIC = 1, ABSORB = 2 };
+// run.precision (config.PRECISIONS): the step's template parameter, one entry
+// point each (exodiff_step.cu).  MIXED draws the displacement's normals in
+// float32 (normals4_mixed); everything else stays float64.
+enum Precision : int { DOUBLE = 0, MIXED = 1 };
 constexpr double BRIDGE_CUTOFF = 40.0;
 constexpr double FAR_SIGMAS = 6.3245617;  // cells out of reach: see constants.py
 
@@ -188,10 +192,12 @@ __host__ __device__ __forceinline__ void place_on(Vesicle& v, const double ce[3]
 // -- the stages, in the order of the twins (step_numpy.py, step_numba.py) -----
 
 // 1. Gaussian step plus drift; p0 receives the start point.
+template <Precision P>
 __host__ __device__ __forceinline__ void displacement(Vesicle& v, double p0[3], double s,
                                                       const double drift[3], unsigned long long id,
                                                       unsigned int nn, const Run& run) {
-    const Doubles4 z = normals4(id, nn, STREAM_DIFFUSE, run.k0, run.k1);
+    const Doubles4 z = P == MIXED ? normals4_mixed(id, nn, STREAM_DIFFUSE, run.k0, run.k1)
+                                  : normals4(id, nn, STREAM_DIFFUSE, run.k0, run.k1);
     EXO_UNROLL
     for (int a = 0; a < 3; ++a) p0[a] = v.p[a];
     v.p[0] = p0[0] + (s * z.v0 + drift[0]);
@@ -380,6 +386,7 @@ __host__ __device__ __forceinline__ bool births(Vesicle& v, long long i, long lo
 // Advance vesicle i through steps n0..n1-1 (step n takes t_n = n·dt to t_{n+1}).
 // Returns whether anything changed (a bound or pending vesicle often waits
 // out the whole launch, and then need not be written back).
+template <Precision P>
 __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long n0, long long n1,
                                                          Vesicle& v, const Args& args) {
     const double dt = args.run.dt;
@@ -420,7 +427,7 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
 
         changed = true;
         double p0[3];
-        displacement(v, p0, s, drift, id, nn, args.run);
+        displacement<P>(v, p0, s, drift, id, nn, args.run);
         ContactUniforms u = {false, 0.0, 0.0, 0.0, 0.0};
 
         // an absorbed vesicle stops at its axis (its later axes keep their
@@ -453,6 +460,7 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
 // Load vesicle i, advance it through steps n0..n1-1, store it back if it
 // changed.  Vesicles in a final state are neither read nor written: with one
 // launch per step (finite capacity) the memory traffic is the cost.
+template <Precision P>
 __host__ __device__ __forceinline__ void advance_one(long long i, long long n0, long long n1,
                                                      const Args& args) {
     const Vesicles& A = args.ves;
@@ -467,7 +475,7 @@ __host__ __device__ __forceinline__ void advance_one(long long i, long long n0, 
     v.image[2] = A.iz[i];
     v.state = st;
     v.cell = A.cell[i];
-    if (!advance_vesicle(i, n0, n1, v, args)) return;
+    if (!advance_vesicle<P>(i, n0, n1, v, args)) return;
     A.px[i] = v.p[0];
     A.py[i] = v.p[1];
     A.pz[i] = v.p[2];
