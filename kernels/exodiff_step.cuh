@@ -10,7 +10,11 @@
 // 6. unbinding_placement, 7. bound_events, 8. clearance, 9. births.  Loop
 // invariants are hoisted, and two shortcuts (min_image, bridge) skip divisions
 // only where they provably change no bit.  Contact uniforms are drawn lazily,
-// like Numba.
+// like Numba, but each stage draws the STREAM_CONTACT words again (a pure
+// function of the counter: the same numbers) rather than keeping all four in
+// registers across the step, and contact() returns only the cell: binding and
+// reflection recompute its separation with the same expressions.  Registers
+// are what bound the GPU's occupancy (tests/test_nvrtc.py: MAX_REGISTERS).
 //
 // Host builds (the harness) must not contract a*b+c into FMA
 // (-ffp-contract=off) to stay bit-identical with Numba; the device may, since
@@ -167,18 +171,20 @@ __host__ __device__ __forceinline__ long long bin_of(const double p[3], const Gr
     return (b[0] * EXO_LDG(g.nbins + 1) + b[1]) * EXO_LDG(g.nbins + 2) + b[2];
 }
 
-// The four STREAM_CONTACT uniforms of step n, drawn at most once per step.
-struct ContactUniforms {
+// One of the four STREAM_CONTACT uniforms of step n (faces, cell contact,
+// binding, clearance: words 0..3), drawn when first needed: the faces' and the
+// contact's are renormalised as each face or cell is passed, within a stage.
+template <int word>
+struct ContactUniform {
     bool drawn;
-    double uf, uc, ub, ur;  // faces, cell contact, binding, clearance
-    __host__ __device__ __forceinline__ void draw(unsigned long long id, unsigned int n, const Run& run) {
-        if (drawn) return;
-        const Doubles4 w = uniforms4(id, n, STREAM_CONTACT, run.k0, run.k1);
-        uf = w.v0;
-        uc = w.v1;
-        ub = w.v2;
-        ur = w.v3;
-        drawn = true;
+    double value;
+    __host__ __device__ __forceinline__ double& get(unsigned long long id, unsigned int n, const Run& run) {
+        if (!drawn) {
+            const Doubles4 w = uniforms4(id, n, STREAM_CONTACT, run.k0, run.k1);
+            value = word == 0 ? w.v0 : word == 1 ? w.v1 : word == 2 ? w.v2 : w.v3;
+            drawn = true;
+        }
+        return value;
     }
 };
 
@@ -211,7 +217,7 @@ template <int a>
 __host__ __device__ __forceinline__ bool cross_faces(Vesicle& v, long long i, double x0, double t1,
                                                      double D, double Ddt, double far,
                                                      unsigned long long id, unsigned int nn,
-                                                     ContactUniforms& u, const Box& box,
+                                                     ContactUniform<0>& uf, const Box& box,
                                                      const Args& args) {
     const double L = box.L[a];
     double x = v.p[a];
@@ -228,14 +234,14 @@ __host__ __device__ __forceinline__ bool cross_faces(Vesicle& v, long long i, do
             if (pc > 0.0) {
                 const double pa = pc * binding_probability(args.dom.face_kappa, D, args.run.dt, infinity());
                 if (pa > 0.0) {
-                    u.draw(id, nn, args.run);
-                    if (u.uf < pa) {
+                    double& u = uf.get(id, nn, args.run);
+                    if (u < pa) {
                         v.state = EXITED;
                         args.ves.exit_time[i] = t1;
                         v.p[a] = side == 0 ? 0.0 : L;  // on the face
                         return true;
                     }
-                    u.uf = (u.uf - pa) / (1.0 - pa);
+                    u = (u - pa) / (1.0 - pa);
                 }
             }
         }
@@ -245,42 +251,44 @@ __host__ __device__ __forceinline__ bool cross_faces(Vesicle& v, long long i, do
     return false;
 }
 
+// The point p relative to the centre ce of cell c (minimum image): e.
+// Returns |e|².
+__host__ __device__ __forceinline__ double separation(const double p[3], int c, double ce[3],
+                                                      double e[3], const Box& box, const Args& args) {
+    EXO_UNROLL
+    for (int a = 0; a < 3; ++a) {
+        ce[a] = EXO_LDG(args.cells.ccenter + 3 * (long long)c + a);
+        e[a] = min_image(p[a] - ce[a], box.L[a], box.periodic[a]);
+    }
+    return e[0] * e[0] + e[1] * e[1] + e[2] * e[2];
+}
+
 // 3. The first cell of the end point's bin in contact (at the end point, or
-// crossed within the step), or -1; e, ce, r1, d1 receive the end point
-// relative to its centre, the centre, their distance and the distance to contact.
+// crossed within the step), or -1.
 __host__ __device__ __forceinline__ int contact(const Vesicle& v, const double p0[3], double vr,
                                                 double Ddt, double far, unsigned long long id,
-                                                unsigned int nn, ContactUniforms& u, double e[3],
-                                                double ce[3], double& r1, double& d1,
-                                                const Box& box, const Args& args) {
+                                                unsigned int nn, const Box& box, const Args& args) {
     const long long b = bin_of(v.p, args.grid);
     // cells farther than this from their contact sphere are out of reach
     // this step (constants.FAR_SIGMAS): no square root for them
     const double sx = v.p[0] - p0[0], sy = v.p[1] - p0[1], sz = v.p[2] - p0[2];
     const double margin = sqrt(sx * sx + sy * sy + sz * sz) + FAR_SIGMAS * sqrt(Ddt) + 1e-12;
+    ContactUniform<1> uc = {false, 0.0};
     const long long kend = EXO_LDG(args.grid.gstart + b + 1);
     for (long long k = EXO_LDG(args.grid.gstart + b); k < kend; ++k) {
         const int c = EXO_LDG(args.grid.gitems + k);
         const double Rc = EXO_LDG(args.cells.cradius + c) + vr;
-        EXO_UNROLL
-        for (int a = 0; a < 3; ++a) {
-            ce[a] = EXO_LDG(args.cells.ccenter + 3 * (long long)c + a);
-            e[a] = min_image(v.p[a] - ce[a], box.L[a], box.periodic[a]);
-        }
-        const double r2 = e[0] * e[0] + e[1] * e[1] + e[2] * e[2];
+        double ce[3], e[3];
+        const double r2 = separation(v.p, c, ce, e, box, args);
         if (r2 > (Rc + margin) * (Rc + margin)) continue;
-        r1 = sqrt(r2);
-        d1 = r1 - Rc;
+        const double d1 = sqrt(r2) - Rc;
         if (d1 <= 0.0) return c;
-        double q[3];
-        EXO_UNROLL
-        for (int a = 0; a < 3; ++a) q[a] = min_image(p0[a] - ce[a], box.L[a], box.periodic[a]);
-        const double d0 = sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2]) - Rc;
+        const double d0 = sqrt(separation(p0, c, ce, e, box, args)) - Rc;
         const double pc = d0 <= 0.0 ? 1.0 : bridge(d0, d1, Ddt, far);
         if (pc > 0.0) {
-            u.draw(id, nn, args.run);
-            if (u.uc < pc) return c;
-            u.uc = (u.uc - pc) / (1.0 - pc);
+            double& u = uc.get(id, nn, args.run);
+            if (u < pc) return c;
+            u = (u - pc) / (1.0 - pc);
         }
     }
     return -1;
@@ -291,8 +299,7 @@ __host__ __device__ __forceinline__ int contact(const Vesicle& v, const double p
 __host__ __device__ __forceinline__ bool binding(Vesicle& v, long long i, int c, double t1,
                                                  const double e[3], const double ce[3], double r1,
                                                  double D, double vr, unsigned long long id,
-                                                 unsigned int nn, ContactUniforms& u, const Box& box,
-                                                 const Args& args) {
+                                                 unsigned int nn, const Box& box, const Args& args) {
     const int ty = EXO_LDG(args.cells.ctype + c);
     const double Rc = EXO_LDG(args.cells.cradius + c) + vr;
     double pb = binding_probability(EXO_LDG(args.types.type_kappa + ty), D, args.run.dt, Rc);
@@ -301,8 +308,8 @@ __host__ __device__ __forceinline__ bool binding(Vesicle& v, long long i, int c,
         const double free_frac = 1.0 - (double)EXO_LDG(args.cells.bound_count + c) / (double)cap;
         pb = free_frac > 0.0 ? pb * free_frac : 0.0;
     }
-    u.draw(id, nn, args.run);
-    if (!(u.ub < pb)) return false;
+    ContactUniform<2> ub = {false, 0.0};
+    if (!(ub.get(id, nn, args.run) < pb)) return false;
     place_on(v, ce, e, Rc / r1, box);
     v.state = BOUND;
     v.cell = c;
@@ -325,12 +332,7 @@ __host__ __device__ __forceinline__ void unbinding_placement(Vesicle& v, int c, 
                                                              double u3, double D, const Box& box,
                                                              const Args& args) {
     double ce[3], e[3];
-    EXO_UNROLL
-    for (int a = 0; a < 3; ++a) {
-        ce[a] = EXO_LDG(args.cells.ccenter + 3 * (long long)c + a);
-        e[a] = min_image(v.p[a] - ce[a], box.L[a], box.periodic[a]);
-    }
-    const double r = sqrt(e[0] * e[0] + e[1] * e[1] + e[2] * e[2]);
+    const double r = sqrt(separation(v.p, c, ce, e, box, args));
     const double f = (Rc + unbind_distance(u2, u3, D, args.run.dt, Rc)) / r;
     place_on(v, ce, e, f, box);
     v.state = FREE;
@@ -365,11 +367,10 @@ __host__ __device__ __forceinline__ bool bound_events(Vesicle& v, long long i, d
 
 // 8. Cleared in the medium with probability pcl = 1 − exp(−k_clear dt).
 __host__ __device__ __forceinline__ bool clearance(Vesicle& v, double pcl, unsigned long long id,
-                                                   unsigned int nn, ContactUniforms& u,
-                                                   const Args& args) {
+                                                   unsigned int nn, const Args& args) {
     if (!(pcl > 0.0)) return false;
-    u.draw(id, nn, args.run);
-    if (!(u.ur < pcl)) return false;
+    ContactUniform<3> ur = {false, 0.0};
+    if (!(ur.get(id, nn, args.run) < pcl)) return false;
     v.state = CLEARED;
     return true;
 }
@@ -428,31 +429,31 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
         changed = true;
         double p0[3];
         displacement<P>(v, p0, s, drift, id, nn, args.run);
-        ContactUniforms u = {false, 0.0, 0.0, 0.0, 0.0};
+        ContactUniform<0> uf = {false, 0.0};
 
         // an absorbed vesicle stops at its axis (its later axes keep their
         // unfolded values, as in Numba)
-        if (cross_faces<0>(v, i, p0[0], t1, D, Ddt, far, id, nn, u, box, args) ||
-            cross_faces<1>(v, i, p0[1], t1, D, Ddt, far, id, nn, u, box, args) ||
-            cross_faces<2>(v, i, p0[2], t1, D, Ddt, far, id, nn, u, box, args))
+        if (cross_faces<0>(v, i, p0[0], t1, D, Ddt, far, id, nn, uf, box, args) ||
+            cross_faces<1>(v, i, p0[1], t1, D, Ddt, far, id, nn, uf, box, args) ||
+            cross_faces<2>(v, i, p0[2], t1, D, Ddt, far, id, nn, uf, box, args))
             break;
 
         if (args.grid.n_gitems > 0) {
-            double e[3] = {0.0, 0.0, 0.0};
-            double ce[3] = {0.0, 0.0, 0.0};
-            double r1 = 0.0, d1 = 0.0;
-            const int c = contact(v, p0, vr, Ddt, far, id, nn, u, e, ce, r1, d1, box, args);
+            const int c = contact(v, p0, vr, Ddt, far, id, nn, box, args);
             if (c >= 0) {
+                double ce[3], e[3];
+                double r1 = sqrt(separation(v.p, c, ce, e, box, args));
+                const double d1 = r1 - (EXO_LDG(args.cells.cradius + c) + vr);
                 if (r1 == 0.0) {  // end point at the centre: any normal will do
                     e[2] = 1.0;
                     r1 = 1.0;
                 }
-                if (binding(v, i, c, t1, e, ce, r1, D, vr, id, nn, u, box, args)) continue;
+                if (binding(v, i, c, t1, e, ce, r1, D, vr, id, nn, box, args)) continue;
                 if (d1 < 0.0) reflection(v, c, e, ce, r1, vr, box, args);
             }
         }
 
-        if (clearance(v, pcl, id, nn, u, args)) break;
+        if (clearance(v, pcl, id, nn, args)) break;
     }
     return changed;
 }
