@@ -415,14 +415,15 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
     for (long long n = n0; n < n1; ++n) {
         const int st = v.state;
         if (st == INTERNALIZED || st == EXITED || st == CLEARED) break;
-        const double t1 = (double)(n + 1) * dt;
+        // the step's end time, (n + 1)·dt, is computed where it is written
+        // (a milestone), so that it takes no register through the step
         const unsigned int nn = (unsigned int)n;  // counter word 1
         if (st == PENDING) {
             changed |= births(v, i, n, args);
             continue;
         }
         if (st == BOUND) {
-            changed |= bound_events(v, i, t1, D, vr, id, nn, box, args);
+            changed |= bound_events(v, i, (double)(n + 1) * dt, D, vr, id, nn, box, args);
             continue;
         }
 
@@ -433,9 +434,9 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
 
         // an absorbed vesicle stops at its axis (its later axes keep their
         // unfolded values, as in Numba)
-        if (cross_faces<0>(v, i, p0[0], t1, D, Ddt, far, id, nn, uf, box, args) ||
-            cross_faces<1>(v, i, p0[1], t1, D, Ddt, far, id, nn, uf, box, args) ||
-            cross_faces<2>(v, i, p0[2], t1, D, Ddt, far, id, nn, uf, box, args))
+        if (cross_faces<0>(v, i, p0[0], (double)(n + 1) * dt, D, Ddt, far, id, nn, uf, box, args) ||
+            cross_faces<1>(v, i, p0[1], (double)(n + 1) * dt, D, Ddt, far, id, nn, uf, box, args) ||
+            cross_faces<2>(v, i, p0[2], (double)(n + 1) * dt, D, Ddt, far, id, nn, uf, box, args))
             break;
 
         if (args.grid.n_gitems > 0) {
@@ -448,7 +449,7 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
                     e[2] = 1.0;
                     r1 = 1.0;
                 }
-                if (binding(v, i, c, t1, e, ce, r1, D, vr, id, nn, box, args)) continue;
+                if (binding(v, i, c, (double)(n + 1) * dt, e, ce, r1, D, vr, id, nn, box, args)) continue;
                 if (d1 < 0.0) reflection(v, c, e, ce, r1, vr, box, args);
             }
         }
