@@ -151,7 +151,8 @@ __host__ __device__ __forceinline__ double min_image(double e, double L, bool pe
 // contact, 0 at and beyond the cutoff.  far = BRIDGE_CUTOFF·D·dt·(1 + 2⁻⁴⁰):
 // from there on d0·d1/(D dt) rounds to ≥ BRIDGE_CUTOFF anyway, so the common
 // far case skips a division and the result is bit-identical to Numba's.
-__host__ __device__ __forceinline__ double bridge(double d0, double d1, double Ddt, double far) {
+__host__ __device__ __forceinline__ double bridge(double d0, double d1, double Ddt) {
+    const double far = BRIDGE_CUTOFF * Ddt * (1.0 + 0x1p-40);
     const double prod = d0 * d1;
     if (prod >= far) return 0.0;
     const double arg = prod / Ddt;
@@ -215,7 +216,7 @@ __host__ __device__ __forceinline__ void displacement(Vesicle& v, double p0[3], 
 // wrap, mirror, or absorb at the faces.  Returns whether the vesicle exited.
 template <int a>
 __host__ __device__ __forceinline__ bool cross_faces(Vesicle& v, long long i, double x0, double t1,
-                                                     double D, double Ddt, double far,
+                                                     double D, double Ddt,
                                                      unsigned long long id, unsigned int nn,
                                                      ContactUniform<0>& uf, const Box& box,
                                                      const Args& args) {
@@ -230,7 +231,7 @@ __host__ __device__ __forceinline__ bool cross_faces(Vesicle& v, long long i, do
         const double d0 = side == 0 ? x0 : L - x0;
         const double d1 = side == 0 ? x : L - x;
         if (box.absorb[2 * a + side]) {
-            const double pc = (d1 <= 0.0 || d0 <= 0.0) ? 1.0 : bridge(d0, d1, Ddt, far);
+            const double pc = (d1 <= 0.0 || d0 <= 0.0) ? 1.0 : bridge(d0, d1, Ddt);
             if (pc > 0.0) {
                 const double pa = pc * binding_probability(args.dom.face_kappa, D, args.run.dt, infinity());
                 if (pa > 0.0) {
@@ -266,7 +267,7 @@ __host__ __device__ __forceinline__ double separation(const double p[3], int c, 
 // 3. The first cell of the end point's bin in contact (at the end point, or
 // crossed within the step), or -1.
 __host__ __device__ __forceinline__ int contact(const Vesicle& v, const double p0[3], double vr,
-                                                double Ddt, double far, unsigned long long id,
+                                                double Ddt, unsigned long long id,
                                                 unsigned int nn, const Box& box, const Args& args) {
     const long long b = bin_of(v.p, args.grid);
     // cells farther than this from their contact sphere are out of reach
@@ -284,7 +285,7 @@ __host__ __device__ __forceinline__ int contact(const Vesicle& v, const double p
         const double d1 = sqrt(r2) - Rc;
         if (d1 <= 0.0) return c;
         const double d0 = sqrt(separation(p0, c, ce, e, box, args)) - Rc;
-        const double pc = d0 <= 0.0 ? 1.0 : bridge(d0, d1, Ddt, far);
+        const double pc = d0 <= 0.0 ? 1.0 : bridge(d0, d1, Ddt);
         if (pc > 0.0) {
             double& u = uc.get(id, nn, args.run);
             if (u < pc) return c;
@@ -406,7 +407,6 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
     const double s = EXO_LDG(args.par.sigma + i);
     const double vr = EXO_LDG(args.par.vradius + i);
     const double Ddt = D * dt;
-    const double far = BRIDGE_CUTOFF * Ddt * (1.0 + 0x1p-40);
     const double drift[3] = {EXO_LDG(args.dom.flow + 0) * dt, EXO_LDG(args.dom.flow + 1) * dt,
                              (EXO_LDG(args.dom.flow + 2) - EXO_LDG(args.par.settling + i)) * dt};
     const double pcl = EXO_LDG(args.par.p_clear + EXO_LDG(args.par.species + i));
@@ -434,13 +434,13 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
 
         // an absorbed vesicle stops at its axis (its later axes keep their
         // unfolded values, as in Numba)
-        if (cross_faces<0>(v, i, p0[0], (double)(n + 1) * dt, D, Ddt, far, id, nn, uf, box, args) ||
-            cross_faces<1>(v, i, p0[1], (double)(n + 1) * dt, D, Ddt, far, id, nn, uf, box, args) ||
-            cross_faces<2>(v, i, p0[2], (double)(n + 1) * dt, D, Ddt, far, id, nn, uf, box, args))
+        if (cross_faces<0>(v, i, p0[0], (double)(n + 1) * dt, D, Ddt, id, nn, uf, box, args) ||
+            cross_faces<1>(v, i, p0[1], (double)(n + 1) * dt, D, Ddt, id, nn, uf, box, args) ||
+            cross_faces<2>(v, i, p0[2], (double)(n + 1) * dt, D, Ddt, id, nn, uf, box, args))
             break;
 
         if (args.grid.n_gitems > 0) {
-            const int c = contact(v, p0, vr, Ddt, far, id, nn, box, args);
+            const int c = contact(v, p0, vr, Ddt, id, nn, box, args);
             if (c >= 0) {
                 double ce[3], e[3];
                 double r1 = sqrt(separation(v.p, c, ce, e, box, args));
