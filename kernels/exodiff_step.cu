@@ -17,8 +17,12 @@
 #define EXO_BLOCK 256
 #endif
 // Blocks per SM the step kernels must fit (__launch_bounds__): 2 blocks of
-// 256 threads caps them at 128 registers (25 % occupancy); see
-// tests/test_nvrtc.py for the counts and why not more.
+// 256 threads caps them at 128 registers (25 % occupancy).  3 blocks (80
+// registers) would make ptxas spill 48 bytes and 4 (64) 112 bytes, in the
+// cell-contact loop, where the vesicle, its start point, the box and the
+// per-vesicle constants are all live; moving the rare branches into
+// __noinline__ functions costs a 384-byte frame instead (ABI saves).  Counts
+// per architecture: tests/test_nvrtc.py (MAX_REGISTERS).
 #ifndef EXO_MIN_BLOCKS
 #define EXO_MIN_BLOCKS 2
 #endif

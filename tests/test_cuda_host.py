@@ -384,13 +384,14 @@ def test_cuda_sources_compile_without_warnings(source, arch, nvcc_dir):
     assert ok, log
 
 
-def test_step_kernel_keeps_its_state_in_registers(nvcc_dir):
-    """No stack frame (spills or local arrays) in advance_f64 on Hopper: the
-    fused launch is meant to touch global memory once per launch."""
+@pytest.mark.parametrize("entry", backend_cuda.ADVANCE.values())
+def test_step_kernel_keeps_its_state_in_registers(nvcc_dir, entry):
+    """No stack frame (spills or local arrays) in the step kernels on Hopper:
+    the fused launch is meant to touch global memory once per launch."""
     ok, log = _nvcc("exodiff_step.cu", "sm_90", nvcc_dir)
     assert ok, log
-    props = re.search(r"Function properties for advance_f64\s*\n\s*(\d+) bytes stack frame", log)
+    props = re.search(rf"Function properties for {entry}\s*\n\s*(\d+) bytes stack frame", log)
     assert props is not None, log
     assert int(props.group(1)) == 0, (
-        "advance_f64 uses local memory: an array indexed by a runtime value or a "
+        f"{entry} uses local memory: an array indexed by a runtime value or a "
         "register spill (see `ptxas -v` below)\n" + log)
