@@ -111,7 +111,8 @@ def test_far_cell_rejection_skips_only_cells_out_of_reach():
 def test_numpy_backend_runs_without_numba(tmp_path):
     """The NumPy reference needs no Numba (DESIGN §3: slow and obvious): in
     a process where ``import numba`` fails, a run on it (model building, grid,
-    cell packing, stepping, writing) gives this process's answers bit for bit."""
+    cell packing, stepping, writing) gives this process's answers bit for bit;
+    auto falls back to it, and --backend numba says why it cannot run."""
     import subprocess
     import sys
     import textwrap
@@ -127,6 +128,15 @@ def test_numpy_backend_runs_without_numba(tmp_path):
         sim = Simulation(load_config({str(tmp_path / "run.toml")!r}), backend="numpy")
         sim.run({str(tmp_path / "nonumba.h5")!r})
         assert sys.modules["numba"] is None
+        from exodiff.backends import select_backend
+        from exodiff.errors import InputError
+        try:
+            select_backend("numba")
+            raise AssertionError("--backend numba without Numba")
+        except InputError as e:
+            assert "Numba is not installed" in str(e)
+        auto, note = select_backend("auto")
+        assert auto.name in ("numpy", "cuda"), note
         np.savez({str(tmp_path / "state.npz")!r}, **{{k: sim.model.arrays[k] for k in {STATE_ARRAYS!r}}})
     """)
     tests = Path(__file__).resolve().parent
