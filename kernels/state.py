@@ -167,7 +167,8 @@ def pack(arrays):
             if not f.shape:
                 x = f.dtype(x)
             elif np.asarray(x).dtype != np.dtype(f.dtype):
-                raise TypeError(f"{f.name}: dtype {np.asarray(x).dtype}, the kernels take {np.dtype(f.dtype)}")
+                raise TypeError(f"{f.name}: dtype {np.asarray(x).dtype}, "
+                                f"the kernels take {np.dtype(f.dtype)}")
             values.append(x)
         parts.append(cls(*values))
     return StepArgs(*parts)
