@@ -37,8 +37,10 @@ FIRST_CHUNK_VESICLE_STEPS = 1_000_000
 # Peak memory while a run is built and written [bytes]: per vesicle
 # config.BYTES_PER_VESICLE (also what `exodiff check` reports), per cell this.
 PEAK_BYTES_PER_CELL = 400
-# Philox counter words are 32-bit: step numbers must fit (a vesicle id takes two words).
+# Philox counter words are 32-bit: step numbers must fit.  A vesicle id takes
+# two words, and the kernels index vesicles with int64.
 MAX_COUNTER = 2**32 - 1
+MAX_VESICLES = 2**63 - 1
 # The vesicle state a snapshot stores besides the milestones (_record): a full
 # snapshot doubles as a checkpoint only if that is all of kernels/state.py's
 # STATE fields (else checkpoint files carry the state at snapshot steps).
@@ -468,8 +470,8 @@ def available_memory():
 
 def check_resources(config):
     """Refuse, before allocating anything, a run that cannot work: more
-    steps than the random numbers' 32-bit step counter numbers (vesicle ids
-    take two counter words, kernels/philox.py), or more memory than the machine has (estimated from the expected number of
+    steps than the random numbers' 32-bit step counter numbers, more vesicles
+    than their 64-bit ids (two counter words, kernels/philox.py), or more memory than the machine has (estimated from the expected number of
     vesicles and cells).  Raises ConfigError naming the key."""
     from . import physics
     from .config import BYTES_PER_VESICLE, derived_parameters
@@ -487,6 +489,9 @@ def check_resources(config):
     if d.populations:
         name, pop = max(d.populations.items(), key=lambda kv: kv[1].total)
         key = f"vesicles.{name}.count" if pop.initial >= pop.secreted else f"vesicles.{name}"
+    if total > MAX_VESICLES:
+        raise ConfigError(key, f"{what}; at most {format_count(MAX_VESICLES)} can have their own "
+                               f"random numbers")
     need_v, need_c = BYTES_PER_VESICLE * total, PEAK_BYTES_PER_CELL * cells
     avail = available_memory()
     if avail is not None and need_v + need_c > avail:

@@ -172,17 +172,18 @@ __host__ __device__ __forceinline__ long long bin_of(const double p[3], const Gr
     return (b[0] * EXO_LDG(g.nbins + 1) + b[1]) * EXO_LDG(g.nbins + 2) + b[2];
 }
 
-// One of the four STREAM_CONTACT uniforms of step n (faces, cell contact,
-// binding, clearance: words 0..3), drawn when first needed: the faces' and the
-// contact's are renormalised as each face or cell is passed, within a stage.
+// STREAM_CONTACT uniform `word` of step n (0 faces, 1 cell contact; 2
+// binding and 3 clearance are drawn where used), drawn when first needed and
+// renormalised as each face or cell is passed, within its stage.
 template <int word>
 struct ContactUniform {
+    static_assert(word == 0 || word == 1, "only the faces' and the contact's uniforms are kept");
     bool drawn;
     double value;
     __host__ __device__ __forceinline__ double& get(unsigned long long id, unsigned int n, const Run& run) {
         if (!drawn) {
             const Doubles4 w = uniforms4(id, n, STREAM_CONTACT, run.k0, run.k1);
-            value = word == 0 ? w.v0 : word == 1 ? w.v1 : word == 2 ? w.v2 : w.v3;
+            value = word == 0 ? w.v0 : w.v1;
             drawn = true;
         }
         return value;
@@ -309,8 +310,7 @@ __host__ __device__ __forceinline__ bool binding(Vesicle& v, long long i, int c,
         const double free_frac = 1.0 - (double)EXO_LDG(args.cells.bound_count + c) / (double)cap;
         pb = free_frac > 0.0 ? pb * free_frac : 0.0;
     }
-    ContactUniform<2> ub = {false, 0.0};
-    if (!(ub.get(id, nn, args.run) < pb)) return false;
+    if (!(uniforms4(id, nn, STREAM_CONTACT, args.run.k0, args.run.k1).v2 < pb)) return false;
     place_on(v, ce, e, Rc / r1, box);
     v.state = BOUND;
     v.cell = c;
@@ -370,8 +370,7 @@ __host__ __device__ __forceinline__ bool bound_events(Vesicle& v, long long i, d
 __host__ __device__ __forceinline__ bool clearance(Vesicle& v, double pcl, unsigned long long id,
                                                    unsigned int nn, const Args& args) {
     if (!(pcl > 0.0)) return false;
-    ContactUniform<3> ur = {false, 0.0};
-    if (!(ur.get(id, nn, args.run) < pcl)) return false;
+    if (!(uniforms4(id, nn, STREAM_CONTACT, args.run.k0, args.run.k1).v3 < pcl)) return false;
     v.state = CLEARED;
     return true;
 }
