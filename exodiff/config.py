@@ -48,6 +48,7 @@ class RunConfig:
     seed: int = 42
     snapshot_interval: float | None = None
     observe_interval: float | None = None
+    precision: str = "double"   # PRECISIONS
 
     def __post_init__(self):
         if self.snapshot_interval is None:
@@ -244,7 +245,13 @@ def _override_value(text):
 # --------------------------------------------------------------- validation
 
 SECTIONS = ("run", "medium", "domain", "cells", "cell_types", "vesicles", "output", "check")
-RUN_KEYS = ("duration", "dt", "seed", "snapshot_interval", "observe_interval")
+RUN_KEYS = ("duration", "dt", "seed", "snapshot_interval", "observe_interval", "precision")
+# run.precision: "double" is float64 throughout, bitwise the same on every
+# backend; "mixed" lets the cuda backend draw the displacement's normals in
+# float32 (statistically equivalent, not bitwise: consumer GPUs run float64 at
+# 1/32-1/64 of float32).  The CPU backends have nothing to gain from it and
+# run "mixed" in double, bit for bit as "double".
+PRECISIONS = ("double", "mixed")
 MEDIUM_KEYS = ("temperature", "viscosity", "density", "gravity", "flow")
 DOMAIN_KEYS = ("size", "boundary", "kappa")
 CELLS_KEYS = ("layout", "count", "radius", "radii", "types", "type", "centers", "path",
@@ -457,7 +464,8 @@ def _parse_run(t):
     for name, value in (("snapshot_interval", snapshot), ("observe_interval", observe)):
         if value < dt:
             raise ConfigError(f"run.{name}", f"must be at least run.dt ({format_time(dt)}), got {describe(t[name])}")
-    return RunConfig(duration, dt, seed, snapshot, observe)
+    precision = _choice(t.get("precision", "double"), PRECISIONS, "run.precision")
+    return RunConfig(duration, dt, seed, snapshot, observe, precision)
 
 
 def _parse_medium(t):
@@ -1097,6 +1105,8 @@ def format_check(config):
     lines.append(f"Run: duration {format_time(run.duration)}, dt {format_time(run.dt)} "
                  f"({format_count(d.steps)} steps), seed {run.seed}, snapshots every "
                  f"{format_time(run.snapshot_interval)}, observations every {format_time(run.observe_interval)}")
+    if run.precision == "mixed":
+        lines.append("Precision: mixed (float32 normals on the cuda backend; the CPU backends run double)")
     lines.append(f"Medium: T = {medium.temperature:.2f} K, η = {medium.viscosity:.3g} Pa·s, "
                  f"ρ = {medium.density:.4g} kg/m³, gravity {'on' if medium.gravity else 'off'}, "
                  f"flow ({', '.join(f'{v:g}' for v in medium.flow)}) µm/s")

@@ -36,6 +36,10 @@ SCHEMA = {
         Key("seed", "integer", "42", "Philox key: the same seed gives the same run on every backend"),
         Key("snapshot_interval", "time", "duration", "positions, states and cell index of the vesicles"),
         Key("observe_interval", "time", "snapshot_interval", "counts per state and per cell"),
+        Key("precision", "\"double\" or \"mixed\"", "\"double\"",
+            "`double`: float64 throughout, the same bits on every backend; `mixed`: the cuda backend "
+            "draws the diffusion normals in float32 (positions and surface tests stay float64), "
+            "statistically equivalent, for GPUs with slow float64; the CPU backends run it as double"),
     ],
     "medium": [
         Key("temperature", "temperature", "\"37 degC\"", "for Stokes–Einstein D = kT/(6πηr)"),

@@ -38,8 +38,15 @@ FIRST_CHUNK_VESICLE_STEPS = 1_000_000
 # Peak memory while a run is built and written [bytes]: per vesicle
 # config.BYTES_PER_VESICLE (also what `exodiff check` reports), per cell this.
 PEAK_BYTES_PER_CELL = 400
-# Philox counter words are 32-bit: vesicle ids and step numbers must fit.
+# Philox counter words are 32-bit: step numbers must fit.  A vesicle id takes
+# two words, and the kernels index vesicles with int64.
 MAX_COUNTER = 2**32 - 1
+MAX_VESICLES = 2**63 - 1
+# The vesicle state a snapshot stores besides the milestones (_record): a full
+# snapshot doubles as a checkpoint only if that is all of kernels/state.py's
+# STATE fields (else checkpoint files carry the state at snapshot steps).
+SNAPSHOT_FIELDS = ("pos", "image", "state", "cell")
+SNAPSHOTS_HOLD_STATE = set(STATE_FIELDS) <= set(SNAPSHOT_FIELDS) | set(MILESTONES)
 
 
 @dataclass
@@ -104,9 +111,6 @@ class Simulation:
         check_resources(config)
         self.backend, self.backend_note = select_backend(backend)
         self.model = build_model(config)
-        if self.model.n_vesicles > MAX_COUNTER:
-            raise ConfigError("vesicles", f"{self.model.n_vesicles:,} vesicles in the pool; at most "
-                                          f"{MAX_COUNTER:,} can have their own random numbers")
 
     # -- observations -------------------------------------------------------
     def observe(self):
@@ -142,8 +146,9 @@ class Simulation:
         return None
 
     def _full_state_snapshots(self):
-        """Snapshots hold every vesicle's position: they double as checkpoints."""
-        return self.config.output.positions != "none" and self._sample_ids() is None
+        """Snapshots hold every vesicle's state: they double as checkpoints."""
+        return (SNAPSHOTS_HOLD_STATE and self.config.output.positions != "none"
+                and self._sample_ids() is None)
 
     def run(self, out, progress=None, overwrite=False, resume=False):
         """Run to the end, writing the H5MD file `out`.  `progress(Progress)`
@@ -261,7 +266,7 @@ class Simulation:
         if observe:
             writer.write_observation(step, t, *self.observe())
         if snapshot:
-            writer.write_snapshot(step, t, a["pos"], a["image"], a["state"], a["cell"], self.milestones())
+            writer.write_snapshot(step, t, *(a[name] for name in SNAPSHOT_FIELDS), self.milestones())
 
     # -- checkpoint and resume ------------------------------------------------
     def _checkpoint_attrs(self):
@@ -294,7 +299,7 @@ class Simulation:
             if run.complete:
                 return ResumePlan(out, m.n_steps, "complete", complete=True)
             plan = ResumePlan(out, 0, "start")
-            if run.full_state and run.n_snapshots:
+            if SNAPSHOTS_HOLD_STATE and run.full_state and run.n_snapshots:
                 k = run.n_snapshots - 1
                 plan = ResumePlan(out, int(run.snapshot_steps[k]), "snapshot",
                                   state=self._snapshot_state(run, k))
@@ -469,8 +474,8 @@ def available_memory():
 
 def check_resources(config):
     """Refuse, before allocating anything, a run that cannot work: more
-    steps or vesicles than the 32-bit random-number counters number, or
-    more memory than the machine has (estimated from the expected number of
+    steps than the random numbers' 32-bit step counter numbers, more vesicles
+    than their 64-bit ids (two counter words, kernels/philox.py), or more memory than the machine has (estimated from the expected number of
     vesicles and cells).  Raises ConfigError naming the key."""
     from . import physics
     from .config import BYTES_PER_VESICLE, derived_parameters
@@ -488,8 +493,8 @@ def check_resources(config):
     if d.populations:
         name, pop = max(d.populations.items(), key=lambda kv: kv[1].total)
         key = f"vesicles.{name}.count" if pop.initial >= pop.secreted else f"vesicles.{name}"
-    if total > MAX_COUNTER:
-        raise ConfigError(key, f"{what}; at most {format_count(MAX_COUNTER)} can have their own "
+    if total > MAX_VESICLES:
+        raise ConfigError(key, f"{what}; at most {format_count(MAX_VESICLES)} can have their own "
                                f"random numbers")
     need_v, need_c = BYTES_PER_VESICLE * total, PEAK_BYTES_PER_CELL * cells
     avail = available_memory()

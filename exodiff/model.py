@@ -46,6 +46,7 @@ class Model:
     n_vesicles: int = 0
     n_cells: int = 0
     grid: object = None
+    precision: str = "double"        # run.precision: the cuda backend's step kernel
 
     def args(self):
         """The kernels' argument (state.StepArgs) over these arrays."""
@@ -202,9 +203,9 @@ def build_model(config):
         bin_size=grid.bin_size, nbins=grid.nbins, gstart=grid.start, gitems=grid.items,
     ))
     return Model(n_steps=physics.step_count(run.duration, dt), arrays=MappingProxyType(arrays),
-                 birth_time=birth_time, species_names=species_names, cargo_names=cargo_names, cargo_table=cargo_table,
-                 cell_type_names=type_names, faces=tuple(domain.faces), n_vesicles=N, n_cells=M,
-                 grid=grid)
+                 birth_time=birth_time, species_names=species_names, cargo_names=cargo_names,
+                 cargo_table=cargo_table, cell_type_names=type_names, faces=tuple(domain.faces),
+                 n_vesicles=N, n_cells=M, grid=grid, precision=run.precision)
 
 
 def _into_box(p, box, periodic):

@@ -11,13 +11,17 @@ its dtype, shape and role, and everything else derives from these lists:
   harness take their fields as one flat parameter list in this order, which
   exodiff/backend_cuda.py builds from these declarations
   (tests/test_cuda_host.py checks that the three agree);
-- exodiff/model.py builds the arrays by these names and dtypes, the driver
-  checkpoints, resumes and writes the ``STATE`` fields, and the cuda backend
-  fetches the ``STATE`` and ``DERIVED`` ones.
+- exodiff/model.py builds the arrays by these names and dtypes; the driver
+  checkpoints and resumes the ``STATE`` fields and writes the ``milestone``
+  ones with every snapshot; the cuda backend fetches the ``STATE`` and
+  ``DERIVED`` ones.
 
-Adding a per-vesicle array: one ``Field`` below (the model fills it with its
-``initial`` value), its C struct line in exodiff_step.cuh, and the kernel code
-that uses it.
+Adding a per-vesicle array: one ``Field`` below (the model starts a STATE
+field at its ``initial`` value; a CONST one needs its values in
+exodiff/model.py), its line in the C struct's X-macro in exodiff_step.cuh, and
+the kernel code that uses it.  Checkpoints carry it from then on; the run file
+holds it only where the writer is taught to (exodiff/driver.py:
+SNAPSHOT_FIELDS, MILESTONES).
 
 Shapes name their axes: N vesicles, M cells, T cell types, P populations, B
 grid bins; () is a scalar.
@@ -163,7 +167,8 @@ def pack(arrays):
             if not f.shape:
                 x = f.dtype(x)
             elif np.asarray(x).dtype != np.dtype(f.dtype):
-                raise TypeError(f"{f.name}: dtype {np.asarray(x).dtype}, the kernels take {np.dtype(f.dtype)}")
+                raise TypeError(f"{f.name}: dtype {np.asarray(x).dtype}, "
+                                f"the kernels take {np.dtype(f.dtype)}")
             values.append(x)
         parts.append(cls(*values))
     return StepArgs(*parts)

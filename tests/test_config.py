@@ -193,6 +193,13 @@ def test_defaults():
     assert (cfg.output.positions, cfg.output.compression) == ("all", "gzip")
 
 
+def test_run_precision_is_double_or_mixed():
+    assert parse_config(minimal()).run.precision == "double"
+    assert parse_config(minimal(run={"precision": "mixed"})).run.precision == "mixed"
+    message = error_of(minimal(run={"precision": "single"}))
+    assert message.startswith("run.precision: expected one of 'double', 'mixed'"), message
+
+
 def test_observe_interval_defaults_to_snapshot_interval():
     cfg = parse_config(minimal(run={"snapshot_interval": "2 s"}))
     assert cfg.run.observe_interval == 2.0

@@ -112,8 +112,8 @@ CONFIGS = {
                                     .replace('"0.01 s"', '"1e6 s"'),
                                     "run.dt: duration / dt = 10,000,000,000,000 steps, more than the 4,294,967,295"),
     # sizes: refused from an estimate, before anything is allocated
-    "more vesicles than the counter": (sub("count = 200", "count = 1e30"),
-                                       "vesicles.ev.count: 1e+30 vesicles in all (1e+30 at t = 0 + 0 expected secreted); at most 4,294,967,295"),
+    "more vesicles than 64-bit ids": (sub("count = 200", "count = 1e30"),
+                                       "vesicles.ev.count: 1e+30 vesicles in all (1e+30 at t = 0 + 0 expected secreted); at most 9.22e+18 can have"),
     "more vesicles than memory": (sub("count = 200", "count = 4000000000"),
                                   "vesicles.ev.count: 4,000,000,000 vesicles in all (4,000,000,000 at t = 0 + 0 expected secreted) need about 1.6 TB of memory, more than the"),
     "secretion beyond memory": (add("cell_types.target", 'secretion_rate = "1e9 /s"\nsecretes = "ev"'),
