@@ -17,7 +17,7 @@ def __getattr__(name):
         from .driver import Simulation
         return Simulation
     if name == "open_run":
-        from .io import open_run
+        from .analysis import open_run  # the run with its analyses as methods
         return open_run
     raise AttributeError(f"module 'exodiff' has no attribute {name!r}")
 

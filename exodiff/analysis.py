@@ -1,10 +1,11 @@
 """Analyses of a run file: uptake, dose, range, first passage, MSD, profiles.
 
 Each analysis follows the freud pattern: settings in the constructor, data in
-``compute(run)`` (``run`` from :func:`exodiff.open_run`), results as
+``compute(run)`` (``run`` from :func:`exodiff.io.open_run`), results as
 read-only properties; ``compute`` returns ``self`` so that
 ``Dose().compute(run).summary`` reads in one line.  The same analyses are on
-the run object itself: ``run.dose()``, ``run.first_passage(event="bound")``.
+the run that :func:`open_run` here (and :func:`exodiff.open_run`) opens:
+``run.dose()``, ``run.first_passage(event="bound")``.
 
 Lengths in µm, times in s, concentrations in vesicles/µm³ (×10¹² for
 particles/mL).  Snapshot data (positions, states, milestones) are read in
@@ -21,14 +22,13 @@ import operator
 
 import numpy as np
 
+from . import io
 from .errors import InputError
-from .io import STATE_NAMES
-
-PENDING, FREE, BOUND, INTERNALIZED, EXITED, CLEARED = range(6)
+from .kernels.constants import BOUND, CLEARED, EXITED, FREE, INTERNALIZED, PENDING, STATE_NAMES
 
 __all__ = ["UptakeCurves", "Dose", "UptakeRange", "FirstPassage", "MSD", "Profile",
            "MassBalance", "RunComparison", "kaplan_meier", "ks_two_sample",
-           "two_proportion_z", "gini", "cell_results", "expected_diffusion"]
+           "two_proportion_z", "gini", "cell_results", "expected_diffusion", "AnalysedRun", "open_run"]
 
 
 class _Analysis:
@@ -289,9 +289,10 @@ class Dose(_Analysis):
     def compute(self, run):
         k = run.observation_index(self.time_setting)
         self.time = float(run.observation_times[k])
-        self.vesicles = np.asarray(run._obs["cells/internalized"]["value"][k], dtype=np.int64)
-        self.bound = np.asarray(run._obs["cells/bound"]["value"][k], dtype=np.int64)
-        self.cargo = np.asarray(run._obs["cells/cargo"]["value"][k], dtype=np.float64)
+        bound, inside, cargo = run.cells_at(k)
+        self.vesicles = np.asarray(inside, dtype=np.int64)
+        self.bound = np.asarray(bound, dtype=np.int64)
+        self.cargo = np.asarray(cargo, dtype=np.float64)
         self.cargo_names = run.cargo_names
         self.types = run.cells.types
         self.type_names = run.cells.type_names
@@ -373,8 +374,7 @@ class UptakeRange(_Analysis):
                              + ("" if self.donor_types else "; name them with donor_types"))
         k = run.observation_index(self.time_setting)
         self.time = float(run.observation_times[k])
-        bound = np.asarray(run._obs["cells/bound"]["value"][k], dtype=np.int64)
-        inside = np.asarray(run._obs["cells/internalized"]["value"][k], dtype=np.int64)
+        bound, inside = (np.asarray(a, dtype=np.int64) for a in run.cells_at(k)[:2])
         self.uptake = {"taken_up": bound + inside, "internalized": inside, "bound": bound}[self.quantity]
         self.distance, self.nearest_donor = dist, which
         ok = ~np.isnan(dist)
@@ -941,8 +941,7 @@ class RunComparison(_Analysis):
         """Per cell type, then "all": released, taken_up, first-binding times."""
         k = run.observation_index(t_c)
         released = int(run.n_vesicles - run.counts["pending"][k])
-        bound = np.asarray(run._obs["cells/bound"]["value"][k], dtype=np.int64)
-        inside = np.asarray(run._obs["cells/internalized"]["value"][k], dtype=np.int64)
+        bound, inside = (np.asarray(a, dtype=np.int64) for a in run.cells_at(k)[:2])
         Y = len(run.cells.type_names)
         out = [{"released": released,
                 "taken_up": int((bound + inside)[run.cells.types == t].sum())} for t in range(Y)]
@@ -990,3 +989,60 @@ def expected_diffusion(run, population=None):
             d[species == j] = given
     sel = np.ones(species.shape, dtype=bool) if pop is None else species == pop
     return float(d[sel].mean()) if sel.any() else math.nan
+
+
+# ------------------------------------------------------- runs with analyses
+
+
+class AnalysedRun(io.Run):
+    """A run file (:class:`exodiff.io.Run`) with the analyses above as
+    methods, each memoized per settings (the frames of an open run are fixed,
+    so a result holds): :meth:`uptake_curves`, :meth:`dose`,
+    :meth:`uptake_range`, :meth:`first_passage`, :meth:`msd`,
+    :meth:`profile`, :meth:`mass_balance`, and :meth:`cell_results`."""
+
+    def _analysis(self, cls, settings):
+        """``cls(**settings).compute(self)``, memoized per settings."""
+        key = (cls.__name__, repr(sorted(settings.items())))
+        cache = self.__dict__.setdefault("_analyses", {})
+        if key not in cache:
+            cache[key] = cls(**settings).compute(self)
+        return cache[key]
+
+    def uptake_curves(self, **settings):
+        """:class:`UptakeCurves` computed on this run."""
+        return self._analysis(UptakeCurves, settings)
+
+    def dose(self, **settings):
+        """:class:`Dose` computed on this run."""
+        return self._analysis(Dose, settings)
+
+    def uptake_range(self, **settings):
+        """:class:`UptakeRange` computed on this run."""
+        return self._analysis(UptakeRange, settings)
+
+    def first_passage(self, **settings):
+        """:class:`FirstPassage` computed on this run."""
+        return self._analysis(FirstPassage, settings)
+
+    def msd(self, **settings):
+        """:class:`MSD` computed on this run."""
+        return self._analysis(MSD, settings)
+
+    def profile(self, **settings):
+        """:class:`Profile` computed on this run."""
+        return self._analysis(Profile, settings)
+
+    def mass_balance(self, **settings):
+        """:class:`MassBalance` computed on this run."""
+        return self._analysis(MassBalance, settings)
+
+    def cell_results(self, time=None):
+        """:func:`cell_results` of this run at observation ``time`` [s]."""
+        return cell_results(self, time)
+
+
+def open_run(path):
+    """Open a run file read-only as an :class:`AnalysedRun` (InputError as
+    :func:`exodiff.io.open_run`)."""
+    return io.open_run(path, run_class=AnalysedRun)

@@ -246,7 +246,7 @@ def _stem(path):
 
 
 def _plot(args):
-    from .io import open_run
+    from .analysis import open_run
     from .plots import KINDS, plot
     if args.kind not in KINDS:
         raise InputError(f"--kind {args.kind!r}: unknown; expected one of {', '.join(KINDS)}")
@@ -266,7 +266,7 @@ def _plot(args):
 
 
 def _report(args):
-    from .io import open_run
+    from .analysis import open_run
     from .report import write_report
     out = args.output or f"{_stem(args.run)}_report"
     with open_run(args.run) as run:
@@ -289,8 +289,7 @@ def _export(args):
 
 
 def _compare(args):
-    from .analysis import RunComparison
-    from .io import open_run
+    from .analysis import RunComparison, open_run
     if args.csv:
         folder = os.path.dirname(os.path.abspath(args.csv))
         if not os.path.isdir(folder):

@@ -1,14 +1,15 @@
 """The time loop: chunks of steps between observation and snapshot times.
 
 The driver owns time and scheduling; backends own memory and launches; only
-exodiff/io.py touches files.
+exodiff/io touches files.
 
 Interruption and resume (DESIGN §2: the state at a step determines the rest
 of the run, whatever the chunking): SIGINT (Ctrl-C) or SIGTERM makes the run
-stop at the next step boundary, save the full state (exodiff/io.py,
-"Resume") and raise :class:`~exodiff.errors.RunInterrupted`; a second Ctrl-C
-stops at once.  ``run(out, resume=True)`` continues from the latest full
-state on disk and writes a file identical to an uninterrupted run's.
+stop at the next step boundary, save the full state
+(exodiff/io/checkpoint.py) and raise :class:`~exodiff.errors.RunInterrupted`;
+a second Ctrl-C stops at once.  ``run(out, resume=True)`` continues from
+the latest full state on disk and writes a file identical to an
+uninterrupted run's.
 """
 import math
 import os
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import __version__
+from . import __version__, probes
 from .backends import select_backend
 from .errors import ConfigError, InputError, RunInterrupted
 from .kernels.constants import BOUND, FREE, INTERNALIZED, STATE_NAMES
@@ -211,7 +212,7 @@ class Simulation:
                     chunk = int(max(1, min(2 * chunk, rate * CHUNK_WALL_S)))
                     done += n_active * (n1 - n)
                     n = n1
-                    _fault_point("chunk", n)
+                    probes.reach("chunk", n)
                     if progress is not None:
                         progress(Progress(n, m.n_steps, n * dt, m.n_steps * dt, done,
                                           _time.perf_counter() - t_start))
@@ -420,11 +421,6 @@ class _StopSignals:
         for sig, old in self._old.items():
             signal.signal(sig, old)
         self._old = {}
-
-
-def _fault_point(event, index):
-    from .io import fault_point
-    fault_point(event, index)
 
 
 def _flatten(table, prefix=""):

@@ -47,20 +47,19 @@ def _dims(shape):
 class _Xdmf:
     """Builds the XML text of DataItems pointing into one HDF5 file."""
 
-    def __init__(self, h5_name, f):
+    def __init__(self, h5_name, run):
         self.h5 = h5_name
-        self.f = f
+        self.run = run
 
     def whole(self, path):
-        ds = self.f[path]
-        return (f'<DataItem Dimensions="{_dims(ds.shape)}" {_number(ds.dtype)} Format="HDF">'
+        shape, dtype = self.run.dataset_shape(path)
+        return (f'<DataItem Dimensions="{_dims(shape)}" {_number(dtype)} Format="HDF">'
                 f"{escape(self.h5)}:{escape(path)}</DataItem>")
 
     def row(self, path, i, column=None):
         """Frame ``i`` of a series ``value[F, a, (b)]`` (and one ``column`` of
         its last axis), as a hyperslab of the frame's shape."""
-        ds = self.f[path]
-        shape = ds.shape
+        shape = self.run.dataset_shape(path)[0]
         start = [i] + [0] * (len(shape) - 1)
         count = [1] + list(shape[1:])
         if column is not None:
@@ -79,8 +78,7 @@ def xdmf_text(run, h5_name):
     if not run.has_positions:
         raise InputError(f"{run.path}: positions were not stored in this run; "
                          "an XDMF time series of points needs them")
-    f = run._f
-    x = _Xdmf(h5_name, f)
+    x = _Xdmf(h5_name, run)
     n, M, S = run.n_stored, len(run.cells), run.n_snapshots
     ves = "/particles/vesicles"
     lines = ['<?xml version="1.0" ?>', '<!DOCTYPE Xdmf SYSTEM "Xdmf.dtd" []>',

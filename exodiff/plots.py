@@ -435,8 +435,9 @@ def figure(run, kind, **options):
 
 
 def plot(run, kind, path, dpi=130, **options):
-    """Draw ``kind`` for ``run`` and save it to ``path`` (format from the
-    suffix: .png, .pdf, .svg).  Returns the path."""
+    """Draw ``kind`` for ``run`` (opened by :func:`exodiff.open_run`) and
+    save it to ``path`` (format from the suffix: .png, .pdf, .svg).  Returns
+    the path."""
     fig = figure(run, kind, **options)
     fig.savefig(path, dpi=dpi)
     return path

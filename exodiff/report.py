@@ -40,7 +40,8 @@ _CAPTIONS = {
 
 
 def write_report(run, out_dir, dpi=110):
-    """Write the report of an open run into ``out_dir`` (created if needed).
+    """Write the report of a run opened by :func:`exodiff.open_run` into
+    ``out_dir`` (created if needed).
     Returns {"dir", "files": [paths], "skipped": {kind: reason}}."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():

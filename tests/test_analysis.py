@@ -7,7 +7,8 @@ import pytest
 
 from exodiff import analysis as A
 from exodiff.errors import InputError
-from exodiff.io import MILESTONE_NAMES, RunWriter, open_run
+from exodiff.analysis import open_run
+from exodiff.io import MILESTONE_NAMES, RunWriter
 
 FREE, BOUND, INTERNALIZED, EXITED, CLEARED, PENDING = 1, 2, 3, 4, 5, 0
 

@@ -1,5 +1,5 @@
 """Run files: the H5MD layout, reading back, sampling, truncated frames,
-bad files, and surviving a writer killed at any moment (exodiff/io.py)."""
+bad files, and surviving a writer killed at any moment (exodiff/io/)."""
 import os
 import signal
 import subprocess
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from exodiff.errors import InputError
-from exodiff.io import (MILESTONE_NAMES, STATE_NAMES, RunWriter, _value_chunks,
-                        clear_status_flags, open_run)
+from exodiff.io import MILESTONE_NAMES, STATE_NAMES, RunWriter, clear_status_flags, open_run
+from exodiff.io.layout import value_chunks
 
 # shared/ sits beside the repository (here and in CI).
 CHECKER = Path(__file__).resolve().parents[2] / "shared" / "tools" / "check_h5md.py"
@@ -288,11 +288,11 @@ def test_missing_or_foreign_files_raise_input_error(tmp_path):
 
 
 def test_large_frames_are_split_into_bounded_chunks():
-    chunks = _value_chunks((10_000_000, 3), 8, 100)
+    chunks = value_chunks((10_000_000, 3), 8, 100)
     assert chunks[0] == 1 and chunks[2] == 3
     assert 8 * chunks[1] * 3 <= 4 * 1024 * 1024
-    assert _value_chunks((1000,), 4, 100)[0] == 16  # small frames grouped to 64 KiB
-    assert _value_chunks((1000,), 4, 3)[0] == 3     # never beyond the expected frame count
+    assert value_chunks((1000,), 4, 100)[0] == 16  # small frames grouped to 64 KiB
+    assert value_chunks((1000,), 4, 3)[0] == 3     # never beyond the expected frame count
 
 
 def test_bad_writer_arguments_are_rejected(tmp_path):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from exodiff.cli import main
-from exodiff.io import open_run
+from exodiff.analysis import open_run
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@ with every finished snapshot, and ``exodiff run --resume`` continues it to a
 file identical, dataset for dataset and attribute for attribute, to an
 uninterrupted run's.
 
-Kills come from real ``exodiff run`` processes.  Precise kill points use the
-test-only hook of exodiff/io.py (``fault_point``): with
+Kills come from real ``exodiff run`` processes, started through
+tests/faults.py, which listens to exodiff's probes (exodiff/probes.py): with
 ``EXODIFF_TEST_KILL_AT="chunk:S"`` the process SIGKILLs itself after the
 chunk of steps that reaches step S (before writing what follows),
 ``"snapshot:K"`` in the middle of writing snapshot frame K,
@@ -28,6 +28,8 @@ from exodiff.cli import main
 from exodiff.io import RunLock, checkpoint_path, clear_status_flags, open_run
 
 ROOT = Path(__file__).resolve().parents[1]
+# `exodiff` with fault injection (tests/faults.py)
+EXODIFF = [sys.executable, str(ROOT / "tests" / "faults.py")]
 
 # Secretion (pending slots), an absorbing face, clearance, binding with
 # receptor capacity (step-synchronised kernel), unbinding, internalization,
@@ -104,7 +106,7 @@ def assert_same_file(a, b):
 
 
 def _exodiff(*args, env=None, **kw):
-    return subprocess.run([sys.executable, "-m", "exodiff", *map(str, args)],
+    return subprocess.run([*EXODIFF, *map(str, args)],
                           capture_output=True, text=True, env=env, cwd=ROOT, **kw)
 
 
@@ -206,7 +208,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_130(runs, tmp_path):
     within seconds, saves its state, says how to resume and exits 130."""
     cfg, ref, _ = runs("long-sampled", LONG + SAMPLED)
     out, trace = tmp_path / "c.h5", tmp_path / "trace"
-    child = subprocess.Popen([sys.executable, "-m", "exodiff", "run", str(cfg), "-o", str(out),
+    child = subprocess.Popen([*EXODIFF, "run", str(cfg), "-o", str(out),
                               "--backend", "numba", "-q", "--seed", "5", "--set", 'run.dt="1 ms"'],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
                              env=_env(EXODIFF_TEST_TRACE=str(trace)))
@@ -262,7 +264,7 @@ def test_resume_refuses_what_it_cannot_continue(runs, tmp_path, capsys):
     child = _exodiff("run", cfg, "-o", out, "--backend", "numba", "-q",
                      env=_env(EXODIFF_TEST_KILL_AT="snapshot:2"), timeout=300)
     assert child.returncode == -signal.SIGKILL
-    clear_status_flags(out)  # what any reader of a killed run's file does first (io._open_read)
+    clear_status_flags(out)  # what any reader of a killed run's file does first (exodiff/io/reader.py)
     before = out.read_bytes()
     assert main(base + [str(out), "--seed", "6"]) == 2
     assert "run.seed = 6 here, 5 in the file" in _one_error(capsys)
@@ -314,7 +316,7 @@ def test_random_kills_leave_readable_files_that_resume(runs, tmp_path, capsys):
         kind = ("fused", FUSED) if trial % 2 == 0 else ("fused-sampled", FUSED + SAMPLED)
         cfg, ref, wall = runs(*kind)
         out, trace = tmp_path / f"k{trial}.h5", tmp_path / f"k{trial}.trace"
-        child = subprocess.Popen([sys.executable, "-m", "exodiff", "run", str(cfg), "-o", str(out),
+        child = subprocess.Popen([*EXODIFF, "run", str(cfg), "-o", str(out),
                                   "--backend", "numba", "-q"], cwd=ROOT,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                  env=_env(EXODIFF_TEST_TRACE=str(trace)))

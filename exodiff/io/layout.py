@@ -1,0 +1,87 @@
+"""The run file's layout: HDF5 in the H5MD 1.1 layout (DESIGN §5), and the
+names, units and chunking that its writer and reader share.
+
+Layout (lengths in µm, unit ``"um"``; times in s, unit ``"s"``)::
+
+    /h5md                          version=[1,1]; author(name); creator(name, version)
+    /parameters                    attrs config, seed, backend, device, exodiff_version, dt, box_edges, ...
+    /particles/vesicles            attr pool_size = N
+        box                        attrs dimension=3, boundary[3] ("periodic"|"none"),
+                                   faces[6] (our reflect|periodic|absorb)
+            edges                  {step[S], time[S], value[S,3] float64} (static box, one row per snapshot)
+        position                   {step[S], time[S], value[S,n,3] float64}   only if positions are written
+        image                      {step, time, value[S,n,3] int32}            periodic images, with position
+        state                      {step, time, value[S,n] int8}  attr state_names
+        cell                       {step, time, value[S,n] int32} cell index, -1 if none
+        id [n] int64               pool index of each stored vesicle
+        species [n] int32          attr names; radius [n] float64
+        milestones/<name> [n]      birth_time, first_bound_time, internalized_time,
+                                   exit_time (NaN = never), rewritten at each snapshot
+    /particles/cells               position [M,3], radius [M], type [M] int32 (attr names), box (hard link)
+    /observables/vesicles/<state>  {step[T], time[T], value[T] int64}, one per name in STATE_NAMES
+    /observables/cells/bound       {step, time, value[T,M] int32}
+    /observables/cells/internalized {step, time, value[T,M] int32}
+    /observables/cells/cargo       {step, time, value[T,M,K] float64}  attr names[K]
+
+``n`` is N, or the number of sampled vesicles when ``sample_ids`` is given.
+
+A series' complete frames are those whose ``step`` and ``time`` are written
+(their fill values are -1 and NaN): the writer writes a frame's ``value``
+rows first (exodiff/io/writer.py, "Crash safety").
+"""
+import math
+
+import h5py
+import numpy as np
+
+from ..kernels.constants import FACE_KINDS, STATE_NAMES  # noqa: F401  (part of the layout)
+
+MILESTONE_NAMES = ("birth_time", "first_bound_time", "internalized_time", "exit_time")
+COMPRESSIONS = ("gzip", "lzf", "none")
+LENGTH_UNIT = "um"
+TIME_UNIT = "s"
+
+# Chunks hold whole frames; small frames are grouped up to CHUNK_MIN_BYTES
+# (fewer chunk-index entries), large ones split along the vesicle/cell axis so
+# no chunk exceeds CHUNK_MAX_BYTES (bounded memory per read and write).
+CHUNK_MIN_BYTES = 64 * 1024
+CHUNK_MAX_BYTES = 4 * 1024 * 1024
+_STR = h5py.string_dtype()
+
+
+def value_chunks(frame_shape, itemsize, hint):
+    """Chunk shape for a series ``value[F, *frame_shape]`` (see CHUNK_*_BYTES)."""
+    frame = [max(1, d) for d in frame_shape]
+    if frame:
+        row_bytes = itemsize * math.prod(frame[1:])
+        frame[0] = max(1, min(frame[0], CHUNK_MAX_BYTES // row_bytes))
+    frame_bytes = itemsize * math.prod(frame)
+    frames = max(1, min(int(hint), CHUNK_MIN_BYTES // frame_bytes))
+    return (frames, *frame)
+
+
+def names_attr(names):
+    """An HDF5 attribute value holding the strings ``names``."""
+    return np.array([str(s) for s in names], dtype=_STR)
+
+
+def text(x):
+    """An HDF5 string (bytes or str) as str."""
+    return x.decode() if isinstance(x, bytes) else str(x)
+
+
+def names(attrs, key):
+    """The strings of attribute ``key`` (none when absent) as a tuple."""
+    return tuple(text(s) for s in attrs.get(key, ()))
+
+
+def complete_frames(groups):
+    """Number of frames complete in every one of the series ``groups``: the
+    shortest ``step``/``time``/``value``, less any trailing frame whose step or
+    time still holds its fill value (-1, NaN) after a kill."""
+    if not groups:
+        return 0
+    n = min(min(g["step"].shape[0], g["time"].shape[0], g["value"].shape[0]) for g in groups)
+    while n > 0 and any(g["step"][n - 1] < 0 or np.isnan(g["time"][n - 1]) for g in groups):
+        n -= 1
+    return n
