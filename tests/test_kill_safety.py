@@ -33,8 +33,9 @@ import numpy as np
 import pytest
 
 from exodiff.cli import main
-from exodiff.io import _superblock, clear_status_flags, open_run
-from test_resume import CAPACITY, FUSED, ROOT, SAMPLED, _env, _exodiff, assert_same_file
+from exodiff.io import clear_status_flags, open_run
+from exodiff.io.recovery import _lookup3, superblock
+from test_resume import CAPACITY, EXODIFF, FUSED, ROOT, SAMPLED, _env, _exodiff, assert_same_file
 
 
 @pytest.fixture(autouse=True)
@@ -53,8 +54,7 @@ def _set_eoa(path, eoa):
     """Write ``eoa`` into the superblock of ``path`` (version >= 2), with its
     checksum, as a writer's flush that stopped before the superblock would
     have left it."""
-    from exodiff.io import _lookup3
-    sb = _superblock(path)
+    sb = superblock(path)
     offset_size = sb["raw"][9]
     raw = bytearray(sb["raw"])
     at = 12 + 2 * offset_size
@@ -76,18 +76,18 @@ def test_clearing_flags_raises_an_eoa_that_lags_behind_the_file(tmp_path):
         ds.resize(4, axis=0)
         ds[:] = [1, 2, 3, 4]
         f.flush()
-        eoa_before = _superblock(path)["eoa"]
+        eoa_before = superblock(path)["eoa"]
         ds.resize(64, axis=0)  # new chunks and a bigger chunk index, beyond that EOA
         ds[:] = np.arange(64)
         f.flush()
-        eoa_after = _superblock(path)["eoa"]
-        flags = _superblock(path)["flags"]
+        eoa_after = superblock(path)["eoa"]
+        flags = superblock(path)["flags"]
         shutil.copy(path, tmp_path / "killed.h5")  # the file as a SIGKILL leaves it: flags set
     killed = tmp_path / "killed.h5"
     assert flags and eoa_after > eoa_before
     _set_eoa(killed, eoa_before)  # ... and stopped just before its superblock write
     assert clear_status_flags(killed)
-    sb = _superblock(killed)
+    sb = superblock(killed)
     assert sb["flags"] == 0 and sb["base"] + sb["eoa"] >= sb["size"] >= eoa_after
     with h5py.File(killed, "r") as f:  # no "addr overflow"
         assert f["x"][()].tolist() == list(range(64))
@@ -115,7 +115,7 @@ def _strace(args, extra):
     """``strace`` around ``exodiff run ARGS``, tracing pwrite64 (--seccomp-bpf would
     be faster, but it drops the injected signal)."""
     return ["strace", "-f", "-qq", "-e", "trace=pwrite64", *extra,
-            sys.executable, "-m", "exodiff", "run", *map(str, args)]
+            *EXODIFF, "run", *map(str, args)]
 
 
 @pytest.fixture(scope="module")
@@ -225,7 +225,7 @@ def test_random_kills_under_load_leave_readable_files(tmp_path, capsys):
         for trial in range(trials):
             cfg, ref = kinds["fused" if trial % 2 == 0 else "sampled"]
             out, trace = tmp_path / f"k{trial}.h5", tmp_path / f"k{trial}.trace"
-            child = subprocess.Popen([sys.executable, "-m", "exodiff", "run", str(cfg), "-o", str(out),
+            child = subprocess.Popen([*EXODIFF, "run", str(cfg), "-o", str(out),
                                       "--backend", "numba", "-q"], cwd=ROOT,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      env=_env(EXODIFF_TEST_TRACE=str(trace)))
