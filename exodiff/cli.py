@@ -59,9 +59,14 @@ def main(argv=None):
     # argparse exits with 2 on bad arguments, as DESIGN §4 asks
     args = parser.parse_args(argv)
     try:
-        return {"run": _run, "check": _check, "info": _info, **_ANALYSIS_COMMANDS,
+        code = {"run": _run, "check": _check, "info": _info, **_ANALYSIS_COMMANDS,
                 "sweep": _sweep, "bench": _bench,
                 "validate": _validate}[args.command](args)
+        sys.stdout.flush()  # a reader that has gone shows here, not at exit
+        return code
+    except BrokenPipeError:  # `exodiff info run.h5 | head -1`: the reader has what it wanted
+        _drop_output()
+        return 0
     except InputError as exc:
         if args.debug:
             raise
@@ -76,6 +81,21 @@ def main(argv=None):
         print(f"Error: {exc.__class__.__name__}: {exc} (run with --debug for the traceback)",
               file=sys.stderr)
         return 1
+
+
+def _drop_output():
+    """Send what is still to be written to stdout and stderr to /dev/null:
+    their reader has gone, and Python would otherwise report the broken
+    pipe again when it flushes them at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                os.dup2(devnull, stream.fileno())
+            except (OSError, ValueError, AttributeError):  # not a real file (a test's capture)
+                pass
+    finally:
+        os.close(devnull)
 
 
 def _load(args):
@@ -182,13 +202,19 @@ class _progress_bar:
                                     "[{elapsed}<{remaining}{postfix}]")
 
     def __call__(self, p):
-        self._bar.update(p.time - self._bar.n)
-        if p.elapsed > 0:
-            self._bar.set_postfix_str(f"{p.vesicle_steps / p.elapsed:.3g} vesicle-steps/s",
-                                      refresh=False)
+        try:
+            if p.elapsed > 0:  # before the update, which shows it
+                self._bar.set_postfix_str(f"{p.vesicle_steps / p.elapsed:.3g} vesicle-steps/s",
+                                          refresh=False)
+            self._bar.update(p.time - self._bar.n)
+        except OSError:  # stderr closed (a pipe whose reader has gone): the run goes on
+            self._bar.disable = True
 
     def close(self):
-        self._bar.close()
+        try:
+            self._bar.close()
+        except OSError:
+            pass
 
 
 def _check(args):

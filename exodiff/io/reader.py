@@ -266,8 +266,7 @@ class Run:
         """The run's config as a validated :class:`exodiff.config.Config`,
         or None when it no longer validates here (e.g. a cells file that has
         moved)."""
-        import tomllib
-        from ..config import parse_config
+        from ..config import parse_config, tomllib  # the one TOML reader (tomli on Python 3.10)
         try:
             return parse_config(tomllib.loads(self.config_text), source=str(self.path))
         except Exception:
@@ -279,7 +278,7 @@ class Run:
         cfg = self.config
         if cfg is not None:
             return tuple(n for n, ct in cfg.cell_types.items() if ct.secretion_rate > 0)
-        import tomllib
+        from ..config import tomllib
         try:
             types = tomllib.loads(self.config_text).get("cell_types", {})
         except Exception:
