@@ -15,6 +15,8 @@ class CpuBackend:
     """NumPy or Numba: the kernels update the model's host arrays in place."""
 
     def __init__(self, name):
+        from .threads import prepare_numba
+        prepare_numba()  # before Numba starts its threads (get_num_threads below)
         import numba
         if name == "numba":
             from .kernels import step_numba as kernel

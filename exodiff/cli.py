@@ -21,6 +21,23 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def _threads_arg(value):
+    """--threads N: a whole number of threads, 1 or more."""
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a whole number of threads, 1 or more")
+    return n
+
+
+def _add_threads(parser):
+    parser.add_argument("--threads", type=_threads_arg, metavar="N",
+                        help="CPU threads of the numba backend (default: NUMBA_NUM_THREADS, else one "
+                             "per core; results do not depend on it)")
+
+
 def _parser():
     p = _Parser(prog="exodiff", description=(
         "Exosome diffusion, binding and uptake among cells, on CPU or GPU."))
@@ -40,6 +57,7 @@ def _parser():
                    help="continue an interrupted run in the output file (same config, --seed and "
                         "--set options); its final file is identical to an uninterrupted run's")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_threads(r)
 
     c = sub.add_parser("check", help="validate a scenario and print derived parameters")
     c.add_argument("config")
@@ -59,6 +77,11 @@ def main(argv=None):
     # argparse exits with 2 on bad arguments, as DESIGN §4 asks
     args = parser.parse_args(argv)
     try:
+        if hasattr(args, "threads"):  # the commands that run the kernels
+            from .threads import requested, use_threads
+            if args.threads is not None:
+                use_threads(args.threads)
+            requested()  # before Numba reads it: a bad NUMBA_NUM_THREADS is bad input
         code = {"run": _run, "check": _check, "info": _info, **_ANALYSIS_COMMANDS,
                 "sweep": _sweep, "bench": _bench,
                 "validate": _validate}[args.command](args)
@@ -373,6 +396,7 @@ def _add_sweep_parser(sub):
     sw.add_argument("--backend", default="auto", help="auto (default), cuda, numba or numpy")
     sw.add_argument("--dry-run", action="store_true", help="list the points without running them")
     sw.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_threads(sw)  # per worker (default: cores // workers)
 
 
 def _sweep(args):
@@ -438,6 +462,7 @@ def _add_bench_parser(sub):
     b.add_argument("--backend", action="append", metavar="B",
                    help="numba, numpy or cuda (repeatable; default: every backend that works here)")
     b.add_argument("--quick", action="store_true", help="small sizes, one repeat (about a minute)")
+    _add_threads(b)
 
 
 def _bench(args):
@@ -468,6 +493,7 @@ def _add_validate_parser(sub):
     v.add_argument("--plot", metavar="DIR", help="write one PNG per case into DIR (needs matplotlib)")
     v.add_argument("--backend", default="auto", help="auto (default), cuda, numba or numpy")
     v.add_argument("--list", action="store_true", help="list the cases and exit")
+    _add_threads(v)
 
 
 def _validate(args):

@@ -47,7 +47,7 @@ Where points run (:func:`run_sweep`):
 - by default a local cluster of worker processes, one thread and one run
   each.  CPU: ``--workers`` (default: as many as there are cores, at most the
   number of points to run), each with ``NUMBA_NUM_THREADS`` = cores // workers
-  (at least 1).  GPU (``--backend cuda``, or ``auto`` where a CUDA device
+  (at least 1), or the ``NUMBA_NUM_THREADS`` (``--threads``) asked for.  GPU (``--backend cuda``, or ``auto`` where a CUDA device
   works): one worker per device, each seeing only its own device through
   ``CUDA_VISIBLE_DEVICES`` (``--workers N`` deals N workers round-robin over
   the devices).  Workers have no memory limit (one run owns its worker), and
@@ -80,6 +80,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 from .errors import InputError
+from .threads import requested as requested_threads
 
 SWEEP_KEYS = ("base", "mode", "replicates", "set", "axes")
 MODES = ("grid", "zip")
@@ -628,7 +629,7 @@ def _local_cluster_spec(n_todo, workers, backend):
     else:
         n = int(workers) if workers is not None else max(1, min(cores, n_todo))
         run_backend = "numba" if backend == "auto" else backend
-    threads = max(1, cores // n)
+    threads = requested_threads() or max(1, cores // n)  # NUMBA_NUM_THREADS, or --threads
     envs = []
     for i in range(n):
         env = {"NUMBA_NUM_THREADS": str(threads)}
