@@ -5,7 +5,7 @@
     exodiff.Simulation(cfg, backend="numba").run("quick.h5")
     run = exodiff.open_run("quick.h5")
 """
-__version__ = "0.2.0"
+from .version import __version__
 
 
 def __getattr__(name):

@@ -9,8 +9,8 @@ import argparse
 import os
 import sys
 
-from . import __version__
 from .errors import InputError
+from .version import __version__
 
 
 class _Parser(argparse.ArgumentParser):
@@ -505,9 +505,7 @@ def _validate(args):
         return 0
     cases = validate.select_cases(args.case)
     if args.plot:
-        import importlib.util
-        if importlib.util.find_spec("matplotlib") is None:
-            raise InputError("--plot needs matplotlib: pip install 'exodiff[plot]' (or matplotlib)")
+        validate.require_matplotlib()
     backend, note = select_backend(args.backend)
     if note:
         print(note, file=sys.stderr)

@@ -10,20 +10,16 @@ what was expected, so the CLI can print it and exit with code 2.
 """
 import copy
 import csv
-import difflib
-import json
 import math
 import os
-import re
 from dataclasses import dataclass, field
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
 
 from . import physics
 from .errors import ConfigError, InputError
+from .formats import did_you_mean as _suggest
+from .formats import format_bytes, format_count, format_time
+from .kernels.constants import FACE_KINDS
+from .tomlfile import TOMLDecodeError, dump_toml, parse_toml, read_toml
 from .units import KINDS, describe, parse_quantity
 
 INF = math.inf
@@ -64,10 +60,6 @@ class MediumConfig:
     density: float = 1007.0
     gravity: bool = False
     flow: tuple = (0.0, 0.0, 0.0)
-
-
-FACE_KINDS = ("reflect", "periodic", "absorb")
-FACE_NAMES = ("xlo", "xhi", "ylo", "yhi", "zlo", "zhi")
 
 
 @dataclass
@@ -193,29 +185,6 @@ class Config:
 # ------------------------------------------------------------------ loading
 
 
-def read_toml(path, what="config"):
-    """The table of TOML file `path`; InputError with one line naming the
-    file if it cannot be read or parsed (`what`: "config", "sweep", ...)."""
-    path = os.fspath(path)
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a directory, not a {what} file") from None
-    except OSError as e:
-        raise InputError(f"{path}: cannot read: {e.strerror or e}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: cannot read: not UTF-8 text") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise InputError(f"{path}: invalid TOML: {_one_line(e)}") from None
-
-
 def load_config(path, overrides=()):
     """Read, override and validate a TOML config file.
 
@@ -254,15 +223,13 @@ def apply_overrides(raw, overrides):
 
 def _override_value(text):
     try:
-        parsed = tomllib.loads("v = " + text)
-    except tomllib.TOMLDecodeError:
+        parsed = parse_toml("v = " + text)
+    except TOMLDecodeError:
         return text
     # "1\nw = 2" parses, but is not one value.
     return parsed["v"] if len(parsed) == 1 else text
 
 
-def _one_line(exc):
-    return " ".join(str(exc).split())
 
 
 # --------------------------------------------------------------- validation
@@ -325,11 +292,6 @@ def parse_config(raw, base_dir=".", source=None):
 
 def _join(prefix, key):
     return f"{prefix}.{key}" if prefix else str(key)
-
-
-def _suggest(name, choices):
-    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1)
-    return f"; did you mean '{close[0]}'?" if close else ""
 
 
 def _check_keys(table, allowed, prefix):
@@ -959,28 +921,6 @@ def _round_down(x):
 # ------------------------------------------------------------------ display
 
 
-def format_time(seconds):
-    """A time [s] with a readable unit: "1 ms", "30 s", "2 h", "inf"."""
-    if math.isinf(seconds):
-        return "inf"
-    for unit, scale in (("h", 3600.0), ("min", 60.0), ("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
-        if abs(seconds) >= scale or unit == "ns":
-            return f"{seconds / scale:.4g} {unit}"
-    return f"{seconds:g} s"
-
-
-def _format_count(x):
-    return f"{x:,.0f}"
-
-
-def _format_bytes(n):
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if n < 1000 or unit == "TB":
-            return f"{n:.3g} {unit}"
-        n /= 1000.0
-    return f"{n:.3g} TB"
-
-
 def format_check(config):
     """The text ``exodiff check`` prints: the config summarised in default
     units, derived parameters and warnings."""
@@ -990,7 +930,7 @@ def format_check(config):
     if config.source:
         lines.append(f"Config {config.source}: OK")
     lines.append(f"Run: duration {format_time(run.duration)}, dt {format_time(run.dt)} "
-                 f"({_format_count(d.steps)} steps), seed {run.seed}, snapshots every "
+                 f"({format_count(d.steps)} steps), seed {run.seed}, snapshots every "
                  f"{format_time(run.snapshot_interval)}, observations every {format_time(run.observe_interval)}")
     lines.append(f"Medium: T = {medium.temperature:.2f} K, η = {medium.viscosity:.3g} Pa·s, "
                  f"ρ = {medium.density:.4g} kg/m³, gravity {'on' if medium.gravity else 'off'}, "
@@ -1039,71 +979,10 @@ def format_check(config):
             if prob >= 1.0 and math.isfinite(kappa):
                 note = " (clipped: κ is more than this dt can represent; smaller dt for exact kinetics)"
             lines.append(f"    P(bind per contact) on {ct_name} = {prob:.4g}{note}")
-        lines.append(f"    vesicles: {_format_count(p.initial)} at t = 0 + {_format_count(p.secreted)} "
-                     f"expected secreted = {_format_count(p.total)}")
-    lines.append(f"Memory: ≈ {_format_bytes(d.memory)} for {_format_count(d.total_vesicles)} vesicles "
+        lines.append(f"    vesicles: {format_count(p.initial)} at t = 0 + {format_count(p.secreted)} "
+                     f"expected secreted = {format_count(p.total)}")
+    lines.append(f"Memory: ≈ {format_bytes(d.memory)} for {format_count(d.total_vesicles)} vesicles "
                  f"({BYTES_PER_VESICLE} bytes each)")
     for w in config.warnings:
         lines.append(f"Warning: {w}")
     return "\n".join(lines)
-
-
-# --------------------------------------------------------------- TOML output
-
-_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-
-
-def dump_toml(data):
-    """Write a config dict as TOML: top-level sections and
-    [cell_types.X]/[vesicles.X] as headers, deeper tables inline, arrays on
-    one line (a written config looks like a hand-written one)."""
-    lines = []
-    _dump_table(data, [], lines)
-    return "\n".join(lines).lstrip("\n") + "\n"
-
-
-def _dump_table(table, path, lines):
-    header_children = []
-    body = []
-    for key, value in table.items():
-        as_header = isinstance(value, dict) and (
-            not path or (len(path) == 1 and path[0] in ("cell_types", "vesicles")))
-        if as_header:
-            header_children.append((key, value))
-        else:
-            body.append(f"{_toml_key(key)} = {_toml_value(value)}")
-    if path and (body or not header_children):
-        lines.append("")
-        lines.append("[" + ".".join(_toml_key(k) for k in path) + "]")
-    lines.extend(body)
-    for key, value in header_children:
-        _dump_table(value, path + [key], lines)
-
-
-def _toml_key(key):
-    return key if _BARE_KEY.match(key) else json.dumps(key, ensure_ascii=False)
-
-
-def _toml_value(value):
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "nan"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return repr(value)
-    if isinstance(value, str):
-        # JSON string escapes are all valid TOML basic-string escapes.
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        if not value:
-            return "{}"
-        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    if hasattr(value, "isoformat"):  # TOML dates and times
-        return value.isoformat()
-    raise TypeError(f"cannot write {type(value).__name__} as TOML")

@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import __version__, probes
+from . import probes
 from .backends import select_backend
 from .errors import ConfigError, InputError, RunInterrupted
+from .formats import format_bytes, format_count
 from .kernels.constants import BOUND, FREE, INTERNALIZED, STATE_NAMES
 from .model import build_model
+from .version import __version__
 
 # Steps are cut into chunks of about this much wall time, so that Ctrl-C is
 # answered within a few seconds (results do not depend on the chunking).
@@ -435,37 +437,22 @@ class _StopSignals:
         self._old = {}
 
 
-def _flatten(table, prefix=""):
-    out = {}
-    for key, value in table.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, dict) and value:
-            out.update(_flatten(value, path))
-        else:
-            out[path] = value
-    return out
-
-
 def _config_differences(stored_text, text):
     """The settings that differ between two config texts, as phrases
     ("run.seed = 7 here, 42 in the file")."""
+    from .tomlfile import UNSET, TOMLDecodeError, differences, parse_toml
     try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        import tomli as tomllib
-    try:
-        stored = _flatten(tomllib.loads(stored_text))
-    except tomllib.TOMLDecodeError:
+        stored = parse_toml(stored_text)
+    except TOMLDecodeError:
         return ["the config stored in the file cannot be read"]
-    now = _flatten(tomllib.loads(text))
     diffs = []
-    for key in sorted(set(stored) | set(now)):
-        if key not in now:
-            diffs.append(f"{key} is not set here ({stored[key]!r} in the file)")
-        elif key not in stored:
-            diffs.append(f"{key} = {now[key]!r} here, not set in the file")
-        elif stored[key] != now[key]:
-            diffs.append(f"{key} = {now[key]!r} here, {stored[key]!r} in the file")
+    for key, there, here in differences(stored, parse_toml(text)):
+        if here is UNSET:
+            diffs.append(f"{key} is not set here ({there!r} in the file)")
+        elif there is UNSET:
+            diffs.append(f"{key} = {here!r} here, not set in the file")
+        else:
+            diffs.append(f"{key} = {here!r} here, {there!r} in the file")
     return diffs
 
 
@@ -499,13 +486,6 @@ def available_memory():
     return avail
 
 
-def _format_bytes(n):
-    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
-        if n < 1000 or unit == "PB":
-            return f"{n:.3g} {unit}"
-        n /= 1000.0
-
-
 def check_resources(config):
     """Refuse, before allocating anything, a run that cannot work: more
     steps or vesicles than the 32-bit random-number counters number, or
@@ -521,27 +501,25 @@ def check_resources(config):
     d = derived_parameters(config)
     total, cells = d.total_vesicles, d.n_cells or 0
     initial = sum(p.initial for p in d.populations.values())
-    what = (f"{_count(total)} vesicles in all ({_count(initial)} at t = 0 + "
-            f"{_count(total - initial)} expected secreted)")
+    what = (f"{format_count(total)} vesicles in all ({format_count(initial)} at t = 0 + "
+            f"{format_count(total - initial)} expected secreted)")
     key = "vesicles"
     if d.populations:
         name, pop = max(d.populations.items(), key=lambda kv: kv[1].total)
         key = f"vesicles.{name}.count" if pop.initial >= pop.secreted else f"vesicles.{name}"
     if total > MAX_COUNTER:
-        raise ConfigError(key, f"{what}; at most {_count(MAX_COUNTER)} can have their own random numbers")
+        raise ConfigError(key, f"{what}; at most {format_count(MAX_COUNTER)} can have their own "
+                               f"random numbers")
     need_v, need_c = BYTES_PER_VESICLE * total, PEAK_BYTES_PER_CELL * cells
     avail = available_memory()
     if avail is not None and need_v + need_c > avail:
         if need_c > need_v:
-            key, what = "cells.count", f"{_count(cells)} cells"
-        raise ConfigError(key, f"{what} need about {_format_bytes(need_v + need_c)} of memory, more "
-                               f"than the {_format_bytes(avail)} available; lower the count"
+            key, what = "cells.count", f"{format_count(cells)} cells"
+        raise ConfigError(key, f"{what} need about {format_bytes(need_v + need_c)} of memory, more "
+                               f"than the {format_bytes(avail)} available; lower the count"
                                + (" or the secretion" if key.startswith("vesicles") else ""))
 
 
-def _count(x):
-    """1,234,567 — or 1.23e+15 when the digits say nothing more."""
-    return f"{x:,.0f}" if x < 1e12 else f"{x:.3g}"
 
 
 def check_output_path(out, overwrite):

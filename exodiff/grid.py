@@ -4,13 +4,8 @@ Cells are static, so the grid is built once: a vesicle at x finds its bin
 with the formula below and tests only the cells that bin lists.  The lists
 are stored CSR-style: bin b lists ``items[start[b]:start[b+1]]``.
 
-Bin of a position (the exact expression, reproduced bit-for-bit by the Numba
-and CUDA kernels; all float64)::
-
-    ix = min(max(int(floor(x / bin_size_x)), 0), nx-1)
-    iy = min(max(int(floor(y / bin_size_y)), 0), ny-1)
-    iz = min(max(int(floor(z / bin_size_z)), 0), nz-1)
-    bin = (ix*ny + iy)*nz + iz
+Bin of a position: exodiff/locality.py (the exact expression, reproduced
+bit for bit by the Numba and CUDA kernels).
 
 Guarantee: for every position p inside the box (a tiny slack of 1e-9 bin
 edge either side included) and, on non-periodic axes, also outside it (the
@@ -25,8 +20,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-# Bins in total never exceed this (memory: 8 bytes per bin for `start`).
-MAX_BINS = 1 << 21
+from . import locality
 # Bins are widened by this fraction of their edge in the sphere test, so a
 # point that floor(x / bin_size) rounds into a neighbouring bin is covered.
 BIN_SLACK = 1e-9
@@ -70,15 +64,9 @@ def choose_bins(box, rmax, reach, m):
     step, against 3.3 with h = 2 (rmax + reach)), each cell touching ≤ 27
     bins; h = (V / (64 m))^(1/3) instead where cells are sparse, so the grid
     never has more than ~64 bins per cell.  h grows until the total is
-    ≤ MAX_BINS.  Bins tile the box exactly (bin_size = L / n ≥ h).
+    ≤ locality.MAX_BINS.  Bins tile the box exactly (bin_size = L / n ≥ h).
     Returns (int64[3], float64[3])."""
-    box = np.asarray(box, dtype=np.float64)
-    h = max(rmax + reach, (float(np.prod(box)) / (BINS_PER_CELL * max(m, 1))) ** (1.0 / 3.0))
-    while True:
-        nbins = np.maximum(np.floor(box / h), 1).astype(np.int64)
-        if int(np.prod(nbins)) <= MAX_BINS:
-            return nbins, box / nbins
-        h *= 1.25
+    return locality.grid_dims(box, rmax + reach, m, BINS_PER_CELL)
 
 
 def build_cell_grid(centers, radii, box, periodic, reach):
@@ -186,11 +174,6 @@ def _fill(centers, radii, box, per, reach, nbins, bin_size, cursor, items, count
 
 
 def bin_of(grid, positions):
-    """Bin id int64[N] of positions float64[N, 3] [µm] (NumPy reference of
-    the formula in the module docstring)."""
-    p = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
-    n = grid.nbins
-    ix = np.minimum(np.maximum(np.floor(p[:, 0] / grid.bin_size[0]).astype(np.int64), 0), n[0] - 1)
-    iy = np.minimum(np.maximum(np.floor(p[:, 1] / grid.bin_size[1]).astype(np.int64), 0), n[1] - 1)
-    iz = np.minimum(np.maximum(np.floor(p[:, 2] / grid.bin_size[2]).astype(np.int64), 0), n[2] - 1)
-    return (ix * n[1] + iy) * n[2] + iz
+    """Bin id int64[N] of positions float64[N, 3] [µm] in ``grid``
+    (:func:`exodiff.locality.bin_of`)."""
+    return locality.bin_of(positions, grid.bin_size, grid.nbins)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from . import locality
 from .errors import ConfigError
 
 SEED_OFFSET = 0x5EED
@@ -43,8 +44,6 @@ MIN_TOTAL_ATTEMPTS = 20_000_000
 # Attempts per batch of uniforms handed to the packer (None: max(4096, 4N)).
 # The result does not depend on it; tests set it small to prove that.
 PACK_BATCH = None
-# Packing and validation grids never exceed this many bins.
-MAX_BINS = 1 << 21
 # Relative slack on the overlap / inside checks, so cells that touch exactly
 # (e.g. written to a CSV with rounding) are not rejected over round-off.
 REL_TOL = 1e-9
@@ -369,37 +368,15 @@ def _pack_kernel(radii, lo, hi, ball_c, ball_r, gap, u, pos, head, nxt, nbins, b
             dz = z - ball_c[2]
             if dx * dx + dy * dy + dz * dz > ball_r[k] * ball_r[k]:
                 continue
-        ix = min(max(int(math.floor(x / bin_size[0])), 0), nx - 1)
-        iy = min(max(int(math.floor(y / bin_size[1])), 0), ny - 1)
-        iz = min(max(int(math.floor(z / bin_size[2])), 0), nz - 1)
-        ok = True
-        for jx in range(max(ix - 1, 0), min(ix + 2, nx)):
-            for jy in range(max(iy - 1, 0), min(iy + 2, ny)):
-                for jz in range(max(iz - 1, 0), min(iz + 2, nz)):
-                    c = head[(jx * ny + jy) * nz + jz]
-                    while c >= 0:
-                        dx = x - pos[c, 0]
-                        dy = y - pos[c, 1]
-                        dz = z - pos[c, 2]
-                        s = r + radii[c] + gap
-                        if dx * dx + dy * dy + dz * dz < s * s:
-                            ok = False
-                            break
-                        c = nxt[c]
-                    if not ok:
-                        break
-                if not ok:
-                    break
-            if not ok:
-                break
-        if not ok:
+        ix = _bin_index(x, bin_size[0], nx)
+        iy = _bin_index(y, bin_size[1], ny)
+        iz = _bin_index(z, bin_size[2], nz)
+        if _overlapping(x, y, z, r, pos, radii, gap, 1.0, head, nxt, ix, iy, iz, nbins, True) >= 0:
             continue
         pos[k, 0] = x
         pos[k, 1] = y
         pos[k, 2] = z
-        b = (ix * ny + iy) * nz + iz
-        nxt[k] = head[b]
-        head[b] = k
+        _link(head, nxt, (ix * ny + iy) * nz + iz, k)
         k += 1
         tries = 0
     state[0] = k
@@ -627,31 +604,54 @@ def _first_overlap(centers, radii, nbins, bin_size, rel_tol):
     out = np.full(2, -1, dtype=np.int64)
     for k in range(n):
         x, y, z = centers[k, 0], centers[k, 1], centers[k, 2]
-        ix = min(max(int(math.floor(x / bin_size[0])), 0), nx - 1)
-        iy = min(max(int(math.floor(y / bin_size[1])), 0), ny - 1)
-        iz = min(max(int(math.floor(z / bin_size[2])), 0), nz - 1)
-        best = -1
-        for jx in range(max(ix - 1, 0), min(ix + 2, nx)):
-            for jy in range(max(iy - 1, 0), min(iy + 2, ny)):
-                for jz in range(max(iz - 1, 0), min(iz + 2, nz)):
-                    c = head[(jx * ny + jy) * nz + jz]
-                    while c >= 0:
-                        dx = x - centers[c, 0]
-                        dy = y - centers[c, 1]
-                        dz = z - centers[c, 2]
-                        s = (radii[k] + radii[c]) * (1.0 - rel_tol)
-                        if dx * dx + dy * dy + dz * dz < s * s:
-                            if best < 0 or c < best:
-                                best = c
-                        c = nxt[c]
+        ix = _bin_index(x, bin_size[0], nx)
+        iy = _bin_index(y, bin_size[1], ny)
+        iz = _bin_index(z, bin_size[2], nz)
+        best = _overlapping(x, y, z, radii[k], centers, radii, 0.0, 1.0 - rel_tol,
+                            head, nxt, ix, iy, iz, nbins, False)
         if best >= 0:
             out[0] = best
             out[1] = k
             return out
-        b = (ix * ny + iy) * nz + iz
-        nxt[k] = head[b]
-        head[b] = k
+        _link(head, nxt, (ix * ny + iy) * nz + iz, k)
     return out
+
+
+# The bin formula (exodiff/locality.py), compiled for the kernels above.
+_bin_index = numba.njit(cache=True)(locality.bin_index)
+
+
+@numba.njit(cache=True)
+def _link(head, nxt, b, k):
+    """Put cell k at the head of bin b's linked list (head per bin, nxt per cell)."""
+    nxt[k] = head[b]
+    head[b] = k
+
+
+@numba.njit(cache=True)
+def _overlapping(x, y, z, r, centers, radii, gap, scale, head, nxt, ix, iy, iz, nbins, first):
+    """A listed cell c, in the 27 bins around bin (ix, iy, iz), whose centre
+    lies closer to (x, y, z) than (r + radii[c] + gap) · scale: the first
+    one found when ``first``, else the one of smallest index; −1 if none.
+    Bins at least as wide as that distance hold every such cell."""
+    nx, ny, nz = nbins[0], nbins[1], nbins[2]
+    best = -1
+    for jx in range(max(ix - 1, 0), min(ix + 2, nx)):
+        for jy in range(max(iy - 1, 0), min(iy + 2, ny)):
+            for jz in range(max(iz - 1, 0), min(iz + 2, nz)):
+                c = head[(jx * ny + jy) * nz + jz]
+                while c >= 0:
+                    dx = x - centers[c, 0]
+                    dy = y - centers[c, 1]
+                    dz = z - centers[c, 2]
+                    s = (r + radii[c] + gap) * scale
+                    if dx * dx + dy * dy + dz * dz < s * s:
+                        if first:
+                            return c
+                        if best < 0 or c < best:
+                            best = c
+                    c = nxt[c]
+    return best
 
 
 # --------------------------------------------------------------------------
@@ -659,17 +659,10 @@ def _first_overlap(centers, radii, nbins, bin_size, rel_tol):
 # --------------------------------------------------------------------------
 
 def _grid_dims(box, h, n):
-    """Bins per axis (≥ 1) of edge ≥ h tiling the box exactly, for n cells.
-    The edge is also kept ≥ (V / 8n)^(1/3) so memory stays O(n) for small
-    cells in a big box, and the total ≤ MAX_BINS.
+    """Bins per axis (≥ 1) of edge ≥ h tiling the box, for n cells, at most
+    8 bins per cell (:func:`exodiff.locality.grid_dims`).
     Returns (int64[3] nbins, float64[3] bin_size [µm])."""
-    h = max(float(h), (_box_volume(box) / (8.0 * max(n, 1))) ** (1.0 / 3.0))
-    while True:
-        nbins = np.maximum(np.floor(box / h), 1).astype(np.int64)
-        if int(np.prod(nbins)) <= MAX_BINS:
-            break
-        h *= 1.25
-    return nbins, box / nbins
+    return locality.grid_dims(box, h, n, 8.0)
 
 
 def _box_volume(box):

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import analysis as A
 from .errors import InputError
-from .io import STATE_NAMES
+from .kernels.constants import STATE_NAMES
 
 KINDS = ("uptake", "dose", "range", "fpt", "msd", "profile", "snapshot")
 

@@ -74,13 +74,10 @@ import shlex
 import time as _time
 from dataclasses import dataclass, field
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
 from .errors import InputError
+from .formats import did_you_mean
 from .threads import requested as requested_threads
+from .tomlfile import UNSET, TOMLDecodeError, differences, parse_toml, read_toml, toml_value
 
 SWEEP_KEYS = ("base", "mode", "replicates", "set", "axes")
 MODES = ("grid", "zip")
@@ -151,13 +148,13 @@ def load_sweep(path):
 
     Raises InputError (one line naming the file and key) for a bad sweep
     file, and for the first point whose config does not validate."""
-    from .config import _suggest, load_config, read_toml
+    from .config import load_config
     path = os.fspath(path)
     raw = read_toml(path, "sweep")
 
     for key in raw:
         if key not in SWEEP_KEYS:
-            raise InputError(f"{path}: {key}: unknown key{_suggest(key, SWEEP_KEYS)} "
+            raise InputError(f"{path}: {key}: unknown key{did_you_mean(key, SWEEP_KEYS)} "
                              f"(a sweep file has {', '.join(SWEEP_KEYS)})")
     base = raw.get("base")
     if not isinstance(base, str) or not base:
@@ -167,7 +164,7 @@ def load_sweep(path):
     mode = raw.get("mode", "grid")
     if mode not in MODES:
         raise InputError(f"{path}: mode: {mode!r}, expected \"grid\" or \"zip\""
-                         + (_suggest(mode, MODES) if isinstance(mode, str) else ""))
+                         + (did_you_mean(mode, MODES) if isinstance(mode, str) else ""))
     replicates = raw.get("replicates", 1)
     if isinstance(replicates, bool) or not isinstance(replicates, int) or replicates < 1:
         raise InputError(f"{path}: replicates: {replicates!r}, expected a whole number ≥ 1")
@@ -179,7 +176,7 @@ def load_sweep(path):
                              f'e.g. "{key}" = [1, 2]')
         seen = set()
         for v in values:
-            text = _toml(v)
+            text = toml_value(v)
             if text in seen:
                 raise InputError(f'{path}: axes."{key}": the value {text} appears twice')
             seen.add(text)
@@ -197,8 +194,8 @@ def load_sweep(path):
     points, names = [], {}
     for combo in combos:
         params = dict(zip(axes, combo))
-        sets = [f"{k}={_toml(v)}" for k, v in fixed.items()]
-        sets += [f"{k}={_toml(v)}" for k, v in params.items()]
+        sets = [f"{k}={toml_value(v)}" for k, v in fixed.items()]
+        sets += [f"{k}={toml_value(v)}" for k, v in params.items()]
         stem = "__".join(f"{short[k]}={_sanitize(v)}" for k, v in params.items())
         label = stem or "base"
         try:
@@ -233,14 +230,8 @@ def _dotted_table(table, section, path):
     return dict(table)
 
 
-def _toml(value):
-    """A value as TOML text: what ``--set key=TEXT`` reads back as ``value``."""
-    from .config import _toml_value
-    return _toml_value(value)
-
-
 def _describe(params):
-    return ", ".join(f"{k}={_toml(v)}" for k, v in params.items()) or "(base)"
+    return ", ".join(f"{k}={toml_value(v)}" for k, v in params.items()) or "(base)"
 
 
 def _short_keys(keys):
@@ -258,7 +249,7 @@ def _short_keys(keys):
 
 def _sanitize(value):
     """Value -> file-name text: ``"0.1 um/s"`` -> ``0.1um_s``."""
-    text = value if isinstance(value, str) else _toml(value)
+    text = value if isinstance(value, str) else toml_value(value)
     text = re.sub(r"\s+", "", text)
     text = re.sub(r"[^A-Za-z0-9.+-]+", "_", text).strip("_")
     return text or "_"
@@ -309,26 +300,13 @@ def _finished(point, out_dir):
 def _difference(run, point):
     """The first config key whose value differs between a file and a point."""
     try:
-        there = _flatten(tomllib.loads(run.config_text))
-    except tomllib.TOMLDecodeError:
+        there = parse_toml(run.config_text)
+    except TOMLDecodeError:
         return "its config is unreadable"
-    here = _flatten(tomllib.loads(point.config.to_toml()))
-    for key in sorted(set(there) | set(here)):
-        if there.get(key) != here.get(key):
-            return (f"{key} = {_toml(there[key]) if key in there else '(unset)'} there, "
-                    f"{_toml(here[key]) if key in here else '(unset)'} here")
+    for key, a, b in differences(there, parse_toml(point.config.to_toml())):
+        return (f"{key} = {'(unset)' if a is UNSET else toml_value(a)} there, "
+                f"{'(unset)' if b is UNSET else toml_value(b)} here")
     return "its config differs"
-
-
-def _flatten(table, prefix=""):
-    flat = {}
-    for k, v in table.items():
-        key = f"{prefix}.{k}" if prefix else k
-        if isinstance(v, dict) and v:
-            flat.update(_flatten(v, key))
-        else:
-            flat[key] = v
-    return flat
 
 
 # ------------------------------------------------------------- the results
@@ -342,7 +320,8 @@ def result_row(path):
     ``bound_T``, ``internalized_T`` (vesicles at the end) and ``uptake_T`` =
     (bound_T + internalized_T) / released, the fraction of the vesicles
     released so far (pool less pending) that cells of type T hold."""
-    from .io import STATE_NAMES, open_run
+    from .io import open_run
+    from .kernels.constants import STATE_NAMES
     with open_run(path) as run:
         row = {"backend": run.backend, "device": run.device}
         if run.n_observations == 0:
@@ -516,7 +495,7 @@ def run_sweep(sweep, out_dir, *, workers=None, scheduler=None, backend="auto", p
 
 def _base_row(point):
     row = {"file": point.name, "status": "pending", "replicate": point.replicate, "seed": point.seed}
-    row.update({k: v if isinstance(v, (int, float, str)) and not isinstance(v, bool) else _toml(v)
+    row.update({k: v if isinstance(v, (int, float, str)) and not isinstance(v, bool) else toml_value(v)
                 for k, v in point.params.items()})
     return row
 
@@ -564,7 +543,7 @@ def _write_parquet(rows, path, columns):
     for name in frame.columns:
         kinds = {type(v) for v in frame[name] if not missing(v)}
         if len(kinds) > 1 and not kinds <= {int, float}:  # e.g. 5 and "6 um" on one axis
-            frame[name] = [None if missing(v) else v if isinstance(v, str) else _toml(v)
+            frame[name] = [None if missing(v) else v if isinstance(v, str) else toml_value(v)
                            for v in frame[name]]
     tmp = path + ".tmp"
     frame.to_parquet(tmp, index=False)

@@ -5,7 +5,7 @@ from types import SimpleNamespace as NS
 import numpy as np
 import pytest
 
-import exodiff.grid as grid_mod
+from exodiff import locality
 from exodiff.grid import bin_of, build_cell_grid
 from exodiff.layouts import make_cells
 
@@ -104,7 +104,7 @@ def test_few_bins_large_reach(box, periodic):
 
 def test_bin_cap(monkeypatch):
     # Tiny cells in a big box: bins are widened to respect the cap.
-    monkeypatch.setattr(grid_mod, "MAX_BINS", 1000)
+    monkeypatch.setattr(locality, "MAX_BINS", 1000)
     box = (1000.0, 1000.0, 1000.0)
     rng = np.random.default_rng(5)
     centers = rng.random((20000, 3)) * 990 + 5

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from exodiff.errors import InputError
-from exodiff.io import MILESTONE_NAMES, STATE_NAMES, RunWriter, clear_status_flags, open_run
+from exodiff.io import MILESTONE_NAMES, RunWriter, clear_status_flags, open_run
+from exodiff.kernels.constants import STATE_NAMES
 from exodiff.io.layout import value_chunks
 
 # shared/ sits beside the repository (here and in CI).

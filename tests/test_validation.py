@@ -10,7 +10,7 @@ import math
 import numpy as np
 import pytest
 
-from exodiff import validate
+from exodiff import exact, validate
 from exodiff.kernels import surface
 from exodiff.kernels.step_numpy import binding_probability_np, release_fraction_np
 
@@ -23,22 +23,22 @@ def test_milne_solution_reproduces_spitzers_constant():
     """P = ½ is the Gaussian walk killed on landing beyond the wall, whose
     extrapolation length is −ζ(½)/√(2π) steps (Siegmund's correction)."""
     zeta_half = -1.4603545088095868
-    assert validate.milne_flat(0.5) == pytest.approx(-zeta_half / math.sqrt(2 * math.pi), rel=1e-9)
+    assert exact.milne_flat(0.5) == pytest.approx(-zeta_half / math.sqrt(2 * math.pi), rel=1e-9)
 
 
 @pytest.mark.parametrize("P", [1e-3, 0.05, 0.3, 0.6, 0.9, 0.99])
 def test_flat_probability_inverts_the_milne_mapping(P):
-    kp = validate.realized_kappa_prime(P)
+    kp = exact.realized_kappa_prime(P)
     assert surface.flat_probability(kp) == pytest.approx(P, rel=1e-4)
     assert 1 - surface.flat_probability(kp) == pytest.approx(1 - P, rel=1e-4)
 
 
 def test_leading_order_is_the_small_kappa_limit_and_first_order_is_p_over_1_minus_p():
     for P in (1e-4, 1e-3):
-        kp = validate.realized_kappa_prime(P)
+        kp = exact.realized_kappa_prime(P)
         assert kp / P == pytest.approx(1 + 1.1315 * P, rel=2e-5)
     # κ'(1 − P)/P rises from 1 to 3π/8 (the boundary-layer depletion)
-    assert validate.realized_kappa_prime(0.999) * 0.001 / 0.999 == pytest.approx(3 * math.pi / 8, rel=2e-3)
+    assert exact.realized_kappa_prime(0.999) * 0.001 / 0.999 == pytest.approx(3 * math.pi / 8, rel=2e-3)
 
 
 @pytest.mark.parametrize("kappa_rd", [0.01, 1.0, 10.0, 100.0])
@@ -51,7 +51,7 @@ def test_binding_probability_realizes_kappa_on_a_sphere(kappa_rd, eps):
     kappa = kappa_rd * D / R
     P = surface.binding_probability(kappa, D, dt, R)
     kp = kappa * math.sqrt(math.pi * dt / D) / 2
-    assert validate.realized_kappa_prime(P, eps) == pytest.approx(kp, rel=1.5e-3)
+    assert exact.realized_kappa_prime(P, eps) == pytest.approx(kp, rel=1.5e-3)
 
 
 def test_flat_faces_use_the_flat_mapping():
@@ -89,27 +89,27 @@ def test_numpy_surface_twins_match_numba_bit_for_bit():
 
 def test_exact_solutions_agree_with_their_limits():
     R, D, r0, t = 5.05, 4.0, 6.06, 3.0
-    assert validate.collins_kimball(t, r0, R, D, 1e9) == pytest.approx(validate.smoluchowski(t, r0, R, D), rel=1e-6)
-    assert validate.collins_kimball(t, r0, R, D, math.inf) == validate.smoluchowski(t, r0, R, D)
+    assert exact.collins_kimball(t, r0, R, D, 1e9) == pytest.approx(exact.smoluchowski(t, r0, R, D), rel=1e-6)
+    assert exact.collins_kimball(t, r0, R, D, math.inf) == exact.smoluchowski(t, r0, R, D)
     # long times: R k_f/(r0 (k_f + k_D))
-    assert validate.collins_kimball(1e12, r0, R, D, 0.8) == pytest.approx(R / r0 * (0.8 * R / D) / (1 + 0.8 * R / D), rel=1e-5)
-    assert validate.radiation_wall_survival(t, 3.0, D, 0.0) == pytest.approx(1.0)
+    assert exact.collins_kimball(1e12, r0, R, D, 0.8) == pytest.approx(R / r0 * (0.8 * R / D) / (1 + 0.8 * R / D), rel=1e-5)
+    assert exact.radiation_wall_survival(t, 3.0, D, 0.0) == pytest.approx(1.0)
     # a perfectly absorbing wall: erf(x0/√(4Dt))
-    assert validate.radiation_wall_survival(t, 3.0, D, 1e9) == pytest.approx(math.erf(3.0 / math.sqrt(4 * D * t)), abs=1e-6)
+    assert exact.radiation_wall_survival(t, 3.0, D, 1e9) == pytest.approx(math.erf(3.0 / math.sqrt(4 * D * t)), abs=1e-6)
     H = 100.0
-    assert validate.well_deposition(0.5, H, D) == pytest.approx(2 * math.sqrt(D * 0.5 / math.pi) / H, rel=1e-9)
+    assert exact.well_deposition(0.5, H, D) == pytest.approx(2 * math.sqrt(D * 0.5 / math.pi) / H, rel=1e-9)
     # settling: v → 0 gives diffusion onto a sink, 2√(Dt/π); large t gives v t
-    assert validate.settling_deposit(10.0, D, 1e-6) == pytest.approx(2 * math.sqrt(D * 10.0 / math.pi), rel=1e-4)
-    assert validate.settling_deposit(1e4, D, 1.0) == pytest.approx(1e4 + D, rel=1e-6)
+    assert exact.settling_deposit(10.0, D, 1e-6) == pytest.approx(2 * math.sqrt(D * 10.0 / math.pi), rel=1e-4)
+    assert exact.settling_deposit(1e4, D, 1.0) == pytest.approx(1e4 + D, rel=1e-6)
     # every secreted vesicle is somewhere: ∫ c 4πr² dr = rate/k
-    assert validate.secretion_shell_count(R, math.inf, 100.0, R, D, 0.16) == pytest.approx(100.0 / 0.16)
+    assert exact.secretion_shell_count(R, math.inf, 100.0, R, D, 0.16) == pytest.approx(100.0 / 0.16)
     r = np.linspace(R, R + 80, 200001)
-    c = validate.secretion_profile(r, 100.0, R, D, 0.16)
+    c = exact.secretion_profile(r, 100.0, R, D, 0.16)
     assert np.trapezoid(4 * math.pi * r * r * c, r) == pytest.approx(100.0 / 0.16, rel=1e-4)
     # erfcx: the two branches meet (e^{x²}erfc(x) below 26, the asymptotic series above)
-    below, above = validate.erfcx(26.0 - 1e-9), validate.erfcx(26.0)
+    below, above = exact.erfcx(26.0 - 1e-9), exact.erfcx(26.0)
     assert above == pytest.approx(below, rel=1e-12)
-    assert validate.erfcx(0.0) == 1.0
+    assert exact.erfcx(0.0) == 1.0
 
 
 # ------------------------------------------------------- the cases, quick mode
@@ -161,4 +161,4 @@ def test_cli_validate_prints_the_table_and_exit_codes(capsys):
 def test_release_fraction_keeps_the_reversible_equilibrium_exact(kappa_rd):
     """Deterministic: the equilibrium of the scheme's radial chain around one
     cell (s = 0.1 R) has bound/free = κA/k_off to the quadrature's 0.2 %."""
-    assert validate.reversible_equilibrium_chain(kappa_rd, 0.1) == pytest.approx(1.0, abs=2e-3)
+    assert exact.reversible_equilibrium_chain(kappa_rd, 0.1) == pytest.approx(1.0, abs=2e-3)

@@ -13,11 +13,11 @@ One job per module:
 The names below are the package's public interface.
 """
 from .checkpoint import checkpoint_path, read_checkpoint, remove_checkpoint, write_checkpoint
-from .layout import COMPRESSIONS, LENGTH_UNIT, MILESTONE_NAMES, STATE_NAMES, TIME_UNIT
+from .layout import COMPRESSIONS, LENGTH_UNIT, MILESTONE_NAMES, TIME_UNIT
 from .reader import Cells, Run, open_run
 from .recovery import RunLock, check_not_in_use, clear_status_flags
 from .writer import RunWriter
 
 __all__ = ["COMPRESSIONS", "Cells", "LENGTH_UNIT", "MILESTONE_NAMES", "Run", "RunLock", "RunWriter",
-           "STATE_NAMES", "TIME_UNIT", "check_not_in_use", "checkpoint_path", "clear_status_flags",
+           "TIME_UNIT", "check_not_in_use", "checkpoint_path", "clear_status_flags",
            "open_run", "read_checkpoint", "remove_checkpoint", "write_checkpoint"]

@@ -24,6 +24,7 @@ Layout (lengths in µm, unit ``"um"``; times in s, unit ``"s"``)::
     /observables/cells/cargo       {step, time, value[T,M,K] float64}  attr names[K]
 
 ``n`` is N, or the number of sampled vesicles when ``sample_ids`` is given.
+State and face names are the project's (exodiff/kernels/constants.py).
 
 A series' complete frames are those whose ``step`` and ``time`` are written
 (their fill values are -1 and NaN): the writer writes a frame's ``value``
@@ -33,8 +34,6 @@ import math
 
 import h5py
 import numpy as np
-
-from ..kernels.constants import FACE_KINDS, STATE_NAMES  # noqa: F401  (part of the layout)
 
 MILESTONE_NAMES = ("birth_time", "first_bound_time", "internalized_time", "exit_time")
 COMPRESSIONS = ("gzip", "lzf", "none")

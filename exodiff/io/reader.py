@@ -18,8 +18,10 @@ import numpy as np
 
 from ..errors import InputError
 from ..formats import one_line
+from ..kernels.constants import STATE_NAMES
+from ..tomlfile import parse_toml
 from . import summary
-from .layout import (CHUNK_MAX_BYTES, LENGTH_UNIT, MILESTONE_NAMES, STATE_NAMES, TIME_UNIT,
+from .layout import (CHUNK_MAX_BYTES, LENGTH_UNIT, MILESTONE_NAMES, TIME_UNIT,
                      complete_frames, names, text)
 from .recovery import check_not_in_use, clear_status_flags, superblock
 
@@ -266,9 +268,9 @@ class Run:
         """The run's config as a validated :class:`exodiff.config.Config`,
         or None when it no longer validates here (e.g. a cells file that has
         moved)."""
-        from ..config import parse_config, tomllib  # the one TOML reader (tomli on Python 3.10)
+        from ..config import parse_config
         try:
-            return parse_config(tomllib.loads(self.config_text), source=str(self.path))
+            return parse_config(parse_toml(self.config_text), source=str(self.path))
         except Exception:
             return None
 
@@ -278,9 +280,8 @@ class Run:
         cfg = self.config
         if cfg is not None:
             return tuple(n for n, ct in cfg.cell_types.items() if ct.secretion_rate > 0)
-        from ..config import tomllib
         try:
-            types = tomllib.loads(self.config_text).get("cell_types", {})
+            types = parse_toml(self.config_text).get("cell_types", {})
         except Exception:
             return ()
         donors = []

@@ -3,7 +3,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..formats import format_time, one_line
-from .layout import STATE_NAMES
+from ..kernels.constants import STATE_NAMES
 
 
 def summary_text(run):

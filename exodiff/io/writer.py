@@ -29,9 +29,10 @@ import numpy as np
 from .. import probes
 from ..errors import InputError
 from ..formats import one_line
+from ..kernels.constants import FACE_KINDS, STATE_NAMES
 from .checkpoint import remove_checkpoint
-from .layout import (COMPRESSIONS, FACE_KINDS, LENGTH_UNIT, MILESTONE_NAMES, STATE_NAMES,
-                     TIME_UNIT, complete_frames, names_attr, value_chunks)
+from .layout import (COMPRESSIONS, LENGTH_UNIT, MILESTONE_NAMES, TIME_UNIT, complete_frames,
+                     names_attr, value_chunks)
 from .recovery import RunLock, clear_status_flags
 
 
