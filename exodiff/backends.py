@@ -7,6 +7,7 @@ arrays from step n0 to n1 and hands back the host arrays for observations.
 - ``cuda``:  CuPy-launched kernels (kernels/*.cu), when a device works.
 """
 from .errors import InputError
+from .threads import prepare_numba
 
 BACKENDS = ("auto", "cuda", "numba", "numpy")
 
@@ -15,7 +16,6 @@ class CpuBackend:
     """NumPy or Numba: the kernels update the model's host arrays in place."""
 
     def __init__(self, name):
-        from .threads import prepare_numba
         prepare_numba()  # before Numba starts its threads (get_num_threads below)
         import numba
         if name == "numba":

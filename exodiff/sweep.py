@@ -47,8 +47,9 @@ Where points run (:func:`run_sweep`):
 - by default a local cluster of worker processes, one thread and one run
   each.  CPU: ``--workers`` (default: as many as there are cores, at most the
   number of points to run), each with ``NUMBA_NUM_THREADS`` = cores // workers
-  (at least 1), or the ``NUMBA_NUM_THREADS`` (``--threads``) asked for.  GPU (``--backend cuda``, or ``auto`` where a CUDA device
-  works): one worker per device, each seeing only its own device through
+  (at least 1), or the ``NUMBA_NUM_THREADS`` asked for (``--threads``).  GPU
+  (``--backend cuda``, or ``auto`` where a CUDA device works): one worker
+  per device, each seeing only its own device through
   ``CUDA_VISIBLE_DEVICES`` (``--workers N`` deals N workers round-robin over
   the devices).  Workers have no memory limit (one run owns its worker), and
   a point whose worker dies is retried once on a fresh worker, then reported

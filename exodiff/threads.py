@@ -11,8 +11,8 @@ it sleeps (GCC's libgomp manual, "GOMP_SPINCOUNT").  The kernel with
 receptor capacity runs one parallel loop per step, so on a machine whose
 cores other programs use, the spinning thread keeps a core from the thread
 it waits for, step after step: with two busy processes on this 2-core
-machine a run took 4.4 s on two threads against 2.5 s on one, and 0.9 s on
-two threads that sleep at once (issue 13, median of 3).  So exodiff asks
+machine a run took 6.3 s on two threads against 2.6 s on one, and 1.3 s on
+two threads that sleep at once (issue 13, medians of 3).  So exodiff asks
 OpenMP for passive waiting (``OMP_WAIT_POLICY=PASSIVE``) unless the user set
 a policy, before Numba loads its threading layer; on an idle machine the
 cost is a wake-up per parallel loop, microseconds.
