@@ -12,6 +12,7 @@ from typing import Protocol
 
 from .errors import InputError
 from .kernels import state
+from .threads import prepare_numba
 
 BACKENDS = ("auto", "cuda", "numba", "numpy")
 
@@ -43,6 +44,7 @@ class CpuBackend:
     Numba."""
 
     def __init__(self, name):
+        prepare_numba()  # before Numba starts its threads (get_num_threads below)
         if name == "numba":
             import numba
 

@@ -21,6 +21,23 @@ class _Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def _threads_arg(value):
+    """--threads N: a whole number of threads, 1 or more."""
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a whole number of threads, 1 or more")
+    return n
+
+
+def _add_threads(parser):
+    parser.add_argument("--threads", type=_threads_arg, metavar="N",
+                        help="CPU threads of the numba backend (default: NUMBA_NUM_THREADS, else one "
+                             "per core; results do not depend on it)")
+
+
 def _parser():
     p = _Parser(prog="exodiff", description=(
         "Exosome diffusion, binding and uptake among cells, on CPU or GPU."))
@@ -40,6 +57,7 @@ def _parser():
                    help="continue an interrupted run in the output file (same config, --seed and "
                         "--set options); its final file is identical to an uninterrupted run's")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_threads(r)
 
     c = sub.add_parser("check", help="validate a scenario and print derived parameters")
     c.add_argument("config")
@@ -62,9 +80,19 @@ def main(argv=None):
     # argparse exits with 2 on bad arguments, as DESIGN §4 asks
     args = parser.parse_args(argv)
     try:
-        return {"run": _run, "check": _check, "info": _info, **_ANALYSIS_COMMANDS,
+        if hasattr(args, "threads"):  # the commands that run the kernels
+            from .threads import requested, use_threads
+            if args.threads is not None:
+                use_threads(args.threads)
+            requested()  # before Numba reads it: a bad NUMBA_NUM_THREADS is bad input
+        code = {"run": _run, "check": _check, "info": _info, **_ANALYSIS_COMMANDS,
                 "sweep": _sweep, "bench": _bench,
                 "validate": _validate}[args.command](args)
+        sys.stdout.flush()  # a reader that has gone shows here, not at exit
+        return code
+    except BrokenPipeError:  # `exodiff info run.h5 | head -1`: the reader has what it wanted
+        _drop_output()
+        return 0
     except InputError as exc:
         if args.debug:
             raise
@@ -79,6 +107,21 @@ def main(argv=None):
         print(f"Error: {exc.__class__.__name__}: {exc} (run with --debug for the traceback)",
               file=sys.stderr)
         return 1
+
+
+def _drop_output():
+    """Send what is still to be written to stdout and stderr to /dev/null:
+    their reader has gone, and Python would otherwise report the broken
+    pipe again when it flushes them at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                os.dup2(devnull, stream.fileno())
+            except (OSError, ValueError, AttributeError):  # not a real file (a test's capture)
+                pass
+    finally:
+        os.close(devnull)
 
 
 def _load(args, warn=True):
@@ -185,13 +228,19 @@ class _progress_bar:
                                     "[{elapsed}<{remaining}{postfix}]")
 
     def __call__(self, p):
-        self._bar.update(p.time - self._bar.n)
-        if p.elapsed > 0:
-            self._bar.set_postfix_str(f"{p.vesicle_steps / p.elapsed:.3g} vesicle-steps/s",
-                                      refresh=False)
+        try:
+            if p.elapsed > 0:  # before the update, which shows it
+                self._bar.set_postfix_str(f"{p.vesicle_steps / p.elapsed:.3g} vesicle-steps/s",
+                                          refresh=False)
+            self._bar.update(p.time - self._bar.n)
+        except OSError:  # stderr closed (a pipe whose reader has gone): the run goes on
+            self._bar.disable = True
 
     def close(self):
-        self._bar.close()
+        try:
+            self._bar.close()
+        except OSError:
+            pass
 
 
 def _check(args):
@@ -360,6 +409,7 @@ def _add_sweep_parser(sub):
     sw.add_argument("--backend", default="auto", help="auto (default), cuda, numba or numpy")
     sw.add_argument("--dry-run", action="store_true", help="list the points without running them")
     sw.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_threads(sw)  # per worker (default: cores // workers)
 
 
 def _sweep(args):
@@ -425,6 +475,7 @@ def _add_bench_parser(sub):
     b.add_argument("--backend", action="append", metavar="B",
                    help="numba, numpy or cuda (repeatable; default: every backend that works here)")
     b.add_argument("--quick", action="store_true", help="small sizes, one repeat (about a minute)")
+    _add_threads(b)
 
 
 def _bench(args):
@@ -455,6 +506,7 @@ def _add_validate_parser(sub):
     v.add_argument("--plot", metavar="DIR", help="write one PNG per case into DIR (needs matplotlib)")
     v.add_argument("--backend", default="auto", help="auto (default), cuda, numba or numpy")
     v.add_argument("--list", action="store_true", help="list the cases and exit")
+    _add_threads(v)
 
 
 def _validate(args):

@@ -60,6 +60,16 @@ class Progress:
     elapsed: float           # wall time so far [s]
 
 
+def _vesicle_steps(n_active, births, n0, n1):
+    """(vesicle-steps of steps n0..n1-1, vesicles active after them): the
+    ``n_active`` vesicles active at n0 take every step; one born in step b
+    (``births``: sorted birth steps) is active from step b + 1 on.  Those that
+    leave meanwhile count until the next observation reads the states."""
+    lo, hi = np.searchsorted(births, (n0, n1))
+    born = births[lo:hi]
+    return n_active * (n1 - n0) + int((n1 - 1 - born).sum()), n_active + born.size
+
+
 class Schedule:
     """Steps 0, every, 2·every, … and always the last step ``n_steps``,
     without listing them (a run may have billions of steps)."""
@@ -199,6 +209,7 @@ class Simulation:
             self._record(writer, start, start in obs and last_obs < start,
                          start in snaps and last_snap < start)
             n_active = active()
+            births = np.sort(a["birth_step"][a["birth_step"] >= start])  # secretions to come
             chunk = max(1, FIRST_CHUNK_VESICLE_STEPS // max(n_active, 1))
             while n < m.n_steps:
                 target = min(obs.next_after(n), snaps.next_after(n))
@@ -211,7 +222,8 @@ class Simulation:
                     # about CHUNK_WALL_S per chunk, growing at most twofold
                     rate = (n1 - n) / elapsed if elapsed > 0 else math.inf
                     chunk = int(max(1, min(2 * chunk, rate * CHUNK_WALL_S)))
-                    done += n_active * (n1 - n)
+                    work, n_active = _vesicle_steps(n_active, births, n, n1)
+                    done += work
                     n = n1
                     probes.reach("chunk", n)
                     if progress is not None:

@@ -47,8 +47,9 @@ Where points run (:func:`run_sweep`):
 - by default a local cluster of worker processes, one thread and one run
   each.  CPU: ``--workers`` (default: as many as there are cores, at most the
   number of points to run), each with ``NUMBA_NUM_THREADS`` = cores // workers
-  (at least 1).  GPU (``--backend cuda``, or ``auto`` where a CUDA device
-  works): one worker per device, each seeing only its own device through
+  (at least 1), or the ``NUMBA_NUM_THREADS`` asked for (``--threads``).  GPU
+  (``--backend cuda``, or ``auto`` where a CUDA device works): one worker
+  per device, each seeing only its own device through
   ``CUDA_VISIBLE_DEVICES`` (``--workers N`` deals N workers round-robin over
   the devices).  Workers have no memory limit (one run owns its worker), and
   a point whose worker dies is retried once on a fresh worker, then reported
@@ -76,6 +77,7 @@ from dataclasses import dataclass, field
 
 from .errors import InputError
 from .formats import did_you_mean
+from .threads import requested as requested_threads
 from .tomlfile import UNSET, TOMLDecodeError, differences, parse_toml, read_toml, toml_value
 
 SWEEP_KEYS = ("base", "mode", "replicates", "set", "axes")
@@ -607,7 +609,7 @@ def _local_cluster_spec(n_todo, workers, backend):
     else:
         n = int(workers) if workers is not None else max(1, min(cores, n_todo))
         run_backend = "numba" if backend == "auto" else backend
-    threads = max(1, cores // n)
+    threads = requested_threads() or max(1, cores // n)  # NUMBA_NUM_THREADS, or --threads
     envs = []
     for i in range(n):
         env = {"NUMBA_NUM_THREADS": str(threads)}

@@ -5,6 +5,17 @@ A killed writer leaves the superblock's "open for write" flags set, which
 only SWMR readers accept; :func:`clear_status_flags` clears them, as HDF5's
 ``h5clear -s`` does, so that every tool opens the file.
 
+It may also leave a superblock whose end of allocation (EOA) lags behind
+the file: a SWMR flush writes raw data, then the metadata that points at it,
+and the superblock with the new EOA last, so a kill between the last two
+leaves objects on disk past the recorded EOA.  SWMR readers expect that
+(HDF5's H5FD_read skips its EOA check for them); every other reader fails
+with "addr overflow", and a writer reopening the file would allocate new
+objects over the old ones.  So the repair also raises the EOA to the end of
+the file, as ``h5clear --increment=0`` does for a crashed SWMR file.  With a
+SIGKILL nothing the process wrote is lost (it is in the page cache), so the
+file's end covers every object that any written metadata points at.
+
 A writer holds a shared ``flock`` on ``PATH`` while it writes (:class:`RunLock`);
 ``--resume`` and ``--overwrite`` take it exclusively first, so they refuse a
 file that a live run is still writing (SWMR writers drop HDF5's own lock).
@@ -23,9 +34,12 @@ except ImportError:  # Windows: no advisory locks; resume trusts the user
 
 def clear_status_flags(path):
     """Clear the "open for write" flags that a killed writer leaves in the
-    superblock (what HDF5's ``h5clear -s`` does), so that non-SWMR readers
-    (plain h5py, check_h5md.py, MDAnalysis) open the file.  Only for a file
-    whose writer is dead.  Returns True when flags were cleared."""
+    superblock (what HDF5's ``h5clear -s`` does) and raise an end of
+    allocation that lags behind the file to its end (``h5clear
+    --increment=0``; module docstring), so that non-SWMR readers (plain h5py,
+    check_h5md.py, MDAnalysis) open the file and a resumed writer appends
+    after everything in it.  Only for a file whose writer is dead.  Returns
+    True when flags were cleared."""
     path = Path(path)
     sb = superblock(path)
     if sb["version"] < 2 or sb["flags"] == 0:
@@ -33,6 +47,9 @@ def clear_status_flags(path):
     with open(path, "r+b") as fh:
         raw = bytearray(sb["raw"])
         raw[11] = 0
+        offset_size = raw[9]
+        at = 12 + 2 * offset_size  # the EOA field; addresses are relative to the base
+        raw[at: at + offset_size] = max(sb["eoa"], sb["size"] - sb["base"]).to_bytes(offset_size, "little")
         raw[-4:] = struct.pack("<I", _lookup3(bytes(raw[:-4])))
         fh.seek(sb["base"])
         fh.write(raw)
