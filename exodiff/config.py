@@ -98,21 +98,33 @@ class CellsConfig:
     gap: float = 0.0
 
 
+@dataclass(frozen=True)
+class Secretion:
+    """A cell type secretes ``population`` at ``rate`` [vesicles/s per
+    cell] during ``window`` [s] (a Poisson process per cell)."""
+    population: str
+    rate: float
+    window: tuple = (0.0, INF)
+
+
 @dataclass
 class CellTypeConfig:
     """kappa [µm/s] (inf = every contact binds), k_off, k_int [1/s],
-    capacity (max bound vesicles, 0 = unlimited), secretion_rate
-    [vesicles/s per cell] of population ``secretes`` during
-    secretion_window [s].  (Bound vesicles stay where they bound: diffusion
-    on the membrane is not modelled yet, so there is no key for it.)"""
+    capacity (max bound vesicles, 0 = unlimited), secretions (one
+    :class:`Secretion` per population secreted, in the order of
+    ``secretes``).  (Bound vesicles stay where they bound: diffusion on the
+    membrane is not modelled yet, so there is no key for it.)"""
     name: str
     kappa: float = 0.0
     k_off: float = 0.0
     k_int: float = 0.0
     capacity: int = 0
-    secretion_rate: float = 0.0
-    secretes: str | None = None
-    secretion_window: tuple = (0.0, INF)
+    secretions: tuple = ()
+
+    @property
+    def secretion_rate(self):
+        """Vesicles/s per cell, all populations together (> 0: a donor type)."""
+        return sum(s.rate for s in self.secretions)
 
 
 PLACEMENTS = ("uniform", "shell", "plane", "point")
@@ -566,22 +578,7 @@ def _parse_cell_types(t, vesicles):
         p = f"cell_types.{name}"
         c = _table(c, p, f"a table [cell_types.{name}]")
         _check_keys(c, CELL_TYPE_KEYS, p)
-        rate = _quantity(c, "secretion_rate", "1/s", p, default=0.0, nonnegative=True)
-        secretes = None
-        if "secretes" in c:
-            secretes = _string(c["secretes"], f"{p}.secretes")
-            if secretes not in vesicles:
-                raise ConfigError(f"{p}.secretes", f"no population [vesicles.{secretes}]"
-                                  + _suggest(secretes, vesicles)
-                                  + f" (populations: {', '.join(vesicles)})")
-        elif rate > 0:
-            if len(vesicles) != 1:
-                raise ConfigError(f"{p}.secretes", "required when secretion_rate > 0 and there are several "
-                                  f"populations ({', '.join(vesicles)})")
-            secretes = next(iter(vesicles))
-        window = (0.0, INF)
-        if "secretion_window" in c:
-            window = _parse_window(c["secretion_window"], f"{p}.secretion_window")
+        secretions = _parse_secretions(c, p, vesicles)
         types[name] = CellTypeConfig(
             name=name,
             kappa=_quantity(c, "kappa", "um/s", p, default=0.0, allow_inf=True, nonnegative=True,
@@ -589,11 +586,70 @@ def _parse_cell_types(t, vesicles):
             k_off=_quantity(c, "k_off", "1/s", p, default=0.0, nonnegative=True),
             k_int=_quantity(c, "k_int", "1/s", p, default=0.0, nonnegative=True),
             capacity=_integer(c, "capacity", p, default=0),
-            secretion_rate=rate,
-            secretes=secretes,
-            secretion_window=window,
+            secretions=secretions,
         )
     return types
+
+
+def _parse_secretions(c, p, vesicles):
+    """The Secretions of cell type table ``c`` (key prefix ``p``).
+
+    ``secretes`` is a population name or a list of them; ``secretion_rate``
+    a rate (one population) or a table population -> rate;
+    ``secretion_window`` one [start, end] for all, or a table population ->
+    [start, end] (populations not in it secrete all the time)."""
+    rates = c.get("secretion_rate")
+    if "secretes" in c:
+        given = c["secretes"]
+        names = [given] if isinstance(given, str) else given
+        if not isinstance(names, list) or not names:
+            raise ConfigError(f"{p}.secretes", f"expected a population name or a list of them, "
+                                               f"got {describe(given)}")
+        for k, pop in enumerate(names):
+            key = f"{p}.secretes" if isinstance(given, str) else f"{p}.secretes[{k}]"
+            _string(pop, key)
+            if pop not in vesicles:
+                raise ConfigError(key, f"no population [vesicles.{pop}]" + _suggest(pop, vesicles)
+                                  + f" (populations: {', '.join(vesicles)})")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{p}.secretes", f"a population is listed twice: {describe(given)}")
+    elif isinstance(rates, dict):
+        names = list(rates)
+    elif rates is not None and _quantity(c, "secretion_rate", "1/s", p, nonnegative=True) > 0:
+        if len(vesicles) != 1:
+            raise ConfigError(f"{p}.secretes", "required when secretion_rate > 0 and there are several "
+                              f"populations ({', '.join(vesicles)})")
+        names = list(vesicles)
+    else:
+        names = []
+    if rates is None:
+        if names:
+            raise ConfigError(f"{p}.secretion_rate", f"required with secretes, e.g. "
+                                                     f"secretion_rate = \"2 /s\"")
+        per_pop = {}
+    elif isinstance(rates, dict):
+        _check_keys(rates, names, f"{p}.secretion_rate")
+        missing = [n for n in names if n not in rates]
+        if missing:
+            raise ConfigError(f"{p}.secretion_rate.{missing[0]}", "required: a rate for every population "
+                                                                  "in secretes")
+        per_pop = {n: _quantity(rates, n, "1/s", f"{p}.secretion_rate", nonnegative=True) for n in names}
+    else:
+        if len(names) > 1:
+            raise ConfigError(f"{p}.secretion_rate", f"give one rate per population, e.g. "
+                              f"secretion_rate = {{ {names[0]} = \"2 /s\", {names[1]} = \"0.5 /s\" }}")
+        per_pop = {n: _quantity(c, "secretion_rate", "1/s", p, nonnegative=True) for n in names}
+    windows = {n: (0.0, INF) for n in names}
+    if "secretion_window" in c:
+        w = c["secretion_window"]
+        key = f"{p}.secretion_window"
+        if isinstance(w, dict):
+            _check_keys(w, names, key)
+            windows.update({n: _parse_window(v, f"{key}.{n}") for n, v in w.items()})
+        else:
+            window = _parse_window(w, key)  # checked even when nothing is secreted
+            windows = {n: window for n in names}
+    return tuple(Secretion(n, per_pop[n], windows[n]) for n in names if per_pop[n] > 0)
 
 
 def _parse_window(value, key):
@@ -831,10 +887,11 @@ def _secreted(config, population, per_type):
     """Expected number of vesicles of ``population`` secreted in [0, duration]."""
     total = 0.0
     for ct in config.cell_types.values():
-        if ct.secretes == population and ct.secretion_rate > 0:
-            start, end = ct.secretion_window
-            overlap = max(0.0, min(end, config.run.duration) - max(start, 0.0))
-            total += ct.secretion_rate * per_type.get(ct.name, 0) * overlap
+        for sec in ct.secretions:
+            if sec.population == population:
+                start, end = sec.window
+                overlap = max(0.0, min(end, config.run.duration) - max(start, 0.0))
+                total += sec.rate * per_type.get(ct.name, 0) * overlap
     return total
 
 
@@ -956,8 +1013,10 @@ def format_check(config):
             if ct.kappa > 0:
                 parts.append(f"κ = {ct.kappa:g} µm/s, k_off = {ct.k_off:g} /s, k_int = {ct.k_int:g} /s"
                              + (f", capacity {ct.capacity}" if ct.capacity else ""))
-            if ct.secretion_rate > 0:
-                parts.append(f"secretes {ct.secretes} at {ct.secretion_rate:g} /s per cell")
+            for sec in ct.secretions:
+                window = "" if sec.window == (0.0, INF) else \
+                    f" from {format_time(sec.window[0])} to {format_time(sec.window[1])}"
+                parts.append(f"secretes {sec.population} at {sec.rate:g} /s per cell{window}")
             detail = ": " + "; ".join(parts) if parts else ": inert"
         lines.append(f"  {name}: {n} cells{detail}")
     lines.append("Vesicles:")

@@ -38,6 +38,7 @@ class Model:
     n_steps: int
     arrays: MappingProxyType
     birth_time: np.ndarray           # [N] s, 0 for vesicles present at t = 0
+    origin: np.ndarray               # [N] int32 donor cell of each vesicle, -1 if present at t = 0
     species_names: list
     cargo_names: list
     cargo_table: np.ndarray          # [P, K] cargo per vesicle of each population
@@ -72,11 +73,13 @@ def _unit_vectors(u, v):
     return np.stack([sz * np.cos(phi), sz * np.sin(phi), cz], axis=1)
 
 
-def _poisson_births(donors, rate, t0, t1, key):
+def _poisson_births(donors, rate, t0, t1, key, process=0):
     """Birth times of independent Poisson processes of `rate` [1/s] on
     [t0, t1) for the donor cells `donors` (global indices).  Interarrival k of
-    donor d is −ln(u)/rate with u from counter (d, k, STREAM_BIRTH, 0), so a
-    donor's births do not depend on the other donors.
+    donor d is −ln(u)/rate with u from counter (d, k, STREAM_BIRTH, process),
+    so a donor's births do not depend on the other donors, nor on its other
+    populations (``process``: the population's place in its type's
+    ``secretes``).
     Returns (times, donor) ordered by donor, then time."""
     if donors.size == 0 or rate <= 0.0 or t1 <= t0:
         return np.empty(0), np.empty(0, dtype=np.int64)
@@ -87,7 +90,7 @@ def _poisson_births(donors, rate, t0, t1, key):
         w = width
         while True:  # widen until every donor's last draw passes t1
             k = np.arange(w, dtype=np.int64)
-            x = philox.philox4x32_np(block[:, None], k[None, :], philox.STREAM_BIRTH, 0, *key)[0]
+            x = philox.philox4x32_np(block[:, None], k[None, :], philox.STREAM_BIRTH, process, *key)[0]
             times = t0 + np.cumsum(-np.log(philox.to_uniform_np(x)) / rate, axis=1)
             if np.all(times[:, -1] >= t1):
                 break
@@ -124,20 +127,19 @@ def build_model(config):
     donor = [np.full(birth_time[0].size, -1, dtype=np.int64)]
     births_t, births_d, births_s = [], [], []
     for T, ct in enumerate(types):
-        if ct.secretion_rate <= 0.0:
-            continue
         donors = np.nonzero(cells.types == T)[0]
-        t0 = max(0.0, ct.secretion_window[0])
-        t1 = min(physics.step_count(run.duration, dt) * dt, ct.secretion_window[1])
-        t, d = _poisson_births(donors, ct.secretion_rate, t0, t1, key)
-        births_t.append(t)
-        births_d.append(d)
-        births_s.append(np.full(t.size, species_names.index(ct.secretes), dtype=np.int32))
+        for process, sec in enumerate(ct.secretions):
+            t0 = max(0.0, sec.window[0])
+            t1 = min(physics.step_count(run.duration, dt) * dt, sec.window[1])
+            t, d = _poisson_births(donors, sec.rate, t0, t1, key, process)
+            births_t.append(t)
+            births_d.append(d)
+            births_s.append(np.full(t.size, species_names.index(sec.population), dtype=np.int32))
     if births_t:
         t = np.concatenate(births_t)
         d = np.concatenate(births_d)
         s = np.concatenate(births_s)
-        order = np.lexsort((d, t))  # by time, ties by donor
+        order = np.lexsort((s, d, t))  # by time, ties by donor, then population
         birth_time.append(t[order])
         donor.append(d[order])
         species.append(s[order])
@@ -202,7 +204,7 @@ def build_model(config):
         bin_size=grid.bin_size, nbins=grid.nbins, gstart=grid.start, gitems=grid.items,
     ))
     return Model(n_steps=physics.step_count(run.duration, dt), arrays=MappingProxyType(arrays),
-                 birth_time=birth_time, species_names=species_names, cargo_names=cargo_names, cargo_table=cargo_table,
+                 birth_time=birth_time, origin=donor.astype(np.int32), species_names=species_names, cargo_names=cargo_names, cargo_table=cargo_table,
                  cell_type_names=type_names, faces=tuple(domain.faces), n_vesicles=N, n_cells=M,
                  grid=grid)
 

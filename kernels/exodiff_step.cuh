@@ -45,7 +45,8 @@ constexpr double FAR_SIGMAS = 6.3245617;  // cells out of reach: see constants.p
 #define EXO_VESICLES(P, S)                                                          \
     P(double, px) P(double, py) P(double, pz) P(int, ix) P(int, iy) P(int, iz)      \
     P(signed char, state) P(int, cell) P(double, first_bound_time)                  \
-    P(double, internalized_time) P(double, exit_time)
+    P(double, internalized_time) P(double, exit_time) P(int, first_bound_cell)      \
+    P(double, cleared_time)
 #define EXO_VESICLE_PARAMS(P, S)                                                     \
     P(const double, diffusion) P(const double, sigma) P(const double, settling)     \
     P(const double, vradius) P(const int, species) P(const long long, birth_step)   \
@@ -301,7 +302,10 @@ __host__ __device__ __forceinline__ bool binding(Vesicle& v, long long i, int c,
     v.state = BOUND;
     v.cell = c;
     double* first = args.ves.first_bound_time + i;
-    if (*first != *first) *first = t1;  // NaN: first binding
+    if (*first != *first) {  // NaN: first binding
+        *first = t1;
+        args.ves.first_bound_cell[i] = c;
+    }
     return true;
 }
 
@@ -358,13 +362,14 @@ __host__ __device__ __forceinline__ bool bound_events(Vesicle& v, long long i, d
 }
 
 // 8. Cleared in the medium with probability pcl = 1 − exp(−k_clear dt).
-__host__ __device__ __forceinline__ bool clearance(Vesicle& v, double pcl, unsigned int id,
-                                                   unsigned int nn, ContactUniforms& u,
-                                                   const Args& args) {
+__host__ __device__ __forceinline__ bool clearance(Vesicle& v, long long i, double t1, double pcl,
+                                                   unsigned int id, unsigned int nn,
+                                                   ContactUniforms& u, const Args& args) {
     if (!(pcl > 0.0)) return false;
     u.draw(id, nn, args.run);
     if (!(u.ur < pcl)) return false;
     v.state = CLEARED;
+    args.ves.cleared_time[i] = t1;
     return true;
 }
 
@@ -445,7 +450,7 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
             }
         }
 
-        if (clearance(v, pcl, id, nn, u, args)) break;
+        if (clearance(v, i, t1, pcl, id, nn, u, args)) break;
     }
     return changed;
 }

@@ -44,6 +44,7 @@ class Field(NamedTuple):
     initial: object = None  # fill value the model starts a STATE field with
     split: tuple = ()       # CUDA: an (N, 3) array passed one row per axis, by these names
     milestone: bool = False  # a first-event time [s], written to the run file's milestones
+    fate: bool = False       # a column of the fate table (first events; the run file's /fates)
 
     @property
     def per_vesicle(self):
@@ -75,11 +76,14 @@ Vesicles = _container(
     Field("state", i8, ("N",), STATE, "constants.VesicleState"),
     Field("cell", i32, ("N",), STATE, "cell bound to or internalized by, -1 if none", -1),
     Field("first_bound_time", f64, ("N",), STATE, "end of the step of first binding [s], NaN: never",
-          np.nan, milestone=True),
+          np.nan, milestone=True, fate=True),
     Field("internalized_time", f64, ("N",), STATE, "end of the step of internalization [s], NaN: never",
-          np.nan, milestone=True),
+          np.nan, milestone=True, fate=True),
     Field("exit_time", f64, ("N",), STATE, "end of the step of absorption at a face [s], NaN: never",
-          np.nan, milestone=True),
+          np.nan, milestone=True, fate=True),
+    Field("first_bound_cell", i32, ("N",), STATE, "cell of the first binding, -1: never", -1, fate=True),
+    Field("cleared_time", f64, ("N",), STATE, "end of the step of clearance in the medium [s], NaN: never",
+          np.nan, fate=True),
 )
 
 VesicleParams = _container(
@@ -147,6 +151,10 @@ FETCHED = tuple(n for n, f in FIELDS.items() if f.role in (STATE, DERIVED))
 """What a device backend copies back for the driver to observe and write."""
 MILESTONES = tuple(n for n, f in FIELDS.items() if f.milestone)
 """First-event times, named as in the run file's milestones group."""
+FATES = tuple(n for n, f in FIELDS.items() if f.fate)
+"""The fate-table columns the kernels record (first events and their cells);
+the cell of internalization is ``cell`` of an INTERNALIZED vesicle, which
+never changes again, so it needs no array of its own."""
 assert len(FIELDS) == sum(len(c.FIELDS) for c in CONTAINERS), "field names must be unique"
 
 

@@ -227,6 +227,7 @@ def _binding(i, c, n, t1, ex, ey, ez, r1, D, u, run, ves, par, dom, cells, types
         ves.cell[i] = c
         if math.isnan(ves.first_bound_time[i]):
             ves.first_bound_time[i] = t1
+            ves.first_bound_cell[i] = c
         return True, u
     return False, u
 
@@ -275,13 +276,14 @@ def _bound_events(i, n, t1, run, ves, par, dom, cells, types):
 
 
 @inline
-def _clearance(i, n, u, run, ves, par):
+def _clearance(i, n, t1, u, run, ves, par):
     """8. Cleared in the medium with probability 1 − exp(−k_clear dt)."""
     pcl = par.p_clear[par.species[i]]
     if pcl > 0.0:
         u = _contact_uniforms(u, i, n, run)
         if u[4] < pcl:
             ves.state[i] = CLEARED
+            ves.cleared_time[i] = t1
 
 
 @inline
@@ -362,7 +364,7 @@ def advance_block(i0, i1, n0, n1, scratch, run, ves, par, dom, cells, types, gri
                     if d1 < 0.0:
                         _reflection(i, c, ex, ey, ez, r1, ves, par, dom, cells)
 
-            _clearance(i, n, u, run, ves, par)
+            _clearance(i, n, t1, u, run, ves, par)
         if live == 0:  # every vesicle of the block has left
             break
 

@@ -208,6 +208,7 @@ def _binding(vi, c, t1, ex, ey, ez, r1, D, ub, run, ves, par, dom, cells, types)
     ves.cell[vb] = cb
     first = np.isnan(ves.first_bound_time[vb])
     ves.first_bound_time[vb[first]] = t1
+    ves.first_bound_cell[vb[first]] = cb[first]
     return binds
 
 
@@ -248,11 +249,12 @@ def _bound_events(idx, n, t1, run, ves, par, dom, cells, types):
                          run, ves, par, dom, cells)
 
 
-def _clearance(idx, alive, ur, ves, par):
+def _clearance(idx, t1, alive, ur, ves, par):
     """8. Vesicles idx still alive are cleared with probability 1 − exp(−k_clear dt)."""
     p = par.p_clear[par.species[idx]]
     cleared = alive & (p > 0.0) & (ur < p)
     ves.state[idx[cleared]] = CLEARED
+    ves.cleared_time[idx[cleared]] = t1
 
 
 def _births(idx, n, ves, par):
@@ -292,7 +294,7 @@ def step(n, args):
         m = j[~binds & (d1[j] < 0.0)]
         _reflection(idx[m], hit[m], ex[m], ey[m], ez[m], r1[m], ves, par, dom, cells)
 
-    _clearance(idx, alive, ur, ves, par)
+    _clearance(idx, t1, alive, ur, ves, par)
 
 
 def count_bound(ves, cells):

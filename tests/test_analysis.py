@@ -9,6 +9,7 @@ from exodiff import analysis as A
 from exodiff.errors import InputError
 from exodiff.analysis import open_run
 from exodiff.io import MILESTONE_NAMES, RunWriter
+from exodiff.io.layout import no_fates
 
 FREE, BOUND, INTERNALIZED, EXITED, CLEARED, PENDING = 1, 2, 3, 4, 5, 0
 
@@ -42,8 +43,8 @@ def write_synthetic(path, *, N, box=(100.0, 100.0, 100.0), boundary=("reflect",)
                     sample_ids=None, positions=True, seed=1, backend="numpy"):
     """A run file from explicit frames.  snapshots: dicts with step, time,
     position [N,3], image [N,3], state [N], cell [N], milestones (name -> [N]);
-    observations: dicts with step, time, counts[6], bound[M], internalized[M],
-    cargo[M,K] (missing per-cell arrays are zeros)."""
+    observations: dicts with step, time, counts[6], bound[M] or [M,S],
+    internalized[M] or [M,S], cargo[M,K] (missing per-cell arrays are zeros)."""
     M = len(radii)
     K = len(cargo_names)
     kw = dict(config_text=config_text, seed=seed, backend=backend, device="cpu", dt=dt,
@@ -58,11 +59,13 @@ def write_synthetic(path, *, N, box=(100.0, 100.0, 100.0), boundary=("reflect",)
               extra_parameters={"duration": 10.0})
     with RunWriter(path, **kw) as w:
         for ob in observations:
-            w.write_observation(ob["step"], ob["time"], ob["counts"],
-                                ob.get("bound", np.zeros(M)), ob.get("internalized", np.zeros(M)),
+            per_species = [np.reshape(ob.get(k, np.zeros(M)), (M, len(species_names)))
+                           for k in ("bound", "internalized")]
+            w.write_observation(ob["step"], ob["time"], ob["counts"], *per_species,
                                 ob.get("cargo", np.zeros((M, K))))
         for sn in snapshots:
-            ms = {name: np.full(N, np.nan) for name in MILESTONE_NAMES}
+            ms = no_fates(N)
+            ms["birth_time"][:] = np.nan  # as the tests before fate tables wrote them
             ms.update(sn.get("milestones", {}))
             w.write_snapshot(sn["step"], sn["time"], sn.get("position", np.zeros((N, 3))),
                              sn.get("image", np.zeros((N, 3), np.int32)), sn["state"],
