@@ -195,7 +195,9 @@ class _progress_bar:
 
 
 def _check(args):
-    from .config import format_check
+    from .config import derived_parameters, format_check
+    from .formats import format_bytes, format_count
+    from .io.layout import FATE_BYTES_PER_VESICLE
     from .layouts import make_cells
     cfg = _load(args)
     # the cell layout is part of the input: build it so overlaps and
@@ -203,6 +205,10 @@ def _check(args):
     cells = make_cells(cfg.cells, cfg.domain.size, list(cfg.cell_types), cfg.run.seed)
     print(format_check(cfg))
     print(f"cells: {cells.centers.shape[0]} placed")
+    total = derived_parameters(cfg).total_vesicles
+    print(f"run file: fate table {FATE_BYTES_PER_VESICLE} bytes per vesicle, "
+          f"≈ {format_bytes(FATE_BYTES_PER_VESICLE * total)} for {format_count(total)} vesicles "
+          f"(before compression)")
     return 0
 
 
