@@ -237,3 +237,16 @@ def test_check_shows_the_fate_table_cost(capsys):
     assert FATE_BYTES_PER_VESICLE == 4 + 4 + 5 * 8 + 2 * 4
     assert main(["check", str(SIGNALLING)]) == 0
     assert f"run file: fate table {FATE_BYTES_PER_VESICLE} bytes per vesicle" in capsys.readouterr().out
+
+
+def test_transfer_command(mixed, tmp_path, capsys):
+    from exodiff.cli import main
+    csv = tmp_path / "donors.csv"
+    assert main(["transfer", str(mixed.path), "--kind", "taken_up", "--csv", str(csv)]) == 0
+    out = capsys.readouterr().out
+    tr = mixed.transfer(kind="taken_up")
+    assert f"{len(tr.events):,} vesicles taken up from a donor" in out
+    assert "donor type (rows) -> recipient type (columns)" in out and "first passage to internalized" in out
+    assert csv.read_text().splitlines()[0] == "donor,type,secreted,taken_up,recipients,exited,cleared"
+    assert main(["transfer", str(mixed.path), "--kind", "eaten"]) == 2
+    assert "Error: kind: 'eaten'" in capsys.readouterr().err

@@ -128,14 +128,16 @@ class FirstPassage(Analysis):
 def first_passage_table(run, event="bound"):
     """First passage split by population and recipient cell type: a pandas
     DataFrame with one row per (species, cell_type), "all" included for
-    each: subjects, events, median [s] (NaN: not reached)."""
+    each: subjects, events, median [s] (NaN: not reached), by_end (1 − S at
+    the last snapshot: the Kaplan–Meier probability of the event by then)."""
     import pandas as pd
     rows = []
     for pop in (None, *run.species_names):
         for ct in (None, *run.cells.type_names):
             f = FirstPassage(event, pop, ct).compute(run)
             rows.append({"species": pop or "all", "cell_type": ct or "all", "subjects": f.n_subjects,
-                         "events": f.n_events, "median": f.median})
+                         "events": f.n_events, "median": f.median,
+                         "by_end": 1.0 - f.survival[-1] if f.survival.size else 0.0})
     return pd.DataFrame(rows)
 
 
