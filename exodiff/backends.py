@@ -76,6 +76,15 @@ def cuda_unavailable_reason():
     return unavailable_reason()
 
 
+def numba_unavailable_reason():
+    """None when Numba imports, else why not (the numpy backend needs none)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError as exc:
+        return f"Numba is not installed ({exc})"
+    return None
+
+
 def select_backend(name="auto"):
     """Return (backend, note); note says why auto chose what it chose."""
     if name not in BACKENDS:
@@ -88,6 +97,12 @@ def select_backend(name="auto"):
             return CudaBackend(), "auto chose cuda" if name == "auto" else None
         if name == "cuda":
             raise InputError(f"--backend cuda: {reason}")
-        note = f"auto chose numba: {reason}"
-        name = "numba"
+        no_numba = numba_unavailable_reason()
+        if no_numba is None:
+            return CpuBackend("numba"), f"auto chose numba: {reason}"
+        return CpuBackend("numpy"), f"auto chose numpy (the slow reference): {reason}; {no_numba}"
+    if name == "numba":
+        reason = numba_unavailable_reason()
+        if reason is not None:
+            raise InputError(f"--backend numba: {reason}; pip install numba, or use --backend numpy")
     return CpuBackend(name), note

@@ -39,6 +39,11 @@ FIRST_CHUNK_VESICLE_STEPS = 1_000_000
 PEAK_BYTES_PER_CELL = 400
 # Philox counter words are 32-bit: vesicle ids and step numbers must fit.
 MAX_COUNTER = 2**32 - 1
+# The vesicle state a snapshot stores besides the fate table (_record): a full
+# snapshot doubles as a checkpoint only if that is all of kernels/state.py's
+# STATE fields (else checkpoint files carry the state at snapshot steps).
+SNAPSHOT_FIELDS = ("pos", "image", "state", "cell")
+SNAPSHOTS_HOLD_STATE = set(STATE_FIELDS) <= set(SNAPSHOT_FIELDS) | set(FATES)
 
 
 @dataclass
@@ -150,8 +155,9 @@ class Simulation:
         return None
 
     def _full_state_snapshots(self):
-        """Snapshots hold every vesicle's position: they double as checkpoints."""
-        return self.config.output.positions != "none" and self._sample_ids() is None
+        """Snapshots hold every vesicle's state: they double as checkpoints."""
+        return (SNAPSHOTS_HOLD_STATE and self.config.output.positions != "none"
+                and self._sample_ids() is None)
 
     def run(self, out, progress=None, overwrite=False, resume=False):
         """Run to the end, writing the H5MD file `out`.  `progress(Progress)`
@@ -266,7 +272,7 @@ class Simulation:
         if observe:
             writer.write_observation(step, t, *self.observe())
         if snapshot:
-            writer.write_snapshot(step, t, a["pos"], a["image"], a["state"], a["cell"], self.fates())
+            writer.write_snapshot(step, t, *(a[name] for name in SNAPSHOT_FIELDS), self.fates())
 
     # -- checkpoint and resume ------------------------------------------------
     def _checkpoint_attrs(self):
@@ -299,7 +305,7 @@ class Simulation:
             if run.complete:
                 return ResumePlan(out, m.n_steps, "complete", complete=True)
             plan = ResumePlan(out, 0, "start")
-            if run.full_state and run.n_snapshots:
+            if SNAPSHOTS_HOLD_STATE and run.full_state and run.n_snapshots:
                 k = run.n_snapshots - 1
                 plan = ResumePlan(out, int(run.snapshot_steps[k]), "snapshot",
                                   state=self._snapshot_state(run, k))

@@ -204,9 +204,9 @@ def build_model(config):
         bin_size=grid.bin_size, nbins=grid.nbins, gstart=grid.start, gitems=grid.items,
     ))
     return Model(n_steps=physics.step_count(run.duration, dt), arrays=MappingProxyType(arrays),
-                 birth_time=birth_time, origin=donor.astype(np.int32), species_names=species_names, cargo_names=cargo_names, cargo_table=cargo_table,
-                 cell_type_names=type_names, faces=tuple(domain.faces), n_vesicles=N, n_cells=M,
-                 grid=grid)
+                 birth_time=birth_time, origin=donor.astype(np.int32), species_names=species_names,
+                 cargo_names=cargo_names, cargo_table=cargo_table, cell_type_names=type_names,
+                 faces=tuple(domain.faces), n_vesicles=N, n_cells=M, grid=grid)
 
 
 def _into_box(p, box, periodic):

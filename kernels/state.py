@@ -11,13 +11,16 @@ its dtype, shape and role, and everything else derives from these lists:
   harness take their fields as one flat parameter list in this order, which
   exodiff/backend_cuda.py builds from these declarations
   (tests/test_cuda_host.py checks that the three agree);
-- exodiff/model.py builds the arrays by these names and dtypes, the driver
-  checkpoints, resumes and writes the ``STATE`` fields, and the cuda backend
-  fetches the ``STATE`` and ``DERIVED`` ones.
+- exodiff/model.py builds the arrays by these names and dtypes; the driver
+  checkpoints and resumes the ``STATE`` fields and writes the ``fate`` ones
+  (columns of the fate table, /fates) with every snapshot; the cuda backend fetches the ``STATE`` and ``DERIVED`` ones.
 
-Adding a per-vesicle array: one ``Field`` below (the model fills it with its
-``initial`` value), its C struct line in exodiff_step.cuh, and the kernel code
-that uses it.
+Adding a per-vesicle array: one ``Field`` below (the model starts a STATE
+field at its ``initial`` value; a CONST one needs its values in
+exodiff/model.py), its line in the C struct's X-macro in exodiff_step.cuh, and
+the kernel code that uses it.  Checkpoints carry it from then on; the run file
+holds it only where the writer is taught to (exodiff/driver.py:
+SNAPSHOT_FIELDS, FATES; exodiff/io/layout.py: FATE_COLUMNS).
 
 Shapes name their axes: N vesicles, M cells, T cell types, P populations, B
 grid bins; () is a scalar.
@@ -43,7 +46,6 @@ class Field(NamedTuple):
     doc: str
     initial: object = None  # fill value the model starts a STATE field with
     split: tuple = ()       # CUDA: an (N, 3) array passed one row per axis, by these names
-    milestone: bool = False  # a first-event time [s], written to the run file's milestones
     fate: bool = False       # a column of the fate table (first events; the run file's /fates)
 
     @property
@@ -76,11 +78,11 @@ Vesicles = _container(
     Field("state", i8, ("N",), STATE, "constants.VesicleState"),
     Field("cell", i32, ("N",), STATE, "cell bound to or internalized by, -1 if none", -1),
     Field("first_bound_time", f64, ("N",), STATE, "end of the step of first binding [s], NaN: never",
-          np.nan, milestone=True, fate=True),
+          np.nan, fate=True),
     Field("internalized_time", f64, ("N",), STATE, "end of the step of internalization [s], NaN: never",
-          np.nan, milestone=True, fate=True),
+          np.nan, fate=True),
     Field("exit_time", f64, ("N",), STATE, "end of the step of absorption at a face [s], NaN: never",
-          np.nan, milestone=True, fate=True),
+          np.nan, fate=True),
     Field("first_bound_cell", i32, ("N",), STATE, "cell of the first binding, -1: never", -1, fate=True),
     Field("cleared_time", f64, ("N",), STATE, "end of the step of clearance in the medium [s], NaN: never",
           np.nan, fate=True),
@@ -149,8 +151,6 @@ STATE_FIELDS = tuple(n for n, f in FIELDS.items() if f.role == STATE)
 """What a step changes and a checkpoint holds (bound_count is recounted)."""
 FETCHED = tuple(n for n, f in FIELDS.items() if f.role in (STATE, DERIVED))
 """What a device backend copies back for the driver to observe and write."""
-MILESTONES = tuple(n for n, f in FIELDS.items() if f.milestone)
-"""First-event times, named as in the run file's milestones group."""
 FATES = tuple(n for n, f in FIELDS.items() if f.fate)
 """The fate-table columns the kernels record (first events and their cells);
 the cell of internalization is ``cell`` of an INTERNALIZED vesicle, which
@@ -171,7 +171,8 @@ def pack(arrays):
             if not f.shape:
                 x = f.dtype(x)
             elif np.asarray(x).dtype != np.dtype(f.dtype):
-                raise TypeError(f"{f.name}: dtype {np.asarray(x).dtype}, the kernels take {np.dtype(f.dtype)}")
+                raise TypeError(f"{f.name}: dtype {np.asarray(x).dtype}, "
+                                f"the kernels take {np.dtype(f.dtype)}")
             values.append(x)
         parts.append(cls(*values))
     return StepArgs(*parts)

@@ -111,7 +111,8 @@ def test_far_cell_rejection_skips_only_cells_out_of_reach():
 def test_numpy_backend_runs_without_numba(tmp_path):
     """The NumPy reference needs no Numba (DESIGN §3: slow and obvious): in
     a process where ``import numba`` fails, a run on it (model building, grid,
-    cell packing, stepping, writing) gives this process's answers bit for bit."""
+    cell packing, stepping, writing) gives this process's answers bit for bit;
+    auto falls back to it, and --backend numba says why it cannot run."""
     import subprocess
     import sys
     import textwrap
@@ -127,6 +128,15 @@ def test_numpy_backend_runs_without_numba(tmp_path):
         sim = Simulation(load_config({str(tmp_path / "run.toml")!r}), backend="numpy")
         sim.run({str(tmp_path / "nonumba.h5")!r})
         assert sys.modules["numba"] is None
+        from exodiff.backends import select_backend
+        from exodiff.errors import InputError
+        try:
+            select_backend("numba")
+            raise AssertionError("--backend numba without Numba")
+        except InputError as e:
+            assert "Numba is not installed" in str(e)
+        auto, note = select_backend("auto")
+        assert auto.name in ("numpy", "cuda"), note
         np.savez({str(tmp_path / "state.npz")!r}, **{{k: sim.model.arrays[k] for k in {STATE_ARRAYS!r}}})
     """)
     tests = Path(__file__).resolve().parent
@@ -137,3 +147,30 @@ def test_numpy_backend_runs_without_numba(tmp_path):
     assert {FREE, BOUND, INTERNALIZED} <= set(np.unique(ref["state"]).tolist())
     for name in STATE_ARRAYS:
         np.testing.assert_array_equal(got[name], ref[name], err_msg=name)
+
+
+def test_kernel_arrays_follow_their_declarations():
+    """kernels/state.py: the model's arrays have the declared dtypes and
+    consistent sizes, the kernels' containers are those very arrays (their
+    updates reach the model), and arrays that disagree are refused."""
+    from exodiff.kernels import state
+    from exodiff.model import build_model
+    model = build_model(_everything(3))
+    a = model.arrays
+    for name, f in state.FIELDS.items():
+        assert np.asarray(a[name]).dtype == np.dtype(f.dtype), name
+        if f.per_vesicle:
+            assert a[name].shape[0] == model.n_vesicles, name
+    args = model.args()
+    assert args.vesicles.pos is a["pos"] and args.cells.bound_count is a["bound_count"]
+    with pytest.raises(TypeError, match="state"):
+        state.pack(dict(a, state=a["state"].astype(np.int32)))
+    with pytest.raises(ValueError, match="cradius"):
+        state.typed(dict(a, cradius=np.ones(a["cradius"].size + 1)))
+    with pytest.raises(ValueError, match="missing"):
+        state.typed({k: v for k, v in a.items() if k != "vradius"})
+    # the one way in from outside: a STATE field, and the bound count follows
+    model.load_state({"state": BOUND, "cell": 0})
+    assert a["bound_count"][0] == model.n_vesicles and a["bound_count"][1:].sum() == 0
+    with pytest.raises(KeyError):
+        model.load_state({"diffusion": 1.0})
