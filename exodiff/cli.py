@@ -233,7 +233,7 @@ def _add_analysis_parsers(sub):
     pl = sub.add_parser("plot", help="draw one figure of a run")
     pl.add_argument("run", help="an exodiff H5MD file")
     pl.add_argument("--kind", required=True,
-                    help="uptake, dose, range, fpt, msd, profile or snapshot")
+                    help="uptake, dose, range, fpt, msd, profile, snapshot or transfer")
     pl.add_argument("-o", "--output", help="figure file, .png/.pdf/.svg (default: RUN_KIND.png, here)")
     pl.add_argument("--time", type=float, help="observation time [s] for dose and range (default: the end)")
     pl.add_argument("--frame", type=int, default=-1, help="snapshot index for snapshot (default: the last)")

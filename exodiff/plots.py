@@ -16,7 +16,7 @@ from . import analysis as A
 from .errors import InputError
 from .kernels.constants import STATE_NAMES
 
-KINDS = ("uptake", "dose", "range", "fpt", "msd", "profile", "snapshot")
+KINDS = ("uptake", "dose", "range", "fpt", "msd", "profile", "snapshot", "transfer")
 
 # One colour per vesicle state (colour-blind safe: Okabe–Ito).
 STATE_COLORS = {"pending": "#999999", "free": "#0072B2", "bound": "#E69F00",
@@ -420,11 +420,64 @@ def _figure_grid(L):
     return fig
 
 
+# ------------------------------------------------------------- transfer
+
+
+def plot_transfer(run, time=None, **_):
+    """Who sends what to whom (:class:`exodiff.analysis.Transfer`, vesicles
+    taken up): donor type × recipient type counts with each donor type's
+    shares (left), and the sender → recipient distance by species (right)."""
+    from matplotlib.colors import LogNorm
+    tr = run.transfer(time=time, kind="taken_up")
+    what = f"Transfer: vesicles taken up by t = {tr.time:g} s, by donor and recipient"
+    if not len(tr.events):
+        fig, (ax,) = _figure()
+        ax.text(0.5, 0.5, "no secreted vesicle taken up by a cell yet", ha="center", va="center")
+        ax.set_axis_off()
+        _title(fig, run, what)
+        return fig
+    m = tr.type_matrix
+    senders = m.index[m.sum(axis=1) > 0]
+    receivers = m.columns[m.sum(axis=0) > 0]
+    m = m.loc[senders, receivers]
+    counts = m.to_numpy()
+    fig, (ax, ax2) = _figure(ncols=2, width=6.0)
+    im = ax.imshow(np.where(counts > 0, counts, np.nan), cmap="viridis",
+                   norm=LogNorm(vmin=1, vmax=max(2, counts.max())), aspect="auto")
+    share = counts / counts.sum(axis=1, keepdims=True)
+    for i in range(counts.shape[0]):
+        for j in range(counts.shape[1]):
+            ax.text(j, i, f"{counts[i, j]:,}\n{100 * share[i, j]:.3g} %", ha="center", va="center",
+                    fontsize=8, color="white" if counts[i, j] < counts.max() ** 0.5 else "black")
+    ax.set_xticks(range(len(receivers)), list(receivers), rotation=30, ha="right")
+    ax.set_yticks(range(len(senders)), list(senders))
+    ax.set_xlabel("recipient cell type [counts; % of the donor type's]")
+    ax.set_ylabel("donor cell type")
+    fig.colorbar(im, ax=ax, label="vesicles taken up (log scale)")
+    d = tr.events["distance"].to_numpy()
+    edges = np.linspace(0.0, max(float(d.max()), 1e-9) * 1.0001, 30)
+    for k, name in enumerate(run.species_names):
+        sel = (tr.events["species"] == name).to_numpy()
+        if sel.any():
+            ax2.hist(d[sel], edges, histtype="step", lw=2, color=_type_color(k),
+                     label=f"{name} ({sel.sum():,})")
+    ax2.set_yscale("log")
+    ax2.set_xlabel("sender → recipient centre distance [µm]")
+    ax2.set_ylabel("vesicles taken up")
+    if math.isfinite(tr.range_um):
+        ax2.set_title(f"autocrine {100 * tr.autocrine_fraction:.3g} %; uptake decay length "
+                      f"{tr.range_um:.3g} µm", fontsize=9)
+    _legend(ax2)
+    _title(fig, run, what)
+    return fig
+
+
 # ------------------------------------------------------------- entry point
 
 
 _PLOTTERS = {"uptake": plot_uptake, "dose": plot_dose, "range": plot_range, "fpt": plot_fpt,
-             "msd": plot_msd, "profile": plot_profile, "snapshot": plot_snapshot}
+             "msd": plot_msd, "profile": plot_profile, "snapshot": plot_snapshot,
+             "transfer": plot_transfer}
 
 
 def figure(run, kind, **options):

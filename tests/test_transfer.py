@@ -250,3 +250,18 @@ def test_transfer_command(mixed, tmp_path, capsys):
     assert csv.read_text().splitlines()[0] == "donor,type,secreted,taken_up,recipients,exited,cleared"
     assert main(["transfer", str(mixed.path), "--kind", "eaten"]) == 2
     assert "Error: kind: 'eaten'" in capsys.readouterr().err
+
+
+def test_transfer_figure_and_report(mixed, tmp_path):
+    from exodiff.plots import figure
+    from exodiff.report import write_report
+    fig = figure(mixed, "transfer")
+    heat, hist = fig.axes[:2]  # the heatmap and the distance histogram (then the colour bar)
+    tr = mixed.transfer(kind="taken_up")
+    shown = [t.get_text().split("\n")[0] for t in heat.texts]
+    assert sum(int(s.replace(",", "")) for s in shown) == len(tr.events)
+    assert hist.get_yscale() == "log" and "distance" in hist.get_xlabel()
+    result = write_report(mixed, tmp_path / "report", dpi=40)
+    donors = tmp_path / "report" / "donors.csv"
+    assert donors in result["files"] and "transfer" not in result["skipped"]
+    assert len(donors.read_text().splitlines()) == 1 + len(tr.per_donor)
