@@ -18,9 +18,10 @@ from .kernels.constants import STATE_NAMES
 
 KINDS = ("uptake", "dose", "range", "fpt", "msd", "profile", "snapshot", "transfer")
 
-# One colour per vesicle state (colour-blind safe: Okabe–Ito).
-STATE_COLORS = {"pending": "#999999", "free": "#0072B2", "bound": "#E69F00",
-                "internalized": "#D55E00", "exited": "#009E73", "cleared": "#CC79A7"}
+# One colour per vesicle state (colour-blind safe: Paul Tol's "bright" scheme);
+# bound (yellow) and internalized (purple) differ in hue and lightness.
+STATE_COLORS = {"pending": "#BBBBBB", "free": "#4477AA", "bound": "#CCBB44",
+                "internalized": "#AA3377", "exited": "#228833", "cleared": "#66CCEE"}
 _TYPE_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 _MAX_POINTS = 40000  # vesicles drawn in a snapshot (an even subsample beyond)
 
@@ -87,13 +88,16 @@ def plot_uptake(run, **_):
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
     _legend(ax, loc="lower right")
-    N = max(run.n_vesicles, 1)
-    fractions = mb.counts.T / N
-    order = ["internalized", "bound", "free", "exited", "cleared", "pending"]
-    ax2.stackplot(t, *[fractions[STATE_NAMES.index(s)] for s in order],
+    # the released vesicles only: pool slots not yet secreted would dwarf them
+    released = mb.counts.sum(axis=1) - mb.counts[:, STATE_NAMES.index("pending")]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fractions = mb.counts.T / np.where(released > 0, released, np.nan)
+    order = ["internalized", "bound", "free", "exited", "cleared"]
+    ax2.stackplot(t, *[np.nan_to_num(fractions[STATE_NAMES.index(s)]) for s in order],
                   labels=order, colors=[STATE_COLORS[s] for s in order], alpha=0.85)
     ax2.set_xlabel(f"time [{unit}]")
-    ax2.set_ylabel(f"fraction of the {run.n_vesicles:,} vesicles")
+    ax2.set_ylabel(f"fraction of the vesicles released ({int(released[-1]) if released.size else 0:,} "
+                   f"at the end)")
     ax2.set_title("Vesicle fate" + ("" if mb.balanced else "  (MASS BALANCE FAILS)"))
     ax2.set_xlim(t[0] if t.size else 0, t[-1] if t.size else 1)
     ax2.set_ylim(0, 1)
@@ -191,7 +195,8 @@ def plot_fpt(run, **_):
     fig, (ax,) = _figure(width=7.0)
     t_max = 0.0
     curves = []
-    for event, color in (("bound", "#E69F00"), ("internalized", "#D55E00")):
+    for event in ("bound", "internalized"):
+        color = STATE_COLORS[event]
         f = run.first_passage(event=event)
         curves.append((event, color, f))
         t_max = max(t_max, float(f.durations.max(initial=0.0)))
