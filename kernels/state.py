@@ -13,7 +13,8 @@ its dtype, shape and role, and everything else derives from these lists:
   (tests/test_cuda_host.py checks that the three agree);
 - exodiff/model.py builds the arrays by these names and dtypes; the driver
   checkpoints and resumes the ``STATE`` fields and writes the ``fate`` ones
-  (columns of the fate table, /fates) with every snapshot; the cuda backend fetches the ``STATE`` and ``DERIVED`` ones.
+  (columns of the fate table, /fates) with every snapshot; the cuda backend
+  fetches the ``STATE`` and ``DERIVED`` ones.
 
 Adding a per-vesicle array: one ``Field`` below (the model starts a STATE
 field at its ``initial`` value; a CONST one needs its values in

@@ -101,7 +101,8 @@ def test_fate_table_reproduces_every_observation_exactly(mixed):
                "exited": exited, "cleared": cleared}
         for name in STATE_NAMES:
             assert mixed.counts[name][k] == np.count_nonzero(got[name]), (t, name)
-        for sel, cells, table in ((bound, f["first_bound_cell"], bound_s), (inside, f["internalized_cell"], inside_s)):
+        for sel, cells, table in ((bound, f["first_bound_cell"], bound_s),
+                                  (inside, f["internalized_cell"], inside_s)):
             expect = np.zeros((M, S), dtype=np.int64)
             np.add.at(expect, (cells[sel], f["species"][sel]), 1)
             np.testing.assert_array_equal(table[k], expect, err_msg=f"t = {t}")

@@ -412,10 +412,9 @@ class Run:
         not happen).  Whatever ``output.positions`` sampled."""
         import pandas as pd
         cols = self.fate_columns()
-        names = list(self._f["fates/species"].attrs.get("names", self.species_names))
-        df = pd.DataFrame({"species": pd.Categorical.from_codes(cols["species"], categories=[text(n) for n in names]),
-                           "origin": cols["origin"],
-                           **{name: cols[name] for name in FATE_COLUMNS}})
+        names = [text(n) for n in self._f["fates/species"].attrs.get("names", self.species_names)]
+        df = pd.DataFrame({"species": pd.Categorical.from_codes(cols["species"], categories=names),
+                           "origin": cols["origin"], **{name: cols[name] for name in FATE_COLUMNS}})
         df.index.name = "vesicle"
         return df
 
