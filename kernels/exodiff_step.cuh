@@ -87,12 +87,15 @@ struct Args {
 
 // One vesicle's state while it is being advanced (registers on the device).
 // Its milestone times are not here: they change at most once each, and are
-// written to memory when they do, which saves registers for every step.
+// written to memory when they do, which saves registers for every step.  The
+// first binding's cell is (a global write in binding() spills a register on
+// sm_80; this int does not).
 struct Vesicle {
     double p[3];
     int image[3];
     int state;
     int cell;
+    int first_cell;  // first_bound_cell
 };
 
 // The box as one vesicle's steps need it, loaded once per launch.
@@ -301,10 +304,9 @@ __host__ __device__ __forceinline__ bool binding(Vesicle& v, long long i, int c,
     place_on(v, ce, e, Rc / r1, box);
     v.state = BOUND;
     v.cell = c;
-    double* first = args.ves.first_bound_time + i;
-    if (*first != *first) {  // NaN: first binding
-        *first = t1;
-        args.ves.first_bound_cell[i] = c;
+    if (v.first_cell < 0) {  // first binding
+        v.first_cell = c;
+        args.ves.first_bound_time[i] = t1;
     }
     return true;
 }
@@ -362,14 +364,16 @@ __host__ __device__ __forceinline__ bool bound_events(Vesicle& v, long long i, d
 }
 
 // 8. Cleared in the medium with probability pcl = 1 − exp(−k_clear dt).
-__host__ __device__ __forceinline__ bool clearance(Vesicle& v, long long i, double t1, double pcl,
+// t1 is recomputed from n (the same expression as the loop's): keeping the
+// loop's value alive to here costs a register spill.
+__host__ __device__ __forceinline__ bool clearance(Vesicle& v, long long i, long long n, double pcl,
                                                    unsigned int id, unsigned int nn,
                                                    ContactUniforms& u, const Args& args) {
     if (!(pcl > 0.0)) return false;
     u.draw(id, nn, args.run);
     if (!(u.ur < pcl)) return false;
     v.state = CLEARED;
-    args.ves.cleared_time[i] = t1;
+    args.ves.cleared_time[i] = (double)(n + 1) * args.run.dt;
     return true;
 }
 
@@ -450,7 +454,7 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
             }
         }
 
-        if (clearance(v, i, t1, pcl, id, nn, u, args)) break;
+        if (clearance(v, i, n, pcl, id, nn, u, args)) break;
     }
     return changed;
 }
@@ -472,6 +476,7 @@ __host__ __device__ __forceinline__ void advance_one(long long i, long long n0, 
     v.image[2] = A.iz[i];
     v.state = st;
     v.cell = A.cell[i];
+    v.first_cell = A.first_bound_cell[i];
     if (!advance_vesicle(i, n0, n1, v, args)) return;
     A.px[i] = v.p[0];
     A.py[i] = v.p[1];
@@ -481,6 +486,7 @@ __host__ __device__ __forceinline__ void advance_one(long long i, long long n0, 
     A.iz[i] = v.image[2];
     A.state[i] = (signed char)v.state;
     A.cell[i] = v.cell;
+    A.first_bound_cell[i] = v.first_cell;
 }
 
 }  // namespace exo
