@@ -103,8 +103,9 @@ class Secretion:
     """A cell type secretes ``population`` at ``rate`` [vesicles/s per
     cell] during ``window`` [s] (a Poisson process per cell)."""
     population: str
-    rate: float
+    rate: float                # median over the cells of the type
     window: tuple = (0.0, INF)
+    gsd: float = 1.0           # log-normal spread of the rate across the cells
 
 
 @dataclass
@@ -113,13 +114,17 @@ class CellTypeConfig:
     capacity (max bound vesicles, 0 = unlimited), secretions (one
     :class:`Secretion` per population secreted, in the order of
     ``secretes``).  (Bound vesicles stay where they bound: diffusion on the
-    membrane is not modelled yet, so there is no key for it.)"""
+    membrane is not modelled yet, so there is no key for it.)  kappa and
+    capacity are the medians across the cells of the type, each drawn
+    log-normal with geometric SD kappa_gsd, capacity_gsd (1: all alike)."""
     name: str
     kappa: float = 0.0
     k_off: float = 0.0
     k_int: float = 0.0
     capacity: int = 0
     secretions: tuple = ()
+    kappa_gsd: float = 1.0
+    capacity_gsd: float = 1.0
 
     @property
     def secretion_rate(self):
@@ -579,16 +584,41 @@ def _parse_cell_types(t, vesicles):
         c = _table(c, p, f"a table [cell_types.{name}]")
         _check_keys(c, CELL_TYPE_KEYS, p)
         secretions = _parse_secretions(c, p, vesicles)
+        kappa, kappa_gsd = _spread(c, "kappa", p, lambda t, n, k: _quantity(
+            t, n, "um/s", k, default=0.0, allow_inf=True, nonnegative=True, kind="reactivity"))
+        capacity, capacity_gsd = _spread(c, "capacity", p, lambda t, n, k: _integer(t, n, k, default=0))
         types[name] = CellTypeConfig(
             name=name,
-            kappa=_quantity(c, "kappa", "um/s", p, default=0.0, allow_inf=True, nonnegative=True,
-                            kind="reactivity"),
+            kappa=kappa,
             k_off=_quantity(c, "k_off", "1/s", p, default=0.0, nonnegative=True),
             k_int=_quantity(c, "k_int", "1/s", p, default=0.0, nonnegative=True),
-            capacity=_integer(c, "capacity", p, default=0),
+            capacity=capacity,
             secretions=secretions,
+            kappa_gsd=kappa_gsd,
+            capacity_gsd=capacity_gsd,
         )
     return types
+
+
+def _spread(table, name, prefix, parse):
+    """(median, gsd) of ``table[name]``: a value (gsd 1) or { median = …,
+    gsd = … } (log-normal across the cells of a type); ``parse(t, name,
+    prefix)`` reads one value."""
+    value = table.get(name)
+    if not _is_spread(value):
+        return parse(table, name, prefix), 1.0
+    key = _join(prefix, name)
+    _check_keys(value, ("median", "gsd"), key)
+    if "median" not in value:
+        raise ConfigError(f"{key}.median", "required with gsd")
+    gsd = _number(value.get("gsd", 1.0), f"{key}.gsd", "a geometric standard deviation ≥ 1 like 1.5")
+    if not 1.0 <= gsd < math.inf:
+        raise ConfigError(f"{key}.gsd", f"must be at least 1 (1 = all cells alike), got {describe(value['gsd'])}")
+    return parse(value, "median", key), gsd
+
+
+def _is_spread(value):
+    return isinstance(value, dict) and ("median" in value or "gsd" in value)
 
 
 def _parse_secretions(c, p, vesicles):
@@ -613,9 +643,9 @@ def _parse_secretions(c, p, vesicles):
                                   + f" (populations: {', '.join(vesicles)})")
         if len(set(names)) != len(names):
             raise ConfigError(f"{p}.secretes", f"a population is listed twice: {describe(given)}")
-    elif isinstance(rates, dict):
+    elif isinstance(rates, dict) and not _is_spread(rates):
         names = list(rates)
-    elif rates is not None and _quantity(c, "secretion_rate", "1/s", p, nonnegative=True) > 0:
+    elif rates is not None and _spread(c, "secretion_rate", p, _rate)[0] > 0:
         if len(vesicles) != 1:
             raise ConfigError(f"{p}.secretes", "required when secretion_rate > 0 and there are several "
                               f"populations ({', '.join(vesicles)})")
@@ -627,18 +657,18 @@ def _parse_secretions(c, p, vesicles):
             raise ConfigError(f"{p}.secretion_rate", f"required with secretes, e.g. "
                                                      f"secretion_rate = \"2 /s\"")
         per_pop = {}
-    elif isinstance(rates, dict):
+    elif isinstance(rates, dict) and not _is_spread(rates):
         _check_keys(rates, names, f"{p}.secretion_rate")
         missing = [n for n in names if n not in rates]
         if missing:
             raise ConfigError(f"{p}.secretion_rate.{missing[0]}", "required: a rate for every population "
                                                                   "in secretes")
-        per_pop = {n: _quantity(rates, n, "1/s", f"{p}.secretion_rate", nonnegative=True) for n in names}
+        per_pop = {n: _spread(rates, n, f"{p}.secretion_rate", _rate) for n in names}
     else:
         if len(names) > 1:
             raise ConfigError(f"{p}.secretion_rate", f"give one rate per population, e.g. "
                               f"secretion_rate = {{ {names[0]} = \"2 /s\", {names[1]} = \"0.5 /s\" }}")
-        per_pop = {n: _quantity(c, "secretion_rate", "1/s", p, nonnegative=True) for n in names}
+        per_pop = {n: _spread(c, "secretion_rate", p, _rate) for n in names}
     windows = {n: (0.0, INF) for n in names}
     if "secretion_window" in c:
         w = c["secretion_window"]
@@ -649,7 +679,11 @@ def _parse_secretions(c, p, vesicles):
         else:
             window = _parse_window(w, key)  # checked even when nothing is secreted
             windows = {n: window for n in names}
-    return tuple(Secretion(n, per_pop[n], windows[n]) for n in names if per_pop[n] > 0)
+    return tuple(Secretion(n, per_pop[n][0], windows[n], per_pop[n][1]) for n in names if per_pop[n][0] > 0)
+
+
+def _rate(table, name, prefix):
+    return _quantity(table, name, "1/s", prefix, nonnegative=True)
 
 
 def _parse_window(value, key):
@@ -891,7 +925,8 @@ def _secreted(config, population, per_type):
             if sec.population == population:
                 start, end = sec.window
                 overlap = max(0.0, min(end, config.run.duration) - max(start, 0.0))
-                total += sec.rate * per_type.get(ct.name, 0) * overlap
+                mean = sec.rate * math.exp(0.5 * math.log(sec.gsd) ** 2)  # of the log-normal
+                total += mean * per_type.get(ct.name, 0) * overlap
     return total
 
 

@@ -264,6 +264,8 @@ class Simulation:
             write_positions=cfg.output.positions != "none", compression=cfg.output.compression,
             n_snapshots_hint=n_snapshots, n_observations_hint=n_observations,
             exodiff_version=__version__, origin=m.origin,
+            cell_properties={"kappa": a["ckappa"], "capacity": a["ccapacity"],
+                             "secretion_rate": m.secretion_rate},
             extra_parameters={"duration": cfg.run.duration, "n_steps": m.n_steps})
 
     def _record(self, writer, step, observe, snapshot):

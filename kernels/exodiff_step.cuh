@@ -54,10 +54,9 @@ constexpr double FAR_SIGMAS = 6.3245617;  // cells out of reach: see constants.p
 #define EXO_DOMAIN(P, S) \
     P(const double, box) P(const int, face_kind) S(double, face_kappa) P(const double, flow)
 #define EXO_CELLS(P, S) \
-    P(const double, ccenter) P(const double, cradius) P(const int, ctype) P(const long long, bound_count)
-#define EXO_CELL_TYPES(P, S)                                                         \
-    P(const double, type_kappa) P(const long long, type_capacity)                   \
-    P(const double, type_p_event) P(const double, type_frac_off)
+    P(const double, ccenter) P(const double, cradius) P(const int, ctype) P(const double, ckappa) \
+    P(const long long, ccapacity) P(const long long, bound_count)
+#define EXO_CELL_TYPES(P, S) P(const double, type_p_event) P(const double, type_frac_off)
 #define EXO_GRID(P, S) \
     P(const double, bin_size) P(const long long, nbins) P(const long long, gstart) P(const int, gitems)
 
@@ -291,10 +290,9 @@ __host__ __device__ __forceinline__ bool binding(Vesicle& v, long long i, int c,
                                                  double D, double vr, unsigned int id,
                                                  unsigned int nn, ContactUniforms& u, const Box& box,
                                                  const Args& args) {
-    const int ty = EXO_LDG(args.cells.ctype + c);
     const double Rc = EXO_LDG(args.cells.cradius + c) + vr;
-    double pb = binding_probability(EXO_LDG(args.types.type_kappa + ty), D, args.run.dt, Rc);
-    const long long cap = EXO_LDG(args.types.type_capacity + ty);
+    double pb = binding_probability(EXO_LDG(args.cells.ckappa + c), D, args.run.dt, Rc);
+    const long long cap = EXO_LDG(args.cells.ccapacity + c);
     if (cap > 0) {
         const double free_frac = 1.0 - (double)EXO_LDG(args.cells.bound_count + c) / (double)cap;
         pb = free_frac > 0.0 ? pb * free_frac : 0.0;
@@ -357,7 +355,7 @@ __host__ __device__ __forceinline__ bool bound_events(Vesicle& v, long long i, d
     // unbind, unless the release counts as rebinding within the step
     // (u1/frac_off is uniform; surface.release_fraction)
     const double Rc = EXO_LDG(args.cells.cradius + c) + vr;
-    if (u.v1 >= frac_off * release_fraction(EXO_LDG(args.types.type_kappa + ty), D, args.run.dt, Rc))
+    if (u.v1 >= frac_off * release_fraction(EXO_LDG(args.cells.ckappa + c), D, args.run.dt, Rc))
         return true;  // rebound within the step: nothing moved
     unbinding_placement(v, c, Rc, u.v2, u.v3, D, box, args);
     return true;

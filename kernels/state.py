@@ -113,14 +113,14 @@ Cells = _container(
     Field("ccenter", f64, ("M", 3), CONST, "centre [µm]"),
     Field("cradius", f64, ("M",), CONST, "radius [µm]"),
     Field("ctype", i32, ("M",), CONST, "cell type index"),
+    Field("ckappa", f64, ("M",), CONST, "binding reactivity κ [µm/s] (inf: every contact binds)"),
+    Field("ccapacity", i64, ("M",), CONST, "receptor capacity, bound vesicles (0: unlimited)"),
     Field("bound_count", i64, ("M",), DERIVED,
           "BOUND vesicles per cell, as of the start of the step (recounted between steps)", 0),
 )
 
 CellTypes = _container(
     "CellTypes", "Per cell type constants.",
-    Field("type_kappa", f64, ("T",), CONST, "binding reactivity κ [µm/s] (inf: every contact binds)"),
-    Field("type_capacity", i64, ("T",), CONST, "receptor capacity, bound vesicles per cell (0: none)"),
     Field("type_p_event", f64, ("T",), CONST, "probability per step of unbinding or internalization"),
     Field("type_frac_off", f64, ("T",), CONST, "share of those events that unbind: k_off/(k_off + k_int)"),
 )

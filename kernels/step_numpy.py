@@ -194,10 +194,9 @@ def _binding(vi, c, t1, ex, ey, ez, r1, D, ub, run, ves, par, dom, cells, types)
     """4. Vesicles vi in contact with cells c bind with P(κ, D, dt) times the
     free receptor fraction, on the surface along (ex, ey, ez).  Returns
     which bound."""
-    T = cells.ctype[c]
     Rc = cells.cradius[c] + par.vradius[vi]
-    pb = binding_probability_np(types.type_kappa[T], D, run.dt, Rc)
-    cap = types.type_capacity[T]
+    pb = binding_probability_np(cells.ckappa[c], D, run.dt, Rc)
+    cap = cells.ccapacity[c]
     with np.errstate(divide="ignore", invalid="ignore"):
         free = 1.0 - cells.bound_count[c] / cap
         pb = np.where(cap > 0, np.where(free > 0.0, pb * free, 0.0), pb)
@@ -243,7 +242,7 @@ def _bound_events(idx, n, t1, run, ves, par, dom, cells, types):
     ves.internalized_time[idx[internalize]] = t1
     # unbind, unless the release counts as rebinding within the step
     Rc = cells.cradius[c] + par.vradius[idx]
-    release = release_fraction_np(types.type_kappa[T], par.diffusion[idx], run.dt, Rc)
+    release = release_fraction_np(cells.ckappa[c], par.diffusion[idx], run.dt, Rc)
     unbind = event & ~internalize & (u1 < frac_off * release)
     _unbinding_placement(idx[unbind], c[unbind], Rc[unbind], u2[unbind], u3[unbind],
                          run, ves, par, dom, cells)

@@ -266,3 +266,41 @@ def test_transfer_figure_and_report(mixed, tmp_path):
     donors = tmp_path / "report" / "donors.csv"
     assert donors in result["files"] and "transfer" not in result["skipped"]
     assert len(donors.read_text().splitlines()) == 1 + len(tr.per_donor)
+
+
+def test_cell_to_cell_variability_is_log_normal_and_stored(tmp_path):
+    """kappa, capacity and secretion_rate as { median, gsd }: per-cell values
+    drawn log-normal from the seed, used by the kernels (secretion: births per
+    donor), stored in /particles/cells and run.cell_table."""
+    from exodiff.model import build_model
+    sections = dict(
+        run={"duration": 0.2, "dt": 1e-3, "seed": 5, "snapshot_interval": 0.1},
+        domain={"size": [200.0, 200.0, 200.0], "boundary": "periodic"},
+        cells={"layout": "random", "count": 400, "radius": 2.0, "types": {"donor": 0.5, "target": 0.5}},
+        cell_types={"donor": {"secretion_rate": {"median": "50 /s", "gsd": 2.0}},
+                    "target": {"kappa": {"median": "5 um/s", "gsd": 1.5},
+                               "capacity": {"median": 100, "gsd": 1.2}, "k_int": 1.0}},
+        vesicles={"ev": {"radius": 0.05, "diffusion": 4.0, "count": 0}},
+        output={"positions": "none"})
+    cfg = scenario(**sections)
+    model = build_model(cfg)
+    a = model.arrays
+    target = a["ctype"] == 1
+    for values, median, gsd in ((a["ckappa"][target], 5.0, 1.5), (model.secretion_rate[~target, 0], 50.0, 2.0)):
+        logs = np.log(values)
+        n = logs.size
+        assert abs(logs.mean() - math.log(median)) < 4 * math.log(gsd) / math.sqrt(n)
+        assert abs(logs.std(ddof=1) / math.log(gsd) - 1) < 4 / math.sqrt(2 * (n - 1))
+    assert np.all(a["ccapacity"][target] == np.rint(a["ccapacity"][target])) and a["ccapacity"][target].std() > 5
+    assert np.all(a["ckappa"][~target] == 0) and np.all(model.secretion_rate[target] == 0)
+    # births: Poisson per donor at its own rate (total within 4 SE)
+    per_donor = np.bincount(model.origin[model.origin >= 0], minlength=len(target))[~target]
+    expected = model.secretion_rate[~target, 0] * 0.2
+    assert abs(per_donor.sum() - expected.sum()) < 4 * math.sqrt(expected.sum())
+    assert np.corrcoef(per_donor, expected)[0, 1] > 0.5
+    with _run(tmp_path, "var.h5", **sections) as run:
+        table = run.cell_table
+        np.testing.assert_array_equal(table["kappa"], a["ckappa"])
+        np.testing.assert_array_equal(table["capacity"], a["ccapacity"])
+        np.testing.assert_array_equal(table["secretion_rate_ev"], model.secretion_rate[:, 0])
+        assert run.transfer().per_donor["secreted"].sum() == per_donor.sum()

@@ -24,7 +24,8 @@ Layout (lengths in µm, unit ``"um"``; times in s, unit ``"s"``)::
                                    cleared_time (NaN / -1 = did not happen), rewritten at
                                    each snapshot (as of the last complete one: later events
                                    are the reader's to drop)
-    /particles/cells               position [M,3], radius [M], type [M] int32 (attr names), box (hard link)
+    /particles/cells               position [M,3], radius [M], type [M] int32 (attr names), box (hard link),
+                                   kappa [M] (um/s), capacity [M], secretion_rate [M,P] (1/s, attr names)
     /observables/vesicles/<state>  {step[T], time[T], value[T] int64}, one per name in STATE_NAMES
     /observables/cells/bound       {step, time, value[T,M,S] int32}  attr species[S] (0.2: [T,M])
     /observables/cells/internalized {step, time, value[T,M,S] int32} attr species[S] (0.2: [T,M])
@@ -50,6 +51,8 @@ FATE_COLUMNS = {"birth_time": (np.float64, np.nan), "first_bound_time": (np.floa
                 "cleared_time": (np.float64, np.nan)}
 # Which event time each cell column belongs to.
 FATE_CELL_TIMES = {"first_bound_cell": "first_bound_time", "internalized_cell": "internalized_time"}
+# Per-cell properties in /particles/cells (drawn per cell when a type's value has a gsd).
+CELL_PROPERTY_UNITS = {"kappa": "um/s", "secretion_rate": "1/s"}
 FATE_BYTES_PER_VESICLE = 4 + 4 + sum(np.dtype(d).itemsize for d, _ in FATE_COLUMNS.values())
 """File bytes per vesicle of /fates (species, origin and the columns), uncompressed."""
 COMPRESSIONS = ("gzip", "lzf", "none")

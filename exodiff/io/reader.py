@@ -300,7 +300,9 @@ class Run:
     @cached_property
     def cell_table(self):
         """The cells as a pandas DataFrame indexed by cell (0..M-1): x, y, z,
-        radius [µm], type (categorical name), donor (its type secretes)."""
+        radius [µm], type (categorical name), donor (its type secretes), and
+        where the file has them (exodiff ≥ 0.3) each cell's kappa [µm/s],
+        capacity and secretion_rate_<population> [1/s]."""
         import pandas as pd
         c = self.cells
         names = list(c.type_names)
@@ -311,6 +313,15 @@ class Run:
             else pd.Categorical([]),
             "donor": np.isin(c.types, [names.index(d) for d in self.donor_types if d in names]),
         })
+        g = self._f["particles/cells"]
+        if "kappa" in g:
+            df["kappa"] = g["kappa"][()]
+        if "capacity" in g:
+            df["capacity"] = g["capacity"][()]
+        if "secretion_rate" in g:
+            rates = g["secretion_rate"][()]
+            for j, name in enumerate(text(n) for n in g["secretion_rate"].attrs.get("names", ())):
+                df[f"secretion_rate_{name}"] = rates[:, j]
         df.index.name = "cell"
         return df
 

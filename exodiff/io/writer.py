@@ -31,8 +31,8 @@ from ..errors import InputError
 from ..formats import one_line
 from ..kernels.constants import FACE_KINDS, STATE_NAMES
 from .checkpoint import remove_checkpoint
-from .layout import (COMPRESSIONS, FATE_COLUMNS, LENGTH_UNIT, MILESTONE_NAMES, TIME_UNIT,
-                     complete_frames, names_attr, value_chunks)
+from .layout import (CELL_PROPERTY_UNITS, COMPRESSIONS, FATE_COLUMNS, LENGTH_UNIT, MILESTONE_NAMES,
+                     TIME_UNIT, complete_frames, names_attr, value_chunks)
 from .recovery import RunLock, clear_status_flags
 
 
@@ -125,6 +125,9 @@ class RunWriter:
     species [N] int (index into species_names), vesicle_radius [N] [µm]
     origin : [N] donor cell of each vesicle, -1 for those present at t = 0
         (None: all -1)
+    cell_properties : name -> [M] or [M, P] per-cell values stored under
+        /particles/cells (kappa [µm/s], capacity, secretion_rate [1/s] per
+        population), or None
     cargo_names : K cargo names (the last axis of ``cargo`` in write_observation)
     sample_ids : pool indices of the vesicles whose snapshots are stored
         (stored in increasing order), or None for all N
@@ -140,7 +143,7 @@ class RunWriter:
                  cell_type_names, species, vesicle_radius, species_names,
                  cargo_names, sample_ids, write_positions, compression,
                  n_snapshots_hint, n_observations_hint, exodiff_version,
-                 origin=None, extra_parameters=None, author=None):
+                 origin=None, cell_properties=None, extra_parameters=None, author=None):
         self.path = Path(path)
         box_edges = _array(box_edges, (3,), np.float64, "box_edges")
         if not np.all(box_edges > 0):
@@ -257,6 +260,15 @@ class RunWriter:
             cells.create_dataset("radius", data=cell_radii).attrs["unit"] = LENGTH_UNIT
             cells.create_dataset("type", data=cell_types).attrs["names"] = names_attr(cell_type_names)
             cells["box"] = box  # hard link: one box for both groups
+            for name, value in (cell_properties or {}).items():
+                value = np.asarray(value)
+                if value.shape[:1] != (M,):
+                    raise ValueError(f"cell_properties[{name!r}]: shape {value.shape}, expected ({M}, ...)")
+                ds = cells.create_dataset(name, data=value)
+                if name in CELL_PROPERTY_UNITS:
+                    ds.attrs["unit"] = CELL_PROPERTY_UNITS[name]
+                if value.ndim == 2:
+                    ds.attrs["names"] = names_attr(species_names)
 
             obs_v = f.create_group("observables/vesicles")
             small = dict(hint=n_observations_hint)
