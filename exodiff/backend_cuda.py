@@ -39,7 +39,9 @@ LAUNCH_WORK = 1 << 30   # most vesicle-steps per fused launch: ~0.05 s at 2e10/s
                         # Ctrl-C, while re-reading the state per launch (~1 GB
                         # for 1e7 vesicles, ~0.3 ms) stays around 1 % of it
 SOURCE = "exodiff_step.cu"
-ENTRY_POINTS = ("advance_f64", "count_bound")   # the kernels launched, by name
+# the kernels launched, by name: the step per run.precision, and the recount
+ADVANCE = {"double": "advance_f64", "mixed": "advance_mixed"}
+ENTRY_POINTS = (*ADVANCE.values(), "count_bound")
 
 # The entry points' parameters (kernels/exodiff_step.cuh: EXO_ADVANCE_PARAMS)
 # are the fields of kernels/state.py in order, (N, 3) arrays split by axis,
@@ -156,12 +158,12 @@ def raw_module_args():
 
 @functools.lru_cache(maxsize=None)
 def _functions(device_id):
-    """The ENTRY_POINTS compiled for device `device_id`, in that order: once
-    per device and process (CuPy also keeps the binary in its disk cache)."""
+    """{name: kernel} of the ENTRY_POINTS compiled for device `device_id`:
+    once per device and process (CuPy also keeps the binary in its disk cache)."""
     import cupy
     with cupy.cuda.Device(device_id):
         module = cupy.RawModule(**raw_module_args())
-        return tuple(module.get_function(name) for name in ENTRY_POINTS)
+        return {name: module.get_function(name) for name in ENTRY_POINTS}
 
 
 def _copy_back(src, dst):
@@ -189,9 +191,11 @@ class CudaBackend:
         self._dev = None
 
     def prepare(self, model):
-        """Compile (first time on this device) and upload the model's arrays."""
+        """Compile (first time on this device) and upload the model's arrays;
+        the step kernel is model.precision's (run.precision)."""
         with self._device:
-            self._advance, self._count = _functions(self._device.id)
+            kernels = _functions(self._device.id)
+            self._advance, self._count = kernels[ADVANCE[model.precision]], kernels["count_bound"]
             self._dev = to_device_layout(model.arrays, self._cupy)
         self._n = int(self._dev["n_vesicles"])
         self._blocks = ((self._n + BLOCK - 1) // BLOCK,)

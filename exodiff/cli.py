@@ -81,13 +81,13 @@ def main(argv=None):
         return 1
 
 
-def _load(args):
+def _load(args, warn=True):
     from .config import load_config
     overrides = list(args.set)
     if getattr(args, "seed", None) is not None:
         overrides.append(f"run.seed={args.seed}")
     cfg = load_config(args.config, overrides)
-    for w in cfg.warnings:
+    for w in cfg.warnings if warn else ():
         print(f"Warning: {w}", file=sys.stderr)
     return cfg
 
@@ -199,7 +199,7 @@ def _check(args):
     from .formats import format_bytes, format_count
     from .io.layout import FATE_BYTES_PER_VESICLE
     from .layouts import make_cells
-    cfg = _load(args)
+    cfg = _load(args, warn=False)  # format_check lists the warnings
     # the cell layout is part of the input: build it so overlaps and
     # out-of-domain cells are reported here rather than at run time
     cells = make_cells(cfg.cells, cfg.domain.size, list(cfg.cell_types), cfg.run.seed)
@@ -235,7 +235,8 @@ def _add_analysis_parsers(sub):
     pl.add_argument("--kind", required=True,
                     help="uptake, dose, range, fpt, msd, profile, snapshot or transfer")
     pl.add_argument("-o", "--output", help="figure file, .png/.pdf/.svg (default: RUN_KIND.png, here)")
-    pl.add_argument("--time", type=float, help="observation time [s] for dose and range (default: the end)")
+    pl.add_argument("--time", help="observation time for dose and range: seconds or a time with units, "
+                                   "\"30 min\" (default: the end)")
     pl.add_argument("--frame", type=int, default=-1, help="snapshot index for snapshot (default: the last)")
     pl.add_argument("--axis", default="z", help="axis of the profile: x, y or z (default z)")
     pl.add_argument("--dpi", type=int, default=130)
@@ -275,6 +276,7 @@ def _stem(path):
 def _plot(args):
     from .analysis import open_run
     from .plots import KINDS, plot
+    from .units import argument
     if args.kind not in KINDS:
         raise InputError(f"--kind {args.kind!r}: unknown; expected one of {', '.join(KINDS)}")
     out = args.output or f"{_stem(args.run)}_{args.kind}.png"
@@ -286,8 +288,9 @@ def _plot(args):
         raise InputError(f"{out}: the directory {folder} does not exist")
     if args.axis not in ("x", "y", "z"):
         raise InputError(f"--axis {args.axis!r}: expected x, y or z")
+    time = argument(args.time, "s", "--time")
     with open_run(args.run) as run:
-        plot(run, args.kind, out, dpi=args.dpi, time=args.time, frame=args.frame, axis=args.axis)
+        plot(run, args.kind, out, dpi=args.dpi, time=time, frame=args.frame, axis=args.axis)
     print(f"wrote {out}")
     return 0
 

@@ -7,6 +7,10 @@ temperature [K], viscosity [Pa·s], densities [kg/m³].
 Errors are ``ConfigError(key, message)`` (or ``InputError`` for the file
 itself) with a one-line message that names the dotted key, the value given and
 what was expected, so the CLI can print it and exit with code 2.
+What cannot be meant is refused the same way (fractions that do not sum to
+1, a vesicle not smaller than the smallest cell, a domain smaller than a
+cell); what is implausible gives ``Config.warnings``, each "key: reason",
+silenced per key by ``[check] quiet``.
 """
 import copy
 import csv
@@ -44,6 +48,7 @@ class RunConfig:
     seed: int = 42
     snapshot_interval: float | None = None
     observe_interval: float | None = None
+    precision: str = "double"   # PRECISIONS
 
     def __post_init__(self):
         if self.snapshot_interval is None:
@@ -172,8 +177,9 @@ class OutputConfig:
 
 @dataclass
 class Config:
-    """The whole validated config.  ``source``, ``base_dir``, ``raw`` and
-    ``warnings`` describe where it came from and are left out of ``==``,
+    """The whole validated config.  ``source``, ``base_dir``, ``raw``,
+    ``warnings``, ``quiet`` ([check] quiet) and ``overrides`` (the --set
+    options) describe where it came from and are left out of ``==``,
     so two configs compare equal when they simulate the same thing."""
     run: RunConfig
     medium: MediumConfig
@@ -186,6 +192,8 @@ class Config:
     base_dir: str = field(default=".", compare=False)
     raw: dict = field(default_factory=dict, compare=False, repr=False)
     warnings: list = field(default_factory=list, compare=False)
+    quiet: tuple = field(default=(), compare=False)   # [check] quiet: keys whose warnings are silenced
+    overrides: tuple = field(default=(), compare=False)   # the --set options of load_config
 
     def to_toml(self):
         """The config as given (after ``--set`` overrides) as TOML text.
@@ -210,7 +218,9 @@ def load_config(path, overrides=()):
     path = os.fspath(path)
     raw = apply_overrides(read_toml(path), overrides)
     base_dir = os.path.dirname(os.path.abspath(path))
-    return parse_config(raw, base_dir=base_dir, source=path)
+    config = parse_config(raw, base_dir=base_dir, source=path)
+    config.overrides = tuple(overrides)
+    return config
 
 
 def apply_overrides(raw, overrides):
@@ -251,8 +261,14 @@ def _override_value(text):
 
 # --------------------------------------------------------------- validation
 
-SECTIONS = ("run", "medium", "domain", "cells", "cell_types", "vesicles", "output")
-RUN_KEYS = ("duration", "dt", "seed", "snapshot_interval", "observe_interval")
+SECTIONS = ("run", "medium", "domain", "cells", "cell_types", "vesicles", "output", "check")
+RUN_KEYS = ("duration", "dt", "seed", "snapshot_interval", "observe_interval", "precision")
+# run.precision: "double" is float64 throughout, bitwise the same on every
+# backend; "mixed" lets the cuda backend draw the displacement's normals in
+# float32 (statistically equivalent, not bitwise: consumer GPUs run float64 at
+# 1/32-1/64 of float32).  The CPU backends have nothing to gain from it and
+# run "mixed" in double, bit for bit as "double".
+PRECISIONS = ("double", "mixed")
 MEDIUM_KEYS = ("temperature", "viscosity", "density", "gravity", "flow")
 DOMAIN_KEYS = ("size", "boundary", "kappa")
 CELLS_KEYS = ("layout", "count", "radius", "radii", "types", "type", "centers", "path",
@@ -270,6 +286,9 @@ CELL_TYPE_KEYS = ("kappa", "k_off", "k_int", "capacity", "secretion_rate", "secr
                   "secretion_window")
 VESICLE_KEYS = ("radius", "density", "diffusion", "count", "placement", "half_life", "cargo")
 OUTPUT_KEYS = ("positions", "compression")
+# [check] quiet = ["vesicles.exo.radius", ...]: warnings on these keys (or
+# keys below them) are not shown; the values are still checked.
+CHECK_KEYS = ("quiet",)
 COMPRESSIONS = ("gzip", "lzf", "none")
 AXES = ("x", "y", "z")
 
@@ -297,10 +316,14 @@ def parse_config(raw, base_dir=".", source=None):
     cell_types = _parse_cell_types(_table(raw.get("cell_types", {}), "cell_types"), vesicles)
     cells = _parse_cells(_table(raw.get("cells", {}), "cells"), cell_types, domain, base_dir)
     output = _parse_output(_table(raw.get("output", {}), "output"))
+    quiet = _parse_check(_table(raw.get("check", {}), "check"))
     config = Config(run=run, medium=medium, domain=domain, cells=cells, cell_types=cell_types,
                     vesicles=vesicles, output=output, source=source,
-                    base_dir=os.path.abspath(base_dir), raw=raw)
-    config.warnings = _warnings(config)
+                    base_dir=os.path.abspath(base_dir), raw=raw, quiet=quiet)
+    census = _cell_census(config)
+    _refuse_impossible(config, census)
+    config.warnings = [f"{key}: {reason}" for key, reason in _warnings(config, census)
+                       if not _silenced(key, quiet)]
     return config
 
 
@@ -314,7 +337,25 @@ def _join(prefix, key):
 def _check_keys(table, allowed, prefix):
     for key in table:
         if key not in allowed:
+            homes = _homes(key) if _is_section(prefix) else []
+            if homes:
+                raise ConfigError(_join(prefix, key), f"unknown key here; {key} belongs in {' or '.join(homes)}")
             raise ConfigError(_join(prefix, key), "unknown key" + _suggest(key, allowed))
+
+
+def _homes(key):
+    """The sections where ``key`` is known, e.g. ["[cell_types.NAME]", "[domain]"]."""
+    sections = {"[cell_types.NAME]": CELL_TYPE_KEYS, "[vesicles.NAME]": VESICLE_KEYS, "[cells]": CELLS_KEYS,
+                "[run]": RUN_KEYS, "[medium]": MEDIUM_KEYS, "[domain]": DOMAIN_KEYS,
+                "[output]": OUTPUT_KEYS, "[check]": CHECK_KEYS}
+    return [name for name, keys in sections.items() if key in keys]
+
+
+def _is_section(prefix):
+    """True for the top level and the section tables (run, cell_types.NAME, …),
+    where a key from another section is a likely mix-up."""
+    head, _, name = prefix.partition(".")
+    return prefix == "" or prefix in SECTIONS or (head in ("cell_types", "vesicles") and "." not in name)
 
 
 def _table(value, key, what="a table"):
@@ -440,7 +481,8 @@ def _parse_run(t):
     for name, value in (("snapshot_interval", snapshot), ("observe_interval", observe)):
         if value < dt:
             raise ConfigError(f"run.{name}", f"must be at least run.dt ({format_time(dt)}), got {describe(t[name])}")
-    return RunConfig(duration, dt, seed, snapshot, observe)
+    precision = _choice(t.get("precision", "double"), PRECISIONS, "run.precision")
+    return RunConfig(duration, dt, seed, snapshot, observe, precision)
 
 
 def _parse_medium(t):
@@ -517,7 +559,7 @@ def _parse_vesicles(t, domain):
         if 2.0 * radius.median >= min(domain.size):
             size = " × ".join(f"{s:g}" for s in domain.size)
             raise ConfigError(f"{p}.radius", f"a vesicle of radius {describe(v['radius'])} does not fit "
-                                             f"in the {size} µm domain")
+                                             f"in the {size} µm domain" + _bare_number_hint(v["radius"]))
         vesicles[name] = VesicleConfig(
             name=name,
             radius=radius,
@@ -815,7 +857,14 @@ def _fractions(value, cell_types):
     total = sum(fractions.values())
     if not total > 0:
         raise ConfigError("cells.types", f"fractions must not all be zero, got {describe(value)}")
+    if abs(total - 1.0) > FRACTION_TOLERANCE:
+        raise ConfigError("cells.types", f"fractions must sum to 1, got {describe(value)} (sum {total:.4g})")
     return {name: f / total for name, f in fractions.items()}
+
+
+# Cell-type fractions may miss 1 by rounding (0.333 × 3); they are then
+# rescaled to sum to 1 exactly.
+FRACTION_TOLERANCE = 1e-3
 
 
 def _parse_output(t):
@@ -832,6 +881,20 @@ def _parse_output(t):
                           + (_suggest(positions, ("all", "none")) if isinstance(positions, str) else ""))
     compression = _choice(t.get("compression", "gzip"), COMPRESSIONS, "output.compression")
     return OutputConfig(positions=positions, compression=compression)
+
+
+def _parse_check(t):
+    """[check] quiet = ["dotted.key", …] → tuple of keys whose warnings are silenced."""
+    _check_keys(t, CHECK_KEYS, "check")
+    quiet = t.get("quiet", [])
+    if not isinstance(quiet, list):
+        raise ConfigError("check.quiet", f"expected a list of keys like [\"vesicles.exo.radius\"], got {describe(quiet)}")
+    return tuple(_string(k, f"check.quiet[{i}]") for i, k in enumerate(quiet))
+
+
+def _silenced(key, quiet):
+    """A warning on ``key`` is silenced by quiet entry ``key`` or any table above it."""
+    return any(key == q or key.startswith(q + ".") for q in quiet)
 
 
 # ------------------------------------------------------- derived parameters
@@ -861,13 +924,15 @@ class PopulationDerived:
 
 @dataclass
 class Derived:
-    """What ``exodiff check`` reports. min_cell_radius [µm] is None when
-    unknown (no cells, or a file not readable here); donors: cells per
-    type; memory [bytes] ≈ BYTES_PER_VESICLE per vesicle, the peak while a
+    """What ``exodiff check`` reports. min_cell_radius, max_cell_radius [µm]
+    of the cells the run places (drawn from the seed; None when unknown: no
+    cells, or a file not readable here); cells_per_type: cells per type;
+    memory [bytes] ≈ BYTES_PER_VESICLE per vesicle, the peak while a
     run is built (``exodiff run`` refuses runs that would not fit)."""
     steps: int
     n_cells: int | None
     min_cell_radius: float | None
+    max_cell_radius: float | None
     cells_per_type: dict
     populations: dict
     total_vesicles: float
@@ -886,25 +951,52 @@ def population_diffusion(config, vesicles):
     return float(physics.stokes_einstein_diffusion(vesicles.radius.median, m.temperature, m.viscosity))
 
 
+@dataclass
+class CellCensus:
+    """The cells a run places, drawn from the seed as ``make_cells`` draws
+    them (``layouts.drawn_radii_and_types``): count, radii [µm] (None when a
+    cell file cannot be read here), cells per type."""
+    count: int | None
+    radii: object
+    per_type: dict
+
+    @property
+    def smallest(self):
+        return float(min(self.radii)) if self.radii is not None and len(self.radii) else None
+
+    @property
+    def largest(self):
+        return float(max(self.radii)) if self.radii is not None and len(self.radii) else None
+
+
 def _cell_census(config):
-    """(number of cells, smallest radius [µm], cells per type); None where
-    unknown.  Files are read best-effort: the layout code validates them."""
+    """The CellCensus of ``config``.  Files are read best-effort: the layout
+    code validates them."""
     cells = config.cells
     if cells.layout == "file":
         rows = _read_cell_file(cells.path)
         if rows is None:
-            return None, None, {}
+            return CellCensus(None, None, {})
         radii, names = rows
-        per_type = {name: names.count(name) for name in dict.fromkeys(names)}
-        return len(radii), (min(radii) if radii else None), per_type
-    if cells.cell_types_list is not None:
-        per_type = {name: cells.cell_types_list.count(name) for name in cells.types}
-    else:
-        per_type = {name: int(round(cells.count * f)) for name, f in cells.types.items()}
+        return CellCensus(len(radii), radii, {name: names.count(name) for name in dict.fromkeys(names)})
     if not cells.count:
-        return 0, None, per_type
-    smallest = min(cells.radii) if cells.radii else cells.radius.median
-    return cells.count, smallest, per_type
+        return CellCensus(0, [], {name: 0 for name in cells.types})
+    from .layouts import RADIUS_TAIL_SDS, drawn_radii_and_types, type_counts  # numba: only with cells
+    if cells.layout != "list" and cells.count > CENSUS_DRAW_LIMIT:
+        # Too many to draw here (exodiff run refuses most such runs for
+        # memory): the bounds of the truncated log-normal, exact counts per type.
+        spread = cells.radius.gsd ** RADIUS_TAIL_SDS
+        counts = type_counts(list(cells.types.values()), cells.count) if cells.types else []
+        return CellCensus(cells.count, [cells.radius.median / spread, cells.radius.median * spread],
+                          {name: int(n) for name, n in zip(cells.types, counts)})
+    names = list(config.cell_types)
+    radii, types = drawn_radii_and_types(cells, names, config.run.seed)
+    per_type = {name: int((types == names.index(name)).sum()) for name in cells.types}
+    return CellCensus(len(radii), radii, per_type)
+
+
+# Cells drawn by the census at most (8 bytes each, a few ms per 10⁶).
+CENSUS_DRAW_LIMIT = 2_000_000
 
 
 def _read_cell_file(path):
@@ -935,7 +1027,8 @@ def derived_parameters(config):
     from .kernels.surface import binding_probability  # numba: import only when needed
 
     dt = config.run.dt
-    n_cells, smallest, per_type = _cell_census(config)
+    census = _cell_census(config)
+    n_cells, smallest, per_type = census.count, census.smallest, census.per_type
     populations = {}
     for name, v in config.vesicles.items():
         D = population_diffusion(config, v)
@@ -947,7 +1040,8 @@ def derived_parameters(config):
         populations[name] = PopulationDerived(
             name=name,
             diffusion=D,
-            diffusion_source="given" if v.diffusion is not None else "Stokes–Einstein",
+            diffusion_source="given" if v.diffusion is not None else (
+                "Stokes–Einstein at the median radius" if v.radius.gsd > 1 else "Stokes–Einstein"),
             settling=settling,
             step=step,
             step_ratio=step / smallest if smallest else None,
@@ -962,6 +1056,7 @@ def derived_parameters(config):
         steps=physics.step_count(config.run.duration, dt),
         n_cells=n_cells,
         min_cell_radius=smallest,
+        max_cell_radius=census.largest,
         cells_per_type=per_type,
         populations=populations,
         total_vesicles=total,
@@ -974,31 +1069,109 @@ def derived_parameters(config):
 STEP_WARN_RATIO = 0.15
 
 
-def _warnings(config):
-    """Warnings that do not stop a run: coarse steps, empty populations."""
+def _warnings(config, census):
+    """(key, reason) of what does not stop a run but is probably not meant:
+    coarse steps, empty populations, values outside the PLAUSIBLE ranges."""
     warnings = []
-    _, smallest, per_type = _cell_census(config)
+    smallest, per_type = census.smallest, census.per_type
     for name, v in config.vesicles.items():
         D = population_diffusion(config, v)
         step = float(physics.step_length(D, config.run.dt))
         if smallest and step > STEP_WARN_RATIO * smallest:
             # s = √(2 D dt) ≤ 0.15 R  ⇔  dt ≤ (0.15 R)² / (2 D)
             suggestion = _round_down((STEP_WARN_RATIO * smallest) ** 2 / (2 * D))
-            warnings.append(
-                f"vesicles.{name}: step length √(2D·dt) = {step:.3g} µm is {step / smallest:.0%} of the "
+            warnings.append((f"vesicles.{name}",
+                f"step length √(2D·dt) = {step:.3g} µm is {step / smallest:.0%} of the "
                 f"smallest cell radius {smallest:.3g} µm (over {STEP_WARN_RATIO:.0%}); contacts will be "
-                f"coarse — try run.dt = \"{format_time(suggestion)}\" or less")
+                f"coarse — try run.dt = \"{format_time(suggestion)}\" or less"))
         if v.count == 0 and _secreted(config, name, per_type) == 0:
-            warnings.append(f"vesicles.{name}: count is 0 and no cell type secretes it; the population stays empty")
+            warnings.append((f"vesicles.{name}", "count is 0 and no cell type secretes it; the population stays empty"))
+        low, high = PLAUSIBLE["vesicle radius"]
+        if not low <= v.radius.median <= high:
+            warnings.append((f"vesicles.{name}.radius",
+                             f"{_length_text(v.radius.median)} is outside the usual {_length_text(low)}–"
+                             f"{_length_text(high)} of extracellular vesicles"
+                             + _bare_number_hint(config.raw["vesicles"][name]["radius"])))
+        low, high = PLAUSIBLE["diffusion"]
+        if not low <= D <= high:
+            source = "given" if v.diffusion is not None else "Stokes–Einstein"
+            warnings.append((f"vesicles.{name}.diffusion",
+                             f"D = {D:.3g} µm²/s ({source}) is outside the usual {low:g}–{high:g} µm²/s"))
     for name, t in config.cell_types.items():
         if math.isinf(t.kappa) and t.k_off > 0:
             # release_fraction(inf) = 0: a perfectly absorbing membrane takes
             # back every vesicle it lets go within the same step
-            warnings.append(
-                f"cell_types.{name}: kappa = inf with k_off > 0: a perfectly absorbing membrane "
+            warnings.append((f"cell_types.{name}",
+                f"kappa = inf with k_off > 0: a perfectly absorbing membrane "
                 f"rebinds every released vesicle at once, so none ever unbinds; give a finite kappa "
-                f"for reversible binding")
+                f"for reversible binding"))
+    low, high = PLAUSIBLE["cell radius"]
+    if smallest is not None and not (low <= smallest and census.largest <= high):
+        radii = (f"{smallest:.3g} µm" if smallest == census.largest
+                 else f"{smallest:.3g}–{census.largest:.3g} µm")
+        warnings.append((_cell_radius_key(config), f"cell radii {radii} are outside the usual {low:g}–{high:g} µm"))
+    run = config.run
+    for name in ("observe_interval", "snapshot_interval"):
+        if name == "snapshot_interval" and "snapshot_interval" not in config.raw["run"]:
+            continue  # defaults to the duration: said once, for observe_interval
+        steps = getattr(run, name) / run.dt
+        if steps < MIN_STEPS_BETWEEN_OUTPUTS * (1 - 1e-9):
+            warnings.append((f"run.{name}", f"only {steps:.3g} steps of run.dt between "
+                             f"{'observations' if name == 'observe_interval' else 'snapshots'} "
+                             f"(fewer than {MIN_STEPS_BETWEEN_OUTPUTS}): is run.dt meant to be this coarse?"))
+    low, high = PLAUSIBLE["temperature"]
+    if not low <= config.medium.temperature <= high:
+        warnings.append(("medium.temperature", f"{config.medium.temperature - 273.15:.4g} °C is outside the usual "
+                         f"{low - 273.15:g}–{high - 273.15:g} °C of living cells"))
+    low, high = PLAUSIBLE["viscosity"]
+    if not low <= config.medium.viscosity <= high:
+        warnings.append(("medium.viscosity", f"{config.medium.viscosity * 1e3:.3g} mPa·s is outside the usual "
+                         f"{low * 1e3:g}–{high * 1e3:g} mPa·s (water to dense matrix)"))
     return warnings
+
+
+# Plausible ranges (default units): values outside are warned about, not
+# refused; [check] quiet silences a warning per key.
+PLAUSIBLE = {
+    "vesicle radius": (0.01, 1.0),     # µm: 10 nm – 1 µm
+    "cell radius": (1.0, 100.0),       # µm
+    "diffusion": (0.01, 100.0),        # µm²/s
+    "temperature": (273.15, 318.15),   # K: 0–45 °C
+    "viscosity": (0.3e-3, 10.0),       # Pa·s: warm water to a stiff gel
+}
+MIN_STEPS_BETWEEN_OUTPUTS = 10
+
+
+def _refuse_impossible(config, census):
+    """ConfigError for what cannot be meant: a vesicle not smaller than the
+    smallest cell, a cell that does not fit in the domain."""
+    smallest, largest = census.smallest, census.largest
+    for name, v in config.vesicles.items():
+        if smallest is not None and v.radius.median >= smallest:
+            given = config.raw["vesicles"][name]["radius"]
+            raise ConfigError(f"vesicles.{name}.radius", f"{describe(given)} = {_length_text(v.radius.median)} is not "
+                              f"smaller than the smallest cell (radius {smallest:.3g} µm)" + _bare_number_hint(given))
+    if largest is not None and 2 * largest > min(config.domain.size):
+        size = " × ".join(f"{s:g}" for s in config.domain.size)
+        raise ConfigError("domain.size", f"{size} µm is smaller than a cell (radius {largest:.3g} µm, "
+                          f"diameter {2 * largest:.3g} µm; from {_cell_radius_key(config)})")
+
+
+def _cell_radius_key(config):
+    cells = config.cells
+    return "cells.path" if cells.layout == "file" else ("cells.radii" if cells.radii else "cells.radius")
+
+
+def _length_text(um):
+    return f"{um * 1000:.3g} nm" if um < 1 else f"{um:.3g} µm"
+
+
+def _bare_number_hint(given):
+    """Why a length came out in µm, when it was written without a unit."""
+    median = given.get("median") if isinstance(given, dict) else given
+    if isinstance(median, (int, float)) and not isinstance(median, bool):
+        return f"; a number without a unit is in µm (for nanometres write \"{median:g} nm\")"
+    return ""
 
 
 def _round_down(x):
@@ -1024,6 +1197,8 @@ def format_check(config):
     lines.append(f"Run: duration {format_time(run.duration)}, dt {format_time(run.dt)} "
                  f"({format_count(d.steps)} steps), seed {run.seed}, snapshots every "
                  f"{format_time(run.snapshot_interval)}, observations every {format_time(run.observe_interval)}")
+    if run.precision == "mixed":
+        lines.append("Precision: mixed (float32 normals on the cuda backend; the CPU backends run double)")
     lines.append(f"Medium: T = {medium.temperature:.2f} K, η = {medium.viscosity:.3g} Pa·s, "
                  f"ρ = {medium.density:.4g} kg/m³, gravity {'on' if medium.gravity else 'off'}, "
                  f"flow ({', '.join(f'{v:g}' for v in medium.flow)}) µm/s")
@@ -1038,6 +1213,8 @@ def format_check(config):
         radius = f"{cells.radius.median:g} µm" + (f" (gsd {cells.radius.gsd:g})" if cells.radius.gsd > 1 else "")
         if cells.radii:
             radius = f"{min(cells.radii):g}–{max(cells.radii):g} µm"
+        elif cells.radius.gsd > 1 and d.min_cell_radius is not None:
+            radius += f", drawn from the seed: {d.min_cell_radius:.3g}–{d.max_cell_radius:.3g} µm"
         what = f"{cells.count} ({cells.layout}), radius {radius}"
     lines.append(f"Cells: {what}")
     for name, n in d.cells_per_type.items():
@@ -1061,7 +1238,7 @@ def format_check(config):
         lines.append(f"  {name}: radius {radius}, D = {p.diffusion:.3g} µm²/s ({p.diffusion_source})")
         step = f"    step √(2D·dt) = {p.step:.3g} µm"
         if p.step_ratio is not None:
-            step += f" = {p.step_ratio:.1%} of the smallest cell radius {d.min_cell_radius:g} µm"
+            step += f" = {p.step_ratio:.1%} of the smallest cell radius {d.min_cell_radius:.3g} µm"
         lines.append(step)
         if medium.gravity:
             lines.append(f"    settling {p.settling:.3g} µm/s (drift per step {p.settling * run.dt:.3g} µm)")

@@ -11,6 +11,7 @@ a second Ctrl-C stops at once.  ``run(out, resume=True)`` continues from
 the latest full state on disk and writes a file identical to an
 uninterrupted run's.
 """
+import json
 import math
 import os
 import signal
@@ -37,8 +38,10 @@ FIRST_CHUNK_VESICLE_STEPS = 1_000_000
 # Peak memory while a run is built and written [bytes]: per vesicle
 # config.BYTES_PER_VESICLE (also what `exodiff check` reports), per cell this.
 PEAK_BYTES_PER_CELL = 400
-# Philox counter words are 32-bit: vesicle ids and step numbers must fit.
+# Philox counter words are 32-bit: step numbers must fit.  A vesicle id takes
+# two words, and the kernels index vesicles with int64.
 MAX_COUNTER = 2**32 - 1
+MAX_VESICLES = 2**63 - 1
 # The vesicle state a snapshot stores besides the fate table (_record): a full
 # snapshot doubles as a checkpoint only if that is all of kernels/state.py's
 # STATE fields (else checkpoint files carry the state at snapshot steps).
@@ -108,9 +111,6 @@ class Simulation:
         check_resources(config)
         self.backend, self.backend_note = select_backend(backend)
         self.model = build_model(config)
-        if self.model.n_vesicles > MAX_COUNTER:
-            raise ConfigError("vesicles", f"{self.model.n_vesicles:,} vesicles in the pool; at most "
-                                          f"{MAX_COUNTER:,} can have their own random numbers")
 
     # -- observations -------------------------------------------------------
     def observe(self):
@@ -266,7 +266,10 @@ class Simulation:
             exodiff_version=__version__, origin=m.origin,
             cell_properties={"kappa": a["ckappa"], "capacity": a["ccapacity"],
                              "secretion_rate": m.secretion_rate},
-            extra_parameters={"duration": cfg.run.duration, "n_steps": m.n_steps})
+            extra_parameters={"duration": cfg.run.duration, "n_steps": m.n_steps,
+                              # how the run was started, for the --resume hint of exodiff info
+                              "config_path": os.path.abspath(cfg.source) if cfg.source else "",
+                              "overrides": json.dumps(list(cfg.overrides))})
 
     def _record(self, writer, step, observe, snapshot):
         t = step * self.config.run.dt
@@ -478,8 +481,8 @@ def available_memory():
 
 def check_resources(config):
     """Refuse, before allocating anything, a run that cannot work: more
-    steps or vesicles than the 32-bit random-number counters number, or
-    more memory than the machine has (estimated from the expected number of
+    steps than the random numbers' 32-bit step counter numbers, more vesicles
+    than their 64-bit ids (two counter words, kernels/philox.py), or more memory than the machine has (estimated from the expected number of
     vesicles and cells).  Raises ConfigError naming the key."""
     from . import physics
     from .config import BYTES_PER_VESICLE, derived_parameters
@@ -497,8 +500,8 @@ def check_resources(config):
     if d.populations:
         name, pop = max(d.populations.items(), key=lambda kv: kv[1].total)
         key = f"vesicles.{name}.count" if pop.initial >= pop.secreted else f"vesicles.{name}"
-    if total > MAX_COUNTER:
-        raise ConfigError(key, f"{what}; at most {format_count(MAX_COUNTER)} can have their own "
+    if total > MAX_VESICLES:
+        raise ConfigError(key, f"{what}; at most {format_count(MAX_VESICLES)} can have their own "
                                f"random numbers")
     need_v, need_c = BYTES_PER_VESICLE * total, PEAK_BYTES_PER_CELL * cells
     avail = available_memory()

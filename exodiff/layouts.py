@@ -91,10 +91,7 @@ def make_cells(cells, domain_size, cell_type_names, seed):
     """
     box = np.asarray(domain_size, dtype=np.float64).reshape(3)
     names = list(cell_type_names)
-    key = (int(seed) + SEED_OFFSET) % (1 << 128)
-    radius_rng = np.random.Generator(np.random.Philox(key=key))
-    pack_rng = np.random.Generator(np.random.Philox(key=key).jumped(1))
-    type_rng = np.random.Generator(np.random.Philox(key=key).jumped(2))
+    radius_rng, pack_rng, type_rng = _streams(seed)
 
     layout = getattr(cells, "layout", "random")
     gap = float(getattr(cells, "gap", 0.0) or 0.0)
@@ -126,6 +123,33 @@ def make_cells(cells, domain_size, cell_type_names, seed):
                  radii=np.ascontiguousarray(radii, dtype=np.float64),
                  types=np.ascontiguousarray(types, dtype=np.int32),
                  type_names=names)
+
+
+def drawn_radii_and_types(cells, cell_type_names, seed):
+    """(radii float64[M] [µm], types int32[M]) that :func:`make_cells` gives
+    these cells, drawn from the same streams but without placing them
+    (cheap: what ``exodiff check`` reports and sizes its advice on).  Layout
+    ``file`` reads the file."""
+    names = list(cell_type_names)
+    radius_rng, _, type_rng = _streams(seed)
+    layout = getattr(cells, "layout", "random")
+    if layout == "list":
+        _, radii, types = _layout_list(cells, names, radius_rng, type_rng)
+    elif layout == "file":
+        _, radii, types, _ = _layout_file(cells.path, names)
+    else:
+        n = int(cells.count)
+        radii = _draw_radii(cells.radius, n, radius_rng)
+        types = _types_from_fractions(cells.types, n, names, type_rng) if n else np.zeros(0, np.int32)
+    return np.asarray(radii, dtype=np.float64), np.asarray(types, dtype=np.int32)
+
+
+def _streams(seed):
+    """The independent Philox streams for radii, positions and types."""
+    key = (int(seed) + SEED_OFFSET) % (1 << 128)
+    return (np.random.Generator(np.random.Philox(key=key)),
+            np.random.Generator(np.random.Philox(key=key).jumped(1)),
+            np.random.Generator(np.random.Philox(key=key).jumped(2)))
 
 
 # --------------------------------------------------------------------------

@@ -48,6 +48,7 @@ class Model:
     n_vesicles: int = 0
     n_cells: int = 0
     grid: object = None
+    precision: str = "double"        # run.precision: the cuda backend's step kernel
 
     def args(self):
         """The kernels' argument (state.StepArgs) over these arrays."""
@@ -234,7 +235,7 @@ def build_model(config):
                  birth_time=birth_time, origin=donor.astype(np.int32),
                  secretion_rate=secretion_rate, species_names=species_names,
                  cargo_names=cargo_names, cargo_table=cargo_table, cell_type_names=type_names,
-                 faces=tuple(domain.faces), n_vesicles=N, n_cells=M, grid=grid)
+                 faces=tuple(domain.faces), n_vesicles=N, n_cells=M, grid=grid, precision=run.precision)
 
 
 def _into_box(p, box, periodic):

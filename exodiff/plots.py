@@ -254,11 +254,11 @@ def plot_msd(run, **_):
         ua = a.counts > 0
         ax.plot(a.lag_times[ua], a.msd[ua], "s--", color=color, mfc="none", lw=1,
                 label=f"{name}, all released (bound included)")
-        d_exp = A.expected_diffusion(run, pop)
+        d_exp = A.expected_diffusion(run, pop)  # the D that exodiff check prints
         if math.isfinite(d_exp):
             tau = m.lag_times[use]
-            ax.plot(tau, 6 * d_exp * tau, ":", color="0.2",
-                    label=f"6Dτ, D = {d_exp:.3g} µm²/s (config)" if k == 0 else None)
+            ax.plot(tau, 6 * d_exp * tau, ":", color=color,
+                    label=f"{name}: 6Dτ with the config's D = {d_exp:.3g} µm²/s")
     if not plotted:
         ax.text(0.5, 0.5, "no vesicle stayed free between two snapshots", ha="center",
                 transform=ax.transAxes)

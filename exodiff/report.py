@@ -120,15 +120,18 @@ def _key_numbers(run):
     except InputError:
         pass
     if run.has_positions and run.n_snapshots > 1:
-        m = run.msd(population=None, mode="free")
-        d_exp = A.expected_diffusion(run)
-        use = m.counts > 0
-        if use.any():
-            tau = m.lag_times[use][0]
-            rows.append(("diffusion of free vesicles",
-                         f"MSD/6τ at the shortest lag τ = {tau:.3g} s: {m.msd[use][0] / (6 * tau):.3g} µm²/s"
-                         + (f" (config: {d_exp:.3g} µm²/s; cells in the way and walls lower it)"
-                            if math.isfinite(d_exp) else "")))
+        # one row per population, with the D that exodiff check prints for it
+        several = len(run.species_names) > 1
+        for pop in (run.species_names if several else [None]):
+            m = run.msd(population=pop, mode="free")
+            d_exp = A.expected_diffusion(run, pop)
+            use = m.counts > 0
+            if use.any():
+                tau = m.lag_times[use][0]
+                rows.append((f"diffusion of free {pop} vesicles" if several else "diffusion of free vesicles",
+                             f"MSD/6τ at the shortest lag τ = {tau:.3g} s: {m.msd[use][0] / (6 * tau):.3g} µm²/s"
+                             + (f" (config: {d_exp:.3g} µm²/s; cells in the way and walls lower it)"
+                                if math.isfinite(d_exp) else "")))
     return rows
 
 

@@ -9,6 +9,7 @@ Pint is imported only when a string has to be parsed: building its registry
 takes a few tenths of a second, which ``import exodiff`` should not pay.
 """
 import math
+import numbers
 import re
 
 from .errors import ConfigError
@@ -128,3 +129,19 @@ def _convert(number, unit_text, unit):
     # Conversion factors leave round-off (1.007 g/mL → 1006.9999999999998);
     # config values never carry 16 significant digits, so drop it.
     return float(f"{value:.15g}") if math.isfinite(value) else value
+
+
+def argument(value, unit, name):
+    """A time, length or rate argument of the CLI or of an analysis, read as
+    config quantities are: a number in ``unit`` (the default unit) or a
+    string with units (``"30 min"``, ``"20 um"``); a list or array of them
+    gives a list of floats.  None stays None.  ``name`` (``--time``,
+    ``time``) labels the ConfigError, an InputError the CLI prints as one
+    ``Error:`` line."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)) or (hasattr(value, "ndim") and value.ndim > 0):
+        return [argument(v, unit, f"{name}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        value = float(value)  # NumPy scalars: plain floats for parse_quantity
+    return parse_quantity(value, unit, name)

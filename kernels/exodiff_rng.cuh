@@ -1,7 +1,8 @@
 // Philox4x32-10 counter-based random numbers: CUDA/C++ twin of kernels/philox.py.
 //
 // Salmon et al., SC'11; constants from Random123 include/Random123/philox.h.
-// Counter = (vesicle id, step, stream, 0), key = seed (low word, high word):
+// Counter = (vesicle id mod 2^32, step, stream, vesicle id div 2^32), key =
+// seed (low word, high word):
 // every number is a pure function of what it is for, so the GPU draws exactly
 // the words the CPU backends draw (DESIGN §2).  The integer arithmetic is
 // exact everywhere; to_uniform is one exact conversion, one exact add (the
@@ -96,11 +97,13 @@ __host__ __device__ __forceinline__ double to_uniform(unsigned int x) {
     return ((double)x + 0.5) * (1.0 / 4294967296.0);
 }
 
-// Four uniforms in (0, 1) from counter (c0, c1, c2, 0).
-__host__ __device__ __forceinline__ Doubles4 uniforms4(unsigned int c0, unsigned int c1,
+// Four uniforms in (0, 1) from counter (id's low word, c1, c2, id's high
+// word): the high word was 0 before ids reached 2^32, so the numbers of ids
+// below it are unchanged (philox.id_words_np).
+__host__ __device__ __forceinline__ Doubles4 uniforms4(unsigned long long id, unsigned int c1,
                                                        unsigned int c2, unsigned int k0,
                                                        unsigned int k1) {
-    const Words4 w = philox4x32(c0, c1, c2, 0u, k0, k1);
+    const Words4 w = philox4x32((unsigned int)id, c1, c2, (unsigned int)(id >> 32), k0, k1);
     Doubles4 u = {to_uniform(w.x0), to_uniform(w.x1), to_uniform(w.x2), to_uniform(w.x3)};
     return u;
 }
@@ -149,12 +152,12 @@ __host__ __forceinline__ void poly_cos_sin_2pi(double u, double& c_out, double& 
 }
 #endif
 
-// Four standard normals from counter (c0, c1, c2, 0) by Box–Muller on the
+// Four standard normals from the counter of uniforms4 by Box–Muller on the
 // pairs (u0, u1) and (u2, u3); the same expressions as philox.normals4.
-__host__ __device__ __forceinline__ Doubles4 normals4(unsigned int c0, unsigned int c1,
+__host__ __device__ __forceinline__ Doubles4 normals4(unsigned long long id, unsigned int c1,
                                                       unsigned int c2, unsigned int k0,
                                                       unsigned int k1) {
-    const Doubles4 u = uniforms4(c0, c1, c2, k0, k1);
+    const Doubles4 u = uniforms4(id, c1, c2, k0, k1);
     double sin0, cos0, sin1, cos1;
 #if defined(__CUDA_ARCH__)
     const double r0 = sqrt(-2.0 * log(u.v0));
@@ -168,6 +171,40 @@ __host__ __device__ __forceinline__ Doubles4 normals4(unsigned int c0, unsigned 
     poly_cos_sin_2pi(u.v3, cos1, sin1);
 #endif
     Doubles4 z = {r0 * cos0, r0 * sin0, r1 * cos1, r1 * sin1};
+    return z;
+}
+
+// 32-bit word -> uniform float in (0, 1): its top 23 bits plus one half, all
+// exact in float32's 24-bit significand, so never 0 or 1 (2^-24 ≤ u ≤ 1 − 2^-24).
+__host__ __device__ __forceinline__ float to_uniform_f32(unsigned int x) {
+    return ((float)(x >> 9) + 0.5f) * (1.0f / 8388608.0f);
+}
+
+// run.precision = "mixed": the four normals of normals4's counter (the same
+// Philox words) with Box–Muller in float32, returned as doubles for the
+// float64 positions.  Statistically equivalent to normals4, not bitwise: the
+// uniforms keep 23 bits, so |z| ≤ √(−2 ln 2^-24) ≈ 5.8 (a tail of 7e-9 lost
+// per normal; float64's is 6.9), and each normal carries a relative error of
+// a few float32 ulps (~1e-7).  Consumer GPUs run float32 at 32–64 times their
+// float64 rate, and these are most of the arithmetic of a free step.
+__host__ __device__ __forceinline__ Doubles4 normals4_mixed(unsigned long long id, unsigned int c1,
+                                                            unsigned int c2, unsigned int k0,
+                                                            unsigned int k1) {
+    const Words4 w = philox4x32((unsigned int)id, c1, c2, (unsigned int)(id >> 32), k0, k1);
+    const float r0 = sqrtf(-2.0f * logf(to_uniform_f32(w.x0)));
+    const float r1 = sqrtf(-2.0f * logf(to_uniform_f32(w.x2)));
+    float sin0, cos0, sin1, cos1;
+#if defined(__CUDA_ARCH__)
+    sincospif(2.0f * to_uniform_f32(w.x1), &sin0, &cos0);
+    sincospif(2.0f * to_uniform_f32(w.x3), &sin1, &cos1);
+#else
+    const float TWO_PI_F = 6.28318530717958647692f;
+    sin0 = sinf(TWO_PI_F * to_uniform_f32(w.x1));
+    cos0 = cosf(TWO_PI_F * to_uniform_f32(w.x1));
+    sin1 = sinf(TWO_PI_F * to_uniform_f32(w.x3));
+    cos1 = cosf(TWO_PI_F * to_uniform_f32(w.x3));
+#endif
+    Doubles4 z = {(double)(r0 * cos0), (double)(r0 * sin0), (double)(r1 * cos1), (double)(r1 * sin1)};
     return z;
 }
 

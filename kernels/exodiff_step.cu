@@ -1,7 +1,7 @@
 // CUDA kernels of the cuda backend (launched by exodiff/backend_cuda.py through
 // cupy.RawModule; twin of kernels/step_numba.py: advance / count_bound).
 //
-// advance_f64: one thread per vesicle runs exo::advance_one (exodiff_step.cuh)
+// advance_f64, advance_mixed: one thread per vesicle runs exo::advance_one (exodiff_step.cuh)
 // through steps n0..n1-1 with the vesicle's state in registers: global memory
 // is read once and written once per launch, whatever the number of steps.
 // Without receptor capacity the vesicles are independent and one launch runs
@@ -16,12 +16,30 @@
 #ifndef EXO_BLOCK
 #define EXO_BLOCK 256
 #endif
+// Blocks per SM the step kernels must fit (__launch_bounds__): 2 blocks of
+// 256 threads caps them at 128 registers (25 % occupancy).  3 blocks (80
+// registers) would make ptxas spill 48 bytes and 4 (64) 112 bytes, in the
+// cell-contact loop, where the vesicle, its start point, the box and the
+// per-vesicle constants are all live; moving the rare branches into
+// __noinline__ functions costs a 384-byte frame instead (ABI saves).  Counts
+// per architecture: tests/test_nvrtc.py (MAX_REGISTERS).
+#ifndef EXO_MIN_BLOCKS
+#define EXO_MIN_BLOCKS 2
+#endif
 
-// Vesicles i < n_vesicles, advanced from step n0 to n1 (float64 positions).
-extern "C" __global__ void __launch_bounds__(EXO_BLOCK) advance_f64(EXO_ADVANCE_PARAMS) {
+// Vesicles i < n_vesicles, advanced from step n0 to n1: advance_f64 in float64
+// throughout (run.precision = "double", bitwise with the CPU backends),
+// advance_mixed with float32 normals (run.precision = "mixed").
+extern "C" __global__ void __launch_bounds__(EXO_BLOCK, EXO_MIN_BLOCKS) advance_f64(EXO_ADVANCE_PARAMS) {
     EXO_ADVANCE_ARGS;
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n_vesicles) exo::advance_one(i, n0, n1, args);
+    if (i < n_vesicles) exo::advance_one<exo::DOUBLE>(i, n0, n1, args);
+}
+
+extern "C" __global__ void __launch_bounds__(EXO_BLOCK, EXO_MIN_BLOCKS) advance_mixed(EXO_ADVANCE_PARAMS) {
+    EXO_ADVANCE_ARGS;
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n_vesicles) exo::advance_one<exo::MIXED>(i, n0, n1, args);
 }
 
 // bound_count[c] += number of BOUND vesicles on cell c (zero it first).

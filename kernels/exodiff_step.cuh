@@ -10,7 +10,11 @@
 // 6. unbinding_placement, 7. bound_events, 8. clearance, 9. births.  Loop
 // invariants are hoisted, and two shortcuts (min_image, bridge) skip divisions
 // only where they provably change no bit.  Contact uniforms are drawn lazily,
-// like Numba.
+// like Numba, but each stage draws the STREAM_CONTACT words again (a pure
+// function of the counter: the same numbers) rather than keeping all four in
+// registers across the step, and contact() returns only the cell: binding and
+// reflection recompute its separation with the same expressions.  Registers
+// are what bound the GPU's occupancy (tests/test_nvrtc.py: MAX_REGISTERS).
 //
 // Host builds (the harness) must not contract a*b+c into FMA
 // (-ffp-contract=off) to stay bit-identical with Numba; the device may, since
@@ -33,6 +37,10 @@ namespace exo {
 // Mirror of kernels/constants.py (tests/test_cuda_host.py checks that they agree).
 enum VesicleState : int { PENDING = 0, FREE = 1, BOUND = 2, INTERNALIZED = 3, EXITED = 4, CLEARED = 5 };
 enum FaceKind : int { REFLECT = 0, PERIODIC = 1, ABSORB = 2 };
+// run.precision (config.PRECISIONS): the step's template parameter, one entry
+// point each (exodiff_step.cu).  MIXED draws the displacement's normals in
+// float32 (normals4_mixed); everything else stays float64.
+enum Precision : int { DOUBLE = 0, MIXED = 1 };
 constexpr double BRIDGE_CUTOFF = 40.0;
 constexpr double FAR_SIGMAS = 6.3245617;  // cells out of reach: see constants.py
 
@@ -86,15 +94,13 @@ struct Args {
 
 // One vesicle's state while it is being advanced (registers on the device).
 // Its milestone times are not here: they change at most once each, and are
-// written to memory when they do, which saves registers for every step.  The
-// first binding's cell is (a global write in binding() spills a register on
-// sm_80; this int does not).
+// written to memory when they do, which saves registers for every step (so
+// are the first binding's cell and the clearance time).
 struct Vesicle {
     double p[3];
     int image[3];
     int state;
     int cell;
-    int first_cell;  // first_bound_cell
 };
 
 // The box as one vesicle's steps need it, loaded once per launch.
@@ -146,7 +152,8 @@ __host__ __device__ __forceinline__ double min_image(double e, double L, bool pe
 // contact, 0 at and beyond the cutoff.  far = BRIDGE_CUTOFF·D·dt·(1 + 2⁻⁴⁰):
 // from there on d0·d1/(D dt) rounds to ≥ BRIDGE_CUTOFF anyway, so the common
 // far case skips a division and the result is bit-identical to Numba's.
-__host__ __device__ __forceinline__ double bridge(double d0, double d1, double Ddt, double far) {
+__host__ __device__ __forceinline__ double bridge(double d0, double d1, double Ddt) {
+    const double far = BRIDGE_CUTOFF * Ddt * (1.0 + 0x1p-40);
     const double prod = d0 * d1;
     if (prod >= far) return 0.0;
     const double arg = prod / Ddt;
@@ -166,18 +173,21 @@ __host__ __device__ __forceinline__ long long bin_of(const double p[3], const Gr
     return (b[0] * EXO_LDG(g.nbins + 1) + b[1]) * EXO_LDG(g.nbins + 2) + b[2];
 }
 
-// The four STREAM_CONTACT uniforms of step n, drawn at most once per step.
-struct ContactUniforms {
+// STREAM_CONTACT uniform `word` of step n (0 faces, 1 cell contact; 2
+// binding and 3 clearance are drawn where used), drawn when first needed and
+// renormalised as each face or cell is passed, within its stage.
+template <int word>
+struct ContactUniform {
+    static_assert(word == 0 || word == 1, "only the faces' and the contact's uniforms are kept");
     bool drawn;
-    double uf, uc, ub, ur;  // faces, cell contact, binding, clearance
-    __host__ __device__ __forceinline__ void draw(unsigned int id, unsigned int n, const Run& run) {
-        if (drawn) return;
-        const Doubles4 w = uniforms4(id, n, STREAM_CONTACT, run.k0, run.k1);
-        uf = w.v0;
-        uc = w.v1;
-        ub = w.v2;
-        ur = w.v3;
-        drawn = true;
+    double value;
+    __host__ __device__ __forceinline__ double& get(unsigned long long id, unsigned int n, const Run& run) {
+        if (!drawn) {
+            const Doubles4 w = uniforms4(id, n, STREAM_CONTACT, run.k0, run.k1);
+            value = word == 0 ? w.v0 : w.v1;
+            drawn = true;
+        }
+        return value;
     }
 };
 
@@ -191,10 +201,12 @@ __host__ __device__ __forceinline__ void place_on(Vesicle& v, const double ce[3]
 // -- the stages, in the order of the twins (step_numpy.py, step_numba.py) -----
 
 // 1. Gaussian step plus drift; p0 receives the start point.
+template <Precision P>
 __host__ __device__ __forceinline__ void displacement(Vesicle& v, double p0[3], double s,
-                                                      const double drift[3], unsigned int id,
+                                                      const double drift[3], unsigned long long id,
                                                       unsigned int nn, const Run& run) {
-    const Doubles4 z = normals4(id, nn, STREAM_DIFFUSE, run.k0, run.k1);
+    const Doubles4 z = P == MIXED ? normals4_mixed(id, nn, STREAM_DIFFUSE, run.k0, run.k1)
+                                  : normals4(id, nn, STREAM_DIFFUSE, run.k0, run.k1);
     EXO_UNROLL
     for (int a = 0; a < 3; ++a) p0[a] = v.p[a];
     v.p[0] = p0[0] + (s * z.v0 + drift[0]);
@@ -206,9 +218,9 @@ __host__ __device__ __forceinline__ void displacement(Vesicle& v, double p0[3], 
 // wrap, mirror, or absorb at the faces.  Returns whether the vesicle exited.
 template <int a>
 __host__ __device__ __forceinline__ bool cross_faces(Vesicle& v, long long i, double x0, double t1,
-                                                     double D, double Ddt, double far,
-                                                     unsigned int id, unsigned int nn,
-                                                     ContactUniforms& u, const Box& box,
+                                                     double D, double Ddt,
+                                                     unsigned long long id, unsigned int nn,
+                                                     ContactUniform<0>& uf, const Box& box,
                                                      const Args& args) {
     const double L = box.L[a];
     double x = v.p[a];
@@ -221,18 +233,18 @@ __host__ __device__ __forceinline__ bool cross_faces(Vesicle& v, long long i, do
         const double d0 = side == 0 ? x0 : L - x0;
         const double d1 = side == 0 ? x : L - x;
         if (box.absorb[2 * a + side]) {
-            const double pc = (d1 <= 0.0 || d0 <= 0.0) ? 1.0 : bridge(d0, d1, Ddt, far);
+            const double pc = (d1 <= 0.0 || d0 <= 0.0) ? 1.0 : bridge(d0, d1, Ddt);
             if (pc > 0.0) {
                 const double pa = pc * binding_probability(args.dom.face_kappa, D, args.run.dt, infinity());
                 if (pa > 0.0) {
-                    u.draw(id, nn, args.run);
-                    if (u.uf < pa) {
+                    double& u = uf.get(id, nn, args.run);
+                    if (u < pa) {
                         v.state = EXITED;
                         args.ves.exit_time[i] = t1;
                         v.p[a] = side == 0 ? 0.0 : L;  // on the face
                         return true;
                     }
-                    u.uf = (u.uf - pa) / (1.0 - pa);
+                    u = (u - pa) / (1.0 - pa);
                 }
             }
         }
@@ -242,42 +254,44 @@ __host__ __device__ __forceinline__ bool cross_faces(Vesicle& v, long long i, do
     return false;
 }
 
+// The point p relative to the centre ce of cell c (minimum image): e.
+// Returns |e|².
+__host__ __device__ __forceinline__ double separation(const double p[3], int c, double ce[3],
+                                                      double e[3], const Box& box, const Args& args) {
+    EXO_UNROLL
+    for (int a = 0; a < 3; ++a) {
+        ce[a] = EXO_LDG(args.cells.ccenter + 3 * (long long)c + a);
+        e[a] = min_image(p[a] - ce[a], box.L[a], box.periodic[a]);
+    }
+    return e[0] * e[0] + e[1] * e[1] + e[2] * e[2];
+}
+
 // 3. The first cell of the end point's bin in contact (at the end point, or
-// crossed within the step), or -1; e, ce, r1, d1 receive the end point
-// relative to its centre, the centre, their distance and the distance to contact.
+// crossed within the step), or -1.
 __host__ __device__ __forceinline__ int contact(const Vesicle& v, const double p0[3], double vr,
-                                                double Ddt, double far, unsigned int id,
-                                                unsigned int nn, ContactUniforms& u, double e[3],
-                                                double ce[3], double& r1, double& d1,
-                                                const Box& box, const Args& args) {
+                                                double Ddt, unsigned long long id,
+                                                unsigned int nn, const Box& box, const Args& args) {
     const long long b = bin_of(v.p, args.grid);
     // cells farther than this from their contact sphere are out of reach
     // this step (constants.FAR_SIGMAS): no square root for them
     const double sx = v.p[0] - p0[0], sy = v.p[1] - p0[1], sz = v.p[2] - p0[2];
     const double margin = sqrt(sx * sx + sy * sy + sz * sz) + FAR_SIGMAS * sqrt(Ddt) + 1e-12;
+    ContactUniform<1> uc = {false, 0.0};
     const long long kend = EXO_LDG(args.grid.gstart + b + 1);
     for (long long k = EXO_LDG(args.grid.gstart + b); k < kend; ++k) {
         const int c = EXO_LDG(args.grid.gitems + k);
         const double Rc = EXO_LDG(args.cells.cradius + c) + vr;
-        EXO_UNROLL
-        for (int a = 0; a < 3; ++a) {
-            ce[a] = EXO_LDG(args.cells.ccenter + 3 * (long long)c + a);
-            e[a] = min_image(v.p[a] - ce[a], box.L[a], box.periodic[a]);
-        }
-        const double r2 = e[0] * e[0] + e[1] * e[1] + e[2] * e[2];
+        double ce[3], e[3];
+        const double r2 = separation(v.p, c, ce, e, box, args);
         if (r2 > (Rc + margin) * (Rc + margin)) continue;
-        r1 = sqrt(r2);
-        d1 = r1 - Rc;
+        const double d1 = sqrt(r2) - Rc;
         if (d1 <= 0.0) return c;
-        double q[3];
-        EXO_UNROLL
-        for (int a = 0; a < 3; ++a) q[a] = min_image(p0[a] - ce[a], box.L[a], box.periodic[a]);
-        const double d0 = sqrt(q[0] * q[0] + q[1] * q[1] + q[2] * q[2]) - Rc;
-        const double pc = d0 <= 0.0 ? 1.0 : bridge(d0, d1, Ddt, far);
+        const double d0 = sqrt(separation(p0, c, ce, e, box, args)) - Rc;
+        const double pc = d0 <= 0.0 ? 1.0 : bridge(d0, d1, Ddt);
         if (pc > 0.0) {
-            u.draw(id, nn, args.run);
-            if (u.uc < pc) return c;
-            u.uc = (u.uc - pc) / (1.0 - pc);
+            double& u = uc.get(id, nn, args.run);
+            if (u < pc) return c;
+            u = (u - pc) / (1.0 - pc);
         }
     }
     return -1;
@@ -287,9 +301,8 @@ __host__ __device__ __forceinline__ int contact(const Vesicle& v, const double p
 // surface along e.  Returns whether it bound.
 __host__ __device__ __forceinline__ bool binding(Vesicle& v, long long i, int c, double t1,
                                                  const double e[3], const double ce[3], double r1,
-                                                 double D, double vr, unsigned int id,
-                                                 unsigned int nn, ContactUniforms& u, const Box& box,
-                                                 const Args& args) {
+                                                 double D, double vr, unsigned long long id,
+                                                 unsigned int nn, const Box& box, const Args& args) {
     const double Rc = EXO_LDG(args.cells.cradius + c) + vr;
     double pb = binding_probability(EXO_LDG(args.cells.ckappa + c), D, args.run.dt, Rc);
     const long long cap = EXO_LDG(args.cells.ccapacity + c);
@@ -297,14 +310,14 @@ __host__ __device__ __forceinline__ bool binding(Vesicle& v, long long i, int c,
         const double free_frac = 1.0 - (double)EXO_LDG(args.cells.bound_count + c) / (double)cap;
         pb = free_frac > 0.0 ? pb * free_frac : 0.0;
     }
-    u.draw(id, nn, args.run);
-    if (!(u.ub < pb)) return false;
+    if (!(uniforms4(id, nn, STREAM_CONTACT, args.run.k0, args.run.k1).v2 < pb)) return false;
     place_on(v, ce, e, Rc / r1, box);
     v.state = BOUND;
     v.cell = c;
-    if (v.first_cell < 0) {  // first binding
-        v.first_cell = c;
-        args.ves.first_bound_time[i] = t1;
+    double* first = args.ves.first_bound_time + i;
+    if (*first != *first) {  // NaN: first binding
+        *first = t1;
+        args.ves.first_bound_cell[i] = c;
     }
     return true;
 }
@@ -323,12 +336,7 @@ __host__ __device__ __forceinline__ void unbinding_placement(Vesicle& v, int c, 
                                                              double u3, double D, const Box& box,
                                                              const Args& args) {
     double ce[3], e[3];
-    EXO_UNROLL
-    for (int a = 0; a < 3; ++a) {
-        ce[a] = EXO_LDG(args.cells.ccenter + 3 * (long long)c + a);
-        e[a] = min_image(v.p[a] - ce[a], box.L[a], box.periodic[a]);
-    }
-    const double r = sqrt(e[0] * e[0] + e[1] * e[1] + e[2] * e[2]);
+    const double r = sqrt(separation(v.p, c, ce, e, box, args));
     const double f = (Rc + unbind_distance(u2, u3, D, args.run.dt, Rc)) / r;
     place_on(v, ce, e, f, box);
     v.state = FREE;
@@ -338,7 +346,7 @@ __host__ __device__ __forceinline__ void unbinding_placement(Vesicle& v, int c, 
 // 7. A BOUND vesicle unbinds or is internalized (competing rates).  Returns
 // whether anything changed.
 __host__ __device__ __forceinline__ bool bound_events(Vesicle& v, long long i, double t1, double D,
-                                                      double vr, unsigned int id, unsigned int nn,
+                                                      double vr, unsigned long long id, unsigned int nn,
                                                       const Box& box, const Args& args) {
     const int c = v.cell;
     const int ty = EXO_LDG(args.cells.ctype + c);
@@ -365,11 +373,10 @@ __host__ __device__ __forceinline__ bool bound_events(Vesicle& v, long long i, d
 // t1 is recomputed from n (the same expression as the loop's): keeping the
 // loop's value alive to here costs a register spill.
 __host__ __device__ __forceinline__ bool clearance(Vesicle& v, long long i, long long n, double pcl,
-                                                   unsigned int id, unsigned int nn,
-                                                   ContactUniforms& u, const Args& args) {
+                                                   unsigned long long id, unsigned int nn,
+                                                   const Args& args) {
     if (!(pcl > 0.0)) return false;
-    u.draw(id, nn, args.run);
-    if (!(u.ur < pcl)) return false;
+    if (!(uniforms4(id, nn, STREAM_CONTACT, args.run.k0, args.run.k1).v3 < pcl)) return false;
     v.state = CLEARED;
     args.ves.cleared_time[i] = (double)(n + 1) * args.run.dt;
     return true;
@@ -387,10 +394,11 @@ __host__ __device__ __forceinline__ bool births(Vesicle& v, long long i, long lo
 // Advance vesicle i through steps n0..n1-1 (step n takes t_n = n·dt to t_{n+1}).
 // Returns whether anything changed (a bound or pending vesicle often waits
 // out the whole launch, and then need not be written back).
+template <Precision P>
 __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long n0, long long n1,
                                                          Vesicle& v, const Args& args) {
     const double dt = args.run.dt;
-    const unsigned int id = (unsigned int)i;  // counter word 0
+    const unsigned long long id = (unsigned long long)i;  // counter words 0 and 3
 
     // Loop invariants, hoisted: the same values Numba recomputes every step.
     Box box;
@@ -405,7 +413,6 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
     const double s = EXO_LDG(args.par.sigma + i);
     const double vr = EXO_LDG(args.par.vradius + i);
     const double Ddt = D * dt;
-    const double far = BRIDGE_CUTOFF * Ddt * (1.0 + 0x1p-40);
     const double drift[3] = {EXO_LDG(args.dom.flow + 0) * dt, EXO_LDG(args.dom.flow + 1) * dt,
                              (EXO_LDG(args.dom.flow + 2) - EXO_LDG(args.par.settling + i)) * dt};
     const double pcl = EXO_LDG(args.par.p_clear + EXO_LDG(args.par.species + i));
@@ -414,45 +421,46 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
     for (long long n = n0; n < n1; ++n) {
         const int st = v.state;
         if (st == INTERNALIZED || st == EXITED || st == CLEARED) break;
-        const double t1 = (double)(n + 1) * dt;
+        // the step's end time, (n + 1)·dt, is computed where it is written
+        // (a milestone), so that it takes no register through the step
         const unsigned int nn = (unsigned int)n;  // counter word 1
         if (st == PENDING) {
             changed |= births(v, i, n, args);
             continue;
         }
         if (st == BOUND) {
-            changed |= bound_events(v, i, t1, D, vr, id, nn, box, args);
+            changed |= bound_events(v, i, (double)(n + 1) * dt, D, vr, id, nn, box, args);
             continue;
         }
 
         changed = true;
         double p0[3];
-        displacement(v, p0, s, drift, id, nn, args.run);
-        ContactUniforms u = {false, 0.0, 0.0, 0.0, 0.0};
+        displacement<P>(v, p0, s, drift, id, nn, args.run);
+        ContactUniform<0> uf = {false, 0.0};
 
         // an absorbed vesicle stops at its axis (its later axes keep their
         // unfolded values, as in Numba)
-        if (cross_faces<0>(v, i, p0[0], t1, D, Ddt, far, id, nn, u, box, args) ||
-            cross_faces<1>(v, i, p0[1], t1, D, Ddt, far, id, nn, u, box, args) ||
-            cross_faces<2>(v, i, p0[2], t1, D, Ddt, far, id, nn, u, box, args))
+        if (cross_faces<0>(v, i, p0[0], (double)(n + 1) * dt, D, Ddt, id, nn, uf, box, args) ||
+            cross_faces<1>(v, i, p0[1], (double)(n + 1) * dt, D, Ddt, id, nn, uf, box, args) ||
+            cross_faces<2>(v, i, p0[2], (double)(n + 1) * dt, D, Ddt, id, nn, uf, box, args))
             break;
 
         if (args.grid.n_gitems > 0) {
-            double e[3] = {0.0, 0.0, 0.0};
-            double ce[3] = {0.0, 0.0, 0.0};
-            double r1 = 0.0, d1 = 0.0;
-            const int c = contact(v, p0, vr, Ddt, far, id, nn, u, e, ce, r1, d1, box, args);
+            const int c = contact(v, p0, vr, Ddt, id, nn, box, args);
             if (c >= 0) {
+                double ce[3], e[3];
+                double r1 = sqrt(separation(v.p, c, ce, e, box, args));
+                const double d1 = r1 - (EXO_LDG(args.cells.cradius + c) + vr);
                 if (r1 == 0.0) {  // end point at the centre: any normal will do
                     e[2] = 1.0;
                     r1 = 1.0;
                 }
-                if (binding(v, i, c, t1, e, ce, r1, D, vr, id, nn, u, box, args)) continue;
+                if (binding(v, i, c, (double)(n + 1) * dt, e, ce, r1, D, vr, id, nn, box, args)) continue;
                 if (d1 < 0.0) reflection(v, c, e, ce, r1, vr, box, args);
             }
         }
 
-        if (clearance(v, i, n, pcl, id, nn, u, args)) break;
+        if (clearance(v, i, n, pcl, id, nn, args)) break;
     }
     return changed;
 }
@@ -460,6 +468,7 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
 // Load vesicle i, advance it through steps n0..n1-1, store it back if it
 // changed.  Vesicles in a final state are neither read nor written: with one
 // launch per step (finite capacity) the memory traffic is the cost.
+template <Precision P>
 __host__ __device__ __forceinline__ void advance_one(long long i, long long n0, long long n1,
                                                      const Args& args) {
     const Vesicles& A = args.ves;
@@ -474,8 +483,7 @@ __host__ __device__ __forceinline__ void advance_one(long long i, long long n0, 
     v.image[2] = A.iz[i];
     v.state = st;
     v.cell = A.cell[i];
-    v.first_cell = A.first_bound_cell[i];
-    if (!advance_vesicle(i, n0, n1, v, args)) return;
+    if (!advance_vesicle<P>(i, n0, n1, v, args)) return;
     A.px[i] = v.p[0];
     A.py[i] = v.p[1];
     A.pz[i] = v.p[2];
@@ -484,7 +492,6 @@ __host__ __device__ __forceinline__ void advance_one(long long i, long long n0, 
     A.iz[i] = v.image[2];
     A.state[i] = (signed char)v.state;
     A.cell[i] = v.cell;
-    A.first_bound_cell[i] = v.first_cell;
 }
 
 }  // namespace exo

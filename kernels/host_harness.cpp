@@ -7,13 +7,19 @@
 // (DESIGN §3).  Built by tests/test_cuda_host.py as a shared library:
 //     g++ -O2 -fno-fast-math -ffp-contract=off -shared -fPIC -I kernels
 // (no FMA contraction, glibc's libm: the same arithmetic Numba does).
-// philox4x32 and normals4 expose the random numbers for the known-answer and
+// advance_mixed is run.precision = "mixed" (float32 normals; checked
+// statistically, not bitwise).  philox4x32 and normals4 expose the random numbers for the known-answer and
 // bit-for-bit tests.
 #include "exodiff_step.cuh"
 
 extern "C" void advance_f64(EXO_ADVANCE_PARAMS) {
     EXO_ADVANCE_ARGS;
-    for (long long i = 0; i < n_vesicles; ++i) exo::advance_one(i, n0, n1, args);
+    for (long long i = 0; i < n_vesicles; ++i) exo::advance_one<exo::DOUBLE>(i, n0, n1, args);
+}
+
+extern "C" void advance_mixed(EXO_ADVANCE_PARAMS) {
+    EXO_ADVANCE_ARGS;
+    for (long long i = 0; i < n_vesicles; ++i) exo::advance_one<exo::MIXED>(i, n0, n1, args);
 }
 
 extern "C" void count_bound(long long n_vesicles, const signed char* state, const int* cell,
@@ -31,11 +37,11 @@ extern "C" void philox4x32(const unsigned int* ctr, const unsigned int* key, uns
     out[3] = w.x3;
 }
 
-// normals4(i, c1, c2, k0, k1) for i < n into out[4, n].
-extern "C" void normals4(long long n, unsigned int c1, unsigned int c2, unsigned int k0,
-                         unsigned int k1, double* out) {
+// normals4(first + i, c1, c2, k0, k1) for i < n into out[4, n].
+extern "C" void normals4(unsigned long long first, long long n, unsigned int c1, unsigned int c2,
+                         unsigned int k0, unsigned int k1, double* out) {
     for (long long i = 0; i < n; ++i) {
-        const exo::Doubles4 z = exo::normals4((unsigned int)i, c1, c2, k0, k1);
+        const exo::Doubles4 z = exo::normals4(first + (unsigned long long)i, c1, c2, k0, k1);
         out[i] = z.v0;
         out[n + i] = z.v1;
         out[2 * n + i] = z.v2;

@@ -2,9 +2,12 @@
 from Random123 ``include/Random123/philox.h``, see shared/LITERATURE.md §5).
 
 One call maps a 128-bit counter and a 64-bit key to four independent 32-bit
-words.  exodiff uses counter = (vesicle id, step, stream, 0) and key = seed
-(low word, high word), so every number is a pure function of what it is for:
-the same on every backend, thread count, chunking and after a resume.
+words.  exodiff uses counter = (vesicle id mod 2³², step, stream, vesicle id
+div 2³²) and key = seed (low word, high word), so every number is a pure
+function of what it is for: the same on every backend, thread count, chunking
+and after a resume.  The id's high word rides in the fourth counter word,
+which was 0 before, so ids below 2³² draw the numbers they always drew and
+ids from 2³² on do not repeat those of id mod 2³².
 
 Two twins with the same arithmetic: ``philox4x32_np`` (vectorized NumPy,
 here) for setup and the reference, and ``philox4x32`` (scalar, Numba, in
@@ -94,8 +97,16 @@ def to_uniform_np(x):
     return (x.astype(np.float64) + 0.5) * INV_2_32
 
 
-def uniforms4_np(c0, c1, c2, k0, k1):
-    return tuple(to_uniform_np(x) for x in philox4x32_np(c0, c1, c2, 0, k0, k1))
+def id_words_np(ident):
+    """(low, high) 32-bit words of 64-bit ids: counter words 0 and 3."""
+    ident = np.asarray(ident, dtype=np.uint64)
+    return ident & MASK32_U64, ident >> SHIFT32_U64
+
+
+def uniforms4_np(ident, c1, c2, k0, k1):
+    """Four uniforms in (0, 1) from counter (ident low, c1, c2, ident high)."""
+    lo, hi = id_words_np(ident)
+    return tuple(to_uniform_np(x) for x in philox4x32_np(lo, c1, c2, hi, k0, k1))
 
 
 def poly_log_np(x):
@@ -131,8 +142,8 @@ def poly_cos_sin_2pi_np(u):
     return (c * (1.0 - swap) - s * swap) * sign, (s * (1.0 - swap) + c * swap) * sign
 
 
-def normals4_np(c0, c1, c2, k0, k1):
-    u0, u1, u2, u3 = uniforms4_np(c0, c1, c2, k0, k1)
+def normals4_np(ident, c1, c2, k0, k1):
+    u0, u1, u2, u3 = uniforms4_np(ident, c1, c2, k0, k1)
     r0 = np.sqrt(-2.0 * poly_log_np(u0))
     r1 = np.sqrt(-2.0 * poly_log_np(u2))
     cos0, sin0 = poly_cos_sin_2pi_np(u1)

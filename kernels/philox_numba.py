@@ -48,9 +48,11 @@ def to_uniform(x):
 
 
 @numba.njit(cache=True, inline="always")
-def uniforms4(c0, c1, c2, k0, k1):
-    """Four uniforms in (0, 1) from counter (c0, c1, c2, 0)."""
-    x0, x1, x2, x3 = philox4x32(c0, c1, c2, 0, k0, k1)
+def uniforms4(ident, c1, c2, k0, k1):
+    """Four uniforms in (0, 1) from counter (ident low word, c1, c2, ident
+    high word): a 64-bit id (philox.id_words_np)."""
+    ident = np.uint64(ident)
+    x0, x1, x2, x3 = philox4x32(ident & MASK32_U64, c1, c2, ident >> SHIFT32_U64, k0, k1)
     return to_uniform(x0), to_uniform(x1), to_uniform(x2), to_uniform(x3)
 
 
@@ -127,10 +129,10 @@ def poly_cos_sin_2pi(u):
 
 
 @numba.njit(cache=True, inline="always")
-def normals4(c0, c1, c2, k0, k1):
-    """Four standard normals from counter (c0, c1, c2, 0) by Box–Muller on
+def normals4(ident, c1, c2, k0, k1):
+    """Four standard normals from the counter of uniforms4 by Box–Muller on
     the pairs (u0, u1) and (u2, u3)."""
-    u0, u1, u2, u3 = uniforms4(c0, c1, c2, k0, k1)
+    u0, u1, u2, u3 = uniforms4(ident, c1, c2, k0, k1)
     r0 = math.sqrt(-2.0 * poly_log(u0))
     r1 = math.sqrt(-2.0 * poly_log(u2))
     cos0, sin0 = poly_cos_sin_2pi(u1)

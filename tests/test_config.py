@@ -40,7 +40,7 @@ boundary = { x = "periodic", y = "periodic", z = ["reflect", "absorb"] }
 layout = "random"
 count = 2000
 radius = "5 um"
-types = { donor = 1, target = 9 }
+types = { donor = 0.1, target = 0.9 }
 
 [cell_types.donor]
 secretion_rate = "0.02 /s"
@@ -191,6 +191,13 @@ def test_defaults():
     assert ev.radius == RadiusSpec(0.05, 1.0)
     assert ev.placement.kind == "uniform"
     assert (cfg.output.positions, cfg.output.compression) == ("all", "gzip")
+
+
+def test_run_precision_is_double_or_mixed():
+    assert parse_config(minimal()).run.precision == "double"
+    assert parse_config(minimal(run={"precision": "mixed"})).run.precision == "mixed"
+    message = error_of(minimal(run={"precision": "single"}))
+    assert message.startswith("run.precision: expected one of 'double', 'mixed'"), message
 
 
 def test_observe_interval_defaults_to_snapshot_interval():
@@ -369,7 +376,8 @@ def test_all_zero_fractions():
 def test_overrides(example):
     cfg = load_config(example, ["run.dt=0.5 ms", "run.seed=3", "medium.gravity=true",
                                 "domain.boundary=absorb", "output.positions={ sample = 5 }",
-                                "vesicles.exosome.diffusion=\"4 um^2/s\"", "cells.types.donor = 3"])
+                                "vesicles.exosome.diffusion=\"4 um^2/s\"", "cells.types.donor = 0.25",
+                                "cells.types.target = 0.75"])
     assert cfg.run.dt == 5e-4
     assert cfg.run.seed == 3
     assert cfg.medium.gravity is True

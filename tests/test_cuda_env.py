@@ -80,7 +80,8 @@ def cupy(monkeypatch):
     cp._core = types.SimpleNamespace(core=types.SimpleNamespace(
         assemble_cupy_compiler_options=lambda options: options + ("-I/cuda/include",)))
     monkeypatch.setitem(sys.modules, "cupy", cp)
-    monkeypatch.setattr(backend_cuda, "_functions", lambda device_id: (None, None))
+    monkeypatch.setattr(backend_cuda, "_functions",
+                        lambda device_id: dict.fromkeys(backend_cuda.ENTRY_POINTS))
     return cp
 
 

@@ -10,6 +10,8 @@ The shipped .cu files must also compile with nvcc for sm_80 and sm_90 with
 warnings as errors, and on sm_90 the step kernel must use no local memory (its
 state stays in registers).
 """
+import collections
+import copy
 import ctypes
 import functools
 import re
@@ -21,6 +23,7 @@ import numpy as np
 import pytest
 
 from exodiff import backend_cuda
+from exodiff.config import parse_config
 from exodiff.driver import Simulation
 from exodiff.kernels import constants, philox, state
 
@@ -85,14 +88,15 @@ def lib(tmp_path_factory):
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stderr}"
     lib = ctypes.CDLL(str(out))
-    lib.advance_f64.argtypes = [ctypes.c_void_p if t.endswith("*") else C_TYPES[t][0]
-                                for t, _ in header_params()]
-    lib.advance_f64.restype = None
+    for name in backend_cuda.ADVANCE.values():
+        getattr(lib, name).argtypes = [ctypes.c_void_p if t.endswith("*") else C_TYPES[t][0]
+                                       for t, _ in header_params()]
+        getattr(lib, name).restype = None
     lib.count_bound.argtypes = [ctypes.c_longlong] + [ctypes.c_void_p] * 3
     lib.count_bound.restype = None
     lib.philox4x32.argtypes = [ctypes.c_void_p] * 3
     lib.philox4x32.restype = None
-    lib.normals4.argtypes = [ctypes.c_longlong] + [ctypes.c_uint] * 4 + [ctypes.c_void_p]
+    lib.normals4.argtypes = [ctypes.c_ulonglong, ctypes.c_longlong] + [ctypes.c_uint] * 4 + [ctypes.c_void_p]
     lib.normals4.restype = None
     return lib
 
@@ -114,12 +118,13 @@ class HostBackend:
     def prepare(self, model):
         self.dev = backend_cuda.to_device_layout(model.arrays, np)
         self.capacity = bool(np.any(model.arrays["ccapacity"] > 0))
+        self.step = getattr(self.lib, backend_cuda.ADVANCE[model.precision])
 
     def advance(self, n0, n1):
         d = self.dev
         n = int(d["n_vesicles"])
         for first, end, recount in backend_cuda.launch_schedule(n0, n1, n, self.capacity, self.work):
-            self.lib.advance_f64(*(_c(v) for v in backend_cuda.launch_args(d, first, end)))
+            self.step(*(_c(v) for v in backend_cuda.launch_args(d, first, end)))
             if recount:
                 d["bound_count"][:] = 0
                 self.lib.count_bound(n, _c(d["state"]), _c(d["cell"]), _c(d["bound_count"]))
@@ -226,9 +231,22 @@ def test_cuda_philox_matches_known_answers(lib, ctr, key, expected):
 def test_cuda_normals_match_numpy_bit_for_bit(lib):
     n = 100_000
     out = np.zeros((4, n))
-    lib.normals4(n, 7, philox.STREAM_DIFFUSE, 42, 3, out.ctypes.data)
+    lib.normals4(0, n, 7, philox.STREAM_DIFFUSE, 42, 3, out.ctypes.data)
     ref = np.stack(philox.normals4_np(np.arange(n), 7, philox.STREAM_DIFFUSE, 42, 3))
     np.testing.assert_array_equal(out, ref)
+
+
+def test_cuda_normals_of_ids_beyond_32_bits_match_numpy(lib):
+    """Vesicle ids from 2³² on: the id's high word is counter word 3, the same
+    in the harness as in NumPy (test_philox checks NumPy against Numba and
+    that these streams differ from those of id mod 2³²)."""
+    n = 1000
+    for first in (2**32 - n // 2, 5 * 2**32 + 17, 2**64 - n):
+        out = np.zeros((4, n))
+        lib.normals4(first, n, 7, philox.STREAM_DIFFUSE, 42, 3, out.ctypes.data)
+        ids = np.uint64(first) + np.arange(n, dtype=np.uint64)
+        ref = np.stack(philox.normals4_np(ids, 7, philox.STREAM_DIFFUSE, 42, 3))
+        np.testing.assert_array_equal(out, ref, err_msg=str(first))
 
 
 @pytest.mark.parametrize("capacity", [0, 3], ids=["independent", "capacity-limited"])
@@ -262,6 +280,83 @@ def test_cuda_backend_matches_numba_with_the_harness_as_its_gpu(lib, tmp_path):
         np.testing.assert_array_equal(sim.model.arrays[name], ref[name], err_msg=name)
 
 
+# -- run.precision = "mixed" ---------------------------------------------------
+class _CountingLib:
+    """The harness with a count of the calls of each entry point."""
+
+    def __init__(self, lib):
+        self.lib = lib
+        self.calls = collections.Counter()
+
+    def __getattr__(self, name):
+        fn = getattr(self.lib, name)
+
+        def call(*args):
+            self.calls[name] += 1
+            return fn(*args)
+        return call
+
+
+def _with_precision(cfg, precision):
+    raw = copy.deepcopy(cfg.raw)
+    raw["run"]["precision"] = precision
+    return parse_config(raw)
+
+
+def test_mixed_precision_is_close_to_double_but_not_bitwise(lib, tmp_path):
+    """The same Philox words through float32 Box–Muller: free vesicles end up
+    within float32 round-off of the double run (relative ~1e-7 per normal,
+    summed over the steps), yet not on the same bits; vesicles that met a
+    cell or face may have taken another branch, so only the ones still free
+    in both are compared."""
+    cfg = _everything(0)
+    double = _run(cfg, tmp_path, "double.h5", host=HostBackend(lib))
+    mixed_cfg = _with_precision(cfg, "mixed")
+    mixed = _run(mixed_cfg, tmp_path, "mixed.h5", host=HostBackend(lib))
+    numba_mixed = _run(mixed_cfg, tmp_path, "numba.h5")   # CPU backends run "mixed" in double
+    for name in STATE_ARRAYS:
+        np.testing.assert_array_equal(numba_mixed[name], double[name], err_msg=name)
+    free = (double["state"] == constants.FREE) & (mixed["state"] == constants.FREE)
+    assert free.sum() > 50
+    box = np.asarray(double["box"])
+    unwrapped = lambda a: a["pos"][free] + a["image"][free] * box
+    diff = np.abs(unwrapped(mixed) - unwrapped(double))
+    step = float(np.max(double["sigma"]))
+    assert np.median(diff) < 1e-5 * step and np.any(diff > 0), (np.median(diff), step)
+
+
+def _mixed_validation_configs(tmp_path):
+    """configs/validation with run.precision = "mixed" added to each."""
+    from exodiff import validate
+    out = tmp_path / "mixed-configs"
+    out.mkdir()
+    for src in validate.validation_config_dir().glob("*.toml"):
+        text = src.read_text(encoding="utf-8")
+        assert text.count("\n[run]\n") == 1, src
+        (out / src.name).write_text(text.replace("\n[run]\n", '\n[run]\nprecision = "mixed"\n'),
+                                    encoding="utf-8")
+    return out
+
+
+@pytest.mark.parametrize("case", ["free_diffusion", "smoluchowski", "radiation_wall"])
+def test_mixed_precision_passes_the_validation_cases(lib, case, tmp_path):
+    """run.precision = "mixed" through the cuda backend with the host harness
+    as its GPU (advance_mixed, counted), on the validation cases whose
+    answers hang on the normals: the MSD of free diffusion, the flux into an
+    absorbing sphere, the survival at a partially absorbing face; quick
+    mode, the tolerance from each case's standard error (validate.Z_PASS)."""
+    import fake_cupy
+    from exodiff import validate
+    from test_validation import _assert_passes
+    counting = _CountingLib(lib)
+    with fake_cupy.installed(counting):
+        result = validate.run_case(validate.CASES[case], backend="cuda", quick=True,
+                                   config_dir=_mixed_validation_configs(tmp_path))
+    assert counting.calls["advance_mixed"] > 0 and counting.calls["advance_f64"] == 0, counting.calls
+    print("\n" + validate.format_table([result]))
+    _assert_passes(result)
+
+
 # -- nvcc ----------------------------------------------------------------------
 NVCC_FLAGS = ["-Werror", "all-warnings", "-Xcompiler", "-Wall,-Werror", "-Xptxas", "-v"]
 
@@ -289,13 +384,14 @@ def test_cuda_sources_compile_without_warnings(source, arch, nvcc_dir):
     assert ok, log
 
 
-def test_step_kernel_keeps_its_state_in_registers(nvcc_dir):
-    """No stack frame (spills or local arrays) in advance_f64 on Hopper: the
-    fused launch is meant to touch global memory once per launch."""
+@pytest.mark.parametrize("entry", backend_cuda.ADVANCE.values())
+def test_step_kernel_keeps_its_state_in_registers(nvcc_dir, entry):
+    """No stack frame (spills or local arrays) in the step kernels on Hopper:
+    the fused launch is meant to touch global memory once per launch."""
     ok, log = _nvcc("exodiff_step.cu", "sm_90", nvcc_dir)
     assert ok, log
-    props = re.search(r"Function properties for advance_f64\s*\n\s*(\d+) bytes stack frame", log)
+    props = re.search(rf"Function properties for {entry}\s*\n\s*(\d+) bytes stack frame", log)
     assert props is not None, log
     assert int(props.group(1)) == 0, (
-        "advance_f64 uses local memory: an array indexed by a runtime value or a "
+        f"{entry} uses local memory: an array indexed by a runtime value or a "
         "register spill (see `ptxas -v` below)\n" + log)

@@ -91,7 +91,7 @@ CONFIGS = {
     # geometry
     "overlapping cells": (sub("[30, 30, 10]", "[14, 10, 10]"), "cells: cells 0 and 1 overlap"),
     "cell outside the domain": (sub("[30, 30, 10]", "[38, 30, 10]"), "sticks out of the domain through the x = 40 µm face"),
-    "cell larger than the domain": (sub('radius = "4 um"', 'radius = "100 um"'), "sticks out of the domain"),
+    "cell larger than the domain": (sub('radius = "4 um"', 'radius = "100 um"'), "domain.size: 40 × 40 × 20 µm is smaller than a cell"),
     "NaN cell centre": (sub("[30, 30, 10]", "[nan, 30, 10]"), "cells.centers[1][0]: expected a finite length"),
     "cells that cannot be packed": (sub('layout = "list"\ncenters = [[10, 10, 10], [30, 30, 10]]',
                                         'layout = "random"\ncount = 2000'), "cells.count: placed only"),
@@ -112,8 +112,8 @@ CONFIGS = {
                                     .replace('"0.01 s"', '"1e6 s"'),
                                     "run.dt: duration / dt = 10,000,000,000,000 steps, more than the 4,294,967,295"),
     # sizes: refused from an estimate, before anything is allocated
-    "more vesicles than the counter": (sub("count = 200", "count = 1e30"),
-                                       "vesicles.ev.count: 1e+30 vesicles in all (1e+30 at t = 0 + 0 expected secreted); at most 4,294,967,295"),
+    "more vesicles than 64-bit ids": (sub("count = 200", "count = 1e30"),
+                                       "vesicles.ev.count: 1e+30 vesicles in all (1e+30 at t = 0 + 0 expected secreted); at most 9.22e+18 can have"),
     "more vesicles than memory": (sub("count = 200", "count = 4000000000"),
                                   "vesicles.ev.count: 4,000,000,000 vesicles in all (4,000,000,000 at t = 0 + 0 expected secreted) need about 1.6 TB of memory, more than the"),
     "secretion beyond memory": (add("cell_types.target", 'secretion_rate = "1e9 /s"\nsecretes = "ev"'),

@@ -45,6 +45,34 @@ def test_normals_are_identical_in_numba_and_numpy_and_standard():
     assert abs(np.mean(ref * other)) < 5 / np.sqrt(ref.size)
 
 
+def test_ids_beyond_32_bits_have_their_own_streams():
+    """The vesicle id's high word is counter word 3 (0 below 2³², so those
+    ids keep their numbers); ids from 2³² on draw other numbers than id mod
+    2³², the same in NumPy and Numba."""
+    import numba
+    low = np.arange(1000, dtype=np.uint64)
+    ids = low + np.uint64(3 << 32)
+
+    @numba.njit
+    def draw(ids):
+        out = np.empty((8, ids.size))
+        for k in range(ids.size):
+            out[0:4, k] = philox_numba.uniforms4(ids[k], 9, philox.STREAM_CONTACT, 5, 6)
+            out[4:8, k] = philox_numba.normals4(ids[k], 9, philox.STREAM_DIFFUSE, 5, 6)
+        return out
+
+    ref = np.stack(philox.uniforms4_np(ids, 9, philox.STREAM_CONTACT, 5, 6)
+                   + philox.normals4_np(ids, 9, philox.STREAM_DIFFUSE, 5, 6))
+    assert np.array_equal(draw(ids), ref)
+    words_high = np.stack(philox.philox4x32_np(ids & philox.MASK32_U64, 9, philox.STREAM_CONTACT, 3, 5, 6))
+    assert np.array_equal(philox.to_uniform_np(words_high), ref[:4])
+    # below 2³²: counter word 3 is 0, as it always was
+    words_low = np.stack(philox.philox4x32_np(low, 9, philox.STREAM_CONTACT, 0, 5, 6))
+    assert np.array_equal(philox.to_uniform_np(words_low), np.stack(philox.uniforms4_np(low, 9, philox.STREAM_CONTACT, 5, 6)))
+    # id and id mod 2³² draw different numbers
+    assert not np.any(words_high == words_low)
+
+
 def test_seed_key_splits_64_bits():
     assert philox.seed_key(42) == (42, 0)
     assert philox.seed_key((7 << 32) | 5) == (5, 7)

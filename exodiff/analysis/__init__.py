@@ -9,7 +9,9 @@ the run that :func:`open_run` here (and :func:`exodiff.open_run`) opens:
 ``run.dose()``, ``run.first_passage(event="bound")``.
 
 Lengths in µm, times in s, concentrations in vesicles/µm³ (×10¹² for
-particles/mL).  Snapshot data (positions, states, milestones) are read in
+particles/mL).  Every time or length setting takes a number in that unit or
+a string with units, read as config values are: ``Dose(time="30 min")``,
+``Profile(range_max="20 um")``.  Snapshot data (positions, states, milestones) are read in
 chunks of vesicles (:meth:`exodiff.io.Run.iter_vesicles`), so memory does not
 grow with the pool beyond the per-vesicle results an analysis returns.  When
 the run stored a sample of the vesicles (``output.positions = {sample = n}``)

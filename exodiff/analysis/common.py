@@ -5,6 +5,7 @@ import operator
 import numpy as np
 
 from ..errors import InputError
+from ..units import argument
 from ..locality import Box
 
 
@@ -16,6 +17,11 @@ class Analysis:
         if value is None:
             raise AttributeError(f"{type(self).__name__}: call compute(run) first")
         return value
+
+
+def bins_setting(bins):
+    """A number of bins, or bin edges [µm] as numbers or strings with units."""
+    return bins if np.ndim(bins) == 0 else argument(bins, "um", "bins")
 
 
 def type_index(run, cell_type):

@@ -6,7 +6,8 @@ import numpy as np
 
 from ..errors import InputError
 from ..kernels.constants import STATE_NAMES
-from .common import Analysis, run_box, type_index
+from ..units import argument
+from .common import Analysis, bins_setting, run_box, type_index
 
 
 def _slab_sphere_volume(a, b, c, R):
@@ -58,7 +59,8 @@ class Profile(Analysis):
                  directions=1024, radial_points=8):
         if cell is None and axis not in ("x", "y", "z"):
             raise InputError(f"axis: {axis!r}, expected 'x', 'y' or 'z'")
-        self.axis, self.cell, self.bins, self.range_max = axis, cell, bins, range_max
+        self.axis, self.cell, self.bins = axis, cell, bins_setting(bins)
+        self.range_max = argument(range_max, "um", "range_max")
         self.states = (states,) if isinstance(states, str) else tuple(states)
         for s in self.states:
             if s not in STATE_NAMES:

@@ -7,7 +7,8 @@ import math
 import numpy as np
 
 from ..errors import InputError
-from .common import Analysis, nearest_donor
+from ..units import argument
+from .common import Analysis, bins_setting, nearest_donor
 from .statistics import gini
 
 
@@ -73,19 +74,21 @@ class Dose(Analysis):
     kind (molecules delivered, the per-vesicle cargo summed over its
     internalized vesicles).  Bound vesicles are reported beside it.
 
-    Settings: time [s] (None: the last observation).
+    Settings: time [s] (None: the last observation; a number in s or a
+    string with units, "30 min").
 
     Results (M cells, K cargo kinds): time [s]; vesicles [M] (internalized);
     bound [M]; cargo [M,K]; cargo_names; types [M]; type_names;
     table: DataFrame per cell (type, bound, internalized, one column per
     cargo kind); summary: DataFrame per cell type of the vesicle dose and
-    each cargo: cells, mean, std, cv = std/mean, median, p10, p90, max,
-    reached (fraction of cells with dose ≥ 1 vesicle / > 0 cargo), gini
-    (:func:`gini`).
+    each cargo: donor (the type secretes), cells, mean, std, cv = std/mean,
+    median, p10, p90, max, reached (fraction of cells with dose ≥ 1 vesicle
+    / > 0 cargo), gini (:func:`gini`); donor types that took up nothing are
+    left out (their rows would be all zeros).
     """
 
     def __init__(self, time=None):
-        self.time_setting = time
+        self.time_setting = argument(time, "s", "time")
         self.vesicles = None
 
     def compute(self, run):
@@ -98,6 +101,7 @@ class Dose(Analysis):
         self.cargo_names = run.cargo_names
         self.types = run.cells.types
         self.type_names = run.cells.type_names
+        self.donor_types = tuple(run.donor_types)
         return self
 
     @property
@@ -122,13 +126,16 @@ class Dose(Analysis):
         quantities += [(name, self.cargo[:, j]) for j, name in enumerate(self.cargo_names)]
         for t, tname in enumerate(self.type_names):
             mask = self.types == t
+            donor = tname in self.donor_types
+            if donor and not any(q[mask].any() for _, q in quantities):
+                continue  # a donor type that took up nothing: a row of zeros says nothing
             for qname, q in quantities:
                 x = q[mask]
                 n = x.size
                 mean = x.mean() if n else math.nan
                 std = x.std(ddof=1) if n > 1 else math.nan
                 rows.append({
-                    "type": tname, "quantity": qname, "cells": n, "mean": mean, "std": std,
+                    "type": tname, "quantity": qname, "donor": donor, "cells": n, "mean": mean, "std": std,
                     "cv": std / mean if n > 1 and mean > 0 else math.nan,
                     "median": float(np.median(x)) if n else math.nan,
                     "p10": float(np.percentile(x, 10)) if n else math.nan,
@@ -165,7 +172,7 @@ class UptakeRange(Analysis):
             raise InputError(f"measure: {measure!r}, expected 'center' or 'surface'")
         if quantity not in ("taken_up", "internalized", "bound"):
             raise InputError(f"quantity: {quantity!r}, expected 'taken_up', 'internalized' or 'bound'")
-        self.time_setting, self.bins, self.donor_types = time, bins, donor_types
+        self.time_setting, self.bins, self.donor_types = argument(time, "s", "time"), bins_setting(bins), donor_types
         self.measure, self.quantity = measure, quantity
         self.distance = None
 

@@ -9,6 +9,7 @@ import numpy as np
 from ..errors import InputError
 from ..kernels.constants import CLEARED, EXITED, FREE, PENDING
 from ..physics import stokes_einstein_diffusion
+from ..units import argument
 from .common import Analysis, species_index, type_index
 from .statistics import kaplan_meier
 
@@ -168,8 +169,9 @@ class MSD(Analysis):
     def __init__(self, population=None, mode="free", max_lag=None, fit_max_lag=None, chunk_size=None):
         if mode not in ("free", "all"):
             raise InputError(f"mode: {mode!r}, expected 'free' or 'all'")
-        self.population, self.mode, self.max_lag, self.chunk_size = population, mode, max_lag, chunk_size
-        self.fit_max_lag = fit_max_lag
+        self.population, self.mode, self.chunk_size = population, mode, chunk_size
+        self.max_lag = argument(max_lag, "s", "max_lag")
+        self.fit_max_lag = argument(fit_max_lag, "s", "fit_max_lag")
         self.msd = None
 
     def compute(self, run):
@@ -228,19 +230,22 @@ class MSD(Analysis):
 
 
 def expected_diffusion(run, population=None):
-    """Mean diffusion coefficient D [µm²/s] that the config gives the stored
-    vesicles of a population (None: all): its ``diffusion`` value, else the
-    Stokes–Einstein D = kT/(6πηr) averaged over their radii.  NaN when the
-    run's config cannot be read."""
+    """The diffusion coefficient D [µm²/s] the config gives a population:
+    its ``diffusion`` value, else Stokes–Einstein at the median radius
+    (:func:`exodiff.config.population_diffusion`, the number ``exodiff
+    check`` prints).  population None: the only population, or with several
+    the mean over the stored vesicles of their population's D.  NaN when
+    the run's config cannot be read."""
     cfg = run.config
     if cfg is None:
         return math.nan
+    from ..config import population_diffusion
+    per_population = np.array([population_diffusion(cfg, cfg.vesicles[name]) if name in cfg.vesicles
+                               else math.nan for name in run.species_names])
     pop = species_index(run, population)
-    species, radius = run.species, run.vesicle_radius
-    d = stokes_einstein_diffusion(radius, cfg.medium.temperature, cfg.medium.viscosity)
-    for j, name in enumerate(run.species_names):
-        given = cfg.vesicles[name].diffusion if name in cfg.vesicles else None
-        if given is not None:
-            d[species == j] = given
-    sel = np.ones(species.shape, dtype=bool) if pop is None else species == pop
-    return float(d[sel].mean()) if sel.any() else math.nan
+    if pop is not None:
+        return float(per_population[pop])
+    if per_population.size == 1:
+        return float(per_population[0])
+    species = np.asarray(run.species)
+    return float(per_population[species].mean()) if species.size else math.nan

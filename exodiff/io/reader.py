@@ -574,6 +574,17 @@ class Run:
         ds = self._f[name]
         return ds.shape, ds.dtype
 
+    def resume_command(self):
+        """The command line that continues this run: the config file and
+        ``--set`` options it was started with (CONFIG for files that did
+        not record them)."""
+        import json
+        import shlex
+        cmd = ["exodiff", "run", self.parameters.get("config_path") or "CONFIG", "-o", str(self.path)]
+        for item in json.loads(self.parameters.get("overrides") or "[]"):
+            cmd += ["--set", item]
+        return shlex.join(cmd + ["--resume"])
+
     def __repr__(self):
         return (f"<exodiff Run {str(self.path)!r}: {self.n_vesicles} vesicles, "
                 f"{len(self.cells)} cells, {self.n_snapshots} snapshots, "

@@ -38,7 +38,7 @@ def _summary_text(run):
                    default=0)
         lines.append(f"  incomplete: stopped after step {last} of {run.n_steps} (interrupted, "
                      f"or still running); continue it with "
-                     f"exodiff run CONFIG -o {run.path} --resume")
+                     f"{run.resume_command()}")
     if T == 0:
         lines.append("  no observations")
         return "\n".join(lines)
@@ -53,5 +53,6 @@ def _summary_text(run):
         i = int(run.internalized_per_cell[-1, mask].sum())
         cargo = "".join(f", {c} {last_cargo[mask, j].sum():g}"
                         for j, c in enumerate(run.cargo_names))
-        lines.append(f"    {name}: bound {b}, internalized {i}{cargo}")
+        role = " (donor)" if name in run.donor_types else ""
+        lines.append(f"    {name}{role}: bound {b}, internalized {i}{cargo}")
     return "\n".join(lines)
