@@ -230,7 +230,7 @@ def rates(args, sync, remaining):
     kept = next(iter(best.values())) / free["best"]
     rows.append(("cuda double, no cell lookup", "ok",
                  f"{free['best']:.3g} vesicle-steps/s (the cell lookup keeps {100 * kept:.0f} % of it)"))
-    cap = gpu_rate(backend, variant(first, type_capacity=np.full_like(a["type_capacity"], 50)), seconds / 2, sync)
+    cap = gpu_rate(backend, variant(first, ccapacity=np.full_like(a["ccapacity"], 50)), seconds / 2, sync)
     rows.append(("cuda double, capacity-limited", "ok", f"{cap['best']:.3g} vesicle-steps/s (a launch + recount per step)"))
     rows.append((f"numba, {nn:.0e} vesicles", "ok", f"{numba:.3g} vesicle-steps/s ({threads} threads)"))
     return rows

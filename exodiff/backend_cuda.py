@@ -199,7 +199,7 @@ class CudaBackend:
             self._dev = to_device_layout(model.arrays, self._cupy)
         self._n = int(self._dev["n_vesicles"])
         self._blocks = ((self._n + BLOCK - 1) // BLOCK,)
-        self._capacity = bool(np.any(np.asarray(model.arrays["type_capacity"]) > 0))
+        self._capacity = bool(np.any(np.asarray(model.arrays["ccapacity"]) > 0))
 
     def advance(self, n0, n1):
         """Advance every vesicle from step n0 to n1 (asynchronous: fetch waits)."""

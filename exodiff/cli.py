@@ -1,4 +1,4 @@
-"""Command line: ``exodiff run|check|info|plot|report|export|compare`` (also
+"""Command line: ``exodiff run|check|info|plot|report|export|compare|transfer`` (also
 ``python -m exodiff``).
 
 Exit codes (DESIGN §4): 0 success; 2 bad input, one ``Error: …`` line naming
@@ -244,7 +244,9 @@ class _progress_bar:
 
 
 def _check(args):
-    from .config import format_check
+    from .config import derived_parameters, format_check
+    from .formats import format_bytes, format_count
+    from .io.layout import FATE_BYTES_PER_VESICLE
     from .layouts import make_cells
     cfg = _load(args, warn=False)  # format_check lists the warnings
     # the cell layout is part of the input: build it so overlaps and
@@ -252,6 +254,10 @@ def _check(args):
     cells = make_cells(cfg.cells, cfg.domain.size, list(cfg.cell_types), cfg.run.seed)
     print(format_check(cfg))
     print(f"cells: {cells.centers.shape[0]} placed")
+    total = derived_parameters(cfg).total_vesicles
+    print(f"run file: fate table {FATE_BYTES_PER_VESICLE} bytes per vesicle, "
+          f"≈ {format_bytes(FATE_BYTES_PER_VESICLE * total)} for {format_count(total)} vesicles "
+          f"(before compression)")
     return 0
 
 
@@ -276,7 +282,7 @@ def _add_analysis_parsers(sub):
     pl = sub.add_parser("plot", help="draw one figure of a run")
     pl.add_argument("run", help="an exodiff H5MD file")
     pl.add_argument("--kind", required=True,
-                    help="uptake, dose, range, fpt, msd, profile or snapshot")
+                    help="uptake, dose, range, fpt, msd, profile, snapshot or transfer")
     pl.add_argument("-o", "--output", help="figure file, .png/.pdf/.svg (default: RUN_KIND.png, here)")
     pl.add_argument("--time", help="observation time for dose and range: seconds or a time with units, "
                                    "\"30 min\" (default: the end)")
@@ -293,6 +299,17 @@ def _add_analysis_parsers(sub):
     ex.add_argument("run", help="an exodiff H5MD file")
     ex.add_argument("--xdmf", action="store_true", help="write an XDMF file for ParaView/VisIt")
     ex.add_argument("-o", "--output", help="output file (default: RUN with .xdmf, beside it)")
+
+    tr = sub.add_parser("transfer", help="who sends what to whom: donor -> recipient counts, "
+                                         "per-donor table, first passage by species and cell type")
+    tr.add_argument("run", help="an exodiff H5MD file")
+    tr.add_argument("--kind", default="internalized",
+                    help="internalized (default), bound (first binding) or taken_up (either)")
+    tr.add_argument("--species", help="one vesicle population (default: all)")
+    tr.add_argument("--time", type=float, help="as of this time [s] (default: the last snapshot)")
+    tr.add_argument("--event", default="internalized",
+                    help="first-passage event: internalized (default) or bound")
+    tr.add_argument("--csv", help="also write the per-donor table to this CSV file")
 
     cp = sub.add_parser("compare", help="uptake statistics of two runs with two-sample tests")
     cp.add_argument("run_a", help="first run file")
@@ -352,10 +369,7 @@ def _export(args):
 
 def _compare(args):
     from .analysis import RunComparison, open_run
-    if args.csv:
-        folder = os.path.dirname(os.path.abspath(args.csv))
-        if not os.path.isdir(folder):
-            raise InputError(f"{args.csv}: the directory {folder} does not exist")
+    _check_csv_folder(args.csv)
     if not 0 < args.alpha < 1:
         raise InputError(f"--alpha {args.alpha}: expected a number between 0 and 1")
     with open_run(args.run_a) as a, open_run(args.run_b) as b:
@@ -391,7 +405,45 @@ def _comparison_text(t):
     return "\n".join(lines)
 
 
-_ANALYSIS_COMMANDS = {"plot": _plot, "report": _report, "export": _export, "compare": _compare}
+def _transfer(args):
+    from .analysis import Transfer, first_passage_table, open_run
+    _check_csv_folder(args.csv)
+    with open_run(args.run) as run:
+        t = Transfer(time=args.time, kind=args.kind, species=args.species).compute(run)
+        passage = first_passage_table(run, args.event)
+    n = len(t.events)
+    print(f"{run.path}: {n:,} vesicles {args.kind.replace('_', ' ')} from a donor by t = {t.time:g} s"
+          + (f" ({args.species})" if args.species else ""))
+    print("donor type (rows) -> recipient type (columns), vesicles:")
+    print(t.type_matrix.to_string())
+    print(f"autocrine fraction: {t.autocrine_fraction:.4g}; sender -> recipient distance: median "
+          f"{_median(t.distances):.4g} µm; uptake decay length: {t.range_um:.4g} µm")
+    by_species = t.events.groupby("species", observed=False).size()
+    print("by species: " + ", ".join(f"{k} {v:,}" for k, v in by_species.items()))
+    print(f"per donor (mean of {len(t.per_donor)} cells): "
+          + ", ".join(f"{c} {t.per_donor[c].mean():.4g}" for c in t.per_donor.columns if c != "type"))
+    print(f"first passage to {args.event} (every vesicle; median [s], NaN: not reached):")
+    print(passage.to_string(index=False))
+    if args.csv:
+        t.per_donor.to_csv(args.csv)
+        print(f"wrote {args.csv}")
+    return 0
+
+
+def _median(x):
+    import numpy as np
+    return float(np.median(x)) if len(x) else float("nan")
+
+
+def _check_csv_folder(path):
+    if path:
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise InputError(f"{path}: the directory {folder} does not exist")
+
+
+_ANALYSIS_COMMANDS = {"plot": _plot, "report": _report, "export": _export, "compare": _compare,
+                      "transfer": _transfer}
 
 
 # ------------------------------------------------------------------- sweep

@@ -103,21 +103,38 @@ class CellsConfig:
     gap: float = 0.0
 
 
+@dataclass(frozen=True)
+class Secretion:
+    """A cell type secretes ``population`` at ``rate`` [vesicles/s per
+    cell] during ``window`` [s] (a Poisson process per cell)."""
+    population: str
+    rate: float                # median over the cells of the type
+    window: tuple = (0.0, INF)
+    gsd: float = 1.0           # log-normal spread of the rate across the cells
+
+
 @dataclass
 class CellTypeConfig:
     """kappa [µm/s] (inf = every contact binds), k_off, k_int [1/s],
-    capacity (max bound vesicles, 0 = unlimited), secretion_rate
-    [vesicles/s per cell] of population ``secretes`` during
-    secretion_window [s].  (Bound vesicles stay where they bound: diffusion
-    on the membrane is not modelled yet, so there is no key for it.)"""
+    capacity (max bound vesicles, 0 = unlimited), secretions (one
+    :class:`Secretion` per population secreted, in the order of
+    ``secretes``).  (Bound vesicles stay where they bound: diffusion on the
+    membrane is not modelled yet, so there is no key for it.)  kappa and
+    capacity are the medians across the cells of the type, each drawn
+    log-normal with geometric SD kappa_gsd, capacity_gsd (1: all alike)."""
     name: str
     kappa: float = 0.0
     k_off: float = 0.0
     k_int: float = 0.0
     capacity: int = 0
-    secretion_rate: float = 0.0
-    secretes: str | None = None
-    secretion_window: tuple = (0.0, INF)
+    secretions: tuple = ()
+    kappa_gsd: float = 1.0
+    capacity_gsd: float = 1.0
+
+    @property
+    def secretion_rate(self):
+        """Vesicles/s per cell, all populations together (> 0: a donor type)."""
+        return sum(s.rate for s in self.secretions)
 
 
 PLACEMENTS = ("uniform", "shell", "plane", "point")
@@ -608,34 +625,107 @@ def _parse_cell_types(t, vesicles):
         p = f"cell_types.{name}"
         c = _table(c, p, f"a table [cell_types.{name}]")
         _check_keys(c, CELL_TYPE_KEYS, p)
-        rate = _quantity(c, "secretion_rate", "1/s", p, default=0.0, nonnegative=True)
-        secretes = None
-        if "secretes" in c:
-            secretes = _string(c["secretes"], f"{p}.secretes")
-            if secretes not in vesicles:
-                raise ConfigError(f"{p}.secretes", f"no population [vesicles.{secretes}]"
-                                  + _suggest(secretes, vesicles)
-                                  + f" (populations: {', '.join(vesicles)})")
-        elif rate > 0:
-            if len(vesicles) != 1:
-                raise ConfigError(f"{p}.secretes", "required when secretion_rate > 0 and there are several "
-                                  f"populations ({', '.join(vesicles)})")
-            secretes = next(iter(vesicles))
-        window = (0.0, INF)
-        if "secretion_window" in c:
-            window = _parse_window(c["secretion_window"], f"{p}.secretion_window")
+        secretions = _parse_secretions(c, p, vesicles)
+        kappa, kappa_gsd = _spread(c, "kappa", p, lambda t, n, k: _quantity(
+            t, n, "um/s", k, default=0.0, allow_inf=True, nonnegative=True, kind="reactivity"))
+        capacity, capacity_gsd = _spread(c, "capacity", p, lambda t, n, k: _integer(t, n, k, default=0))
         types[name] = CellTypeConfig(
             name=name,
-            kappa=_quantity(c, "kappa", "um/s", p, default=0.0, allow_inf=True, nonnegative=True,
-                            kind="reactivity"),
+            kappa=kappa,
             k_off=_quantity(c, "k_off", "1/s", p, default=0.0, nonnegative=True),
             k_int=_quantity(c, "k_int", "1/s", p, default=0.0, nonnegative=True),
-            capacity=_integer(c, "capacity", p, default=0),
-            secretion_rate=rate,
-            secretes=secretes,
-            secretion_window=window,
+            capacity=capacity,
+            secretions=secretions,
+            kappa_gsd=kappa_gsd,
+            capacity_gsd=capacity_gsd,
         )
     return types
+
+
+def _spread(table, name, prefix, parse):
+    """(median, gsd) of ``table[name]``: a value (gsd 1) or { median = …,
+    gsd = … } (log-normal across the cells of a type); ``parse(t, name,
+    prefix)`` reads one value."""
+    value = table.get(name)
+    if not _is_spread(value):
+        return parse(table, name, prefix), 1.0
+    key = _join(prefix, name)
+    _check_keys(value, ("median", "gsd"), key)
+    if "median" not in value:
+        raise ConfigError(f"{key}.median", "required with gsd")
+    gsd = _number(value.get("gsd", 1.0), f"{key}.gsd", "a geometric standard deviation ≥ 1 like 1.5")
+    if not 1.0 <= gsd < math.inf:
+        raise ConfigError(f"{key}.gsd", f"must be at least 1 (1 = all cells alike), got {describe(value['gsd'])}")
+    return parse(value, "median", key), gsd
+
+
+def _is_spread(value):
+    return isinstance(value, dict) and ("median" in value or "gsd" in value)
+
+
+def _parse_secretions(c, p, vesicles):
+    """The Secretions of cell type table ``c`` (key prefix ``p``).
+
+    ``secretes`` is a population name or a list of them; ``secretion_rate``
+    a rate (one population) or a table population -> rate;
+    ``secretion_window`` one [start, end] for all, or a table population ->
+    [start, end] (populations not in it secrete all the time)."""
+    rates = c.get("secretion_rate")
+    if "secretes" in c:
+        given = c["secretes"]
+        names = [given] if isinstance(given, str) else given
+        if not isinstance(names, list) or not names:
+            raise ConfigError(f"{p}.secretes", f"expected a population name or a list of them, "
+                                               f"got {describe(given)}")
+        for k, pop in enumerate(names):
+            key = f"{p}.secretes" if isinstance(given, str) else f"{p}.secretes[{k}]"
+            _string(pop, key)
+            if pop not in vesicles:
+                raise ConfigError(key, f"no population [vesicles.{pop}]" + _suggest(pop, vesicles)
+                                  + f" (populations: {', '.join(vesicles)})")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{p}.secretes", f"a population is listed twice: {describe(given)}")
+    elif isinstance(rates, dict) and not _is_spread(rates):
+        names = list(rates)
+    elif rates is not None and _spread(c, "secretion_rate", p, _rate)[0] > 0:
+        if len(vesicles) != 1:
+            raise ConfigError(f"{p}.secretes", "required when secretion_rate > 0 and there are several "
+                              f"populations ({', '.join(vesicles)})")
+        names = list(vesicles)
+    else:
+        names = []
+    if rates is None:
+        if names:
+            raise ConfigError(f"{p}.secretion_rate", f"required with secretes, e.g. "
+                                                     f"secretion_rate = \"2 /s\"")
+        per_pop = {}
+    elif isinstance(rates, dict) and not _is_spread(rates):
+        _check_keys(rates, names, f"{p}.secretion_rate")
+        missing = [n for n in names if n not in rates]
+        if missing:
+            raise ConfigError(f"{p}.secretion_rate.{missing[0]}", "required: a rate for every population "
+                                                                  "in secretes")
+        per_pop = {n: _spread(rates, n, f"{p}.secretion_rate", _rate) for n in names}
+    else:
+        if len(names) > 1:
+            raise ConfigError(f"{p}.secretion_rate", f"give one rate per population, e.g. "
+                              f"secretion_rate = {{ {names[0]} = \"2 /s\", {names[1]} = \"0.5 /s\" }}")
+        per_pop = {n: _spread(c, "secretion_rate", p, _rate) for n in names}
+    windows = {n: (0.0, INF) for n in names}
+    if "secretion_window" in c:
+        w = c["secretion_window"]
+        key = f"{p}.secretion_window"
+        if isinstance(w, dict):
+            _check_keys(w, names, key)
+            windows.update({n: _parse_window(v, f"{key}.{n}") for n, v in w.items()})
+        else:
+            window = _parse_window(w, key)  # checked even when nothing is secreted
+            windows = {n: window for n in names}
+    return tuple(Secretion(n, per_pop[n][0], windows[n], per_pop[n][1]) for n in names if per_pop[n][0] > 0)
+
+
+def _rate(table, name, prefix):
+    return _quantity(table, name, "1/s", prefix, nonnegative=True)
 
 
 def _parse_window(value, key):
@@ -923,10 +1013,12 @@ def _secreted(config, population, per_type):
     """Expected number of vesicles of ``population`` secreted in [0, duration]."""
     total = 0.0
     for ct in config.cell_types.values():
-        if ct.secretes == population and ct.secretion_rate > 0:
-            start, end = ct.secretion_window
-            overlap = max(0.0, min(end, config.run.duration) - max(start, 0.0))
-            total += ct.secretion_rate * per_type.get(ct.name, 0) * overlap
+        for sec in ct.secretions:
+            if sec.population == population:
+                start, end = sec.window
+                overlap = max(0.0, min(end, config.run.duration) - max(start, 0.0))
+                mean = sec.rate * math.exp(0.5 * math.log(sec.gsd) ** 2)  # of the log-normal
+                total += mean * per_type.get(ct.name, 0) * overlap
     return total
 
 
@@ -1133,8 +1225,10 @@ def format_check(config):
             if ct.kappa > 0:
                 parts.append(f"κ = {ct.kappa:g} µm/s, k_off = {ct.k_off:g} /s, k_int = {ct.k_int:g} /s"
                              + (f", capacity {ct.capacity}" if ct.capacity else ""))
-            if ct.secretion_rate > 0:
-                parts.append(f"secretes {ct.secretes} at {ct.secretion_rate:g} /s per cell")
+            for sec in ct.secretions:
+                window = "" if sec.window == (0.0, INF) else \
+                    f" from {format_time(sec.window[0])} to {format_time(sec.window[1])}"
+                parts.append(f"secretes {sec.population} at {sec.rate:g} /s per cell{window}")
             detail = ": " + "; ".join(parts) if parts else ": inert"
         lines.append(f"  {name}: {n} cells{detail}")
     lines.append("Vesicles:")

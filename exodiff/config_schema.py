@@ -73,15 +73,23 @@ SCHEMA = {
         Key("gap", "length", "0", "minimum gap between generated cells"),
     ],
     "cell_types.NAME": [
-        Key("kappa", "reactivity", "0", "binding reactivity κ (a Robin boundary D∂c/∂n = κc); "
-            "`\"inf\"`: every contact binds; 0: inert"),
+        Key("kappa", "reactivity or { median, gsd }", "0", "binding reactivity κ (a Robin boundary "
+            "D∂c/∂n = κc); `\"inf\"`: every contact binds; 0: inert; `{ median = \"5 um/s\", gsd = 1.5 }`: "
+            "log-normal across the cells of the type, drawn from the seed (per-cell values in "
+            "/particles/cells and `run.cell_table`)"),
         Key("k_off", "rate", "0", "unbinding rate"),
         Key("k_int", "rate", "0", "internalization rate"),
-        Key("capacity", "integer", "0", "most bound vesicles per cell; binding is scaled by the free "
-            "fraction (0: unlimited)"),
-        Key("secretion_rate", "rate", "0", "vesicles secreted per second per cell (Poisson)"),
-        Key("secretes", "population name", "the only population", "which `[vesicles.NAME]` is secreted"),
-        Key("secretion_window", "[start, end] times", "[0, \"inf\"]", "when the cells secrete"),
+        Key("capacity", "integer or { median, gsd }", "0", "most bound vesicles per cell; binding is "
+            "scaled by the free fraction (0: unlimited); `{ median, gsd }`: log-normal across the cells "
+            "(rounded)"),
+        Key("secretion_rate", "rate, { median, gsd } or a table", "0", "vesicles secreted per second per "
+            "cell (Poisson per cell and population); with several populations a table "
+            "`{ exosome = \"2 /s\", microvesicle = \"0.5 /s\" }`; each rate may be `{ median, gsd }` "
+            "(log-normal across the cells)"),
+        Key("secretes", "population name or list", "the only population (or the rate table's)",
+            "which `[vesicles.NAME]` is secreted, or several: `[\"exosome\", \"microvesicle\"]`"),
+        Key("secretion_window", "[start, end] times or a table", "[0, \"inf\"]", "when the cells secrete; "
+            "per population: `{ microvesicle = [\"0 s\", \"1 h\"] }`"),
     ],
     "vesicles.NAME": [
         Key("radius", "length or { median, gsd }", "required", "`\"50 nm\"` or log-normal "

@@ -26,7 +26,7 @@ from .backends import select_backend
 from .errors import ConfigError, InputError, RunInterrupted
 from .formats import format_bytes, format_count
 from .kernels.constants import BOUND, FREE, INTERNALIZED, STATE_NAMES
-from .kernels.state import MILESTONES, STATE_FIELDS
+from .kernels.state import FATES, STATE_FIELDS
 from .model import build_model
 from .version import __version__
 
@@ -42,11 +42,11 @@ PEAK_BYTES_PER_CELL = 400
 # two words, and the kernels index vesicles with int64.
 MAX_COUNTER = 2**32 - 1
 MAX_VESICLES = 2**63 - 1
-# The vesicle state a snapshot stores besides the milestones (_record): a full
+# The vesicle state a snapshot stores besides the fate table (_record): a full
 # snapshot doubles as a checkpoint only if that is all of kernels/state.py's
 # STATE fields (else checkpoint files carry the state at snapshot steps).
 SNAPSHOT_FIELDS = ("pos", "image", "state", "cell")
-SNAPSHOTS_HOLD_STATE = set(STATE_FIELDS) <= set(SNAPSHOT_FIELDS) | set(MILESTONES)
+SNAPSHOTS_HOLD_STATE = set(STATE_FIELDS) <= set(SNAPSHOT_FIELDS) | set(FATES)
 
 
 @dataclass
@@ -124,23 +124,32 @@ class Simulation:
 
     # -- observations -------------------------------------------------------
     def observe(self):
-        """Counts per state [6], bound and internalized per cell [M], cargo
-        delivered per cell [M, K] (sum over internalized vesicles)."""
+        """Counts per state [6], bound and internalized per cell and species
+        [M, S], cargo delivered per cell [M, K] (sum over internalized vesicles)."""
         a, m = self.model.arrays, self.model
-        state, cell = a["state"], a["cell"]
+        state, cell, species = a["state"], a["cell"], a["species"]
         counts = np.bincount(state, minlength=len(STATE_NAMES)).astype(np.int64)
-        bound = np.bincount(cell[state == BOUND], minlength=m.n_cells).astype(np.int32)
+        S = len(m.species_names)
+
+        def per_cell(sel):
+            flat = cell[sel].astype(np.int64) * S + species[sel]
+            return np.bincount(flat, minlength=m.n_cells * S).reshape(m.n_cells, S).astype(np.int32)
+
+        bound = per_cell(state == BOUND)
         inside = state == INTERNALIZED
-        internalized = np.bincount(cell[inside], minlength=m.n_cells).astype(np.int32)
+        internalized = per_cell(inside)
         cargo = np.zeros((m.n_cells, len(m.cargo_names)))
         per_vesicle = m.cargo_table[a["species"][inside]]
         for k in range(len(m.cargo_names)):
             cargo[:, k] = np.bincount(cell[inside], weights=per_vesicle[:, k], minlength=m.n_cells)
         return counts, bound, internalized, cargo
 
-    def milestones(self):
+    def fates(self):
+        """The changing columns of the fate table (io.layout.FATE_COLUMNS), [N] each."""
         a = self.model.arrays
-        return {"birth_time": self.model.birth_time, **{name: a[name] for name in MILESTONES}}
+        internalized_cell = np.where(a["state"] == INTERNALIZED, a["cell"], -1)
+        return {"birth_time": self.model.birth_time, "internalized_cell": internalized_cell,
+                **{name: a[name] for name in FATES}}
 
     # -- the run ------------------------------------------------------------
     def _schedules(self):
@@ -266,7 +275,9 @@ class Simulation:
             species_names=m.species_names, cargo_names=m.cargo_names, sample_ids=self._sample_ids(),
             write_positions=cfg.output.positions != "none", compression=cfg.output.compression,
             n_snapshots_hint=n_snapshots, n_observations_hint=n_observations,
-            exodiff_version=__version__,
+            exodiff_version=__version__, origin=m.origin,
+            cell_properties={"kappa": a["ckappa"], "capacity": a["ccapacity"],
+                             "secretion_rate": m.secretion_rate},
             extra_parameters={"duration": cfg.run.duration, "n_steps": m.n_steps,
                               # how the run was started, for the --resume hint of exodiff info
                               "config_path": os.path.abspath(cfg.source) if cfg.source else "",
@@ -278,7 +289,7 @@ class Simulation:
         if observe:
             writer.write_observation(step, t, *self.observe())
         if snapshot:
-            writer.write_snapshot(step, t, *(a[name] for name in SNAPSHOT_FIELDS), self.milestones())
+            writer.write_snapshot(step, t, *(a[name] for name in SNAPSHOT_FIELDS), self.fates())
 
     # -- checkpoint and resume ------------------------------------------------
     def _checkpoint_attrs(self):
@@ -344,17 +355,13 @@ class Simulation:
                              f"{self.model.n_vesicles} and {self.model.n_steps} here; {hint}")
 
     def _snapshot_state(self, run, k):
-        """The full state at snapshot ``k`` of a full-state run file.  The
-        milestones are first-event times rewritten at every snapshot (maybe
-        already for the one after ``k``): those after snapshot ``k`` did not
-        happen yet."""
-        t = float(run.snapshot_steps[k]) * self.config.run.dt
+        """The full state at snapshot ``k`` of a full-state run file, the
+        fate columns as of that snapshot (Run.fate_columns)."""
+        t = float(run.snapshot_times[k])
         state = {"pos": run.positions(k), "image": run.images(k), "state": run.states(k),
                  "cell": run.cell_of(k)}
-        for name in MILESTONES:
-            ms = np.array(run.milestones[name], dtype=np.float64)
-            ms[ms > t] = np.nan
-            state[name] = ms
+        columns = run.fate_columns(t)
+        state.update({name: columns[name] for name in FATES})
         return state
 
     def _usable_checkpoint(self, run, out, notes):

@@ -38,6 +38,8 @@ class Model:
     n_steps: int
     arrays: MappingProxyType
     birth_time: np.ndarray           # [N] s, 0 for vesicles present at t = 0
+    origin: np.ndarray               # [N] int32 donor cell of each vesicle, -1 if present at t = 0
+    secretion_rate: np.ndarray       # [M, P] 1/s each cell secretes of each population
     species_names: list
     cargo_names: list
     cargo_table: np.ndarray          # [P, K] cargo per vesicle of each population
@@ -73,23 +75,28 @@ def _unit_vectors(u, v):
     return np.stack([sz * np.cos(phi), sz * np.sin(phi), cz], axis=1)
 
 
-def _poisson_births(donors, rate, t0, t1, key):
-    """Birth times of independent Poisson processes of `rate` [1/s] on
-    [t0, t1) for the donor cells `donors` (global indices).  Interarrival k of
-    donor d is −ln(u)/rate with u from counter (d, k, STREAM_BIRTH, 0), so a
-    donor's births do not depend on the other donors.
+def _poisson_births(donors, rate, t0, t1, key, process=0):
+    """Birth times of independent Poisson processes of `rate` [1/s] (one
+    value, or one per donor) on [t0, t1) for the donor cells `donors`
+    (global indices).  Interarrival k of
+    donor d is −ln(u)/rate with u from counter (d, k, STREAM_BIRTH, process),
+    so a donor's births do not depend on the other donors, nor on its other
+    populations (``process``: the population's place in its type's
+    ``secretes``).
     Returns (times, donor) ordered by donor, then time."""
-    if donors.size == 0 or rate <= 0.0 or t1 <= t0:
+    rate = np.broadcast_to(np.asarray(rate, dtype=np.float64), donors.shape)
+    if donors.size == 0 or not np.all(rate > 0.0) or t1 <= t0:
         return np.empty(0), np.empty(0, dtype=np.int64)
-    lam = rate * (t1 - t0)
+    lam = float(rate.max()) * (t1 - t0)
     width = int(lam + 8.0 * math.sqrt(lam) + 16)
     out_t, out_d = [], []
-    for block in np.array_split(donors, max(1, donors.size * width // 2_000_000)):
+    parts = max(1, donors.size * width // 2_000_000)
+    for block, block_rate in zip(np.array_split(donors, parts), np.array_split(rate, parts)):
         w = width
         while True:  # widen until every donor's last draw passes t1
             k = np.arange(w, dtype=np.int64)
-            x = philox.philox4x32_np(block[:, None], k[None, :], philox.STREAM_BIRTH, 0, *key)[0]
-            times = t0 + np.cumsum(-np.log(philox.to_uniform_np(x)) / rate, axis=1)
+            x = philox.philox4x32_np(block[:, None], k[None, :], philox.STREAM_BIRTH, process, *key)[0]
+            times = t0 + np.cumsum(-np.log(philox.to_uniform_np(x)) / block_rate[:, None], axis=1)
             if np.all(times[:, -1] >= t1):
                 break
             w *= 2
@@ -97,6 +104,23 @@ def _poisson_births(donors, rate, t0, t1, key):
         out_t.append(times[inside])
         out_d.append(np.broadcast_to(block[:, None], times.shape)[inside])
     return np.concatenate(out_t), np.concatenate(out_d).astype(np.int64)
+
+
+def lognormal_per_cell(median, gsd, cells, quantity, key):
+    """Values of one cell-type property for each of ``cells`` (global
+    indices): median · gsd^z, z standard normal from counter (cell,
+    1 + quantity, STREAM_RADIUS, 0), a counter of its own for each cell and
+    property (the vesicle radii use word 1 = 0).  gsd = 1 gives the median
+    exactly."""
+    if gsd == 1.0 or cells.size == 0:
+        return np.full(cells.size, median, dtype=np.float64)
+    z = philox.normals4_np(cells.astype(np.int64), 1 + quantity, philox.STREAM_RADIUS, *key)[0]
+    return median * gsd ** z
+
+
+# Property numbers in the counter of lognormal_per_cell (secretion rates follow
+# from SECRETION_RATE on, one per population in the order of secretes).
+KAPPA, CAPACITY, SECRETION_RATE = 0, 1, 2
 
 
 def build_model(config):
@@ -124,21 +148,26 @@ def build_model(config):
     birth_time = [np.zeros(sum(p.count for p in pops))]
     donor = [np.full(birth_time[0].size, -1, dtype=np.int64)]
     births_t, births_d, births_s = [], [], []
+    ckappa, ccapacity = np.zeros(M), np.zeros(M, dtype=np.int64)
+    secretion_rate = np.zeros((M, len(species_names)))  # per cell and population [1/s]
     for T, ct in enumerate(types):
-        if ct.secretion_rate <= 0.0:
-            continue
         donors = np.nonzero(cells.types == T)[0]
-        t0 = max(0.0, ct.secretion_window[0])
-        t1 = min(physics.step_count(run.duration, dt) * dt, ct.secretion_window[1])
-        t, d = _poisson_births(donors, ct.secretion_rate, t0, t1, key)
-        births_t.append(t)
-        births_d.append(d)
-        births_s.append(np.full(t.size, species_names.index(ct.secretes), dtype=np.int32))
+        ckappa[donors] = lognormal_per_cell(ct.kappa, ct.kappa_gsd, donors, KAPPA, key)
+        ccapacity[donors] = np.rint(lognormal_per_cell(ct.capacity, ct.capacity_gsd, donors, CAPACITY, key))
+        for process, sec in enumerate(ct.secretions):
+            t0 = max(0.0, sec.window[0])
+            t1 = min(physics.step_count(run.duration, dt) * dt, sec.window[1])
+            rate = lognormal_per_cell(sec.rate, sec.gsd, donors, SECRETION_RATE + process, key)
+            secretion_rate[donors, species_names.index(sec.population)] = rate
+            t, d = _poisson_births(donors, rate, t0, t1, key, process)
+            births_t.append(t)
+            births_d.append(d)
+            births_s.append(np.full(t.size, species_names.index(sec.population), dtype=np.int32))
     if births_t:
         t = np.concatenate(births_t)
         d = np.concatenate(births_d)
         s = np.concatenate(births_s)
-        order = np.lexsort((d, t))  # by time, ties by donor
+        order = np.lexsort((s, d, t))  # by time, ties by donor, then population
         birth_time.append(t[order])
         donor.append(d[order])
         species.append(s[order])
@@ -196,16 +225,17 @@ def build_model(config):
         vradius=vradius, species=species, birth_step=birth_step, p_clear=p_clear,
         box=box, face_kind=face_kind, face_kappa=domain.kappa, flow=medium.flow,
         ccenter=cells.centers, cradius=cells.radii, ctype=cells.types, bound_count=np.zeros(M),
-        type_kappa=ct_arr(lambda t: t.kappa), type_capacity=ct_arr(lambda t: t.capacity, np.int64),
+        ckappa=ckappa, ccapacity=ccapacity,
         type_p_event=-np.expm1(-k_tot * dt),
         type_frac_off=np.divide(ct_arr(lambda t: t.k_off), k_tot, out=np.zeros(len(types)),
                                 where=k_tot > 0),
         bin_size=grid.bin_size, nbins=grid.nbins, gstart=grid.start, gitems=grid.items,
     ))
     return Model(n_steps=physics.step_count(run.duration, dt), arrays=MappingProxyType(arrays),
-                 birth_time=birth_time, species_names=species_names, cargo_names=cargo_names,
-                 cargo_table=cargo_table, cell_type_names=type_names, faces=tuple(domain.faces),
-                 n_vesicles=N, n_cells=M, grid=grid, precision=run.precision)
+                 birth_time=birth_time, origin=donor.astype(np.int32),
+                 secretion_rate=secretion_rate, species_names=species_names,
+                 cargo_names=cargo_names, cargo_table=cargo_table, cell_type_names=type_names,
+                 faces=tuple(domain.faces), n_vesicles=N, n_cells=M, grid=grid, precision=run.precision)
 
 
 def _into_box(p, box, periodic):

@@ -16,11 +16,12 @@ from . import analysis as A
 from .errors import InputError
 from .kernels.constants import STATE_NAMES
 
-KINDS = ("uptake", "dose", "range", "fpt", "msd", "profile", "snapshot")
+KINDS = ("uptake", "dose", "range", "fpt", "msd", "profile", "snapshot", "transfer")
 
-# One colour per vesicle state (colour-blind safe: Okabe–Ito).
-STATE_COLORS = {"pending": "#999999", "free": "#0072B2", "bound": "#E69F00",
-                "internalized": "#D55E00", "exited": "#009E73", "cleared": "#CC79A7"}
+# One colour per vesicle state (colour-blind safe: Paul Tol's "bright" scheme);
+# bound (yellow) and internalized (purple) differ in hue and lightness.
+STATE_COLORS = {"pending": "#BBBBBB", "free": "#4477AA", "bound": "#CCBB44",
+                "internalized": "#AA3377", "exited": "#228833", "cleared": "#66CCEE"}
 _TYPE_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
 _MAX_POINTS = 40000  # vesicles drawn in a snapshot (an even subsample beyond)
 
@@ -87,13 +88,16 @@ def plot_uptake(run, **_):
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
     _legend(ax, loc="lower right")
-    N = max(run.n_vesicles, 1)
-    fractions = mb.counts.T / N
-    order = ["internalized", "bound", "free", "exited", "cleared", "pending"]
-    ax2.stackplot(t, *[fractions[STATE_NAMES.index(s)] for s in order],
+    # the released vesicles only: pool slots not yet secreted would dwarf them
+    released = mb.counts.sum(axis=1) - mb.counts[:, STATE_NAMES.index("pending")]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fractions = mb.counts.T / np.where(released > 0, released, np.nan)
+    order = ["internalized", "bound", "free", "exited", "cleared"]
+    ax2.stackplot(t, *[np.nan_to_num(fractions[STATE_NAMES.index(s)]) for s in order],
                   labels=order, colors=[STATE_COLORS[s] for s in order], alpha=0.85)
     ax2.set_xlabel(f"time [{unit}]")
-    ax2.set_ylabel(f"fraction of the {run.n_vesicles:,} vesicles")
+    ax2.set_ylabel(f"fraction of the vesicles released ({int(released[-1]) if released.size else 0:,} "
+                   f"at the end)")
     ax2.set_title("Vesicle fate" + ("" if mb.balanced else "  (MASS BALANCE FAILS)"))
     ax2.set_xlim(t[0] if t.size else 0, t[-1] if t.size else 1)
     ax2.set_ylim(0, 1)
@@ -191,7 +195,8 @@ def plot_fpt(run, **_):
     fig, (ax,) = _figure(width=7.0)
     t_max = 0.0
     curves = []
-    for event, color in (("bound", "#E69F00"), ("internalized", "#D55E00")):
+    for event in ("bound", "internalized"):
+        color = STATE_COLORS[event]
         f = run.first_passage(event=event)
         curves.append((event, color, f))
         t_max = max(t_max, float(f.durations.max(initial=0.0)))
@@ -420,11 +425,64 @@ def _figure_grid(L):
     return fig
 
 
+# ------------------------------------------------------------- transfer
+
+
+def plot_transfer(run, time=None, **_):
+    """Who sends what to whom (:class:`exodiff.analysis.Transfer`, vesicles
+    taken up): donor type × recipient type counts with each donor type's
+    shares (left), and the sender → recipient distance by species (right)."""
+    from matplotlib.colors import LogNorm
+    tr = run.transfer(time=time, kind="taken_up")
+    what = f"Transfer: vesicles taken up by t = {tr.time:g} s, by donor and recipient"
+    if not len(tr.events):
+        fig, (ax,) = _figure()
+        ax.text(0.5, 0.5, "no secreted vesicle taken up by a cell yet", ha="center", va="center")
+        ax.set_axis_off()
+        _title(fig, run, what)
+        return fig
+    m = tr.type_matrix
+    senders = m.index[m.sum(axis=1) > 0]
+    receivers = m.columns[m.sum(axis=0) > 0]
+    m = m.loc[senders, receivers]
+    counts = m.to_numpy()
+    fig, (ax, ax2) = _figure(ncols=2, width=6.0)
+    im = ax.imshow(np.where(counts > 0, counts, np.nan), cmap="viridis",
+                   norm=LogNorm(vmin=1, vmax=max(2, counts.max())), aspect="auto")
+    share = counts / counts.sum(axis=1, keepdims=True)
+    for i in range(counts.shape[0]):
+        for j in range(counts.shape[1]):
+            ax.text(j, i, f"{counts[i, j]:,}\n{100 * share[i, j]:.3g} %", ha="center", va="center",
+                    fontsize=8, color="white" if counts[i, j] < counts.max() ** 0.5 else "black")
+    ax.set_xticks(range(len(receivers)), list(receivers), rotation=30, ha="right")
+    ax.set_yticks(range(len(senders)), list(senders))
+    ax.set_xlabel("recipient cell type [counts; % of the donor type's]")
+    ax.set_ylabel("donor cell type")
+    fig.colorbar(im, ax=ax, label="vesicles taken up (log scale)")
+    d = tr.events["distance"].to_numpy()
+    edges = np.linspace(0.0, max(float(d.max()), 1e-9) * 1.0001, 30)
+    for k, name in enumerate(run.species_names):
+        sel = (tr.events["species"] == name).to_numpy()
+        if sel.any():
+            ax2.hist(d[sel], edges, histtype="step", lw=2, color=_type_color(k),
+                     label=f"{name} ({sel.sum():,})")
+    ax2.set_yscale("log")
+    ax2.set_xlabel("sender → recipient centre distance [µm]")
+    ax2.set_ylabel("vesicles taken up")
+    if math.isfinite(tr.range_um):
+        ax2.set_title(f"autocrine {100 * tr.autocrine_fraction:.3g} %; uptake decay length "
+                      f"{tr.range_um:.3g} µm", fontsize=9)
+    _legend(ax2)
+    _title(fig, run, what)
+    return fig
+
+
 # ------------------------------------------------------------- entry point
 
 
 _PLOTTERS = {"uptake": plot_uptake, "dose": plot_dose, "range": plot_range, "fpt": plot_fpt,
-             "msd": plot_msd, "profile": plot_profile, "snapshot": plot_snapshot}
+             "msd": plot_msd, "profile": plot_profile, "snapshot": plot_snapshot,
+             "transfer": plot_transfer}
 
 
 def figure(run, kind, **options):

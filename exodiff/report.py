@@ -5,8 +5,9 @@ DIR receives ``<kind>.png`` for each figure of :data:`exodiff.plots.KINDS`
 that the run allows (a run without positions has no MSD, profile or
 snapshot; one without donor cells no range), ``cells.csv`` (one row per
 cell: position, type, uptake, dose, distance to the nearest donor),
-``uptake.csv`` (uptake curves per cell type), ``dose_summary.csv`` and
-``index.html``, which embeds the figures (no external files needed).
+``uptake.csv`` (uptake curves per cell type), ``dose_summary.csv``,
+``donors.csv`` (per donor cell: secreted, taken up, recipients, exited,
+cleared; runs with a fate table) and ``index.html``, which embeds the figures (no external files needed).
 """
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ _CAPTIONS = {
     "msd": "Mean squared displacement of vesicles from unwrapped positions, with 6Dτ of the configured D.",
     "profile": "Concentration of free vesicles along z and around donor cells at several times.",
     "snapshot": "Cells and vesicles at the last snapshot in two slices through the box.",
+    "transfer": "Vesicles taken up (bound or internalized) by donor and recipient cell type, and the "
+                "distance from the secreting cell to the one that took them up, by species.",
 }
 
 
@@ -69,6 +72,8 @@ def write_report(run, out_dir, dpi=110):
     dose = run.dose()
     summary = dose.summary
     files.append(_csv(summary, out / "dose_summary.csv", index=False))
+    if run.has_fates and run.n_snapshots:
+        files.append(_csv(run.transfer(kind="taken_up").per_donor, out / "donors.csv"))
 
     page = _html(run, images, skipped, summary, dose)
     index = out / "index.html"
@@ -137,7 +142,7 @@ def _html(run, images, skipped, summary, dose):
              f"<h1>exodiff report: {e(run.path.name)}</h1>",
              f'<p class="note">exodiff {e(run.exodiff_version)}, backend {e(run.backend)}'
              f'{" on " + e(run.device) if run.device else ""}, seed {run.seed}. '
-             "Lengths in µm, times in s. Tables: cells.csv, uptake.csv, dose_summary.csv.</p>",
+             "Lengths in µm, times in s. Tables: cells.csv, uptake.csv, dose_summary.csv, donors.csv.</p>",
              "<h2>Results</h2><table>"]
     for label, value in _key_numbers(run):
         parts.append(f"<tr><th style='text-align:left'>{e(label)}</th><td style='text-align:left'>{value}</td></tr>")

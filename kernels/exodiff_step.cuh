@@ -53,7 +53,8 @@ constexpr double FAR_SIGMAS = 6.3245617;  // cells out of reach: see constants.p
 #define EXO_VESICLES(P, S)                                                          \
     P(double, px) P(double, py) P(double, pz) P(int, ix) P(int, iy) P(int, iz)      \
     P(signed char, state) P(int, cell) P(double, first_bound_time)                  \
-    P(double, internalized_time) P(double, exit_time)
+    P(double, internalized_time) P(double, exit_time) P(int, first_bound_cell)      \
+    P(double, cleared_time)
 #define EXO_VESICLE_PARAMS(P, S)                                                     \
     P(const double, diffusion) P(const double, sigma) P(const double, settling)     \
     P(const double, vradius) P(const int, species) P(const long long, birth_step)   \
@@ -61,10 +62,9 @@ constexpr double FAR_SIGMAS = 6.3245617;  // cells out of reach: see constants.p
 #define EXO_DOMAIN(P, S) \
     P(const double, box) P(const int, face_kind) S(double, face_kappa) P(const double, flow)
 #define EXO_CELLS(P, S) \
-    P(const double, ccenter) P(const double, cradius) P(const int, ctype) P(const long long, bound_count)
-#define EXO_CELL_TYPES(P, S)                                                         \
-    P(const double, type_kappa) P(const long long, type_capacity)                   \
-    P(const double, type_p_event) P(const double, type_frac_off)
+    P(const double, ccenter) P(const double, cradius) P(const int, ctype) P(const double, ckappa) \
+    P(const long long, ccapacity) P(const long long, bound_count)
+#define EXO_CELL_TYPES(P, S) P(const double, type_p_event) P(const double, type_frac_off)
 #define EXO_GRID(P, S) \
     P(const double, bin_size) P(const long long, nbins) P(const long long, gstart) P(const int, gitems)
 
@@ -94,7 +94,8 @@ struct Args {
 
 // One vesicle's state while it is being advanced (registers on the device).
 // Its milestone times are not here: they change at most once each, and are
-// written to memory when they do, which saves registers for every step.
+// written to memory when they do, which saves registers for every step (so
+// are the first binding's cell and the clearance time).
 struct Vesicle {
     double p[3];
     int image[3];
@@ -302,10 +303,9 @@ __host__ __device__ __forceinline__ bool binding(Vesicle& v, long long i, int c,
                                                  const double e[3], const double ce[3], double r1,
                                                  double D, double vr, unsigned long long id,
                                                  unsigned int nn, const Box& box, const Args& args) {
-    const int ty = EXO_LDG(args.cells.ctype + c);
     const double Rc = EXO_LDG(args.cells.cradius + c) + vr;
-    double pb = binding_probability(EXO_LDG(args.types.type_kappa + ty), D, args.run.dt, Rc);
-    const long long cap = EXO_LDG(args.types.type_capacity + ty);
+    double pb = binding_probability(EXO_LDG(args.cells.ckappa + c), D, args.run.dt, Rc);
+    const long long cap = EXO_LDG(args.cells.ccapacity + c);
     if (cap > 0) {
         const double free_frac = 1.0 - (double)EXO_LDG(args.cells.bound_count + c) / (double)cap;
         pb = free_frac > 0.0 ? pb * free_frac : 0.0;
@@ -315,7 +315,10 @@ __host__ __device__ __forceinline__ bool binding(Vesicle& v, long long i, int c,
     v.state = BOUND;
     v.cell = c;
     double* first = args.ves.first_bound_time + i;
-    if (*first != *first) *first = t1;  // NaN: first binding
+    if (*first != *first) {  // NaN: first binding
+        *first = t1;
+        args.ves.first_bound_cell[i] = c;
+    }
     return true;
 }
 
@@ -360,18 +363,22 @@ __host__ __device__ __forceinline__ bool bound_events(Vesicle& v, long long i, d
     // unbind, unless the release counts as rebinding within the step
     // (u1/frac_off is uniform; surface.release_fraction)
     const double Rc = EXO_LDG(args.cells.cradius + c) + vr;
-    if (u.v1 >= frac_off * release_fraction(EXO_LDG(args.types.type_kappa + ty), D, args.run.dt, Rc))
+    if (u.v1 >= frac_off * release_fraction(EXO_LDG(args.cells.ckappa + c), D, args.run.dt, Rc))
         return true;  // rebound within the step: nothing moved
     unbinding_placement(v, c, Rc, u.v2, u.v3, D, box, args);
     return true;
 }
 
 // 8. Cleared in the medium with probability pcl = 1 − exp(−k_clear dt).
-__host__ __device__ __forceinline__ bool clearance(Vesicle& v, double pcl, unsigned long long id,
-                                                   unsigned int nn, const Args& args) {
+// t1 is recomputed from n (the same expression as the loop's): keeping the
+// loop's value alive to here costs a register spill.
+__host__ __device__ __forceinline__ bool clearance(Vesicle& v, long long i, long long n, double pcl,
+                                                   unsigned long long id, unsigned int nn,
+                                                   const Args& args) {
     if (!(pcl > 0.0)) return false;
     if (!(uniforms4(id, nn, STREAM_CONTACT, args.run.k0, args.run.k1).v3 < pcl)) return false;
     v.state = CLEARED;
+    args.ves.cleared_time[i] = (double)(n + 1) * args.run.dt;
     return true;
 }
 
@@ -453,7 +460,7 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
             }
         }
 
-        if (clearance(v, pcl, id, nn, args)) break;
+        if (clearance(v, i, n, pcl, id, nn, args)) break;
     }
     return changed;
 }

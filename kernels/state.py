@@ -12,16 +12,16 @@ its dtype, shape and role, and everything else derives from these lists:
   exodiff/backend_cuda.py builds from these declarations
   (tests/test_cuda_host.py checks that the three agree);
 - exodiff/model.py builds the arrays by these names and dtypes; the driver
-  checkpoints and resumes the ``STATE`` fields and writes the ``milestone``
-  ones with every snapshot; the cuda backend fetches the ``STATE`` and
-  ``DERIVED`` ones.
+  checkpoints and resumes the ``STATE`` fields and writes the ``fate`` ones
+  (columns of the fate table, /fates) with every snapshot; the cuda backend
+  fetches the ``STATE`` and ``DERIVED`` ones.
 
 Adding a per-vesicle array: one ``Field`` below (the model starts a STATE
 field at its ``initial`` value; a CONST one needs its values in
 exodiff/model.py), its line in the C struct's X-macro in exodiff_step.cuh, and
 the kernel code that uses it.  Checkpoints carry it from then on; the run file
 holds it only where the writer is taught to (exodiff/driver.py:
-SNAPSHOT_FIELDS, MILESTONES).
+SNAPSHOT_FIELDS, FATES; exodiff/io/layout.py: FATE_COLUMNS).
 
 Shapes name their axes: N vesicles, M cells, T cell types, P populations, B
 grid bins; () is a scalar.
@@ -47,7 +47,7 @@ class Field(NamedTuple):
     doc: str
     initial: object = None  # fill value the model starts a STATE field with
     split: tuple = ()       # CUDA: an (N, 3) array passed one row per axis, by these names
-    milestone: bool = False  # a first-event time [s], written to the run file's milestones
+    fate: bool = False       # a column of the fate table (first events; the run file's /fates)
 
     @property
     def per_vesicle(self):
@@ -79,11 +79,14 @@ Vesicles = _container(
     Field("state", i8, ("N",), STATE, "constants.VesicleState"),
     Field("cell", i32, ("N",), STATE, "cell bound to or internalized by, -1 if none", -1),
     Field("first_bound_time", f64, ("N",), STATE, "end of the step of first binding [s], NaN: never",
-          np.nan, milestone=True),
+          np.nan, fate=True),
     Field("internalized_time", f64, ("N",), STATE, "end of the step of internalization [s], NaN: never",
-          np.nan, milestone=True),
+          np.nan, fate=True),
     Field("exit_time", f64, ("N",), STATE, "end of the step of absorption at a face [s], NaN: never",
-          np.nan, milestone=True),
+          np.nan, fate=True),
+    Field("first_bound_cell", i32, ("N",), STATE, "cell of the first binding, -1: never", -1, fate=True),
+    Field("cleared_time", f64, ("N",), STATE, "end of the step of clearance in the medium [s], NaN: never",
+          np.nan, fate=True),
 )
 
 VesicleParams = _container(
@@ -110,14 +113,14 @@ Cells = _container(
     Field("ccenter", f64, ("M", 3), CONST, "centre [µm]"),
     Field("cradius", f64, ("M",), CONST, "radius [µm]"),
     Field("ctype", i32, ("M",), CONST, "cell type index"),
+    Field("ckappa", f64, ("M",), CONST, "binding reactivity κ [µm/s] (inf: every contact binds)"),
+    Field("ccapacity", i64, ("M",), CONST, "receptor capacity, bound vesicles (0: unlimited)"),
     Field("bound_count", i64, ("M",), DERIVED,
           "BOUND vesicles per cell, as of the start of the step (recounted between steps)", 0),
 )
 
 CellTypes = _container(
     "CellTypes", "Per cell type constants.",
-    Field("type_kappa", f64, ("T",), CONST, "binding reactivity κ [µm/s] (inf: every contact binds)"),
-    Field("type_capacity", i64, ("T",), CONST, "receptor capacity, bound vesicles per cell (0: none)"),
     Field("type_p_event", f64, ("T",), CONST, "probability per step of unbinding or internalization"),
     Field("type_frac_off", f64, ("T",), CONST, "share of those events that unbind: k_off/(k_off + k_int)"),
 )
@@ -149,8 +152,10 @@ STATE_FIELDS = tuple(n for n, f in FIELDS.items() if f.role == STATE)
 """What a step changes and a checkpoint holds (bound_count is recounted)."""
 FETCHED = tuple(n for n, f in FIELDS.items() if f.role in (STATE, DERIVED))
 """What a device backend copies back for the driver to observe and write."""
-MILESTONES = tuple(n for n, f in FIELDS.items() if f.milestone)
-"""First-event times, named as in the run file's milestones group."""
+FATES = tuple(n for n, f in FIELDS.items() if f.fate)
+"""The fate-table columns the kernels record (first events and their cells);
+the cell of internalization is ``cell`` of an INTERNALIZED vesicle, which
+never changes again, so it needs no array of its own."""
 assert len(FIELDS) == sum(len(c.FIELDS) for c in CONTAINERS), "field names must be unique"
 
 

@@ -214,11 +214,10 @@ def _contact(i, n, p0x, p0y, p0z, Ddt, u, run, ves, par, dom, cells, grid):
 def _binding(i, c, n, t1, ex, ey, ez, r1, D, u, run, ves, par, dom, cells, types):
     """4. Bind to cell c with P(κ, D, dt) times its free receptor fraction,
     on its surface along (ex, ey, ez).  Returns (bound, u)."""
-    T = cells.ctype[c]
     Rc = cells.cradius[c] + par.vradius[i]
-    pb = binding_probability(types.type_kappa[T], D, run.dt, Rc)
-    if types.type_capacity[T] > 0:
-        free = 1.0 - cells.bound_count[c] / types.type_capacity[T]
+    pb = binding_probability(cells.ckappa[c], D, run.dt, Rc)
+    if cells.ccapacity[c] > 0:
+        free = 1.0 - cells.bound_count[c] / cells.ccapacity[c]
         pb = pb * free if free > 0.0 else 0.0
     u = _contact_uniforms(u, i, n, run)
     if u[3] < pb:
@@ -227,6 +226,7 @@ def _binding(i, c, n, t1, ex, ey, ez, r1, D, u, run, ves, par, dom, cells, types
         ves.cell[i] = c
         if math.isnan(ves.first_bound_time[i]):
             ves.first_bound_time[i] = t1
+            ves.first_bound_cell[i] = c
         return True, u
     return False, u
 
@@ -269,19 +269,20 @@ def _bound_events(i, n, t1, run, ves, par, dom, cells, types):
     # unbind, unless the release counts as rebinding within the step
     # (u1/frac_off is uniform; surface.release_fraction)
     Rc = cells.cradius[c] + par.vradius[i]
-    if u1 >= types.type_frac_off[T] * release_fraction(types.type_kappa[T], par.diffusion[i], run.dt, Rc):
+    if u1 >= types.type_frac_off[T] * release_fraction(cells.ckappa[c], par.diffusion[i], run.dt, Rc):
         return
     _unbinding_placement(i, c, Rc, u2, u3, run, ves, par, dom, cells)
 
 
 @inline
-def _clearance(i, n, u, run, ves, par):
+def _clearance(i, n, t1, u, run, ves, par):
     """8. Cleared in the medium with probability 1 − exp(−k_clear dt)."""
     pcl = par.p_clear[par.species[i]]
     if pcl > 0.0:
         u = _contact_uniforms(u, i, n, run)
         if u[4] < pcl:
             ves.state[i] = CLEARED
+            ves.cleared_time[i] = t1
 
 
 @inline
@@ -362,7 +363,7 @@ def advance_block(i0, i1, n0, n1, scratch, run, ves, par, dom, cells, types, gri
                     if d1 < 0.0:
                         _reflection(i, c, ex, ey, ez, r1, ves, par, dom, cells)
 
-            _clearance(i, n, u, run, ves, par)
+            _clearance(i, n, t1, u, run, ves, par)
         if live == 0:  # every vesicle of the block has left
             break
 
@@ -416,7 +417,7 @@ def advance(n0, n1, args):
     kernel then runs step by step and recounts.  Without it every vesicle is
     independent and runs all its steps at once (fused, cache-friendly)."""
     n = args.vesicles.state.size
-    if np.any(args.types.type_capacity > 0):
+    if np.any(args.cells.ccapacity > 0):
         _advance_synced(n0, n1, block_size(n), *args)
     else:
         _advance_blocks(n0, n1, block_size(n), *args)

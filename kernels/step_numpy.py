@@ -194,10 +194,9 @@ def _binding(vi, c, t1, ex, ey, ez, r1, D, ub, run, ves, par, dom, cells, types)
     """4. Vesicles vi in contact with cells c bind with P(κ, D, dt) times the
     free receptor fraction, on the surface along (ex, ey, ez).  Returns
     which bound."""
-    T = cells.ctype[c]
     Rc = cells.cradius[c] + par.vradius[vi]
-    pb = binding_probability_np(types.type_kappa[T], D, run.dt, Rc)
-    cap = types.type_capacity[T]
+    pb = binding_probability_np(cells.ckappa[c], D, run.dt, Rc)
+    cap = cells.ccapacity[c]
     with np.errstate(divide="ignore", invalid="ignore"):
         free = 1.0 - cells.bound_count[c] / cap
         pb = np.where(cap > 0, np.where(free > 0.0, pb * free, 0.0), pb)
@@ -208,6 +207,7 @@ def _binding(vi, c, t1, ex, ey, ez, r1, D, ub, run, ves, par, dom, cells, types)
     ves.cell[vb] = cb
     first = np.isnan(ves.first_bound_time[vb])
     ves.first_bound_time[vb[first]] = t1
+    ves.first_bound_cell[vb[first]] = cb[first]
     return binds
 
 
@@ -242,17 +242,18 @@ def _bound_events(idx, n, t1, run, ves, par, dom, cells, types):
     ves.internalized_time[idx[internalize]] = t1
     # unbind, unless the release counts as rebinding within the step
     Rc = cells.cradius[c] + par.vradius[idx]
-    release = release_fraction_np(types.type_kappa[T], par.diffusion[idx], run.dt, Rc)
+    release = release_fraction_np(cells.ckappa[c], par.diffusion[idx], run.dt, Rc)
     unbind = event & ~internalize & (u1 < frac_off * release)
     _unbinding_placement(idx[unbind], c[unbind], Rc[unbind], u2[unbind], u3[unbind],
                          run, ves, par, dom, cells)
 
 
-def _clearance(idx, alive, ur, ves, par):
+def _clearance(idx, t1, alive, ur, ves, par):
     """8. Vesicles idx still alive are cleared with probability 1 − exp(−k_clear dt)."""
     p = par.p_clear[par.species[idx]]
     cleared = alive & (p > 0.0) & (ur < p)
     ves.state[idx[cleared]] = CLEARED
+    ves.cleared_time[idx[cleared]] = t1
 
 
 def _births(idx, n, ves, par):
@@ -292,7 +293,7 @@ def step(n, args):
         m = j[~binds & (d1[j] < 0.0)]
         _reflection(idx[m], hit[m], ex[m], ey[m], ez[m], r1[m], ves, par, dom, cells)
 
-    _clearance(idx, alive, ur, ves, par)
+    _clearance(idx, t1, alive, ur, ves, par)
 
 
 def count_bound(ves, cells):

@@ -1,14 +1,17 @@
 """Analyses (exodiff/analysis.py) on synthetic run files whose answers are
 known exactly, written with RunWriter, and on a short real run."""
 import math
+import shutil
 
+import h5py
 import numpy as np
 import pytest
 
 from exodiff import analysis as A
 from exodiff.errors import InputError
 from exodiff.analysis import open_run
-from exodiff.io import MILESTONE_NAMES, RunWriter
+from exodiff.io import RunWriter
+from exodiff.io.layout import no_fates
 
 FREE, BOUND, INTERNALIZED, EXITED, CLEARED, PENDING = 1, 2, 3, 4, 5, 0
 
@@ -42,8 +45,8 @@ def write_synthetic(path, *, N, box=(100.0, 100.0, 100.0), boundary=("reflect",)
                     sample_ids=None, positions=True, seed=1, backend="numpy"):
     """A run file from explicit frames.  snapshots: dicts with step, time,
     position [N,3], image [N,3], state [N], cell [N], milestones (name -> [N]);
-    observations: dicts with step, time, counts[6], bound[M], internalized[M],
-    cargo[M,K] (missing per-cell arrays are zeros)."""
+    observations: dicts with step, time, counts[6], bound[M] or [M,S],
+    internalized[M] or [M,S], cargo[M,K] (missing per-cell arrays are zeros)."""
     M = len(radii)
     K = len(cargo_names)
     kw = dict(config_text=config_text, seed=seed, backend=backend, device="cpu", dt=dt,
@@ -58,11 +61,13 @@ def write_synthetic(path, *, N, box=(100.0, 100.0, 100.0), boundary=("reflect",)
               extra_parameters={"duration": 10.0})
     with RunWriter(path, **kw) as w:
         for ob in observations:
-            w.write_observation(ob["step"], ob["time"], ob["counts"],
-                                ob.get("bound", np.zeros(M)), ob.get("internalized", np.zeros(M)),
+            per_species = [np.reshape(ob.get(k, np.zeros(M)), (M, len(species_names)))
+                           for k in ("bound", "internalized")]
+            w.write_observation(ob["step"], ob["time"], ob["counts"], *per_species,
                                 ob.get("cargo", np.zeros((M, K))))
         for sn in snapshots:
-            ms = {name: np.full(N, np.nan) for name in MILESTONE_NAMES}
+            ms = no_fates(N)
+            ms["birth_time"][:] = np.nan  # as the tests before fate tables wrote them
             ms.update(sn.get("milestones", {}))
             w.write_snapshot(sn["step"], sn["time"], sn.get("position", np.zeros((N, 3))),
                              sn.get("image", np.zeros((N, 3), np.int32)), sn["state"],
@@ -201,13 +206,15 @@ def test_kaplan_meier_matches_hand_computation():
 def test_first_passage_censors_exits_clearance_and_the_end(tmp_path):
     nan = np.nan
     # vesicle: 0 bound at 2 (born 0); 1 bound at 5 (born 1); 2 never bound (censored at the end, 10);
-    # 3 exited at 4 (censored at 4); 4 cleared between snapshots at 6 and 8 (censored at 6);
+    # 3 exited at 4 (censored at 4); 4 cleared at 7, between snapshots at 6 and 8 (censored at 7;
+    # at 6, the last snapshot before, in files without a fate table);
     # 5 born at 9, not bound (censored at 10 → 1 s); 6 not yet born at the end (left out);
     # 7 bound at 3 and internalized at 7 (born 0)
     birth = np.array([0, 1, 0, 0, 0, 9, 12, 0], dtype=float)
     first = np.array([2, 5, nan, nan, nan, nan, nan, 3])
     inside_t = np.array([nan, nan, nan, nan, nan, nan, nan, 7])
     exit_t = np.array([nan, nan, nan, 4, nan, nan, nan, nan])
+    cleared_t = np.array([nan, nan, nan, nan, 7, nan, nan, nan])
     N = 8
     times = [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
     snaps = []
@@ -221,12 +228,22 @@ def test_first_passage_censors_exits_clearance_and_the_end(tmp_path):
             st[4] = CLEARED
         snaps.append(dict(step=k * 200, time=t, state=st,
                           milestones={"birth_time": birth, "first_bound_time": first,
-                                      "internalized_time": inside_t, "exit_time": exit_t}))
+                                      "internalized_time": inside_t, "exit_time": exit_t,
+                                      "cleared_time": cleared_t,
+                                      "first_bound_cell": np.where(first <= t, 0, -1),
+                                      "internalized_cell": np.where(inside_t <= t, 0, -1)}))
     path = write_synthetic(tmp_path / "f.h5", N=N, snapshots=snaps,
                            observations=[dict(step=0, time=0.0, counts=counts_of(snaps[0]["state"]))])
+    old = tmp_path / "old.h5"  # the same without the fate table, as exodiff 0.2 wrote it
+    shutil.copy(path, old)
+    with h5py.File(old, "r+") as h:
+        del h["fates"]
+    for file, cleared_at in ((path, 7), (old, 6)):
+        with open_run(file) as run:
+            np.testing.assert_allclose(run.first_passage(event="bound").durations,
+                                       [2, 4, 10, 4, cleared_at, 1, 3])
     with open_run(path) as run:
         f = run.first_passage(event="bound")
-        np.testing.assert_allclose(f.durations, [2, 4, 10, 4, 6, 1, 3])
         np.testing.assert_array_equal(f.observed, [1, 1, 0, 0, 0, 0, 1])
         assert f.n_subjects == 7 and f.n_events == 3 and f.end_time == 10.0
         # KM: t=2: 1−1/6 (durations ≥ 2: all but the 1 s one); t=3: ×(1−1/5); t=4: ×(1−1/4)

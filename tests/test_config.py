@@ -10,8 +10,8 @@ except ModuleNotFoundError:  # Python 3.10
 import pytest
 
 from exodiff.config import (
-    BYTES_PER_VESICLE, Config, Placement, RadiusSpec, derived_parameters, format_check, load_config,
-    parse_config,
+    BYTES_PER_VESICLE, Config, Placement, RadiusSpec, Secretion, derived_parameters, format_check,
+    load_config, parse_config,
 )
 from exodiff.errors import ConfigError, InputError
 from exodiff.units import parse_quantity
@@ -164,7 +164,7 @@ def test_example_values(example):
     target = cfg.cell_types["target"]
     assert (target.kappa, target.k_off, target.k_int, target.capacity) == (0.5, 1e-3, 2e-3, 5000)
     donor = cfg.cell_types["donor"]
-    assert (donor.secretion_rate, donor.secretes, donor.secretion_window) == (0.02, "exosome", (0.0, math.inf))
+    assert donor.secretions == (Secretion("exosome", 0.02, (0.0, math.inf)),)
     ev = cfg.vesicles["exosome"]
     assert ev.radius == RadiusSpec(0.05, 1.3)
     assert ev.density == pytest.approx(1150.0)
@@ -323,8 +323,47 @@ def test_secretes_required_with_several_populations():
 
 def test_secretes_defaults_to_the_only_population():
     cfg = parse_config(minimal(cell_types={"d": {"secretion_rate": "1 /min"}}))
-    assert cfg.cell_types["d"].secretes == "ev"
+    assert [s.population for s in cfg.cell_types["d"].secretions] == ["ev"]
     assert cfg.cell_types["d"].secretion_rate == pytest.approx(1 / 60)
+
+
+TWO_POPULATIONS = {"exosome": {"radius": "50 nm"}, "microvesicle": {"radius": "200 nm"}}
+
+
+def test_several_populations_per_secreting_type():
+    raw = minimal(vesicles=TWO_POPULATIONS, cell_types={"msc": {
+        "secretes": ["exosome", "microvesicle"],
+        "secretion_rate": {"exosome": "2 /s", "microvesicle": "30 /min"},
+        "secretion_window": {"microvesicle": ["1 s", "10 s"]}}})
+    cfg = parse_config(raw)
+    assert cfg.cell_types["msc"].secretions == (Secretion("exosome", 2.0, (0.0, math.inf)),
+                                                Secretion("microvesicle", 0.5, (1.0, 10.0)))
+    assert cfg.cell_types["msc"].secretion_rate == 2.5
+    # the rate table alone names the populations
+    del raw["cell_types"]["msc"]["secretes"]
+    assert parse_config(raw).cell_types["msc"].secretions == cfg.cell_types["msc"].secretions
+    assert "secretes microvesicle at 0.5 /s per cell from 1 s to 10 s" in format_check(cfg)
+
+
+@pytest.mark.parametrize("table, key, reason", [
+    ({"secretes": ["exosome", "microvesicle"], "secretion_rate": "2 /s"}, "cell_types.msc.secretion_rate",
+     "give one rate per population"),
+    ({"secretes": ["exosome", "microvesicle"], "secretion_rate": {"exosome": "2 /s"}},
+     "cell_types.msc.secretion_rate.microvesicle", "required"),
+    ({"secretes": ["exosome"], "secretion_rate": {"exosome": 1, "microvesicle": 1}},
+     "cell_types.msc.secretion_rate.microvesicle", "unknown key"),
+    ({"secretes": ["exosome", "exosome"], "secretion_rate": {"exosome": 1}}, "cell_types.msc.secretes",
+     "a population is listed twice"),
+    ({"secretes": ["exosome", "exo"], "secretion_rate": {"exosome": 1, "exo": 1}},
+     "cell_types.msc.secretes[1]", "no population [vesicles.exo]"),
+    ({"secretes": [], "secretion_rate": 1}, "cell_types.msc.secretes", "expected a population name"),
+    ({"secretes": ["exosome"], "secretion_rate": 1, "secretion_window": {"exosome": ["2 s", "1 s"]}},
+     "cell_types.msc.secretion_window.exosome", "end must be after start"),
+    ({"secretes": "exosome"}, "cell_types.msc.secretion_rate", "required with secretes"),
+])
+def test_bad_secretion_tables(table, key, reason):
+    message = error_of(minimal(vesicles=TWO_POPULATIONS, cell_types={"msc": table}))
+    assert message.startswith(f"{key}: {reason}"), message
 
 
 def test_all_zero_fractions():
@@ -352,7 +391,7 @@ def test_overrides(example):
 def test_override_creates_tables(example):
     cfg = load_config(example, ["vesicles.micro.radius=200 nm", "cell_types.donor.secretes=micro"])
     assert cfg.vesicles["micro"].radius.median == pytest.approx(0.2)
-    assert cfg.cell_types["donor"].secretes == "micro"
+    assert [s.population for s in cfg.cell_types["donor"].secretions] == ["micro"]
 
 
 def test_override_is_validated(example):
@@ -462,7 +501,7 @@ def test_inf_where_allowed():
                   vesicles={"ev": {"radius": "50 nm", "half_life": math.inf}})
     cfg = parse_config(raw)
     assert cfg.cell_types["t"].kappa == math.inf
-    assert cfg.cell_types["t"].secretion_window == (0.0, math.inf)
+    assert cfg.cell_types["t"].secretions[0].window == (0.0, math.inf)
     assert cfg.vesicles["ev"].half_life == math.inf
 
 

@@ -117,7 +117,7 @@ class HostBackend:
 
     def prepare(self, model):
         self.dev = backend_cuda.to_device_layout(model.arrays, np)
-        self.capacity = bool(np.any(model.arrays["type_capacity"] > 0))
+        self.capacity = bool(np.any(model.arrays["ccapacity"] > 0))
         self.step = getattr(self.lib, backend_cuda.ADVANCE[model.precision])
 
     def advance(self, n0, n1):

@@ -14,6 +14,7 @@ import pytest
 
 from exodiff.errors import InputError
 from exodiff.io import MILESTONE_NAMES, RunWriter, clear_status_flags, open_run
+from exodiff.io.layout import FATE_COLUMNS, no_fates
 from exodiff.kernels.constants import STATE_NAMES
 from exodiff.io.layout import value_chunks
 
@@ -47,8 +48,7 @@ def synthetic_frames(n_frames=5):
     (on cells 1..3) and internalized; the last frame has vesicles bound."""
     rng = np.random.default_rng(2)
     frames = []
-    milestones = {name: np.full(N, np.nan) for name in MILESTONE_NAMES}
-    milestones["birth_time"][:] = 0.0
+    milestones = no_fates(N)
     for k in range(n_frames):
         state = np.ones(N, dtype=np.int8)
         state[: 3 * k] = 2
@@ -57,8 +57,11 @@ def synthetic_frames(n_frames=5):
         cell = np.full(N, -1, dtype=np.int32)
         on_cell = (state == 2) | (state == 3)
         cell[on_cell] = 1 + np.arange(on_cell.sum()) % 3
-        bound = np.bincount(cell[state == 2], minlength=M).astype(np.int32)
-        internalized = np.bincount(cell[state == 3], minlength=M).astype(np.int32)
+        species = writer_kwargs()["species"]
+        per_species = [np.zeros((M, 2), np.int32) for _ in range(2)]
+        for counts, st in zip(per_species, (2, 3)):
+            np.add.at(counts, (cell[state == st], species[state == st]), 1)
+        bound, internalized = (c.sum(axis=1, dtype=np.int32) for c in per_species)
         t = k * DT
         milestones["first_bound_time"][on_cell & np.isnan(milestones["first_bound_time"])] = t
         milestones["internalized_time"][(state == 3) & np.isnan(milestones["internalized_time"])] = t
@@ -68,7 +71,7 @@ def synthetic_frames(n_frames=5):
             position=rng.uniform(0, 50, (N, 3)), image=rng.integers(-2, 3, (N, 3)).astype(np.int32),
             milestones={name: m.copy() for name, m in milestones.items()},
             state_counts=np.bincount(state, minlength=6).astype(np.int64),
-            bound=bound, internalized=internalized,
+            bound=bound, internalized=internalized, per_species=per_species,
             cargo=np.stack([internalized * 10.0, internalized * 50.0], axis=1)))
     return frames
 
@@ -79,8 +82,8 @@ SNAPSHOT_FRAMES = (0, 2, 4)
 def write_run(path, frames, **overrides):
     with RunWriter(path, **writer_kwargs(**overrides)) as w:
         for k, fr in enumerate(frames):
-            w.write_observation(fr["step"], fr["time"], fr["state_counts"], fr["bound"],
-                                fr["internalized"], fr["cargo"])
+            w.write_observation(fr["step"], fr["time"], fr["state_counts"], *fr["per_species"],
+                                fr["cargo"])
             if k in SNAPSHOT_FRAMES:
                 w.write_snapshot(fr["step"], fr["time"], fr["position"], fr["image"], fr["state"],
                                  fr["cell"], fr["milestones"])
@@ -232,7 +235,8 @@ def test_run_without_cells_or_cargo(tmp_path):
     kw = writer_kwargs(cell_centers=np.zeros((0, 3)), cell_radii=[], cell_types=[],
                        cell_type_names=[], cargo_names=[], compression="none")
     with RunWriter(path, **kw) as w:
-        w.write_observation(0, 0.0, [0, N, 0, 0, 0, 0], [], [], np.zeros((0, 0)))
+        w.write_observation(0, 0.0, [0, N, 0, 0, 0, 0], np.zeros((0, 2)), np.zeros((0, 2)),
+                            np.zeros((0, 0)))
     with open_run(path) as run:
         assert run.n_observations == 1 and len(run.cells) == 0
         assert run.cargo_per_cell.shape == (1, 0, 0)
@@ -309,7 +313,8 @@ def test_bad_writer_arguments_are_rejected(tmp_path):
 CHILD = textwrap.dedent("""
     import sys
     import numpy as np
-    from exodiff.io import RunWriter, MILESTONE_NAMES
+    from exodiff.io import RunWriter
+    from exodiff.io.layout import FATE_COLUMNS
     path, compression = sys.argv[1], sys.argv[2]
     N, M, K = 20000, 30, 2
     w = RunWriter(path, config_text="x", seed=1, backend="numpy", device="cpu", dt=0.5,
@@ -322,11 +327,11 @@ CHILD = textwrap.dedent("""
                   n_snapshots_hint=1000, n_observations_hint=1000, exodiff_version="test")
     print("ready", flush=True)
     for k in range(10**9):
-        w.write_observation(k, 0.5 * k, np.full(6, k), np.full(M, k), np.full(M, k + 1),
+        w.write_observation(k, 0.5 * k, np.full(6, k), np.full((M, 1), k), np.full((M, 1), k + 1),
                             np.full((M, K), k + 0.5))
         w.write_snapshot(k, 0.5 * k, np.full((N, 3), float(k)), np.full((N, 3), -k),
                          np.full(N, k % 128), np.full(N, k),
-                         {name: np.full(N, k + j / 4) for j, name in enumerate(MILESTONE_NAMES)})
+                         {name: np.full(N, k + j / 4) for j, name in enumerate(FATE_COLUMNS)})
         print(k, flush=True)
 """)
 
@@ -351,7 +356,9 @@ def check_killed_file(path, reported, live=False):
             assert np.all(run.states(k) == k % 128) and np.all(run.cell_of(k) == k)
         # Milestones are rewritten before each step: from the last complete
         # snapshot or the one being written, NaN only before the first.
-        for j, name in enumerate(MILESTONE_NAMES if not live else ()):
+        for j, name in enumerate(FATE_COLUMNS if not live else ()):
+            if name not in MILESTONE_NAMES:
+                continue
             m = run.milestones[name]
             allowed = [S - 1 + j / 4, S + j / 4]
             assert np.all(np.isin(m, allowed) | (np.isnan(m) & (S == 0))), name

@@ -63,13 +63,14 @@ def test_report_writes_figures_html_and_csv(run_path, tmp_path):
     import pandas as pd
     out = tmp_path / "rep"
     assert main(["report", str(run_path), "-o", str(out), "--dpi", "50"]) == 0
-    for name in ("uptake.png", "snapshot.png", "cells.csv", "uptake.csv", "dose_summary.csv", "index.html"):
+    for name in ("uptake.png", "snapshot.png", "cells.csv", "uptake.csv", "dose_summary.csv", "donors.csv",
+                 "index.html"):
         assert (out / name).is_file(), name
     cells = pd.read_csv(out / "cells.csv", index_col="cell")
     assert len(cells) == 6 and {"x", "type", "bound", "internalized", "cargo_miR21",
                                 "nearest_donor_distance"} <= set(cells.columns)
     page = (out / "index.html").read_text()
-    assert page.count("data:image/png;base64,") == 7 and "every vesicle accounted for" in page
+    assert page.count("data:image/png;base64,") == 8 and "every vesicle accounted for" in page
     assert "src=\"http" not in page and "<script" not in page  # self-contained
 
 

@@ -181,6 +181,11 @@ def test_resume_after_kill_is_bitwise_identical(runs, tmp_path, kill_at, capsys)
     out = tmp_path / "killed.h5"
     said = _kill_and_resume(cfg, ref, out, kill_at, capsys)
     assert "at step 100 of 300 (t = 0.1 s), from its last complete snapshot" in said
+    # the fate table is among the bytes compared, and records every fate
+    with open_run(out) as run:
+        fates = run.fates
+    for column in ("first_bound_time", "internalized_time", "exit_time", "cleared_time"):
+        assert fates[column].notna().any(), column
 
 
 @pytest.mark.parametrize("output, kill_at, resumed_at", [

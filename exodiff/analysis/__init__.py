@@ -19,7 +19,8 @@ snapshot-based results describe the sample, and counts are scaled to the pool
 where that is said.
 
 Modules: common.py (the base and shared helpers), uptake.py, vesicles.py
-(first passage, MSD), profile.py, balance.py, comparison.py, statistics.py.
+(first passage, MSD), transfer.py (donor → recipient), profile.py,
+balance.py, comparison.py, statistics.py.
 """
 from .. import io
 from .balance import MassBalance
@@ -27,18 +28,20 @@ from .comparison import RunComparison
 from .profile import Profile
 from .statistics import gini, kaplan_meier, ks_two_sample, two_proportion_z
 from .uptake import Dose, UptakeCurves, UptakeRange, cell_results
-from .vesicles import MSD, FirstPassage, expected_diffusion
+from .transfer import Transfer
+from .vesicles import MSD, FirstPassage, expected_diffusion, first_passage_table
 
 __all__ = ["UptakeCurves", "Dose", "UptakeRange", "FirstPassage", "MSD", "Profile",
            "MassBalance", "RunComparison", "kaplan_meier", "ks_two_sample",
-           "two_proportion_z", "gini", "cell_results", "expected_diffusion", "AnalysedRun", "open_run"]
+           "two_proportion_z", "gini", "cell_results", "expected_diffusion", "first_passage_table", "Transfer",
+           "AnalysedRun", "open_run"]
 
 
 class AnalysedRun(io.Run):
     """A run file (:class:`exodiff.io.Run`) with the analyses above as
     methods, each memoized per settings (the frames of an open run are fixed,
     so a result holds): :meth:`uptake_curves`, :meth:`dose`,
-    :meth:`uptake_range`, :meth:`first_passage`, :meth:`msd`,
+    :meth:`uptake_range`, :meth:`first_passage`, :meth:`transfer`, :meth:`msd`,
     :meth:`profile`, :meth:`mass_balance`, and :meth:`cell_results`."""
 
     def _analysis(self, cls, settings):
@@ -64,6 +67,10 @@ class AnalysedRun(io.Run):
     def first_passage(self, **settings):
         """:class:`FirstPassage` computed on this run."""
         return self._analysis(FirstPassage, settings)
+
+    def transfer(self, **settings):
+        """:class:`Transfer` computed on this run."""
+        return self._analysis(Transfer, settings)
 
     def msd(self, **settings):
         """:class:`MSD` computed on this run."""

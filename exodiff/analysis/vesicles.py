@@ -8,8 +8,9 @@ import numpy as np
 
 from ..errors import InputError
 from ..kernels.constants import CLEARED, EXITED, FREE, PENDING
+from ..physics import stokes_einstein_diffusion
 from ..units import argument
-from .common import Analysis, species_index
+from .common import Analysis, species_index, type_index
 from .statistics import kaplan_meier
 
 
@@ -21,15 +22,18 @@ class FirstPassage(Analysis):
     present at the start).  Its event time is first_bound_time (event
     "bound") or internalized_time ("internalized").  Vesicles without the
     event by the last snapshot are right-censored: at their exit time if they
-    left through an absorbing face, at the last snapshot before they were
-    cleared in the medium (the last time known at risk), else at the last
-    snapshot.  Leaving and clearance are thus treated as censoring: S(t) is
-    the cause-specific survival, the probability of no event by t had the
-    vesicle stayed.  Vesicles not yet released at the last snapshot are left
-    out.  A sampled run gives the estimate for its sample.
+    left through an absorbing face, at their clearance in the medium, else
+    at the last snapshot.  Leaving and clearance are thus treated as
+    censoring: S(t) is the cause-specific survival, the probability of no
+    event by t had the vesicle stayed.  With ``cell_type``, only events on
+    cells of that type count; an event on another type censors the vesicle
+    at its time.  Vesicles not yet released at the last snapshot are left
+    out.  Every vesicle counts (the fate table); files written before fate
+    tables (exodiff 0.2) give the estimate for their stored sample, with
+    clearance known to the snapshot only, and no ``cell_type``.
 
     Settings: event "bound" | "internalized"; population (name or index;
-    None: all).
+    None: all); cell_type (recipient cell type name or index; None: any).
 
     Results: durations [n] s (event or censoring time after birth);
     observed [n] bool; n_subjects, n_events; times [J] s (distinct event
@@ -39,18 +43,54 @@ class FirstPassage(Analysis):
     end_time [s] (the last snapshot, when the milestones were written).
     """
 
-    def __init__(self, event="bound", population=None):
+    def __init__(self, event="bound", population=None, cell_type=None):
         if event not in ("bound", "internalized"):
             raise InputError(f"event: {event!r}, expected 'bound' or 'internalized'")
-        self.event, self.population = event, population
+        self.event, self.population, self.cell_type = event, population, cell_type
         self.durations = None
 
     def compute(self, run):
         if run.n_snapshots == 0:
             raise InputError(f"{run.path}: no snapshot written yet (first-passage times need one)")
+        t_end = float(run.snapshot_times[-1])
+        if run.has_fates:
+            self.durations, self.observed = self._from_fates(run, t_end)
+        elif self.cell_type is not None:
+            raise InputError(f"{run.path}: no fate table (exodiff 0.2), so no split by cell type")
+        else:
+            self.durations, self.observed = self._from_snapshots(run, t_end)
+        self.end_time = t_end
+        self.n_subjects = int(self.durations.size)
+        self.n_events = int(self.observed.sum())
+        (self.times, self.survival, self.at_risk, self.events,
+         self.standard_error) = kaplan_meier(self.durations, self.observed)
+        below = np.nonzero(self.survival <= 0.5)[0]
+        self.median = float(self.times[below[0]]) if below.size else math.nan
+        return self
+
+    def _from_fates(self, run, t_end):
+        f = run.fate_columns(t_end)
+        pop = species_index(run, self.population)
+        born = f["birth_time"] <= t_end
+        if pop is not None:
+            born &= f["species"] == pop
+        birth = f["birth_time"][born]
+        when, where = (("first_bound_time", "first_bound_cell") if self.event == "bound"
+                       else ("internalized_time", "internalized_cell"))
+        ev, cell = f[when][born], f[where][born]
+        seen = ~np.isnan(ev)
+        censor = np.fmin(np.fmin(f["exit_time"][born], f["cleared_time"][born]), t_end)
+        if self.cell_type is not None:
+            other = seen.copy()
+            other[seen] = run.cells.types[cell[seen]] != type_index(run, self.cell_type)
+            censor[other] = ev[other]
+            seen &= ~other
+        return np.where(seen, ev - birth, np.maximum(censor - birth, 0.0)), seen
+
+    def _from_snapshots(self, run, t_end):
+        """0.2 files: the milestones of the stored vesicles, clearance from the states."""
         pop = species_index(run, self.population)
         times = run.snapshot_times
-        t_end = float(times[-1])
         key = "first_bound_time" if self.event == "bound" else "internalized_time"
         fields = ("birth_time", key, "exit_time", "species", "state")
         durations, observed = [], []
@@ -74,16 +114,8 @@ class FirstPassage(Analysis):
             dur = np.where(seen, ev - birth, np.maximum(censor - birth, 0.0))
             durations.append(dur)
             observed.append(seen)
-        self.durations = np.concatenate(durations) if durations else np.empty(0)
-        self.observed = np.concatenate(observed) if observed else np.empty(0, dtype=bool)
-        self.end_time = t_end
-        self.n_subjects = int(self.durations.size)
-        self.n_events = int(self.observed.sum())
-        (self.times, self.survival, self.at_risk, self.events,
-         self.standard_error) = kaplan_meier(self.durations, self.observed)
-        below = np.nonzero(self.survival <= 0.5)[0]
-        self.median = float(self.times[below[0]]) if below.size else math.nan
-        return self
+        return (np.concatenate(durations) if durations else np.empty(0),
+                np.concatenate(observed) if observed else np.empty(0, dtype=bool))
 
     def survival_at(self, t):
         """S(t) at times t [s] (array-like): the KM step function."""
@@ -92,6 +124,22 @@ class FirstPassage(Analysis):
         k = np.searchsorted(self.times, t, side="right") - 1
         s = np.concatenate([[1.0], self.survival])
         return s[k + 1]
+
+
+def first_passage_table(run, event="bound"):
+    """First passage split by population and recipient cell type: a pandas
+    DataFrame with one row per (species, cell_type), "all" included for
+    each: subjects, events, median [s] (NaN: not reached), by_end (1 − S at
+    the last snapshot: the Kaplan–Meier probability of the event by then)."""
+    import pandas as pd
+    rows = []
+    for pop in (None, *run.species_names):
+        for ct in (None, *run.cells.type_names):
+            f = FirstPassage(event, pop, ct).compute(run)
+            rows.append({"species": pop or "all", "cell_type": ct or "all", "subjects": f.n_subjects,
+                         "events": f.n_events, "median": f.median,
+                         "by_end": 1.0 - f.survival[-1] if f.survival.size else 0.0})
+    return pd.DataFrame(rows)
 
 
 class MSD(Analysis):

@@ -17,10 +17,18 @@ Layout (lengths in µm, unit ``"um"``; times in s, unit ``"s"``)::
         species [n] int32          attr names; radius [n] float64
         milestones/<name> [n]      birth_time, first_bound_time, internalized_time,
                                    exit_time (NaN = never), rewritten at each snapshot
-    /particles/cells               position [M,3], radius [M], type [M] int32 (attr names), box (hard link)
+    /fates                         the fate of every vesicle, all N whatever is sampled
+        species [N] int32          attr names; origin [N] int32 donor cell, -1: present at t = 0
+        <column> [N]               FATE_COLUMNS: birth_time, first_bound_time, first_bound_cell,
+                                   internalized_time, internalized_cell, exit_time,
+                                   cleared_time (NaN / -1 = did not happen), rewritten at
+                                   each snapshot (as of the last complete one: later events
+                                   are the reader's to drop)
+    /particles/cells               position [M,3], radius [M], type [M] int32 (attr names), box (hard link),
+                                   kappa [M] (um/s), capacity [M], secretion_rate [M,P] (1/s, attr names)
     /observables/vesicles/<state>  {step[T], time[T], value[T] int64}, one per name in STATE_NAMES
-    /observables/cells/bound       {step, time, value[T,M] int32}
-    /observables/cells/internalized {step, time, value[T,M] int32}
+    /observables/cells/bound       {step, time, value[T,M,S] int32}  attr species[S] (0.2: [T,M])
+    /observables/cells/internalized {step, time, value[T,M,S] int32} attr species[S] (0.2: [T,M])
     /observables/cells/cargo       {step, time, value[T,M,K] float64}  attr names[K]
 
 ``n`` is N, or the number of sampled vesicles when ``sample_ids`` is given.
@@ -36,6 +44,17 @@ import h5py
 import numpy as np
 
 MILESTONE_NAMES = ("birth_time", "first_bound_time", "internalized_time", "exit_time")
+# The fate table's columns that change during a run: name -> (dtype, "did not happen").
+FATE_COLUMNS = {"birth_time": (np.float64, np.nan), "first_bound_time": (np.float64, np.nan),
+                "first_bound_cell": (np.int32, -1), "internalized_time": (np.float64, np.nan),
+                "internalized_cell": (np.int32, -1), "exit_time": (np.float64, np.nan),
+                "cleared_time": (np.float64, np.nan)}
+# Which event time each cell column belongs to.
+FATE_CELL_TIMES = {"first_bound_cell": "first_bound_time", "internalized_cell": "internalized_time"}
+# Per-cell properties in /particles/cells (drawn per cell when a type's value has a gsd).
+CELL_PROPERTY_UNITS = {"kappa": "um/s", "secretion_rate": "1/s"}
+FATE_BYTES_PER_VESICLE = 4 + 4 + sum(np.dtype(d).itemsize for d, _ in FATE_COLUMNS.values())
+"""File bytes per vesicle of /fates (species, origin and the columns), uncompressed."""
 COMPRESSIONS = ("gzip", "lzf", "none")
 LENGTH_UNIT = "um"
 TIME_UNIT = "s"
@@ -84,3 +103,10 @@ def complete_frames(groups):
     while n > 0 and any(g["step"][n - 1] < 0 or np.isnan(g["time"][n - 1]) for g in groups):
         n -= 1
     return n
+
+
+def no_fates(n):
+    """Fate columns of ``n`` vesicles to which nothing happened (birth at 0)."""
+    out = {name: np.full(n, fill, dtype=dtype) for name, (dtype, fill) in FATE_COLUMNS.items()}
+    out["birth_time"][:] = 0.0
+    return out

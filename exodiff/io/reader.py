@@ -21,8 +21,8 @@ from ..formats import one_line
 from ..kernels.constants import STATE_NAMES
 from ..tomlfile import parse_toml
 from . import summary
-from .layout import (CHUNK_MAX_BYTES, LENGTH_UNIT, MILESTONE_NAMES, TIME_UNIT,
-                     complete_frames, names, text)
+from .layout import (CHUNK_MAX_BYTES, FATE_CELL_TIMES, FATE_COLUMNS, LENGTH_UNIT, MILESTONE_NAMES,
+                     TIME_UNIT, complete_frames, names, text)
 from .recovery import check_not_in_use, clear_status_flags, superblock
 
 
@@ -193,7 +193,7 @@ class Run:
         for name, g in self._snap.items():
             expect[f"vesicles/{name}"] = (g["value"].shape[1:2], n)
         for name in ("cells/bound", "cells/internalized"):
-            expect[name] = (self._obs[name]["value"].shape[1:], (M,))
+            expect[name] = (self._obs[name]["value"].shape[1:2], (M,))
         for name, (got, want) in expect.items():
             if tuple(got) != tuple(want):
                 raise ValueError(f"{name} has shape {tuple(got)}, expected {tuple(want)}")
@@ -300,7 +300,9 @@ class Run:
     @cached_property
     def cell_table(self):
         """The cells as a pandas DataFrame indexed by cell (0..M-1): x, y, z,
-        radius [µm], type (categorical name), donor (its type secretes)."""
+        radius [µm], type (categorical name), donor (its type secretes), and
+        where the file has them (exodiff ≥ 0.3) each cell's kappa [µm/s],
+        capacity and secretion_rate_<population> [1/s]."""
         import pandas as pd
         c = self.cells
         names = list(c.type_names)
@@ -311,6 +313,15 @@ class Run:
             else pd.Categorical([]),
             "donor": np.isin(c.types, [names.index(d) for d in self.donor_types if d in names]),
         })
+        g = self._f["particles/cells"]
+        if "kappa" in g:
+            df["kappa"] = g["kappa"][()]
+        if "capacity" in g:
+            df["capacity"] = g["capacity"][()]
+        if "secretion_rate" in g:
+            rates = g["secretion_rate"][()]
+            for j, name in enumerate(text(n) for n in g["secretion_rate"].attrs.get("names", ())):
+                df[f"secretion_rate_{name}"] = rates[:, j]
         df.index.name = "cell"
         return df
 
@@ -374,6 +385,49 @@ class Run:
         Reads all n rows; :meth:`iter_vesicles` reads them in chunks."""
         g = self._f["particles/vesicles/milestones"]
         return {name: g[name][()] for name in MILESTONE_NAMES if name in g}
+
+    @property
+    def has_fates(self):
+        """True when the file holds the fate table of every vesicle (exodiff ≥ 0.3)."""
+        return "fates" in self._f
+
+    def fate_columns(self, time=None):
+        """The fate table as arrays: name -> [N] for "species", "origin" and
+        every column of layout.FATE_COLUMNS, as of ``time`` [s] (None: the
+        last complete snapshot, when the table was last written whole):
+        events after it are dropped (NaN, cell -1).  InputError for files
+        written before fate tables."""
+        if not self.has_fates:
+            raise InputError(f"{self.path}: no fate table (written by exodiff "
+                             f"{self.exodiff_version or '< 0.3'}); rerun it with this version")
+        g = self._f["fates"]
+        out = {"species": g["species"][()], "origin": g["origin"][()]}
+        out.update({name: g[name][()] for name in FATE_COLUMNS})
+        if time is None:
+            time = self.snapshot_times[-1] if self.n_snapshots else -math.inf
+        for name in FATE_COLUMNS:
+            if name.endswith("_time") and name != "birth_time":
+                later = out[name] > time
+                out[name][later] = np.nan
+        for cell, when in FATE_CELL_TIMES.items():
+            out[cell][np.isnan(out[when])] = -1
+        return out
+
+    @cached_property
+    def fates(self):
+        """The fate of every vesicle as a pandas DataFrame indexed by vesicle
+        id (0..N-1), as of the last snapshot: species (population name),
+        origin (donor cell, -1: present at t = 0), birth_time,
+        first_bound_time, first_bound_cell, internalized_time,
+        internalized_cell, exit_time, cleared_time (times [s]; NaN / -1: did
+        not happen).  Whatever ``output.positions`` sampled."""
+        import pandas as pd
+        cols = self.fate_columns()
+        names = [text(n) for n in self._f["fates/species"].attrs.get("names", self.species_names)]
+        df = pd.DataFrame({"species": pd.Categorical.from_codes(cols["species"], categories=names),
+                           "origin": cols["origin"], **{name: cols[name] for name in FATE_COLUMNS}})
+        df.index.name = "vesicle"
+        return df
 
     def iter_vesicles(self, fields=("state",), frames=None, chunk_size=None):
         """Read the stored vesicles in chunks of rows, never all at once.
@@ -439,7 +493,8 @@ class Run:
         """(bound[M] int32, internalized[M] int32, cargo[M,K] float64) at
         observation ``k`` (an index, see :meth:`observation_index`), read
         alone: the whole [T,M] series is not loaded."""
-        return tuple(self._obs[f"cells/{name}"]["value"][k]
+        return tuple(_species_summed(self._obs[f"cells/{name}"]["value"][k], 1) if name != "cargo"
+                     else self._obs[f"cells/{name}"]["value"][k]
                      for name in ("bound", "internalized", "cargo"))
 
     @cached_property
@@ -459,13 +514,26 @@ class Run:
 
     @cached_property
     def bound_per_cell(self):
-        """int32[T,M] vesicles bound to each cell."""
-        return self._obs_value("cells/bound")
+        """int32[T,M] vesicles bound to each cell (all species)."""
+        return _species_summed(self._obs_value("cells/bound"), 2)
 
     @cached_property
     def internalized_per_cell(self):
-        """int32[T,M] vesicles internalized by each cell so far."""
-        return self._obs_value("cells/internalized")
+        """int32[T,M] vesicles internalized by each cell so far (all species)."""
+        return _species_summed(self._obs_value("cells/internalized"), 2)
+
+    def per_cell_species(self, kind):
+        """int32[T,M,S] vesicles ``kind`` ("bound" or "internalized") per cell
+        and species (S: the attribute ``species``, in the order of
+        ``species_names``).  InputError for 0.2 files, which summed over
+        species."""
+        if kind not in ("bound", "internalized"):
+            raise ValueError(f"per_cell_species: kind {kind!r}, expected 'bound' or 'internalized'")
+        value = self._obs_value(f"cells/{kind}")
+        if value.ndim != 3:
+            raise InputError(f"{self.path}: cells/{kind} is not split by species in this file "
+                             f"(exodiff {self.exodiff_version or '< 0.3'})")
+        return value
 
     @cached_property
     def cargo_per_cell(self):
@@ -531,6 +599,12 @@ class Run:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _species_summed(value, ndim):
+    """Per-cell counts of ``ndim`` axes ([M] or [T,M]) from counts per cell
+    and species (one more axis); 0.2 files have them summed already."""
+    return value.sum(axis=-1, dtype=value.dtype) if value.ndim > ndim else value
 
 
 def _index_at(times, time, path, what):

@@ -31,8 +31,8 @@ from ..errors import InputError
 from ..formats import one_line
 from ..kernels.constants import FACE_KINDS, STATE_NAMES
 from .checkpoint import remove_checkpoint
-from .layout import (COMPRESSIONS, LENGTH_UNIT, MILESTONE_NAMES, TIME_UNIT, complete_frames,
-                     names_attr, value_chunks)
+from .layout import (CELL_PROPERTY_UNITS, COMPRESSIONS, FATE_COLUMNS, LENGTH_UNIT, MILESTONE_NAMES,
+                     TIME_UNIT, complete_frames, names_attr, value_chunks)
 from .recovery import RunLock, clear_status_flags
 
 
@@ -123,6 +123,11 @@ class RunWriter:
     cell_centers [M,3] [µm], cell_radii [M] [µm], cell_types [M] int (index into
         cell_type_names)
     species [N] int (index into species_names), vesicle_radius [N] [µm]
+    origin : [N] donor cell of each vesicle, -1 for those present at t = 0
+        (None: all -1)
+    cell_properties : name -> [M] or [M, P] per-cell values stored under
+        /particles/cells (kappa [µm/s], capacity, secretion_rate [1/s] per
+        population), or None
     cargo_names : K cargo names (the last axis of ``cargo`` in write_observation)
     sample_ids : pool indices of the vesicles whose snapshots are stored
         (stored in increasing order), or None for all N
@@ -138,7 +143,7 @@ class RunWriter:
                  cell_type_names, species, vesicle_radius, species_names,
                  cargo_names, sample_ids, write_positions, compression,
                  n_snapshots_hint, n_observations_hint, exodiff_version,
-                 extra_parameters=None, author=None):
+                 origin=None, cell_properties=None, extra_parameters=None, author=None):
         self.path = Path(path)
         box_edges = _array(box_edges, (3,), np.float64, "box_edges")
         if not np.all(box_edges > 0):
@@ -158,6 +163,9 @@ class RunWriter:
         vesicle_radius = np.asarray(vesicle_radius, dtype=np.float64)
         N = vesicle_radius.shape[0]
         species = _array(species, (N,), np.int32, "species")
+        origin = np.full(N, -1, np.int32) if origin is None else _array(origin, (N,), np.int32, "origin")
+        if N and not (-1 <= origin.min() and origin.max() < M):
+            raise ValueError("origin: index outside the cells (or -1)")
         if compression not in COMPRESSIONS:
             raise ValueError(f"compression: {compression!r}, expected one of {COMPRESSIONS}")
         comp = None if compression == "none" else compression
@@ -171,6 +179,7 @@ class RunWriter:
         n = ids.size
         self.n_vesicles, self.n_stored, self.n_cells = N, n, M
         self.n_cargo = len(cargo_names)
+        self.n_species = len(species_names)
         self.write_positions = bool(write_positions)
 
         tmp = self.path.with_name(self.path.name + ".part")
@@ -235,19 +244,41 @@ class RunWriter:
                 ds.attrs["unit"] = TIME_UNIT
                 self._milestones[name] = ds
 
+            fates = f.create_group("fates")
+            fixed = dict(compression=comp, shuffle=comp is not None) if N else {}
+            fates.create_dataset("species", data=species, **fixed).attrs["names"] = names_attr(species_names)
+            fates.create_dataset("origin", data=origin, **fixed)
+            self._fates = {}
+            for name, (dtype, fill) in FATE_COLUMNS.items():
+                ds = fates.create_dataset(name, data=np.full(N, fill, dtype=dtype), **fixed)
+                if name.endswith("_time"):
+                    ds.attrs["unit"] = TIME_UNIT
+                self._fates[name] = ds
+
             cells = particles.create_group("cells")
             cells.create_dataset("position", data=cell_centers).attrs["unit"] = LENGTH_UNIT
             cells.create_dataset("radius", data=cell_radii).attrs["unit"] = LENGTH_UNIT
             cells.create_dataset("type", data=cell_types).attrs["names"] = names_attr(cell_type_names)
             cells["box"] = box  # hard link: one box for both groups
+            for name, value in (cell_properties or {}).items():
+                value = np.asarray(value)
+                if value.shape[:1] != (M,):
+                    raise ValueError(f"cell_properties[{name!r}]: shape {value.shape}, expected ({M}, ...)")
+                ds = cells.create_dataset(name, data=value)
+                if name in CELL_PROPERTY_UNITS:
+                    ds.attrs["unit"] = CELL_PROPERTY_UNITS[name]
+                if value.ndim == 2:
+                    ds.attrs["names"] = names_attr(species_names)
 
             obs_v = f.create_group("observables/vesicles")
             small = dict(hint=n_observations_hint)
             self._counts = [_Series(obs_v, s, (), np.int64, **small) for s in STATE_NAMES]
             obs_c = f.create_group("observables/cells")
             big = dict(compression=comp, hint=n_observations_hint)
-            self._bound = _Series(obs_c, "bound", (M,), np.int32, **big)
-            self._internalized = _Series(obs_c, "internalized", (M,), np.int32, **big)
+            self._bound = _Series(obs_c, "bound", (M, self.n_species), np.int32, **big)
+            self._internalized = _Series(obs_c, "internalized", (M, self.n_species), np.int32, **big)
+            for s in (self._bound, self._internalized):
+                s.group.attrs["species"] = names_attr(species_names)
             self._cargo = _Series(obs_c, "cargo", (M, self.n_cargo), np.float64, **big)
             self._cargo.group.attrs["names"] = names_attr(cargo_names)
             self._observation_series = [*self._counts, self._bound, self._internalized, self._cargo]
@@ -310,6 +341,7 @@ class RunWriter:
         self._select = None if ids.size == N else ids
         self.n_cells = f["particles/cells/radius"].shape[0]
         self.n_cargo = f["observables/cells/cargo/value"].shape[2]
+        self.n_species = f["observables/cells/bound/value"].shape[2]
         self.write_positions = "position" in ves
         self._box_edges = ves["box/edges/value"][0] if ves["box/edges/value"].shape[0] else \
             np.asarray(f["parameters"].attrs["box_edges"], dtype=np.float64)
@@ -321,6 +353,7 @@ class RunWriter:
         self._snapshot_series = [s for s in (self._position, self._image, self._state, self._cell,
                                              self._edges) if s is not None]
         self._milestones = {name: ves["milestones"][name] for name in MILESTONE_NAMES}
+        self._fates = {name: f["fates"][name] for name in FATE_COLUMNS}
         obs_v, obs_c = f["observables/vesicles"], f["observables/cells"]
         self._counts = [series(obs_v[s]) for s in STATE_NAMES]
         self._bound, self._internalized = series(obs_c["bound"]), series(obs_c["internalized"])
@@ -359,25 +392,25 @@ class RunWriter:
 
     def write_observation(self, step, time, state_counts, bound, internalized, cargo):
         """Append one observation at ``step`` (time [s]): ``state_counts[6]``
-        vesicles per state (order STATE_NAMES), ``bound[M]`` and
-        ``internalized[M]`` vesicles per cell, ``cargo[M,K]`` cargo delivered
-        to each cell so far."""
-        M, K = self.n_cells, self.n_cargo
+        vesicles per state (order STATE_NAMES), ``bound[M,S]`` and
+        ``internalized[M,S]`` vesicles per cell and species, ``cargo[M,K]``
+        cargo delivered to each cell so far."""
+        M, K, S = self.n_cells, self.n_cargo, self.n_species
         counts = _array(state_counts, (len(STATE_NAMES),), np.int64, "state_counts")
         for series, c in zip(self._counts, counts):
             series.write_value(c)
-        self._bound.write_value(_array(bound, (M,), np.int32, "bound"))
-        self._internalized.write_value(_array(internalized, (M,), np.int32, "internalized"))
+        self._bound.write_value(_array(bound, (M, S), np.int32, "bound"))
+        self._internalized.write_value(_array(internalized, (M, S), np.int32, "internalized"))
         self._cargo.write_value(_array(cargo, (M, K), np.float64, "cargo"))
         self._complete(self._observation_series, step, time)
 
-    def write_snapshot(self, step, time, position, image, state, cell, milestones):
+    def write_snapshot(self, step, time, position, image, state, cell, fates):
         """Append one snapshot at ``step`` (time [s]) of the full pool:
         ``position[N,3]`` [µm] and ``image[N,3]`` (ignored, may be None, when
         positions are not written), ``state[N]`` (0..5), ``cell[N]`` (-1 if
-        none) and ``milestones`` name -> [N] times [s] (NaN = never) for every
-        name in MILESTONE_NAMES.  Only the rows of the stored vesicles are
-        written."""
+        none) and ``fates`` name -> [N] for every name in FATE_COLUMNS
+        (layout.no_fates: nothing happened).  Only the rows of the stored
+        vesicles are written, except the fate table: all N."""
         N = self.n_vesicles
         if self._position is not None:
             self._position.write_value(self._take(_array(position, (N, 3), np.float64, "position")))
@@ -385,8 +418,11 @@ class RunWriter:
         self._state.write_value(self._take(_array(state, (N,), np.int8, "state")))
         self._cell.write_value(self._take(_array(cell, (N,), np.int32, "cell")))
         self._edges.write_value(self._box_edges)
-        for name in MILESTONE_NAMES:
-            self._milestones[name][...] = self._take(_array(milestones[name], (N,), np.float64, name))
+        for name, (dtype, _) in FATE_COLUMNS.items():
+            column = _array(fates[name], (N,), dtype, name)
+            self._fates[name][...] = column
+            if name in self._milestones:
+                self._milestones[name][...] = self._take(column)
         probes.reach("snapshot", self._state.frames)
         self._complete(self._snapshot_series, step, time)
         probes.reach("snapshot done", int(step))
