@@ -9,6 +9,7 @@ figure a title and legend; times are shown in s, min or h by duration.
 from __future__ import annotations
 
 import math
+import textwrap
 
 import numpy as np
 
@@ -22,7 +23,9 @@ KINDS = ("uptake", "dose", "range", "fpt", "msd", "profile", "snapshot", "transf
 # bound (yellow) and internalized (purple) differ in hue and lightness.
 STATE_COLORS = {"pending": "#BBBBBB", "free": "#4477AA", "bound": "#CCBB44",
                 "internalized": "#AA3377", "exited": "#228833", "cleared": "#66CCEE"}
-_TYPE_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000"]
+# One colour per cell type, by type index, the same in every figure
+# (Okabe & Ito's qualitative palette: distinct hues, colour-blind safe).
+_TYPE_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
 _MAX_POINTS = 40000  # vesicles drawn in a snapshot (an even subsample beyond)
 
 
@@ -44,8 +47,12 @@ def _time_unit(t_max):
 
 
 def _title(fig, run, what):
-    fig.suptitle(f"{what}\n{run.path.name}: {run.n_vesicles:,} vesicles, {len(run.cells):,} cells, "
-                 f"{run.backend or 'unknown'} backend, seed {run.seed}", fontsize=11)
+    # wrapped to the figure's width: a suptitle wider than the figure is clipped at both ends
+    chars = max(40, int(fig.get_figwidth() * 10))  # ~10 characters per inch at 11 pt
+    lines = textwrap.wrap(what, chars) + textwrap.wrap(
+        f"{run.path.name}: {run.n_vesicles:,} vesicles, {len(run.cells):,} cells, "
+        f"{run.backend or 'unknown'} backend, seed {run.seed}", chars)
+    fig.suptitle("\n".join(lines), fontsize=11)
 
 
 def _type_color(k):
@@ -126,24 +133,37 @@ def plot_dose(run, time=None, **_):
             scaled.append(f"{name} = {k:g} × vesicles")
         elif len(quantities) < 4:
             quantities.append((f"{name} delivered per cell [molecules]", q))
-    fig, axes = _figure(ncols=len(quantities), width=6.0 if len(quantities) == 1 else 5.0)
+    # at most two panels a row: a row of three or four is too wide to read
+    ncols = min(2, len(quantities))
+    fig, axes = _figure(ncols=ncols, nrows=-(-len(quantities) // ncols), width=6.0 if ncols == 1 else 5.0,
+                        height=4.0)
+    for ax in axes[len(quantities):]:
+        ax.set_axis_off()
     for ax, (label, q) in zip(axes, quantities):
-        hi = float(q.max(initial=0.0))
-        bins = np.linspace(0, hi if hi > 0 else 1.0, 31)
+        # cells with none are counted in the legend, not drawn: a zero bin would dwarf the rest
+        pos = q[q > 0]
+        lo, hi = (float(pos.min()), float(pos.max())) if pos.size else (0.0, 1.0)
+        logx = lo > 0 and hi / lo >= 30  # values span decades
+        bins = np.geomspace(lo, hi * 1.0001, 26) if logx else np.linspace(0, hi, 31)
         for k, name in enumerate(d.type_names):
             x = q[d.types == k]
             if x.size == 0 or (x.max(initial=0) == 0 and len(d.type_names) > 1):
                 continue
             mean = x.mean()
             cv = x.std(ddof=1) / mean if x.size > 1 and mean > 0 else math.nan
-            ax.hist(x, bins=bins, color=_type_color(k), alpha=0.6,
-                    label=f"{name} ({x.size} cells): mean {mean:.3g},\nCV {cv:.2f}, Gini {A.gini(x):.2f}")
-            ax.axvline(mean, color=_type_color(k), lw=1.5, ls="--")
-        ax.set_xlabel(label)
-        ax.set_ylabel("cells [count]")
-        ax.set_ylim(0, ax.get_ylim()[1] * 1.3)  # room for the legend above the bars
+            c = _type_color(k)
+            ax.hist(x[x > 0], bins=bins, color=c, alpha=0.25, histtype="stepfilled")
+            ax.hist(x[x > 0], bins=bins, color=c, lw=1.8, histtype="step",
+                    label=f"{name} ({x.size} cells, {int(np.sum(x == 0))} with none):\n"
+                          f"mean {mean:.3g}, CV {cv:.2f}, Gini {A.gini(x):.2f}")
+            ax.axvline(mean, color=c, lw=1.5, ls="--")
+        if logx:
+            ax.set_xscale("log")
+        ax.set_xlabel(label + (" (log scale)" if logx else ""))
+        ax.set_ylabel("cells with a dose > 0 [count]")
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.45)  # room for the legend above the bars
         _legend(ax, loc="upper left")
-    axes[0].set_title("Dose per cell (dashed: mean)" + ("\ncargo: " + ", ".join(scaled) if scaled else ""),
+    axes[0].set_title("Dose per cell (dashed: mean over all cells of the type)" + ("\ncargo: " + ", ".join(scaled) if scaled else ""),
                       fontsize=10)
     _title(fig, run, f"Dose per cell at t = {d.time:g} s")
     return fig
@@ -322,14 +342,6 @@ def _viridis():
 # ------------------------------------------------------------- snapshot
 
 
-def _cell_colors(run):
-    """Type index -> colour: donors green, other types grey, purple, sky."""
-    donors = set(run.donor_types)
-    others = iter(["#8C8C8C", "#CC79A7", "#56B4E9", "#F0E442", "#000000"] * 4)
-    greens = iter(["#009E73", "#66C2A5", "#1B7837"] * 4)
-    return [next(greens) if name in donors else next(others) for name in run.cells.type_names]
-
-
 def plot_snapshot(run, frame=-1, thickness=None, **_):
     """Cells and vesicles at one snapshot in two slices through the middle
     of the box: a slab across z (top view, x–y) and across y (side view,
@@ -362,7 +374,7 @@ def plot_snapshot(run, frame=-1, thickness=None, **_):
             m = (d["position"][:, a] >= slabs[k][0]) & (d["position"][:, a] < slabs[k][1])
             pos[k].append(d["position"][m][:, (h, v)])
             st[k].append(d["state"][m])
-    colors = _cell_colors(run)
+    colors = [_type_color(t) for t in range(len(c.type_names))]
     fig = _figure_grid(L)
     axes = fig.axes
     legend = []
@@ -398,7 +410,8 @@ def plot_snapshot(run, frame=-1, thickness=None, **_):
         n_t = int(np.sum(c.types == t))
         if n_t:
             legend.append(Patch(facecolor=colors[t], edgecolor=colors[t], alpha=0.4,
-                                label=f"{name} cell ({n_t} in all)"))
+                                label=f"{name} cell{' (donor)' if name in run.donor_types else ''}"
+                                      f" ({n_t} in all)"))
     for name in ("free", "bound", "internalized", "exited", "cleared"):
         n_s = int(n_state[STATE_NAMES.index(name)])
         if n_s == 0:
