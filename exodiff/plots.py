@@ -307,31 +307,77 @@ def plot_profile(run, axis="z", bins=20, **_):
     S = run.n_snapshots
     if S == 0:
         raise InputError(f"{run.path}: no snapshot written yet")
-    donors = [d for d in run.donor_types if np.any(run.cells.types == run.cells.type_names.index(d))]
+    types = run.cells.type_names
+    donors = [d for d in run.donor_types if np.any(run.cells.types == types.index(d))]
     fig, axes = _figure(ncols=2 if donors else 1)
-    frames = sorted(set(np.floor(np.linspace(0, S - 1, min(S, 5)) + 0.5).astype(int).tolist()))
-    unit, scale = _time_unit(run.snapshot_times[-1])
+    times = run.snapshot_times
+    unit, scale = _time_unit(times[-1])
+    frames = _nice_frames(times / scale)
+    along = run.profile(axis=axis, bins=bins, frames=frames)
+    around = {d: run.profile(cell=d, bins=12, frames=frames) for d in donors}
+    # a frame with no free vesicle anywhere (t = 0 before any secretion) is a flat zero line
+    empty = [n for n in range(len(frames)) if not along.concentration_by_frame[n].any()]
+    drawn = [n for n in range(len(frames)) if n not in empty] or list(range(len(frames)))
+    scale_c = _nice_scale(max(float(np.max(p.concentration_by_frame[drawn])) * 1e12
+                              for p in [along, *around.values()]))
+    label_c = f"free vesicles [{_power_label(scale_c)}particles/mL]"
     cmap = _viridis()
-    panels = [(axes[0], run.profile(axis=axis, bins=bins, frames=frames),
-               f"{axis} [µm]", f"Along {axis} (volume of the cells excluded)")]
-    if donors:
-        n_d = int(np.sum(run.cells.types == run.cells.type_names.index(donors[0])))
-        panels.append((axes[1], run.profile(cell=donors[0], bins=12, frames=frames),
-                       f"distance from the membrane of a {donors[0]} cell [µm]",
-                       f"Around the {n_d} {donors[0]} cells (mean)"))
-    for ax, p, xlabel, title in panels:
-        for n, i in enumerate(frames):
-            ax.plot(p.bin_centers, p.concentration_by_frame[n] * 1e12, "o-", ms=3,
-                    color=cmap(n / max(len(frames) - 1, 1)),
-                    label=f"t = {run.snapshot_times[i] / scale:.3g} {unit}")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel("free vesicles [particles/mL]")
-        ax.set_xlim(p.bin_edges[0], p.bin_edges[-1])
+    ax = axes[0]
+    for m, n in enumerate(drawn):
+        ax.plot(along.bin_centers, along.concentration_by_frame[n] * 1e12 / scale_c, "o-", ms=3,
+                color=cmap(m / max(len(drawn) - 1, 1)), label=f"t = {times[frames[n]] / scale:g} {unit}")
+    none = ", ".join(f"{times[frames[n]] / scale:g}" for n in empty if n not in drawn)
+    ax.set_title(f"Along {axis} (volume of the cells excluded)" + (f"\nno free vesicle at t = {none} {unit}"
+                                                                   if none else ""), fontsize=10)
+    ax.set_xlabel(f"{axis} [µm]")
+    ax.set_xlim(along.bin_edges[0], along.bin_edges[-1])
+    if donors:  # colour: donor type; earlier times fainter
+        ax = axes[1]
+        for d, p in around.items():
+            t = types.index(d)
+            n_d = int(np.sum(run.cells.types == t))
+            for m, n in enumerate(drawn):
+                last = m == len(drawn) - 1
+                ax.plot(p.bin_centers, p.concentration_by_frame[n] * 1e12 / scale_c, "o-", ms=3,
+                        color=_type_color(t), alpha=0.25 + 0.75 * (m + 1) / len(drawn), lw=2 if last else 1,
+                        label=f"{d} ({n_d} cells), t = {times[frames[n]] / scale:g} {unit}" if last else None)
+        earlier = ", ".join(f"{times[frames[n]] / scale:g}" for n in drawn[:-1])
+        ax.set_title("Around each donor type (mean over its cells)"
+                     + (f"\nfainter: earlier, t = {earlier} {unit}" if earlier else ""), fontsize=10)
+        ax.set_xlabel("distance from the donor cell's membrane [µm]")
+        ax.set_xlim(0, max(p.bin_edges[-1] for p in around.values()))
+    for ax in axes:
+        ax.set_ylabel(label_c)
         ax.set_ylim(bottom=0)
-        ax.set_title(title)
+        ax.ticklabel_format(axis="both", style="plain", useOffset=False)
         _legend(ax, loc="best")
     _title(fig, run, "Concentration profiles of free vesicles")
     return fig
+
+
+def _nice_frames(t, n=5):
+    """Indices of at most ``n`` snapshots nearest to round multiples (1, 2,
+    2.5 or 5 × 10^k) of the display times ``t``, from 0 to the last."""
+    if t.size <= 1 or t[-1] <= 0:
+        return list(range(t.size))
+    raw = t[-1] / (n - 1)
+    mag = 10.0 ** math.floor(math.log10(raw))
+    step = next(f * mag for f in (1, 2, 2.5, 5, 10) if f * mag >= raw * (1 - 1e-9))
+    targets = np.arange(0.0, t[-1] * (1 + 1e-9), step)
+    return sorted(set(int(np.argmin(np.abs(t - x))) for x in targets))
+
+
+def _nice_scale(v):
+    """A power of ten to divide values up to ``v`` by (1 when they read well as they are)."""
+    return 1.0 if not v > 0 or 1e-2 <= v < 1e4 else 10.0 ** (3 * math.floor(math.log10(v) / 3))
+
+
+def _power_label(scale):
+    """'10⁹ ' for 1e9, '' for 1: the factor written into an axis label."""
+    if scale == 1:
+        return ""
+    sup = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
+    return f"10{str(int(round(math.log10(scale)))).translate(sup)} "
 
 
 def _viridis():
