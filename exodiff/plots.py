@@ -258,42 +258,72 @@ def plot_msd(run, **_):
     fig, (ax,) = _figure(width=7.0)
     pops = [None] if len(run.species_names) <= 1 else list(run.species_names)
     plotted = False
+    lags = 0  # lag times with free vesicles, most of any population
     for k, pop in enumerate(pops):
         color = _type_color(k)
         name = pop or (run.species_names[0] if run.species_names else "vesicles")
         m = run.msd(population=pop, mode="free")
         use = m.counts > 0
-        if not use.any():
-            continue
-        plotted = True
-        tau1 = m.lag_times[use][0]
-        d1 = m.msd[use][0] / (6.0 * tau1)  # the fit restricted to the shortest lag
-        ax.plot(m.lag_times[use], m.msd[use], "o-", color=color, lw=1.5,
-                label=f"{name}, free vesicles: D = MSD/6τ at τ = {tau1:.3g} s: {d1:.3g} µm²/s")
+        lags = max(lags, int(use.sum()))
+        if use.any():
+            tau1 = m.lag_times[use][0]
+            d1 = m.msd[use][0] / (6.0 * tau1)  # the fit restricted to the shortest lag
+            ax.plot(m.lag_times[use], m.msd[use], "o-", color=color, lw=1.5,
+                    label=f"{name}, free vesicles: D = MSD/6τ at τ = {tau1:.3g} s: {d1:.3g} µm²/s")
         a = run.msd(population=pop, mode="all")
         ua = a.counts > 0
-        ax.plot(a.lag_times[ua], a.msd[ua], "s--", color=color, mfc="none", lw=1,
-                label=f"{name}, all released (bound included)")
+        if ua.any():  # drawn even when no vesicle stayed free for a whole snapshot interval
+            ax.plot(a.lag_times[ua], a.msd[ua], "s--", color=color, mfc="none", lw=1,
+                    label=f"{name}, all released (bound included)")
         d_exp = A.expected_diffusion(run, pop)  # the D that exodiff check prints
-        if math.isfinite(d_exp):
-            tau = m.lag_times[use]
+        tau = a.lag_times[ua] if ua.any() else m.lag_times[use]
+        if math.isfinite(d_exp) and tau.size:
             ax.plot(tau, 6 * d_exp * tau, ":", color=color,
                     label=f"{name}: 6Dτ with the config's D = {d_exp:.3g} µm²/s")
+        plotted = plotted or use.any() or ua.any()
+    L = run.box_edges
     if not plotted:
-        ax.text(0.5, 0.5, "no vesicle stayed free between two snapshots", ha="center",
+        ax.text(0.5, 0.5, "no released vesicle in two snapshots", ha="center",
                 transform=ax.transAxes)
     else:
         ax.set_xscale("log")
         ax.set_yscale("log")
-    L = run.box_edges
+    if lags < 3:  # say why there is no curve, and what would give one, where the layout keeps it in view
+        ax.set_title("\n".join(textwrap.fill(line, 105) for line in _msd_note(run, lags).split("\n")),
+                     fontsize=8, color="#994400")
+    else:
+        ax.set_title("every snapshot a time origin; free: vesicles not bound during the lag.\n"
+                     f"Cells in the way lower the slope; the walls of the {L[0]:g}×{L[1]:g}×{L[2]:g} µm box "
+                     "bend long lags", fontsize=9)
     ax.set_xlabel("lag time τ [s]")
     ax.set_ylabel("mean squared displacement [µm²]")
-    ax.set_title("every snapshot a time origin; free: vesicles not bound during the lag.\n"
-                 f"Cells in the way lower the slope; the walls of the {L[0]:g}×{L[1]:g}×{L[2]:g} µm box "
-                 "bend long lags", fontsize=9)
     _legend(ax, loc="upper left")
     _title(fig, run, "Mean squared displacement of vesicles")
     return fig
+
+
+def _msd_note(run, lags):
+    """Why an MSD plot has fewer than three lag times: the snapshot interval
+    against the run and the box (only snapshots store positions; the
+    observables are counts), and an interval that would resolve it."""
+    t = run.snapshot_times
+    interval = float(np.median(np.diff(t))) if t.size > 1 else math.nan
+    unit, scale = _time_unit(interval if math.isfinite(interval) else 0.0)
+    text = (f"Free vesicles at {lags or 'no'} lag time{'s' if lags > 1 else ''}: {t.size} snapshot"
+            f"{'s' if t.size != 1 else ''}, {interval / scale:g} {unit} apart. Only snapshots store "
+            "positions (the observables are counts), so the MSD has one point per snapshot lag"
+            + (", and no vesicle stays free and unbound that long." if not lags else "."))
+    d = max((A.expected_diffusion(run, p) for p in (run.species_names or [None])), default=math.nan)
+    box = float(np.min(run.box_edges))
+    if math.isfinite(d) and d > 0 and math.isfinite(interval):
+        rms = math.sqrt(6 * d * interval)
+        text += (f"\nIn {interval / scale:g} {unit} a free vesicle (D = {d:.3g} µm²/s) moves "
+                 f"√(6Dτ) = {rms:.3g} µm" + (f", more than the {box:g} µm box: the walls cap the MSD."
+                                             if rms > 0.5 * box else "."))
+        good = (0.1 * box) ** 2 / (6 * d)  # rms step a tenth of the box
+        u2, s2 = _time_unit(good)
+        text += f"\nFor a curve, rerun with run.snapshot_interval ≈ \"{good / s2:.2g} {u2}\" or shorter."
+    return text
 
 
 # ------------------------------------------------------------- profile
