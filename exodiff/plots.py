@@ -163,7 +163,8 @@ def plot_dose(run, time=None, **_):
         ax.set_ylabel("cells with a dose > 0 [count]")
         ax.set_ylim(0, ax.get_ylim()[1] * 1.45)  # room for the legend above the bars
         _legend(ax, loc="upper left")
-    axes[0].set_title("Dose per cell (dashed: mean over all cells of the type)" + ("\ncargo: " + ", ".join(scaled) if scaled else ""),
+    axes[0].set_title("Dose per cell (dashed: mean over all cells of the type)"
+                      + ("\ncargo: " + ", ".join(scaled) if scaled else ""),
                       fontsize=10)
     _title(fig, run, f"Dose per cell at t = {d.time:g} s")
     return fig
