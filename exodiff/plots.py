@@ -487,7 +487,7 @@ def plot_snapshot(run, frame=-1, thickness=None, **_):
         n_t = int(np.sum(c.types == t))
         if n_t:
             legend.append(Patch(facecolor=colors[t], edgecolor=colors[t], alpha=0.4,
-                                label=f"{name} cell{' (donor)' if name in run.donor_types else ''}"
+                                label=f"{name} cell{' (donor)' if name in run.donor_types and 'donor' not in name else ''}"
                                       f" ({n_t} in all)"))
     for name in ("free", "bound", "internalized", "exited", "cleared"):
         n_s = int(n_state[STATE_NAMES.index(name)])
