@@ -12,6 +12,9 @@ What cannot be meant is refused the same way (fractions that do not sum to
 1 here; a vesicle not smaller than the smallest cell, a domain smaller than
 a cell by derived.judge); what is implausible gives ``Config.warnings``,
 each "key: reason", silenced per key by ``[check] quiet``.
+
+(Its length, a little over 700 lines, is that one job: 43 keys, each
+read with its own checks and its own message.)
 """
 import copy
 import math
