@@ -244,7 +244,7 @@ class _progress_bar:
 
 
 def _check(args):
-    from .config import derived_parameters, format_check
+    from .derived import derived_parameters, format_check
     from .formats import format_bytes, format_count
     from .io.layout import FATE_BYTES_PER_VESICLE
     from .layouts import make_cells

@@ -1,4 +1,5 @@
-"""Config: TOML file → validated dataclasses in default units (DESIGN §4).
+"""Config: TOML file → validated Config (config_types.py) in default units
+(DESIGN §4).
 
 Every value is converted on load: lengths [µm], times [s], diffusion
 coefficients [µm²/s], rates [1/s], reactivities and speeds [µm/s],
@@ -8,204 +9,28 @@ Errors are ``ConfigError(key, message)`` (or ``InputError`` for the file
 itself) with a one-line message that names the dotted key, the value given and
 what was expected, so the CLI can print it and exit with code 2.
 What cannot be meant is refused the same way (fractions that do not sum to
-1, a vesicle not smaller than the smallest cell, a domain smaller than a
-cell); what is implausible gives ``Config.warnings``, each "key: reason",
-silenced per key by ``[check] quiet``.
+1 here; a vesicle not smaller than the smallest cell, a domain smaller than
+a cell by derived.judge); what is implausible gives ``Config.warnings``,
+each "key: reason", silenced per key by ``[check] quiet``.
+
+(Its length, a little over 700 lines, is that one job: 43 keys, each
+read with its own checks and its own message.)
 """
 import copy
-import csv
 import math
 import os
-from dataclasses import dataclass, field
 
-from . import physics
+from .config_types import (
+    AXES, INF, CellsConfig, CellTypeConfig, Config, DomainConfig, MediumConfig, OutputConfig,
+    Placement, RadiusSpec, RunConfig, Secretion, VesicleConfig,
+)
+from .derived import judge
 from .errors import ConfigError, InputError
 from .formats import did_you_mean as _suggest
-from .formats import format_bytes, format_count, format_time
+from .formats import format_time
 from .kernels.constants import FACE_KINDS
-from .tomlfile import TOMLDecodeError, dump_toml, parse_toml, read_toml
-from .units import KINDS, describe, parse_quantity
-
-INF = math.inf
-
-# ---------------------------------------------------------------- data model
-
-
-@dataclass
-class RadiusSpec:
-    """A radius [µm]: fixed (gsd = 1) or log-normal with this median and
-    geometric standard deviation gsd (≥ 1)."""
-    median: float
-    gsd: float = 1.0
-
-
-@dataclass
-class RunConfig:
-    """Times [s]. snapshot_interval defaults to duration (one final snapshot),
-    observe_interval to snapshot_interval."""
-    duration: float
-    dt: float
-    seed: int = 42
-    snapshot_interval: float | None = None
-    observe_interval: float | None = None
-    precision: str = "double"   # PRECISIONS
-
-    def __post_init__(self):
-        if self.snapshot_interval is None:
-            self.snapshot_interval = self.duration
-        if self.observe_interval is None:
-            self.observe_interval = self.snapshot_interval
-
-
-@dataclass
-class MediumConfig:
-    """temperature [K], viscosity [Pa·s], density [kg/m³], flow [µm/s]."""
-    temperature: float = 310.15
-    viscosity: float = 0.78e-3
-    density: float = 1007.0
-    gravity: bool = False
-    flow: tuple = (0.0, 0.0, 0.0)
-
-
-@dataclass
-class DomainConfig:
-    """Box [0,Lx]×[0,Ly]×[0,Lz], size [µm]; faces in the order
-    xlo, xhi, ylo, yhi, zlo, zhi; kappa [µm/s] = reactivity of absorbing
-    faces (inf: every hit leaves)."""
-    size: tuple
-    faces: tuple = ("reflect",) * 6
-    kappa: float = INF
-
-
-LAYOUTS = ("random", "monolayer", "spheroid", "list", "file")
-
-
-@dataclass
-class CellsConfig:
-    """Cell placement; lengths [µm].
-
-    types: fractions per cell type, summing to 1 (for layout "list" the
-    fractions of the per-cell list).  centers/radii/cell_types_list: per
-    cell, layout "list" only.  path: absolute, layout "file" only.
-    center/spheroid_radius: spheroid (None = layout code chooses).
-    floor: z of the well floor (monolayer).  gap: minimum surface gap."""
-    layout: str = "random"
-    count: int = 0
-    radius: RadiusSpec = field(default_factory=lambda: RadiusSpec(5.0))
-    types: dict = field(default_factory=dict)
-    centers: list | None = None
-    radii: list | None = None
-    cell_types_list: list | None = None
-    path: str | None = None
-    center: tuple | None = None
-    spheroid_radius: float | None = None
-    floor: float = 0.0
-    gap: float = 0.0
-
-
-@dataclass(frozen=True)
-class Secretion:
-    """A cell type secretes ``population`` at ``rate`` [vesicles/s per
-    cell] during ``window`` [s] (a Poisson process per cell)."""
-    population: str
-    rate: float                # median over the cells of the type
-    window: tuple = (0.0, INF)
-    gsd: float = 1.0           # log-normal spread of the rate across the cells
-
-
-@dataclass
-class CellTypeConfig:
-    """kappa [µm/s] (inf = every contact binds), k_off, k_int [1/s],
-    capacity (max bound vesicles, 0 = unlimited), secretions (one
-    :class:`Secretion` per population secreted, in the order of
-    ``secretes``).  (Bound vesicles stay where they bound: diffusion on the
-    membrane is not modelled yet, so there is no key for it.)  kappa and
-    capacity are the medians across the cells of the type, each drawn
-    log-normal with geometric SD kappa_gsd, capacity_gsd (1: all alike)."""
-    name: str
-    kappa: float = 0.0
-    k_off: float = 0.0
-    k_int: float = 0.0
-    capacity: int = 0
-    secretions: tuple = ()
-    kappa_gsd: float = 1.0
-    capacity_gsd: float = 1.0
-
-    @property
-    def secretion_rate(self):
-        """Vesicles/s per cell, all populations together (> 0: a donor type)."""
-        return sum(s.rate for s in self.secretions)
-
-
-PLACEMENTS = ("uniform", "shell", "plane", "point")
-
-
-@dataclass
-class Placement:
-    """Initial placement of a population: uniform (free volume), shell
-    (sphere surface: center [µm], radius [µm]), plane (axis 0/1/2 at
-    coordinate ``at`` [µm]) or point [µm]."""
-    kind: str = "uniform"
-    center: tuple | None = None
-    radius: float | None = None
-    axis: int | None = None
-    at: float | None = None
-    point: tuple | None = None
-
-
-@dataclass
-class VesicleConfig:
-    """radius [µm], density [kg/m³], diffusion [µm²/s] (None: Stokes–Einstein
-    at the median radius), count at t = 0, half_life [s] in the medium
-    (inf: no clearance), cargo: counts per vesicle by name."""
-    name: str
-    radius: RadiusSpec
-    density: float = 1150.0
-    diffusion: float | None = None
-    count: int = 0
-    placement: Placement = field(default_factory=Placement)
-    half_life: float = INF
-    cargo: dict = field(default_factory=dict)
-
-
-@dataclass
-class OutputConfig:
-    """positions: "all", "none" or a sample size (int)."""
-    positions: object = "all"
-    compression: str = "gzip"
-
-
-@dataclass
-class Config:
-    """The whole validated config.  ``source``, ``base_dir``, ``raw``,
-    ``warnings``, ``quiet`` ([check] quiet) and ``overrides`` (the --set
-    options) describe where it came from and are left out of ``==``,
-    so two configs compare equal when they simulate the same thing."""
-    run: RunConfig
-    medium: MediumConfig
-    domain: DomainConfig
-    cells: CellsConfig
-    cell_types: dict
-    vesicles: dict
-    output: OutputConfig
-    source: str | None = field(default=None, compare=False)
-    base_dir: str = field(default=".", compare=False)
-    raw: dict = field(default_factory=dict, compare=False, repr=False)
-    warnings: list = field(default_factory=list, compare=False)
-    quiet: tuple = field(default=(), compare=False)   # [check] quiet: keys whose warnings are silenced
-    overrides: tuple = field(default=(), compare=False)   # the --set options of load_config
-
-    def to_toml(self):
-        """The config as given (after ``--set`` overrides) as TOML text.
-
-        Units are kept as the user wrote them; only ``cells.path`` is
-        replaced by its absolute path so the text means the same thing
-        wherever it is read back (e.g. from an output file)."""
-        raw = copy.deepcopy(self.raw)
-        if self.cells.path is not None and isinstance(raw.get("cells"), dict):
-            raw["cells"]["path"] = self.cells.path
-        return dump_toml(raw)
-
+from .tomlfile import TOMLDecodeError, parse_toml, read_toml
+from .units import KINDS, bare_number_hint, describe, parse_quantity
 
 # ------------------------------------------------------------------ loading
 
@@ -269,6 +94,8 @@ RUN_KEYS = ("duration", "dt", "seed", "snapshot_interval", "observe_interval", "
 # 1/32-1/64 of float32).  The CPU backends have nothing to gain from it and
 # run "mixed" in double, bit for bit as "double".
 PRECISIONS = ("double", "mixed")
+LAYOUTS = ("random", "monolayer", "spheroid", "list", "file")
+PLACEMENTS = ("uniform", "shell", "plane", "point")
 MEDIUM_KEYS = ("temperature", "viscosity", "density", "gravity", "flow")
 DOMAIN_KEYS = ("size", "boundary", "kappa")
 CELLS_KEYS = ("layout", "count", "radius", "radii", "types", "type", "centers", "path",
@@ -290,7 +117,6 @@ OUTPUT_KEYS = ("positions", "compression")
 # keys below them) are not shown; the values are still checked.
 CHECK_KEYS = ("quiet",)
 COMPRESSIONS = ("gzip", "lzf", "none")
-AXES = ("x", "y", "z")
 
 _REQUIRED = object()
 
@@ -320,9 +146,7 @@ def parse_config(raw, base_dir=".", source=None):
     config = Config(run=run, medium=medium, domain=domain, cells=cells, cell_types=cell_types,
                     vesicles=vesicles, output=output, source=source,
                     base_dir=os.path.abspath(base_dir), raw=raw, quiet=quiet)
-    census = _cell_census(config)
-    _refuse_impossible(config, census)
-    config.warnings = [f"{key}: {reason}" for key, reason in _warnings(config, census)
+    config.warnings = [f"{key}: {reason}" for key, reason in judge(config)
                        if not _silenced(key, quiet)]
     return config
 
@@ -559,7 +383,7 @@ def _parse_vesicles(t, domain):
         if 2.0 * radius.median >= min(domain.size):
             size = " × ".join(f"{s:g}" for s in domain.size)
             raise ConfigError(f"{p}.radius", f"a vesicle of radius {describe(v['radius'])} does not fit "
-                                             f"in the {size} µm domain" + _bare_number_hint(v["radius"]))
+                                             f"in the {size} µm domain" + bare_number_hint(v["radius"]))
         vesicles[name] = VesicleConfig(
             name=name,
             radius=radius,
@@ -895,365 +719,3 @@ def _parse_check(t):
 def _silenced(key, quiet):
     """A warning on ``key`` is silenced by quiet entry ``key`` or any table above it."""
     return any(key == q or key.startswith(q + ".") for q in quiet)
-
-
-# ------------------------------------------------------- derived parameters
-
-
-@dataclass
-class PopulationDerived:
-    """Per vesicle population: diffusion [µm²/s] and where it came from,
-    settling speed [µm/s] (0 without gravity), rms step per axis [µm],
-    step / smallest cell radius, clearance rate [1/s], binding probability
-    per contact by cell type, expected vesicle numbers."""
-    name: str
-    diffusion: float
-    diffusion_source: str
-    settling: float
-    step: float
-    step_ratio: float | None
-    clearance_rate: float
-    binding: dict
-    initial: int
-    secreted: float
-
-    @property
-    def total(self):
-        return self.initial + self.secreted
-
-
-@dataclass
-class Derived:
-    """What ``exodiff check`` reports. min_cell_radius, max_cell_radius [µm]
-    of the cells the run places (drawn from the seed; None when unknown: no
-    cells, or a file not readable here); cells_per_type: cells per type;
-    memory [bytes] ≈ BYTES_PER_VESICLE per vesicle, the peak while a
-    run is built (``exodiff run`` refuses runs that would not fit)."""
-    steps: int
-    n_cells: int | None
-    min_cell_radius: float | None
-    max_cell_radius: float | None
-    cells_per_type: dict
-    populations: dict
-    total_vesicles: float
-    memory: float
-
-
-BYTES_PER_VESICLE = 400  # peak, measured: ~370 B (numba, N = 2e6 and 4e6)
-
-
-def population_diffusion(config, vesicles):
-    """D [µm²/s] of a population: given, or Stokes–Einstein at the median
-    radius."""
-    if vesicles.diffusion is not None:
-        return vesicles.diffusion
-    m = config.medium
-    return float(physics.stokes_einstein_diffusion(vesicles.radius.median, m.temperature, m.viscosity))
-
-
-@dataclass
-class CellCensus:
-    """The cells a run places, drawn from the seed as ``make_cells`` draws
-    them (``layouts.drawn_radii_and_types``): count, radii [µm] (None when a
-    cell file cannot be read here), cells per type."""
-    count: int | None
-    radii: object
-    per_type: dict
-
-    @property
-    def smallest(self):
-        return float(min(self.radii)) if self.radii is not None and len(self.radii) else None
-
-    @property
-    def largest(self):
-        return float(max(self.radii)) if self.radii is not None and len(self.radii) else None
-
-
-def _cell_census(config):
-    """The CellCensus of ``config``.  Files are read best-effort: the layout
-    code validates them."""
-    cells = config.cells
-    if cells.layout == "file":
-        rows = _read_cell_file(cells.path)
-        if rows is None:
-            return CellCensus(None, None, {})
-        radii, names = rows
-        return CellCensus(len(radii), radii, {name: names.count(name) for name in dict.fromkeys(names)})
-    if not cells.count:
-        return CellCensus(0, [], {name: 0 for name in cells.types})
-    from .layouts import RADIUS_TAIL_SDS, drawn_radii_and_types, type_counts  # numba: only with cells
-    if cells.layout != "list" and cells.count > CENSUS_DRAW_LIMIT:
-        # Too many to draw here (exodiff run refuses most such runs for
-        # memory): the bounds of the truncated log-normal, exact counts per type.
-        spread = cells.radius.gsd ** RADIUS_TAIL_SDS
-        counts = type_counts(list(cells.types.values()), cells.count) if cells.types else []
-        return CellCensus(cells.count, [cells.radius.median / spread, cells.radius.median * spread],
-                          {name: int(n) for name, n in zip(cells.types, counts)})
-    names = list(config.cell_types)
-    radii, types = drawn_radii_and_types(cells, names, config.run.seed)
-    per_type = {name: int((types == names.index(name)).sum()) for name in cells.types}
-    return CellCensus(len(radii), radii, per_type)
-
-
-# Cells drawn by the census at most (8 bytes each, a few ms per 10⁶).
-CENSUS_DRAW_LIMIT = 2_000_000
-
-
-def _read_cell_file(path):
-    """(radii, types) from a CSV with columns x,y,z,radius,type, or None."""
-    try:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        return [float(r["radius"]) for r in rows], [str(r.get("type", "")).strip() for r in rows]
-    except Exception:  # HDF5, malformed or unreadable: the layout code reports it
-        return None
-
-
-def _secreted(config, population, per_type):
-    """Expected number of vesicles of ``population`` secreted in [0, duration]."""
-    total = 0.0
-    for ct in config.cell_types.values():
-        for sec in ct.secretions:
-            if sec.population == population:
-                start, end = sec.window
-                overlap = max(0.0, min(end, config.run.duration) - max(start, 0.0))
-                mean = sec.rate * math.exp(0.5 * math.log(sec.gsd) ** 2)  # of the log-normal
-                total += mean * per_type.get(ct.name, 0) * overlap
-    return total
-
-
-def derived_parameters(config):
-    """Derived numbers for ``exodiff check`` (see Derived)."""
-    from .kernels.surface import binding_probability  # numba: import only when needed
-
-    dt = config.run.dt
-    census = _cell_census(config)
-    n_cells, smallest, per_type = census.count, census.smallest, census.per_type
-    populations = {}
-    for name, v in config.vesicles.items():
-        D = population_diffusion(config, v)
-        settling = 0.0
-        if config.medium.gravity:
-            settling = float(physics.settling_velocity(v.radius.median, v.density,
-                                                       config.medium.density, config.medium.viscosity))
-        step = float(physics.step_length(D, dt))
-        populations[name] = PopulationDerived(
-            name=name,
-            diffusion=D,
-            diffusion_source="given" if v.diffusion is not None else (
-                "Stokes–Einstein at the median radius" if v.radius.gsd > 1 else "Stokes–Einstein"),
-            settling=settling,
-            step=step,
-            step_ratio=step / smallest if smallest else None,
-            clearance_rate=math.log(2) / v.half_life,
-            binding={ct.name: float(binding_probability(ct.kappa, D, dt, (smallest or math.inf) + v.radius.median))
-                     for ct in config.cell_types.values() if ct.kappa > 0},
-            initial=v.count,
-            secreted=_secreted(config, name, per_type),
-        )
-    total = sum(p.total for p in populations.values())
-    return Derived(
-        steps=physics.step_count(config.run.duration, dt),
-        n_cells=n_cells,
-        min_cell_radius=smallest,
-        max_cell_radius=census.largest,
-        cells_per_type=per_type,
-        populations=populations,
-        total_vesicles=total,
-        memory=BYTES_PER_VESICLE * total,
-    )
-
-
-# Steps up to 0.15 R keep the surface kinetics within 1 % of the exact
-# Collins–Kimball uptake for every κ (bench/dt_accuracy.md); warn beyond.
-STEP_WARN_RATIO = 0.15
-
-
-def _warnings(config, census):
-    """(key, reason) of what does not stop a run but is probably not meant:
-    coarse steps, empty populations, values outside the PLAUSIBLE ranges."""
-    warnings = []
-    smallest, per_type = census.smallest, census.per_type
-    for name, v in config.vesicles.items():
-        D = population_diffusion(config, v)
-        step = float(physics.step_length(D, config.run.dt))
-        if smallest and step > STEP_WARN_RATIO * smallest:
-            # s = √(2 D dt) ≤ 0.15 R  ⇔  dt ≤ (0.15 R)² / (2 D)
-            suggestion = _round_down((STEP_WARN_RATIO * smallest) ** 2 / (2 * D))
-            warnings.append((f"vesicles.{name}",
-                f"step length √(2D·dt) = {step:.3g} µm is {step / smallest:.0%} of the "
-                f"smallest cell radius {smallest:.3g} µm (over {STEP_WARN_RATIO:.0%}); contacts will be "
-                f"coarse — try run.dt = \"{format_time(suggestion)}\" or less"))
-        if v.count == 0 and _secreted(config, name, per_type) == 0:
-            warnings.append((f"vesicles.{name}", "count is 0 and no cell type secretes it; the population stays empty"))
-        low, high = PLAUSIBLE["vesicle radius"]
-        if not low <= v.radius.median <= high:
-            warnings.append((f"vesicles.{name}.radius",
-                             f"{_length_text(v.radius.median)} is outside the usual {_length_text(low)}–"
-                             f"{_length_text(high)} of extracellular vesicles"
-                             + _bare_number_hint(config.raw["vesicles"][name]["radius"])))
-        low, high = PLAUSIBLE["diffusion"]
-        if not low <= D <= high:
-            source = "given" if v.diffusion is not None else "Stokes–Einstein"
-            warnings.append((f"vesicles.{name}.diffusion",
-                             f"D = {D:.3g} µm²/s ({source}) is outside the usual {low:g}–{high:g} µm²/s"))
-    for name, t in config.cell_types.items():
-        if math.isinf(t.kappa) and t.k_off > 0:
-            # release_fraction(inf) = 0: a perfectly absorbing membrane takes
-            # back every vesicle it lets go within the same step
-            warnings.append((f"cell_types.{name}",
-                f"kappa = inf with k_off > 0: a perfectly absorbing membrane "
-                f"rebinds every released vesicle at once, so none ever unbinds; give a finite kappa "
-                f"for reversible binding"))
-    low, high = PLAUSIBLE["cell radius"]
-    if smallest is not None and not (low <= smallest and census.largest <= high):
-        radii = (f"{smallest:.3g} µm" if smallest == census.largest
-                 else f"{smallest:.3g}–{census.largest:.3g} µm")
-        warnings.append((_cell_radius_key(config), f"cell radii {radii} are outside the usual {low:g}–{high:g} µm"))
-    run = config.run
-    for name in ("observe_interval", "snapshot_interval"):
-        if name == "snapshot_interval" and "snapshot_interval" not in config.raw["run"]:
-            continue  # defaults to the duration: said once, for observe_interval
-        steps = getattr(run, name) / run.dt
-        if steps < MIN_STEPS_BETWEEN_OUTPUTS * (1 - 1e-9):
-            warnings.append((f"run.{name}", f"only {steps:.3g} steps of run.dt between "
-                             f"{'observations' if name == 'observe_interval' else 'snapshots'} "
-                             f"(fewer than {MIN_STEPS_BETWEEN_OUTPUTS}): is run.dt meant to be this coarse?"))
-    low, high = PLAUSIBLE["temperature"]
-    if not low <= config.medium.temperature <= high:
-        warnings.append(("medium.temperature", f"{config.medium.temperature - 273.15:.4g} °C is outside the usual "
-                         f"{low - 273.15:g}–{high - 273.15:g} °C of living cells"))
-    low, high = PLAUSIBLE["viscosity"]
-    if not low <= config.medium.viscosity <= high:
-        warnings.append(("medium.viscosity", f"{config.medium.viscosity * 1e3:.3g} mPa·s is outside the usual "
-                         f"{low * 1e3:g}–{high * 1e3:g} mPa·s (water to dense matrix)"))
-    return warnings
-
-
-# Plausible ranges (default units): values outside are warned about, not
-# refused; [check] quiet silences a warning per key.
-PLAUSIBLE = {
-    "vesicle radius": (0.01, 1.0),     # µm: 10 nm – 1 µm
-    "cell radius": (1.0, 100.0),       # µm
-    "diffusion": (0.01, 100.0),        # µm²/s
-    "temperature": (273.15, 318.15),   # K: 0–45 °C
-    "viscosity": (0.3e-3, 10.0),       # Pa·s: warm water to a stiff gel
-}
-MIN_STEPS_BETWEEN_OUTPUTS = 10
-
-
-def _refuse_impossible(config, census):
-    """ConfigError for what cannot be meant: a vesicle not smaller than the
-    smallest cell, a cell that does not fit in the domain."""
-    smallest, largest = census.smallest, census.largest
-    for name, v in config.vesicles.items():
-        if smallest is not None and v.radius.median >= smallest:
-            given = config.raw["vesicles"][name]["radius"]
-            raise ConfigError(f"vesicles.{name}.radius", f"{describe(given)} = {_length_text(v.radius.median)} is not "
-                              f"smaller than the smallest cell (radius {smallest:.3g} µm)" + _bare_number_hint(given))
-    if largest is not None and 2 * largest > min(config.domain.size):
-        size = " × ".join(f"{s:g}" for s in config.domain.size)
-        raise ConfigError("domain.size", f"{size} µm is smaller than a cell (radius {largest:.3g} µm, "
-                          f"diameter {2 * largest:.3g} µm; from {_cell_radius_key(config)})")
-
-
-def _cell_radius_key(config):
-    cells = config.cells
-    return "cells.path" if cells.layout == "file" else ("cells.radii" if cells.radii else "cells.radius")
-
-
-def _length_text(um):
-    return f"{um * 1000:.3g} nm" if um < 1 else f"{um:.3g} µm"
-
-
-def _bare_number_hint(given):
-    """Why a length came out in µm, when it was written without a unit."""
-    median = given.get("median") if isinstance(given, dict) else given
-    if isinstance(median, (int, float)) and not isinstance(median, bool):
-        return f"; a number without a unit is in µm (for nanometres write \"{median:g} nm\")"
-    return ""
-
-
-def _round_down(x):
-    """Largest 1, 2 or 5 × 10^k not above x."""
-    exponent = math.floor(math.log10(x))
-    for mantissa in (5, 2, 1):
-        if mantissa * 10.0**exponent <= x * (1 + 1e-12):
-            return mantissa * 10.0**exponent
-    return 10.0**exponent
-
-
-# ------------------------------------------------------------------ display
-
-
-def format_check(config):
-    """The text ``exodiff check`` prints: the config summarised in default
-    units, derived parameters and warnings."""
-    d = derived_parameters(config)
-    run, medium, domain, cells = config.run, config.medium, config.domain, config.cells
-    lines = []
-    if config.source:
-        lines.append(f"Config {config.source}: OK")
-    lines.append(f"Run: duration {format_time(run.duration)}, dt {format_time(run.dt)} "
-                 f"({format_count(d.steps)} steps), seed {run.seed}, snapshots every "
-                 f"{format_time(run.snapshot_interval)}, observations every {format_time(run.observe_interval)}")
-    if run.precision == "mixed":
-        lines.append("Precision: mixed (float32 normals on the cuda backend; the CPU backends run double)")
-    lines.append(f"Medium: T = {medium.temperature:.2f} K, η = {medium.viscosity:.3g} Pa·s, "
-                 f"ρ = {medium.density:.4g} kg/m³, gravity {'on' if medium.gravity else 'off'}, "
-                 f"flow ({', '.join(f'{v:g}' for v in medium.flow)}) µm/s")
-    faces = ", ".join(f"{axis} {domain.faces[2 * i]}/{domain.faces[2 * i + 1]}" for i, axis in enumerate(AXES))
-    line = f"Domain: {' × '.join(f'{s:g}' for s in domain.size)} µm; faces {faces}"
-    if "absorb" in domain.faces:
-        line += f"; absorbing faces κ = {domain.kappa:g} µm/s"
-    lines.append(line)
-    if cells.layout == "file":
-        what = f"from {cells.path}" + (f": {d.n_cells} cells" if d.n_cells is not None else " (not read here)")
-    else:
-        radius = f"{cells.radius.median:g} µm" + (f" (gsd {cells.radius.gsd:g})" if cells.radius.gsd > 1 else "")
-        if cells.radii:
-            radius = f"{min(cells.radii):g}–{max(cells.radii):g} µm"
-        elif cells.radius.gsd > 1 and d.min_cell_radius is not None:
-            radius += f", drawn from the seed: {d.min_cell_radius:.3g}–{d.max_cell_radius:.3g} µm"
-        what = f"{cells.count} ({cells.layout}), radius {radius}"
-    lines.append(f"Cells: {what}")
-    for name, n in d.cells_per_type.items():
-        ct = config.cell_types.get(name)
-        detail = ""
-        if ct is not None:
-            parts = []
-            if ct.kappa > 0:
-                parts.append(f"κ = {ct.kappa:g} µm/s, k_off = {ct.k_off:g} /s, k_int = {ct.k_int:g} /s"
-                             + (f", capacity {ct.capacity}" if ct.capacity else ""))
-            for sec in ct.secretions:
-                window = "" if sec.window == (0.0, INF) else \
-                    f" from {format_time(sec.window[0])} to {format_time(sec.window[1])}"
-                parts.append(f"secretes {sec.population} at {sec.rate:g} /s per cell{window}")
-            detail = ": " + "; ".join(parts) if parts else ": inert"
-        lines.append(f"  {name}: {n} cells{detail}")
-    lines.append("Vesicles:")
-    for name, p in d.populations.items():
-        v = config.vesicles[name]
-        radius = f"{v.radius.median * 1000:g} nm" + (f" (gsd {v.radius.gsd:g})" if v.radius.gsd > 1 else "")
-        lines.append(f"  {name}: radius {radius}, D = {p.diffusion:.3g} µm²/s ({p.diffusion_source})")
-        step = f"    step √(2D·dt) = {p.step:.3g} µm"
-        if p.step_ratio is not None:
-            step += f" = {p.step_ratio:.1%} of the smallest cell radius {d.min_cell_radius:.3g} µm"
-        lines.append(step)
-        if medium.gravity:
-            lines.append(f"    settling {p.settling:.3g} µm/s (drift per step {p.settling * run.dt:.3g} µm)")
-        if math.isfinite(v.half_life):
-            lines.append(f"    clearance rate ln2/half_life = {p.clearance_rate:.3g} /s")
-        for ct_name, prob in p.binding.items():
-            kappa = config.cell_types[ct_name].kappa
-            note = ""
-            if prob >= 1.0 and math.isfinite(kappa):
-                note = " (clipped: κ is more than this dt can represent; smaller dt for exact kinetics)"
-            lines.append(f"    P(bind per contact) on {ct_name} = {prob:.4g}{note}")
-        lines.append(f"    vesicles: {format_count(p.initial)} at t = 0 + {format_count(p.secreted)} "
-                     f"expected secreted = {format_count(p.total)}")
-    lines.append(f"Memory: ≈ {format_bytes(d.memory)} for {format_count(d.total_vesicles)} vesicles "
-                 f"({BYTES_PER_VESICLE} bytes each)")
-    for w in config.warnings:
-        lines.append(f"Warning: {w}")
-    return "\n".join(lines)

@@ -4,7 +4,8 @@
 with the kind of value, the default and a sentence.  The kind names the
 default unit (``units.KINDS``) for quantities.  tests/test_docs.py keeps
 SCHEMA equal to the keys config.py accepts, and ``python tools/gen_docs.py``
-renders it, with the plausible ranges and refusals of config.py, into
+renders it, with the refusals of config.py and derived.py and the
+plausible ranges of derived.py, into
 docs/config.md, so the reference cannot drift from the code.
 """
 from dataclasses import dataclass

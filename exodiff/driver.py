@@ -36,7 +36,7 @@ CHUNK_WALL_S = 0.5
 # The first chunk, before any timing: this many vesicle-steps.
 FIRST_CHUNK_VESICLE_STEPS = 1_000_000
 # Peak memory while a run is built and written [bytes]: per vesicle
-# config.BYTES_PER_VESICLE (also what `exodiff check` reports), per cell this.
+# derived.BYTES_PER_VESICLE (also what `exodiff check` reports), per cell this.
 PEAK_BYTES_PER_CELL = 400
 # Philox counter words are 32-bit: step numbers must fit.  A vesicle id takes
 # two words, and the kernels index vesicles with int64.
@@ -497,7 +497,7 @@ def check_resources(config):
     than their 64-bit ids (two counter words, kernels/philox.py), or more memory than the machine has (estimated from the expected number of
     vesicles and cells).  Raises ConfigError naming the key."""
     from . import physics
-    from .config import BYTES_PER_VESICLE, derived_parameters
+    from .derived import BYTES_PER_VESICLE, derived_parameters
     n_steps = physics.step_count(config.run.duration, config.run.dt)
     if n_steps > MAX_COUNTER:
         raise ConfigError("run.dt", f"duration / dt = {n_steps:,} steps, more than the {MAX_COUNTER:,} "

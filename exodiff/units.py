@@ -62,6 +62,15 @@ def describe(value):
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def bare_number_hint(given):
+    """Why a length came out in µm, when it was written without a unit
+    (``given`` as written: a number, or a table with a median)."""
+    median = given.get("median") if isinstance(given, dict) else given
+    if isinstance(median, (int, float)) and not isinstance(median, bool):
+        return f"; a number without a unit is in µm (for nanometres write \"{median:g} nm\")"
+    return ""
+
+
 def parse_quantity(value, unit, key, allow_inf=False, kind=None):
     """Convert a config quantity to a float in ``unit``.
 

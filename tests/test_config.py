@@ -9,10 +9,9 @@ except ModuleNotFoundError:  # Python 3.10
 
 import pytest
 
-from exodiff.config import (
-    BYTES_PER_VESICLE, Config, Placement, RadiusSpec, Secretion, derived_parameters, format_check,
-    load_config, parse_config,
-)
+from exodiff.config import load_config, parse_config
+from exodiff.config_types import Config, Placement, RadiusSpec, Secretion
+from exodiff.derived import BYTES_PER_VESICLE, derived_parameters, format_check
 from exodiff.errors import ConfigError, InputError
 from exodiff.units import parse_quantity
 

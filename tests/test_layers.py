@@ -88,7 +88,8 @@ RULES = {
            ("exodiff.analysis", "exodiff.plots", "exodiff.report", "exodiff.export",
             "exodiff.driver", *BACKENDS, "exodiff.sweep", "exodiff.validate", "exodiff.cli")),
     # config, model and layouts know no driver
-    "setup": (("exodiff.config", "exodiff.model", "exodiff.layouts", "exodiff.grid",
+    "setup": (("exodiff.config", "exodiff.config_types", "exodiff.config_schema", "exodiff.derived",
+               "exodiff.model", "exodiff.layouts", "exodiff.grid",
                "exodiff.locality", "exodiff.units", "exodiff.physics"),
               ("exodiff.driver", "exodiff.io", "exodiff.analysis", "exodiff.sweep", "exodiff.cli")),
     # nothing imports the command line but ``python -m exodiff``

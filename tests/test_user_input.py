@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from exodiff.cli import main
-from exodiff.config import derived_parameters, format_check, parse_config
+from exodiff.config import parse_config
+from exodiff.derived import derived_parameters, format_check
 from exodiff.errors import ConfigError, InputError
 from exodiff.layouts import make_cells
 

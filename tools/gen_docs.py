@@ -40,8 +40,8 @@ BLOCK = re.compile(r"(<!-- BEGIN generated:(?P<name>[\w-]+) \(python tools/gen_d
 
 def config_reference():
     """Every key of every section from exodiff.config_schema, then what
-    config.py refuses and warns about, with its own constants."""
-    from exodiff import config
+    config.py and derived.py refuse and warn about, with their own constants."""
+    from exodiff import config, derived
     from exodiff.config_schema import QUANTITY_UNITS, SCHEMA
     out = []
     for section, keys in SCHEMA.items():
@@ -56,11 +56,11 @@ def config_reference():
                 names = ", ".join(f"`{n}`" for n in config.CELLS_KEYS if n in used)
                 out.append(f"- `{layout}`: `layout`, {names}")
         out.append("")
-    low_v, high_v = config.PLAUSIBLE["vesicle radius"]
-    low_c, high_c = config.PLAUSIBLE["cell radius"]
-    low_d, high_d = config.PLAUSIBLE["diffusion"]
-    low_t, high_t = config.PLAUSIBLE["temperature"]
-    low_e, high_e = config.PLAUSIBLE["viscosity"]
+    low_v, high_v = derived.PLAUSIBLE["vesicle radius"]
+    low_c, high_c = derived.PLAUSIBLE["cell radius"]
+    low_d, high_d = derived.PLAUSIBLE["diffusion"]
+    low_t, high_t = derived.PLAUSIBLE["temperature"]
+    low_e, high_e = derived.PLAUSIBLE["viscosity"]
     out += [
         "### What is refused",
         "",
@@ -78,12 +78,12 @@ def config_reference():
         "",
         "Each warning names its key; `[check] quiet = [\"KEY\", …]` silences it:",
         "",
-        f"- the step length √(2D·dt) above {config.STEP_WARN_RATIO:.0%} of the smallest cell radius "
+        f"- the step length √(2D·dt) above {derived.STEP_WARN_RATIO:.0%} of the smallest cell radius "
         "(`vesicles.NAME`, with a suggested dt);",
         f"- a vesicle radius outside {low_v * 1000:g} nm–{high_v:g} µm (`vesicles.NAME.radius`);",
         f"- a cell radius outside {low_c:g}–{high_c:g} µm (`cells.radius`);",
         f"- D outside {low_d:g}–{high_d:g} µm²/s, given or from Stokes–Einstein (`vesicles.NAME.diffusion`);",
-        f"- fewer than {config.MIN_STEPS_BETWEEN_OUTPUTS} steps between observations or snapshots "
+        f"- fewer than {derived.MIN_STEPS_BETWEEN_OUTPUTS} steps between observations or snapshots "
         "(`run.observe_interval`, `run.snapshot_interval`);",
         f"- a temperature outside {low_t - 273.15:g}–{high_t - 273.15:g} °C (`medium.temperature`) and a "
         f"viscosity outside {low_e * 1e3:g}–{high_e * 1e3:g} mPa·s (`medium.viscosity`);",
@@ -111,7 +111,8 @@ def check_coculture():
 
 def quickstart_size():
     """The sentence of the README on what the quickstart simulates."""
-    from exodiff.config import derived_parameters, load_config
+    from exodiff.config import load_config
+    from exodiff.derived import derived_parameters
     cfg = load_config(ROOT / "configs" / "quickstart.toml")
     d = derived_parameters(cfg)
     types = ", ".join(f"{n} {name}s" for name, n in d.cells_per_type.items())

@@ -232,14 +232,14 @@ class MSD(Analysis):
 def expected_diffusion(run, population=None):
     """The diffusion coefficient D [µm²/s] the config gives a population:
     its ``diffusion`` value, else Stokes–Einstein at the median radius
-    (:func:`exodiff.config.population_diffusion`, the number ``exodiff
+    (:func:`exodiff.derived.population_diffusion`, the number ``exodiff
     check`` prints).  population None: the only population, or with several
     the mean over the stored vesicles of their population's D.  NaN when
     the run's config cannot be read."""
     cfg = run.config
     if cfg is None:
         return math.nan
-    from ..config import population_diffusion
+    from ..derived import population_diffusion
     per_population = np.array([population_diffusion(cfg, cfg.vesicles[name]) if name in cfg.vesicles
                                else math.nan for name in run.species_names])
     pop = species_index(run, population)

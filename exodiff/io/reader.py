@@ -265,7 +265,7 @@ class Run:
 
     @cached_property
     def config(self):
-        """The run's config as a validated :class:`exodiff.config.Config`,
+        """The run's config as a validated :class:`exodiff.config_types.Config`,
         or None when it no longer validates here (e.g. a cells file that has
         moved)."""
         from ..config import parse_config
