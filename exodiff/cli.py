@@ -79,6 +79,16 @@ def main(argv=None):
     parser = _parser()
     # argparse exits with 2 on bad arguments, as DESIGN §4 asks
     args = parser.parse_args(argv)
+    streams = sys.stdout, sys.stderr
+    if args.command in WORK_COMMANDS:
+        _keep_working_without_readers()
+    try:
+        return _dispatch(args)
+    finally:  # a caller of main() in Python gets its own streams back
+        sys.stdout, sys.stderr = streams
+
+
+def _dispatch(args):
     try:
         if hasattr(args, "threads"):  # the commands that run the kernels
             from .threads import requested, use_threads
@@ -107,6 +117,43 @@ def main(argv=None):
         print(f"Error: {exc.__class__.__name__}: {exc} (run with --debug for the traceback)",
               file=sys.stderr)
         return 1
+
+
+# Commands whose job is their result (a run file, a sweep, a verdict), not
+# their text: a reader that goes away must not stop them.
+WORK_COMMANDS = ("run", "sweep", "validate", "bench")
+
+
+class _OutputWithoutReader:
+    """A standard stream whose reader may go away (`exodiff run … 2>&1 | head`):
+    the first failing write sends both streams to /dev/null, and the job goes
+    on (a run still writes its file and exits with its own status)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            _drop_output()
+            return len(text)
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            _drop_output()
+
+    def __getattr__(self, name):  # isatty, fileno, encoding… of the real stream
+        return getattr(self._stream, name)
+
+
+def _keep_working_without_readers():
+    if sys.stdout is not None and not isinstance(sys.stdout, _OutputWithoutReader):
+        sys.stdout = _OutputWithoutReader(sys.stdout)
+    if sys.stderr is not None and not isinstance(sys.stderr, _OutputWithoutReader):
+        sys.stderr = _OutputWithoutReader(sys.stderr)
 
 
 def _drop_output():

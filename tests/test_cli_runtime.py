@@ -65,6 +65,24 @@ def test_a_closed_pipe_ends_output_quietly(tmp_path, command):
     assert child.wait(timeout=120) == 0 and err == "", err
 
 
+def test_a_run_goes_on_when_its_output_has_no_reader(tmp_path):
+    """`exodiff run … 2>&1 | head -1`: the run's messages may have no reader
+    (here stdout and stderr are closed before it starts); it must still
+    write the whole run file and exit 0, not stop at its first message."""
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(SMALL_TOML)
+    out = tmp_path / "c.h5"
+    child = subprocess.Popen([sys.executable, "-m", "exodiff", "run", str(cfg), "-o", str(out),
+                              "--backend", "numpy"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, cwd=ROOT, env=_env())
+    child.stdout.close()
+    child.stderr.close()
+    assert child.wait(timeout=300) == 0
+    from exodiff.io import open_run
+    with open_run(out) as run:
+        assert run.n_steps and run.complete
+
+
 def test_head_reads_the_first_line_of_info(tmp_path):
     """The pipeline as a user types it; exit status of exodiff through pipefail."""
     cfg = tmp_path / "c.toml"
