@@ -126,8 +126,9 @@ WORK_COMMANDS = ("run", "sweep", "validate", "bench")
 
 class _OutputWithoutReader:
     """A standard stream whose reader may go away (`exodiff run … 2>&1 | head`):
-    the first failing write sends both streams to /dev/null, and the job goes
-    on (a run still writes its file and exits with its own status)."""
+    from its first failing write on, this stream goes to /dev/null and the
+    job goes on (a run still writes its file and exits with its own status);
+    the other stream keeps its reader."""
 
     def __init__(self, stream):
         self._stream = stream
@@ -136,14 +137,23 @@ class _OutputWithoutReader:
         try:
             return self._stream.write(text)
         except BrokenPipeError:
-            _drop_output()
+            self._to_devnull()
             return len(text)
 
     def flush(self):
         try:
             self._stream.flush()
         except BrokenPipeError:
-            _drop_output()
+            self._to_devnull()
+
+    def _to_devnull(self):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, self._stream.fileno())
+        except (OSError, ValueError, AttributeError):  # not a real file (a test's capture)
+            pass
+        finally:
+            os.close(devnull)
 
     def __getattr__(self, name):  # isatty, fileno, encoding… of the real stream
         return getattr(self._stream, name)
