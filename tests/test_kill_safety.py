@@ -33,9 +33,10 @@ import numpy as np
 import pytest
 
 from exodiff.cli import main
-from exodiff.io import clear_status_flags, open_run
+from exodiff.io import clear_status_flags
 from exodiff.io.recovery import _lookup3, superblock
-from test_resume import CAPACITY, EXODIFF, FUSED, ROOT, SAMPLED, _env, _exodiff, assert_same_file
+from test_resume import (CAPACITY, EXODIFF, FUSED, ROOT, SAMPLED, _env, _exodiff, assert_same_file,
+                         check_left_file)
 
 
 @pytest.fixture(autouse=True)
@@ -163,31 +164,10 @@ def test_kills_inside_a_flush_leave_readable_files_that_resume(traced, tmp_path,
         child = subprocess.run(_strace([cfg, "-o", out, "--backend", "numba", "-q"], inject),
                                capture_output=True, text=True, cwd=ROOT, env=_env(), timeout=300)
         assert child.returncode != 0 and out.exists(), (n, child.returncode, child.stderr)
-        _check_left_file(out, ref, done_steps=None)
+        check_left_file(out, ref, done_steps=None)
         capsys.readouterr()
         assert main(["run", str(cfg), "-o", str(out), "--backend", "numba", "-q", "--resume"]) == 0, n
         assert_same_file(ref, out)
-
-
-def _check_left_file(out, ref, done_steps):
-    """What a killed run must leave: a file exodiff info and open_run read,
-    whose complete frames equal the reference run's (every snapshot in
-    ``done_steps`` among them), readable by plain h5py after the repair."""
-    assert main(["info", str(out)]) == 0
-    with open_run(out) as run, open_run(ref) as full:
-        steps = list(run.snapshot_steps)
-        assert steps == list(full.snapshot_steps[: len(steps)])
-        assert done_steps is None or set(done_steps) <= set(steps), (done_steps, steps)
-        for k in range(run.n_snapshots):
-            assert np.array_equal(run.states(k), full.states(k))
-            assert np.array_equal(run.cell_of(k), full.cell_of(k))
-            assert np.array_equal(run.positions(k), full.positions(k))
-        T = run.n_observations
-        assert np.array_equal(run.bound_per_cell, full.bound_per_cell[:T])
-        assert all(np.array_equal(run.counts[s], full.counts[s][:T]) for s in full.counts)
-    clear_status_flags(out)
-    with h5py.File(out, "r") as f:  # plain h5py, as other tools read it
-        f.visititems(lambda name, obj: obj[()] if isinstance(obj, h5py.Dataset) else None)
 
 
 # ---------------------------------------------- random kills on a busy machine
@@ -216,7 +196,7 @@ SOAK = FUSED.replace("count = 2500", "count = 500").replace('duration = "0.6 s"'
 def test_random_kills_under_load_leave_readable_files(tmp_path, capsys):
     """Hundreds of `exodiff run` processes SIGKILLed at random instants while
     two busy loops and a syncing writer load the machine; each left file must
-    pass what _check_left_file asks and resume bit-identical.  Failures are
+    pass what check_left_file asks and resume bit-identical.  Failures are
     printed as they come and counted over all trials."""
     trials = int(os.environ.get("EXODIFF_KILL_TRIALS", "200"))
     rng = np.random.default_rng(int(os.environ.get("EXODIFF_KILL_SEED", "13")))
@@ -262,7 +242,7 @@ def test_random_kills_under_load_leave_readable_files(tmp_path, capsys):
                 continue
             done = [int(x.split()[1]) for x in trace.read_text().split("\n") if x] if trace.exists() else []
             try:
-                _check_left_file(out, ref, done)
+                check_left_file(out, ref, done)
                 capsys.readouterr()
                 assert main(["run", str(cfg), "-o", str(out), "--backend", "numba", "-q", "--resume"]) == 0
                 assert_same_file(ref, out)

@@ -315,6 +315,29 @@ def test_resume_refuses_what_it_cannot_continue(runs, tmp_path, capsys):
 TRIALS = int(os.environ.get("EXODIFF_KILL_TRIALS", "6"))  # more for a longer soak
 
 
+def check_left_file(out, ref, done_steps):
+    """What a killed run must leave: a file exodiff info and open_run read,
+    whose complete frames equal the reference run's (every snapshot in
+    ``done_steps`` among them), readable by plain h5py after the repair."""
+    assert main(["info", str(out)]) == 0
+    with open_run(out) as run, open_run(ref) as full:
+        steps = list(run.snapshot_steps)
+        assert steps == list(full.snapshot_steps[: len(steps)])
+        assert done_steps is None or set(done_steps) <= set(steps), (done_steps, steps)
+        for k in range(run.n_snapshots):
+            assert np.array_equal(run.states(k), full.states(k))
+            assert np.array_equal(run.cell_of(k), full.cell_of(k))
+            assert np.array_equal(run.positions(k), full.positions(k))
+        T = run.n_observations
+        assert np.array_equal(run.bound_per_cell, full.bound_per_cell[:T])
+        assert all(np.array_equal(run.counts[s], full.counts[s][:T]) for s in full.counts)
+        left = run.n_snapshots, T, run.complete
+    clear_status_flags(out)
+    with h5py.File(out, "r") as f:  # plain h5py, as other tools read it
+        f.visititems(lambda name, obj: obj[()] if isinstance(obj, h5py.Dataset) else None)
+    return left
+
+
 def test_random_kills_leave_readable_files_that_resume(runs, tmp_path, capsys):
     """SIGKILL real `exodiff run` processes at random moments (after the file
     appears; half with sampled positions, whose checkpoints are written too).
@@ -355,21 +378,11 @@ def test_random_kills_leave_readable_files_that_resume(runs, tmp_path, capsys):
             child.kill()
         tried += 1
         done = [int(x.split()[1]) for x in trace.read_text().split("\n") if x] if trace.exists() else []
-        assert main(["info", str(out)]) == 0, capsys.readouterr().err
+        snapshots, observations, complete = check_left_file(out, ref, done)
         capsys.readouterr()
-        with open_run(out) as run, open_run(ref) as full:
-            steps = list(run.snapshot_steps)
-            assert steps == list(full.snapshot_steps[: len(steps)]) and set(done) <= set(steps)
-            for k in range(run.n_snapshots):
-                assert np.array_equal(run.states(k), full.states(k))
-                assert np.array_equal(run.cell_of(k), full.cell_of(k))
-                assert np.array_equal(run.positions(k), full.positions(k))
-            T = run.n_observations
-            assert np.array_equal(run.bound_per_cell, full.bound_per_cell[:T])
-            counts.append((run.n_snapshots, T))
-            complete_before += run.complete
-        clear_status_flags(out)
-        with h5py.File(out, "r") as f:  # plain h5py, as other tools read it
+        counts.append((snapshots, observations))
+        complete_before += complete
+        with h5py.File(out, "r") as f:
             assert f["particles/vesicles/state/step"].shape[0] >= len(done)
         readable += 1
         assert main(["run", str(cfg), "-o", str(out), "--backend", "numba", "-q", "--resume"]) == 0
