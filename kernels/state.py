@@ -19,9 +19,11 @@ its dtype, shape and role, and everything else derives from these lists:
 Adding a per-vesicle array: one ``Field`` below (the model starts a STATE
 field at its ``initial`` value; a CONST one needs its values in
 exodiff/model.py), its line in the C struct's X-macro in exodiff_step.cuh, and
-the kernel code that uses it.  Checkpoints carry it from then on; the run file
-holds it only where the writer is taught to (exodiff/driver.py:
-SNAPSHOT_FIELDS, FATES; exodiff/io/layout.py: FATE_COLUMNS).
+the kernel code that uses it.  Checkpoints carry it from then on; a ``fate``
+field is also a column of the run file's fate table (its place in the column
+order: exodiff/io/layout.py FATE_COLUMNS, whose import fails until it has one);
+other fields reach the run file only where the writer is taught to
+(exodiff/driver.py: SNAPSHOT_FIELDS).
 
 Shapes name their axes: N vesicles, M cells, T cell types, P populations, B
 grid bins; () is a scalar.

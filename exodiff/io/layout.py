@@ -43,12 +43,20 @@ import math
 import h5py
 import numpy as np
 
+from ..kernels.state import FIELDS
+
 MILESTONE_NAMES = ("birth_time", "first_bound_time", "internalized_time", "exit_time")
-# The fate table's columns that change during a run: name -> (dtype, "did not happen").
-FATE_COLUMNS = {"birth_time": (np.float64, np.nan), "first_bound_time": (np.float64, np.nan),
-                "first_bound_cell": (np.int32, -1), "internalized_time": (np.float64, np.nan),
-                "internalized_cell": (np.int32, -1), "exit_time": (np.float64, np.nan),
-                "cleared_time": (np.float64, np.nan)}
+# The fate table's columns that change during a run, in the order users read
+# them: name -> (dtype, "did not happen").  The kernels keep those declared
+# with ``fate=True`` in kernels/state.py (dtype and initial value from there);
+# two come from elsewhere: birth_time is scheduled by the model, and
+# internalized_cell is the ``cell`` of an INTERNALIZED vesicle.
+_FATES_OUTSIDE_KERNELS = {"birth_time": (np.float64, np.nan), "internalized_cell": (np.int32, -1)}
+_FATES = {**_FATES_OUTSIDE_KERNELS, **{f.name: (f.dtype, f.initial) for f in FIELDS.values() if f.fate}}
+FATE_COLUMNS = {name: _FATES[name] for name in (
+    "birth_time", "first_bound_time", "first_bound_cell", "internalized_time", "internalized_cell",
+    "exit_time", "cleared_time")}
+assert set(FATE_COLUMNS) == set(_FATES), "every fate field needs its place among the columns"
 # Which event time each cell column belongs to.
 FATE_CELL_TIMES = {"first_bound_cell": "first_bound_time", "internalized_cell": "internalized_time"}
 # Per-cell properties in /particles/cells (drawn per cell when a type's value has a gsd).
