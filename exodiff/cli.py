@@ -339,7 +339,8 @@ def _add_analysis_parsers(sub):
     pl = sub.add_parser("plot", help="draw one figure of a run")
     pl.add_argument("run", help="an exodiff H5MD file")
     pl.add_argument("--kind", required=True,
-                    help="uptake, dose, range, fpt, msd, profile, snapshot or transfer")
+                    help="uptake, dose, range, fpt, msd, profile, snapshot, transfer, delivery "
+                         "(cargo by destination over time) or engagement (bound time)")
     pl.add_argument("-o", "--output", help="figure file, .png/.pdf/.svg (default: RUN_KIND.png, here)")
     pl.add_argument("--time", help="observation time for dose and range: seconds or a time with units, "
                                    "\"30 min\" (default: the end)")

@@ -1,0 +1,224 @@
+"""Cargo by destination and engagement (exodiff/analysis/delivery.py): the
+analyses against direct counts of vesicle states, on a synthetic file whose
+every vesicle's path is known and on small real runs with every fate rate
+on; mass balance by destination; files written before destinations."""
+import h5py
+import numpy as np
+import pytest
+
+from exodiff import analysis as A
+from exodiff.analysis import open_run
+from exodiff.errors import InputError
+from exodiff.io import RunWriter
+from exodiff.io.layout import DESTINATION_SERIES, no_fates
+from exodiff.kernels.constants import STATE_NAMES
+
+PENDING, FREE, BOUND, INTERNALIZED, EXITED, CLEARED, DELIVERED, DEGRADED = range(8)
+TYPE_NAMES = ("donor", "target", "macrophage")
+SPECIES = ("exo", "mv")
+CARGO = ("CD63", "miR21")
+PER_VESICLE = np.array([[50.0, 10.0], [0.0, 3.0]])  # [S,K]
+CONFIG = """[run]
+duration = 1
+dt = 0.1
+[domain]
+size = [100, 100, 100]
+[cells]
+layout = "list"
+centers = [[50, 50, 50]]
+radius = 5
+type = "donor"
+[cell_types.donor]
+secretion_rate = "1 /s"
+secretes = "exo"
+[vesicles.exo]
+radius = 0.05
+diffusion = 4
+count = 0
+"""
+
+
+def vesicle_paths(rng, N, T, M):
+    """Per observation state[T,N] and cell[T,N] of N vesicles that each go
+    pending -> free -> bound -> {endosome -> {escaped, degraded}, fused}, or
+    free -> exited/cleared, one observation per stage at random times; and
+    fused[N] (delivered by fusion)."""
+    state = np.full((T, N), PENDING, np.int8)
+    cell = np.full((T, N), -1, np.int32)
+    fused = np.zeros(N, bool)
+    for i in range(N):
+        stages = [FREE, BOUND]
+        end = rng.integers(4)
+        if end == 0:
+            stages = [FREE, [EXITED, CLEARED][rng.integers(2)]]
+        elif end == 1:
+            stages += [DELIVERED]
+            fused[i] = True
+        else:
+            stages += [INTERNALIZED, [DELIVERED, DEGRADED][end - 2]]
+        start = np.sort(rng.choice(np.arange(1, T), size=min(len(stages), T - 1), replace=False))
+        c = rng.integers(M)
+        for s, k in zip(stages, start):
+            state[k:, i] = s
+            if s not in (FREE, EXITED, CLEARED):
+                cell[k:, i] = c
+    return state, cell, fused
+
+
+def write_paths(path, state, cell, fused, *, types, origin, species, dt=0.1, bound_steps=None):
+    """A run file of the vesicle paths, its per-cell series counted here."""
+    T, N = state.shape
+    M, S, D = len(types), len(SPECIES), len(TYPE_NAMES) + 1
+    donor = np.where(origin >= 0, np.asarray(types)[np.maximum(origin, 0)], D - 1)
+    kw = dict(config_text=CONFIG, seed=1, backend="numpy", device="cpu", dt=dt, box_edges=[100.0] * 3,
+              boundary=["reflect"] * 6, cell_centers=np.full((M, 3), 50.0), cell_radii=np.ones(M),
+              cell_types=np.asarray(types, np.int32), cell_type_names=list(TYPE_NAMES), species=species,
+              vesicle_radius=np.full(N, 0.05), species_names=list(SPECIES), cargo_names=list(CARGO),
+              sample_ids=None, write_positions=True, compression="none", n_snapshots_hint=T,
+              n_observations_hint=T, exodiff_version="test", origin=origin, cargo_per_vesicle=PER_VESICLE)
+
+    def per_cell(k, sel, *axes):
+        size = [M, S, D][:1 + len(axes)]
+        flat = np.ravel_multi_index((cell[k, sel], *(a[sel] for a in axes)), size)
+        return np.bincount(flat, minlength=int(np.prod(size))).reshape(size)
+
+    with RunWriter(path, **kw) as w:
+        for k in range(T):
+            s = state[k]
+            counts = np.bincount(s, minlength=8)[:len(STATE_NAMES)]
+            dest = {"delivered": per_cell(k, s == DELIVERED, species, donor),
+                    "fused": per_cell(k, (s == DELIVERED) & fused, species),
+                    "degraded": per_cell(k, s == DEGRADED, species),
+                    "bound_steps": np.zeros(M) if bound_steps is None else bound_steps[k]}
+            inside = per_cell(k, s == INTERNALIZED, species)
+            w.write_observation(k, k * dt, counts, per_cell(k, s == BOUND, species), inside,
+                                inside @ PER_VESICLE, destinations=dest)
+            fates = no_fates(N)
+            w.write_snapshot(k, k * dt, np.full((N, 3), 20.0), np.zeros((N, 3), np.int32), s, cell[k], fates)
+    return path
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    rng = np.random.default_rng(3)
+    N, T = 600, 7
+    types = [0, 0, 1, 1, 1, 1, 1, 2, 2, 2]
+    state, cell, fused = vesicle_paths(rng, N, T, len(types))
+    origin = np.where(np.arange(N) < 100, -1, rng.integers(2, size=N)).astype(np.int32)
+    species = (rng.random(N) < 0.3).astype(np.int32)
+    path = write_paths(tmp_path_factory.mktemp("delivery") / "paths.h5", state, cell, fused,
+                       types=types, origin=origin, species=species)
+    return path, dict(state=state, cell=cell, fused=fused, types=np.array(types), origin=origin,
+                      species=species)
+
+
+def test_delivery_equals_direct_counts_of_the_vesicle_paths(synthetic):
+    path, v = synthetic
+    types = v["types"]
+    with open_run(path) as run:
+        d = run.delivery()
+    T = v["state"].shape[0]
+    dest = {"bound": BOUND, "endosome": INTERNALIZED, "cytosol": DELIVERED, "degraded": DEGRADED}
+    for k in range(T):
+        s, c = v["state"][k], v["cell"][k]
+        for name, code in dest.items():
+            for t in range(len(TYPE_NAMES)):
+                on = (s == code) & (c >= 0) & (types[np.maximum(c, 0)] == t)
+                assert d.by_type[name][k, t] == on.sum(), (k, name, t)
+                np.testing.assert_allclose(d.cargo[name][k, t], PER_VESICLE[v["species"][on]].sum(axis=0))
+                for j in range(len(SPECIES)):
+                    if name == "cytosol":
+                        assert d.cytosol_by_species[k, t, j] == np.sum(on & (v["species"] == j))
+                if name == "cytosol":
+                    assert d.by_type["fused"][k, t] == np.sum(on & v["fused"])
+                    assert d.by_type["escaped"][k, t] == np.sum(on & ~v["fused"])
+                    initial = on & (v["origin"] < 0)
+                    assert d.cytosol_by_donor[k, t, -1] == initial.sum()
+                    for j in range(len(TYPE_NAMES)):
+                        sent = on & (v["origin"] >= 0) & (types[np.maximum(v["origin"], 0)] == j)
+                        assert d.cytosol_by_donor[k, t, j] == sent.sum()
+            per_cell = np.bincount(c[s == code], minlength=len(types))
+            np.testing.assert_array_equal(d.per_cell[name][k], per_cell)
+        in_cytosol = (s == DELIVERED)
+        np.testing.assert_allclose(d.per_cell_cargo[k],
+                                   np.stack([np.bincount(c[in_cytosol], PER_VESICLE[v["species"][in_cytosol], j],
+                                                         minlength=len(types)) for j in range(len(CARGO))], 1))
+    assert d.donor_names == (*TYPE_NAMES, "initial")
+    np.testing.assert_allclose(d.mean_per_cell["cytosol"], d.by_type["cytosol"] / np.array([2, 5, 3]))
+    df = d.to_frame()
+    assert len(df) == T * len(TYPE_NAMES) * len(A.DESTINATIONS)
+    last = df[(df.time == df.time.max()) & (df.destination == "degraded")].set_index("type")
+    np.testing.assert_array_equal(last["vesicles"].to_numpy(), d.by_type["degraded"][-1])
+
+
+def test_mass_balance_by_destination_at_every_observation(synthetic):
+    path, v = synthetic
+    with open_run(path) as run:
+        d = run.delivery()
+        check_destination_balance(run, d)
+
+
+def check_destination_balance(run, d):
+    """Every vesicle in one place at every observation: the states add up to
+    N, and the per-cell destinations add up to the state counts."""
+    counts = run.counts
+    total = sum(counts[s] for s in STATE_NAMES)
+    np.testing.assert_array_equal(total, run.n_vesicles)
+    for name, state in (("bound", "bound"), ("endosome", "internalized"), ("cytosol", "delivered"),
+                        ("degraded", "degraded")):
+        np.testing.assert_array_equal(d.per_cell[name].sum(axis=1), counts[state], err_msg=name)
+    np.testing.assert_array_equal(d.per_cell["escaped"] + d.per_cell["fused"], d.per_cell["cytosol"])
+    assert run.mass_balance().balanced
+
+
+def without_destinations(src, dst):
+    """A copy of run file ``src`` as exodiff 0.3 wrote it: no destination
+    series, no delivered/degraded state series, no new fate columns."""
+    import shutil
+    shutil.copy(src, dst)
+    with h5py.File(dst, "a") as f:
+        for name in DESTINATION_SERIES:
+            del f[f"observables/cells/{name}"]
+        for state in ("delivered", "degraded"):
+            if f"observables/vesicles/{state}" in f:
+                del f[f"observables/vesicles/{state}"]
+        for column in ("escape_time", "degraded_time", "fused_time", "recycled", "bound_duration"):
+            if f"fates/{column}" in f:
+                del f[f"fates/{column}"]
+        del f["observables/cells/cargo"].attrs["per_vesicle"]
+        f["parameters"].attrs["exodiff_version"] = "0.3.0"
+    return dst
+
+
+def test_a_file_without_destinations_opens_and_says_what_is_missing(synthetic, tmp_path):
+    path, _ = synthetic
+    old = without_destinations(path, tmp_path / "old.h5")
+    with open_run(old) as run:
+        assert not run.has_destinations
+        assert run.n_observations == 7
+        np.testing.assert_array_equal(run.counts["bound"], run.bound_per_cell.sum(axis=1))
+        if "delivered" in STATE_NAMES:
+            assert not run.counts["delivered"].any()  # that state did not exist then
+        with pytest.raises(InputError, match=r"old.h5: no /observables/cells/delivered: written by "
+                                             r"exodiff 0.3.0, before cargo was recorded by destination"):
+            run.delivery()
+        with pytest.raises(InputError, match="bound_steps"):
+            run.engagement()
+        run.fate_columns()  # columns added since are filled with "did not happen"
+        run.uptake_curves()
+        run.dose()
+
+
+def test_engagement_sums_the_recorded_bound_steps(tmp_path):
+    rng = np.random.default_rng(5)
+    types = [0, 1, 1, 2]
+    state, cell, fused = vesicle_paths(rng, 50, 5, len(types))
+    steps = np.cumsum(rng.integers(0, 9, size=(5, len(types))), axis=0)
+    path = write_paths(tmp_path / "e.h5", state, cell, fused, types=types, origin=np.full(50, -1, np.int32),
+                       species=np.zeros(50, np.int32), dt=0.25, bound_steps=steps)
+    with open_run(path) as run:
+        e = A.Engagement(bins=5).compute(run)
+    np.testing.assert_array_equal(e.bound_seconds, steps * 0.25)
+    np.testing.assert_array_equal(e.by_type, np.stack([steps[:, [0]].sum(1), steps[:, 1:3].sum(1),
+                                                      steps[:, 3]], 1) * 0.25)
+    np.testing.assert_allclose(e.mean_per_cell[:, 1], steps[:, 1:3].sum(1) * 0.25 / 2)
