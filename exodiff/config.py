@@ -110,7 +110,7 @@ LAYOUT_KEYS = {
     "file": {"path"},
 }
 CELL_TYPE_KEYS = ("kappa", "k_off", "k_int", "capacity", "secretion_rate", "secretes",
-                  "secretion_window")
+                  "secretion_window", "k_fuse", "k_escape", "k_degrade", "k_recycle")
 VESICLE_KEYS = ("radius", "density", "diffusion", "count", "placement", "half_life", "cargo")
 OUTPUT_KEYS = ("positions", "compression")
 # [check] quiet = ["vesicles.exo.radius", ...]: warnings on these keys (or
@@ -456,12 +456,16 @@ def _parse_cell_types(t, vesicles):
         types[name] = CellTypeConfig(
             name=name,
             kappa=kappa,
-            k_off=_quantity(c, "k_off", "1/s", p, default=0.0, nonnegative=True),
-            k_int=_quantity(c, "k_int", "1/s", p, default=0.0, nonnegative=True),
+            k_off=_rate(c, "k_off", p, 0.0),
+            k_int=_rate(c, "k_int", p, 0.0),
             capacity=capacity,
             secretions=secretions,
             kappa_gsd=kappa_gsd,
             capacity_gsd=capacity_gsd,
+            k_fuse=_rate(c, "k_fuse", p, 0.0),
+            k_escape=_rate(c, "k_escape", p, 0.0),
+            k_degrade=_rate(c, "k_degrade", p, 0.0),
+            k_recycle=_rate(c, "k_recycle", p, 0.0),
         )
     return types
 
@@ -548,8 +552,11 @@ def _parse_secretions(c, p, vesicles):
     return tuple(Secretion(n, per_pop[n][0], windows[n], per_pop[n][1]) for n in names if per_pop[n][0] > 0)
 
 
-def _rate(table, name, prefix):
-    return _quantity(table, name, "1/s", prefix, nonnegative=True)
+def _rate(table, name, prefix, default=_REQUIRED):
+    """One rate value table[name] in 1/s, not negative (a secretion rate, or
+    a cell type's first-order rate k_off … k_recycle with default 0): the one
+    place every rate of a cell type is read."""
+    return _quantity(table, name, "1/s", prefix, default=default, nonnegative=True)
 
 
 def _parse_window(value, key):

@@ -102,7 +102,11 @@ class CellTypeConfig:
     ``secretes``).  (Bound vesicles stay where they bound: diffusion on the
     membrane is not modelled yet, so there is no key for it.)  kappa and
     capacity are the medians across the cells of the type, each drawn
-    log-normal with geometric SD kappa_gsd, capacity_gsd (1: all alike)."""
+    log-normal with geometric SD kappa_gsd, capacity_gsd (1: all alike).
+    After uptake, competing first-order rates [1/s]: k_fuse (BOUND → fusion
+    with the plasma membrane, DELIVERED), and from the endosome
+    (INTERNALIZED) k_escape (→ DELIVERED), k_degrade (→ DEGRADED) and
+    k_recycle (→ FREE again at the cell's surface)."""
     name: str
     kappa: float = 0.0
     k_off: float = 0.0
@@ -111,6 +115,10 @@ class CellTypeConfig:
     secretions: tuple = ()
     kappa_gsd: float = 1.0
     capacity_gsd: float = 1.0
+    k_fuse: float = 0.0
+    k_escape: float = 0.0
+    k_degrade: float = 0.0
+    k_recycle: float = 0.0
 
     @property
     def secretion_rate(self):

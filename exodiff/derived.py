@@ -344,7 +344,11 @@ def format_check(config):
             parts = []
             if ct.kappa > 0:
                 parts.append(f"κ = {ct.kappa:g} µm/s, k_off = {ct.k_off:g} /s, k_int = {ct.k_int:g} /s"
+                             + (f", k_fuse = {ct.k_fuse:g} /s" if ct.k_fuse else "")
                              + (f", capacity {ct.capacity}" if ct.capacity else ""))
+                if ct.k_escape or ct.k_degrade or ct.k_recycle:
+                    parts.append(f"from the endosome k_escape = {ct.k_escape:g} /s, "
+                                 f"k_degrade = {ct.k_degrade:g} /s, k_recycle = {ct.k_recycle:g} /s")
             for sec in ct.secretions:
                 window = "" if sec.window == (0.0, INF) else \
                     f" from {format_time(sec.window[0])} to {format_time(sec.window[1])}"
