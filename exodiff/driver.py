@@ -275,7 +275,7 @@ class Simulation:
             species_names=m.species_names, cargo_names=m.cargo_names, sample_ids=self._sample_ids(),
             write_positions=cfg.output.positions != "none", compression=cfg.output.compression,
             n_snapshots_hint=n_snapshots, n_observations_hint=n_observations,
-            exodiff_version=__version__, origin=m.origin,
+            exodiff_version=__version__, origin=m.origin, cargo_per_vesicle=m.cargo_table,
             cell_properties={"kappa": a["ckappa"], "capacity": a["ccapacity"],
                              "secretion_rate": m.secretion_rate},
             extra_parameters={"duration": cfg.run.duration, "n_steps": m.n_steps,

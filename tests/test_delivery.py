@@ -222,3 +222,16 @@ def test_engagement_sums_the_recorded_bound_steps(tmp_path):
     np.testing.assert_array_equal(e.by_type, np.stack([steps[:, [0]].sum(1), steps[:, 1:3].sum(1),
                                                       steps[:, 3]], 1) * 0.25)
     np.testing.assert_allclose(e.mean_per_cell[:, 1], steps[:, 1:3].sum(1) * 0.25 / 2)
+
+
+def test_the_inhibitor_and_its_untreated_twin_differ_only_in_the_secretion_rate():
+    from pathlib import Path
+
+    from exodiff.tomlfile import parse_toml
+    root = Path(__file__).resolve().parents[1] / "configs"
+    treated, untreated = (parse_toml((root / name).read_text()) for name in ("inhibitor.toml",
+                                                                             "inhibitor_untreated.toml"))
+    schedule = treated["cell_types"]["donor"].pop("secretion_rate")
+    assert untreated["cell_types"]["donor"].pop("secretion_rate") == "0.02 /s"
+    assert schedule == {"schedule": [["0 h", "0.02 /s"], ["6 h", "0.006 /s"]]}  # -70 % at 6 h
+    assert treated == untreated
