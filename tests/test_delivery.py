@@ -235,3 +235,103 @@ def test_the_inhibitor_and_its_untreated_twin_differ_only_in_the_secretion_rate(
     assert untreated["cell_types"]["donor"].pop("secretion_rate") == "0.02 /s"
     assert schedule == {"schedule": [["0 h", "0.02 /s"], ["6 h", "0.006 /s"]]}  # -70 % at 6 h
     assert treated == untreated
+
+
+# ------------------------------------------------------------- real runs
+
+FATE_RATES = {"k_off": 0.5, "k_int": 4.0, "k_fuse": 1.0, "k_escape": 2.0, "k_degrade": 3.0, "k_recycle": 1.5}
+
+
+def fate_config(target_cells=((15, 45, 30), (45, 15, 30)), macrophage=True, duration=1.5, **rates):
+    from scenarios import scenario
+    centers = [[30, 30, 30], *target_cells] + ([[30, 30, 12]] if macrophage else [])
+    types = ["donor"] + ["target"] * len(target_cells) + (["macrophage"] if macrophage else [])
+    cell_types = {"donor": {"secretion_rate": 150.0, "secretes": "exo"},
+                  "target": {"kappa": 20.0, **{**FATE_RATES, **rates}},
+                  "macrophage": {"kappa": 20.0, "k_off": 0.5, "k_int": 6.0, "k_escape": 1.0, "k_degrade": 5.0}}
+    return scenario(run={"duration": duration, "dt": 2e-3, "seed": 5, "snapshot_interval": 0.25,
+                         "observe_interval": 0.25},
+                    domain={"size": [60.0, 60.0, 60.0], "boundary": "reflect"},
+                    cells={"layout": "list", "centers": centers, "radius": 6.0, "types": types},
+                    cell_types={k: v for k, v in cell_types.items() if k in types},
+                    vesicles={"exo": {"radius": 0.05, "diffusion": 4.0, "count": 150, "cargo": {"miR21": 10}},
+                              "mv": {"radius": 0.2, "diffusion": 1.0, "count": 100,
+                                     "cargo": {"miR21": 3, "CD63": 5}}},
+                    output={"positions": "all"})
+
+
+@pytest.fixture(scope="module")
+def fate_run(tmp_path_factory):
+    from exodiff.driver import Simulation
+    path = tmp_path_factory.mktemp("fates") / "fates.h5"
+    Simulation(fate_config(), backend="numba").run(path)
+    with open_run(path) as run:
+        yield run
+
+
+def test_delivery_of_a_real_run_equals_the_states_in_its_snapshots(fate_run):
+    run = fate_run
+    assert run.has_destinations and not run.sampled
+    np.testing.assert_array_equal(run.snapshot_steps, run.observation_steps)  # a snapshot at every observation
+    d = run.delivery()
+    f = run.fate_columns()
+    M, S, D = len(run.cells), len(run.species_names), len(d.donor_names)
+    donor = np.where(f["origin"] >= 0, run.cells.types[np.maximum(f["origin"], 0)], D - 1)
+    fused = ~np.isnan(f["fused_time"])
+    seen = set()
+    for k in range(run.n_snapshots):
+        state, cell = run.states(k), run.cell_of(k)
+        seen |= set(np.unique(state).tolist())
+
+        def count(sel, *axes, sizes=(M, S, D)):
+            shape = sizes[:1 + len(axes)]
+            flat = np.ravel_multi_index((cell[sel], *(a[sel] for a in axes)), shape)
+            return np.bincount(flat, minlength=int(np.prod(shape))).reshape(shape)
+
+        np.testing.assert_array_equal(run.delivered_by_donor[k], count(state == DELIVERED, f["species"], donor))
+        np.testing.assert_array_equal(run.per_cell_species("fused")[k],
+                                      count((state == DELIVERED) & fused, f["species"]))
+        np.testing.assert_array_equal(run.per_cell_species("degraded")[k], count(state == DEGRADED, f["species"]))
+        for name, code in (("bound", BOUND), ("endosome", INTERNALIZED), ("cytosol", DELIVERED),
+                           ("degraded", DEGRADED)):
+            np.testing.assert_array_equal(d.per_cell[name][k], count(state == code), err_msg=name)
+        np.testing.assert_array_equal(d.per_cell["fused"][k], count((state == DELIVERED) & fused))
+        # fused vesicles have a fusion time and no escape time; escaped ones the other way round
+        on = state == DELIVERED
+        assert np.all(np.isnan(f["escape_time"][on & fused]))
+        assert not np.any(np.isnan(f["escape_time"][on & ~fused]))
+    assert {FREE, BOUND, INTERNALIZED, DELIVERED, DEGRADED} <= seen  # every destination was reached
+    assert d.per_cell["fused"][-1].sum() > 0 and d.per_cell["escaped"][-1].sum() > 0
+    assert (np.asarray(f["recycled"]) > 0).any()
+    assert run.cargo_names == ("CD63", "miR21")
+    np.testing.assert_array_equal(run.cargo_per_vesicle, [[0, 10], [5, 3]])  # exo, mv
+    on = run.states(-1) == DELIVERED
+    cell = run.cell_of(-1)
+    np.testing.assert_allclose(d.per_cell_cargo[-1], np.stack(
+        [np.bincount(cell[on], run.cargo_per_vesicle[f["species"][on], j], minlength=M) for j in range(2)], 1))
+
+
+def test_mass_balance_by_destination_in_a_real_run(fate_run):
+    check_destination_balance(fate_run, fate_run.delivery())
+
+
+def test_bound_vesicle_seconds_per_cell_equal_the_vesicles_bound_durations(tmp_path):
+    """One target cell: every vesicle that ever bound, bound only to it (and
+    unbound, was recycled and bound again, as the rates let it)."""
+    from exodiff.driver import Simulation
+    path = tmp_path / "one_target.h5"
+    Simulation(fate_config(target_cells=((15, 45, 30),), macrophage=False), backend="numba").run(path)
+    with open_run(path) as run:
+        e = run.engagement()
+        f = run.fate_columns()
+        assert run.complete and (f["recycled"] > 0).any() and e.summary["vesicles"].sum() > 20
+        seconds = e.bound_seconds[-1]
+        assert seconds[0] == 0  # the donor (kappa 0) never binds
+        total = np.nansum(f["bound_duration"])
+        assert seconds[1] > 0
+        np.testing.assert_allclose(seconds[1], total, rtol=1e-9)
+        np.testing.assert_allclose(e.durations["bound_duration"].sum(), total, rtol=1e-12)
+        # the integral never decreases, and grows by at most (bound vesicles) x (time) between observations
+        dt_obs = np.diff(e.times)
+        assert np.all(np.diff(seconds := e.bound_seconds[:, 1]) >= 0)
+        assert np.all(np.diff(seconds) <= run.n_vesicles * dt_obs + 1e-9)
