@@ -237,6 +237,48 @@ def test_the_inhibitor_and_its_untreated_twin_differ_only_in_the_secretion_rate(
     assert treated == untreated
 
 
+def test_mann_whitney_matches_scipy_with_ties():
+    from scipy.stats import mannwhitneyu
+    rng = np.random.default_rng(2)
+    for a, b in ((rng.poisson(2, 40), rng.poisson(3, 55)), (rng.normal(size=8), rng.normal(1, size=11)),
+                 (np.zeros(30), np.r_[np.zeros(25), np.ones(5)])):
+        u, p = A.statistics.mann_whitney(a, b)
+        ref = mannwhitneyu(a, b, method="asymptotic", use_continuity=True)
+        assert u == ref.statistic and p == pytest.approx(ref.pvalue, rel=1e-9)
+    assert A.statistics.mann_whitney(np.ones(4), np.ones(3))[1] == 1.0
+
+
+def test_compare_shows_the_functional_dose_per_type_over_time(synthetic, tmp_path, capsys):
+    from exodiff.cli import main
+    path, v = synthetic
+    rng = np.random.default_rng(9)
+    state, cell, fused = vesicle_paths(rng, 600, 7, len(v["types"]))
+    other = write_paths(tmp_path / "other.h5", state, cell, fused, types=v["types"], origin=v["origin"],
+                        species=v["species"])
+    with open_run(path) as a, open_run(other) as b:
+        c = A.RunComparison().compute(a, b)
+    for k, name in enumerate(TYPE_NAMES):
+        on = [(s[-1] == DELIVERED) & (v["types"][np.maximum(cc[-1], 0)] == k)
+              for s, cc in ((v["state"], v["cell"]), (state, cell))]
+        dose = [np.bincount(cc[-1][o], minlength=len(v["types"]))[v["types"] == k]
+                for o, cc in zip(on, (v["cell"], cell))]
+        row = c.table.loc[name]
+        assert row.dose_a == pytest.approx(dose[0].mean()) and row.dose_b == pytest.approx(dose[1].mean())
+        assert (row.u, row.p_dose) == A.statistics.mann_whitney(*dose)
+    np.testing.assert_array_equal(c.dose_over_time["time"].unique(), np.arange(7) * 0.1)
+    last = c.dose_over_time[c.dose_over_time.time == 6 * 0.1].set_index("type")
+    np.testing.assert_allclose(last["dose_a"], c.table["dose_a"].iloc[:-1])
+    assert any("share their random numbers" in n for n in c.notes)  # both seed 1: not independent
+    assert main(["compare", str(path), str(other)]) == 0
+    out = capsys.readouterr().out
+    assert "functional dose: vesicles in the cytosol per cell" in out and "Mann-Whitney U" in out
+    old = without_destinations(other, tmp_path / "old.h5")
+    with open_run(path) as a, open_run(old) as b:
+        c = A.RunComparison().compute(a, b)
+    assert c.dose_over_time is None and "p_dose" not in c.table
+    assert any("old.h5: no cargo by destination" in n for n in c.notes)
+
+
 # ------------------------------------------------------------- real runs
 
 FATE_RATES = {"k_off": 0.5, "k_int": 4.0, "k_fuse": 1.0, "k_escape": 2.0, "k_degrade": 3.0, "k_recycle": 1.5}

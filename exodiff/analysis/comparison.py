@@ -7,7 +7,6 @@ import numpy as np
 from ..errors import InputError
 from ..kernels.constants import BOUND, INTERNALIZED
 from .common import Analysis
-from .delivery import Delivery
 from .statistics import ks_two_sample, mann_whitney, two_proportion_z
 
 
@@ -25,8 +24,8 @@ class RunComparison(Analysis):
     a cell of that type at the last snapshot (those that bound and left again
     count in the "all" row only).
 
-    Functional dose (both runs record cargo by destination,
-    :class:`Delivery`): the vesicles in the cytosol per cell of each type
+    Functional dose (both runs record cargo by destination, as
+    :class:`~exodiff.analysis.Delivery` reads it): the vesicles in the cytosol per cell of each type
     at t_c, with a Mann–Whitney U test over the cells of the type
     (:func:`mann_whitney`; the cells are the samples, although those of one
     run share its pool of vesicles: read p as approximate), and the mean
@@ -107,7 +106,7 @@ class RunComparison(Analysis):
     def _dose(self, run_a, run_b, t_c):
         """Functional dose columns of ``table`` and ``dose_over_time``."""
         import pandas as pd
-        dose = [Delivery().compute(r).per_cell["cytosol"] for r in (run_a, run_b)]
+        dose = [r.delivered_by_donor.sum(axis=(2, 3), dtype=np.int64) for r in (run_a, run_b)]  # [T,M]
         at = [d[r.observation_index(t_c)] for d, r in zip(dose, (run_a, run_b))]
         # per cell type, then "all" (the layouts of the two runs may differ)
         masks, masks_b = ([r.cells.types == t for t in range(len(r.cells.type_names))]
