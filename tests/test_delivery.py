@@ -377,3 +377,55 @@ def test_bound_vesicle_seconds_per_cell_equal_the_vesicles_bound_durations(tmp_p
         dt_obs = np.diff(e.times)
         assert np.all(np.diff(seconds := e.bound_seconds[:, 1]) >= 0)
         assert np.all(np.diff(seconds) <= run.n_vesicles * dt_obs + 1e-9)
+
+
+# ------------------------------------------------------------- figures, report
+
+
+def test_delivery_and_engagement_figures_read_well(fate_run, tmp_path):
+    from matplotlib.colors import to_rgb
+
+    from exodiff.plots import _DESTINATION_STYLE, _type_color, figure
+    run = fate_run
+    fig = figure(run, "delivery")
+    fig.canvas.draw()
+    box = fig._suptitle.get_window_extent(fig.canvas.get_renderer())
+    assert box.x0 >= 0 and box.x1 <= fig.bbox.width
+    panels = [ax for ax in fig.axes if ax.has_data()]
+    titles = [ax.get_title() for ax in panels]
+    # one panel per recipient type that took something up (non-donor types first), then the donor lines
+    assert [t.split(" (")[0] for t in titles[:3]] == ["target", "macrophage", "donor"][:len(titles) - 1]
+    assert titles[-1].startswith("Functional dose by donor type")
+    legend = panels[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == [label for _, _, label in _DESTINATION_STYLE][::-1]
+    d = run.delivery()
+    k = run.cells.type_names.index("target")
+    assert f"{d.mean_per_cell['cytosol'][-1, k]:.3g} vesicles" in titles[0]
+    lines = {line.get_label(): line for line in panels[-1].get_lines()}
+    target = lines["target ← donor"]
+    assert to_rgb(target.get_color()) == to_rgb(_type_color(k))
+    np.testing.assert_allclose(target.get_ydata(), d.cytosol_by_donor[:, k, 0] / d.n_cells[k])
+    e = figure(run, "engagement")
+    left, right = [ax for ax in e.axes if ax.has_data()]
+    eng = run.engagement()
+    np.testing.assert_allclose(left.get_lines()[0].get_ydata(), eng.mean_per_cell[:, k])
+    assert right.get_yscale() == "log" and "vesicles, mean" in right.get_legend().get_texts()[0].get_text()
+    from exodiff.report import write_report
+    result = write_report(run, tmp_path / "rep", dpi=40)
+    assert {"delivery", "engagement"} <= {p.stem for p in result["files"]}
+    frame = __import__("pandas").read_csv(tmp_path / "rep" / "delivery.csv")
+    assert set(frame["destination"]) == set(A.DESTINATIONS)
+    assert "functional dose" in (tmp_path / "rep" / "index.html").read_text()
+
+
+def test_a_run_without_fates_after_uptake_says_so_in_the_delivery_figure(tmp_path):
+    from exodiff.driver import Simulation
+    from exodiff.plots import figure
+    path = tmp_path / "no_fates.h5"
+    cfg = fate_config(duration=0.5, k_fuse=0.0, k_escape=0.0, k_degrade=0.0, k_recycle=0.0)
+    Simulation(cfg, backend="numba").run(path)
+    with open_run(path) as run:
+        fig = figure(run, "delivery")
+        texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+        assert any("no cargo in any cytosol yet" in t for t in texts)
+        assert run.delivery().by_type["cytosol"].sum() == 0
