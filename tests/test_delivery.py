@@ -422,7 +422,7 @@ def test_a_run_without_fates_after_uptake_says_so_in_the_delivery_figure(tmp_pat
     from exodiff.driver import Simulation
     from exodiff.plots import figure
     path = tmp_path / "no_fates.h5"
-    cfg = fate_config(duration=0.5, k_fuse=0.0, k_escape=0.0, k_degrade=0.0, k_recycle=0.0)
+    cfg = fate_config(duration=0.5, macrophage=False, k_fuse=0.0, k_escape=0.0, k_degrade=0.0, k_recycle=0.0)
     Simulation(cfg, backend="numba").run(path)
     with open_run(path) as run:
         fig = figure(run, "delivery")
