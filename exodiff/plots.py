@@ -581,6 +581,15 @@ _DESTINATION_STYLE = (("escaped", "#117733", "cytosol, by endosomal escape"),
 _DONOR_DASHES = ("-", "--", ":", "-.")
 
 
+def _over_time(ax, t, unit, ylabel, title):
+    """Axes of a quantity against time t [unit] from 0 up, with a title."""
+    ax.set_xlabel(f"time [{unit}]")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlim(t[0], t[-1] if t[-1] > t[0] else t[0] + 1)
+    ax.set_ylim(bottom=0)
+
+
 def _amount(x):
     """A count for a title: whole with thousands separators from 100 up."""
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
@@ -622,13 +631,9 @@ def plot_delivery(run, **_):
                      labels=[label for _, _, label in _DESTINATION_STYLE], alpha=0.9)
         cargo = ", ".join(f"{name} {_amount(d.cargo['cytosol'][-1, k, j] / d.n_cells[k])}"
                           for j, name in enumerate(d.cargo_names))
-        ax.set_title(f"{d.type_names[k]} ({d.n_cells[k]:,} cells): in the cytosol at the end, per cell "
-                     f"{d.mean_per_cell['cytosol'][-1, k]:.3g} vesicles" + (f"\n(cargo {cargo})" if cargo else ""),
-                     fontsize=9)
-        ax.set_xlabel(f"time [{unit}]")
-        ax.set_ylabel("vesicles per cell (mean over the type)")
-        ax.set_xlim(t[0], t[-1] if t[-1] > t[0] else t[0] + 1)
-        ax.set_ylim(bottom=0)
+        _over_time(ax, t, unit, "vesicles per cell (mean over the type)",
+                   f"{d.type_names[k]} ({d.n_cells[k]:,} cells): in the cytosol at the end, per cell "
+                   f"{d.mean_per_cell['cytosol'][-1, k]:.3g} vesicles" + (f"\n(cargo {cargo})" if cargo else ""))
     handles, labels = axes[0].get_legend_handles_labels()  # top band first, as stacked
     axes[0].legend(handles[::-1], labels[::-1], fontsize=8, loc="upper left")
     ax = axes[len(shown)]
@@ -642,11 +647,7 @@ def plot_delivery(run, **_):
     if not donors:
         ax.text(0.5, 0.5, "no cargo in any cytosol yet\n(k_escape = k_fuse = 0?)", ha="center",
                 va="center", transform=ax.transAxes, color="0.4")
-    ax.set_xlabel(f"time [{unit}]")
-    ax.set_ylabel("vesicles in the cytosol per cell")
-    ax.set_title("Functional dose by donor type (recipient ← donor)", fontsize=9)
-    ax.set_xlim(t[0], t[-1] if t[-1] > t[0] else t[0] + 1)
-    ax.set_ylim(bottom=0)
+    _over_time(ax, t, unit, "vesicles in the cytosol per cell", "Functional dose by donor type (recipient ← donor)")
     _legend(ax, loc="upper left")
     _title(fig, run, "Delivery: where the vesicles taken up by each cell type are (their cargo with "
                      "them), mean per cell")
@@ -671,11 +672,8 @@ def plot_engagement(run, bins=30, **_):
                 label=f"{e.type_names[k]} ({e.n_cells[k]:,} cells): {e.mean_per_cell[-1, k]:.3g} at the end")
     if not engaged:
         ax.text(0.5, 0.5, "no vesicle bound to a cell yet", ha="center", va="center", transform=ax.transAxes)
-    ax.set_xlabel(f"time [{unit}]")
-    ax.set_ylabel("bound vesicle-seconds per cell since the start")
-    ax.set_title("Per cell: ∫ bound vesicles dt (line: mean; band: 10–90 % of cells)", fontsize=9)
-    ax.set_xlim(t[0], t[-1] if t[-1] > t[0] else t[0] + 1)
-    ax.set_ylim(bottom=0)
+    _over_time(ax, t, unit, "bound vesicle-seconds per cell since the start",
+               "Per cell: ∫ bound vesicles dt (line: mean; band: 10–90 % of cells)")
     _legend(ax, loc="upper left")
     d_unit, d_scale = _time_unit(float(e.bin_edges[-1]))
     for k, row in e.summary.iterrows():

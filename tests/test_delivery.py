@@ -12,30 +12,13 @@ from exodiff.errors import InputError
 from exodiff.io import RunWriter
 from exodiff.io.layout import DESTINATION_SERIES, no_fates
 from exodiff.kernels.constants import STATE_NAMES
+from test_analysis import DONOR_CONFIG as CONFIG  # any config that parses: it names the donor type
 
 PENDING, FREE, BOUND, INTERNALIZED, EXITED, CLEARED, DELIVERED, DEGRADED = range(8)
 TYPE_NAMES = ("donor", "target", "macrophage")
 SPECIES = ("exo", "mv")
 CARGO = ("CD63", "miR21")
 PER_VESICLE = np.array([[50.0, 10.0], [0.0, 3.0]])  # [S,K]
-CONFIG = """[run]
-duration = 1
-dt = 0.1
-[domain]
-size = [100, 100, 100]
-[cells]
-layout = "list"
-centers = [[50, 50, 50]]
-radius = 5
-type = "donor"
-[cell_types.donor]
-secretion_rate = "1 /s"
-secretes = "exo"
-[vesicles.exo]
-radius = 0.05
-diffusion = 4
-count = 0
-"""
 
 
 def vesicle_paths(rng, N, T, M):
