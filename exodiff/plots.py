@@ -590,6 +590,10 @@ def _over_time(ax, t, unit, ylabel, title):
     ax.set_ylim(bottom=0)
 
 
+def _cells(n):
+    return f"{n:,} cell" + ("" if n == 1 else "s")
+
+
 def _amount(x):
     """A count for a title: whole with thousands separators from 100 up."""
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
@@ -632,7 +636,7 @@ def plot_delivery(run, **_):
         cargo = ", ".join(f"{name} {_amount(d.cargo['cytosol'][-1, k, j] / d.n_cells[k])}"
                           for j, name in enumerate(d.cargo_names))
         _over_time(ax, t, unit, "vesicles per cell (mean over the type)",
-                   f"{d.type_names[k]} ({d.n_cells[k]:,} cells): in the cytosol at the end, per cell "
+                   f"{d.type_names[k]} ({_cells(d.n_cells[k])}): in the cytosol at the end, per cell "
                    f"{d.mean_per_cell['cytosol'][-1, k]:.3g} vesicles" + (f"\n(cargo {cargo})" if cargo else ""))
     handles, labels = axes[0].get_legend_handles_labels()  # top band first, as stacked
     axes[0].legend(handles[::-1], labels[::-1], fontsize=8, loc="upper left")
@@ -657,7 +661,9 @@ def plot_delivery(run, **_):
 def plot_engagement(run, bins=30, **_):
     """Engagement at the periphery: bound vesicle-seconds per cell since
     the start, by cell type (mean, and the 10–90 % range over the cells),
-    and the distribution of the total time each vesicle spent bound."""
+    and the distribution of the total time each vesicle spent bound, as the
+    fraction of vesicles bound longer than t (log scale: a straight line
+    for one exponential dwell)."""
     e = run.engagement(bins=bins)
     unit, scale = _time_unit(e.times[-1] if e.times.size else 0.0)
     t = e.times / scale
@@ -669,24 +675,29 @@ def plot_engagement(run, bins=30, **_):
         c = _type_color(k)
         ax.fill_between(t, lo, hi, color=c, alpha=0.2, lw=0)
         ax.plot(t, e.mean_per_cell[:, k], color=c, lw=2,
-                label=f"{e.type_names[k]} ({e.n_cells[k]:,} cells): {e.mean_per_cell[-1, k]:.3g} at the end")
+                label=f"{e.type_names[k]} ({_cells(e.n_cells[k])}): {e.mean_per_cell[-1, k]:.3g} vesicle-s "
+                      f"per cell at the end")
     if not engaged:
         ax.text(0.5, 0.5, "no vesicle bound to a cell yet", ha="center", va="center", transform=ax.transAxes)
     _over_time(ax, t, unit, "bound vesicle-seconds per cell since the start",
                "Per cell: ∫ bound vesicles dt (line: mean; band: 10–90 % of cells)")
     _legend(ax, loc="upper left")
     d_unit, d_scale = _time_unit(float(e.bin_edges[-1]))
+    codes = e.durations["type"].cat.codes.to_numpy() if len(e.durations) else np.zeros(0, int)
     for k, row in e.summary.iterrows():
         if row.vesicles:
-            ax2.stairs(e.histogram[k], e.bin_edges / d_scale, color=_type_color(k), lw=2,
-                       label=f"first bound to {row.type}: {row.vesicles:,} vesicles, mean "
-                             f"{row['mean'] / d_scale:.3g} {d_unit}")
+            x = np.sort(e.durations["bound_duration"].to_numpy()[codes == k]) / d_scale
+            longer = 1.0 - np.arange(1, x.size + 1) / x.size  # fraction bound longer than x
+            ax2.step(np.r_[0.0, x], np.r_[1.0, longer], where="post", color=_type_color(k), lw=2,
+                     label=f"first bound to {row.type}: {row.vesicles:,} vesicles, mean "
+                           f"{row['mean'] / d_scale:.3g} {d_unit}")
     if not len(e.durations):
         ax2.text(0.5, 0.5, "no vesicle has bound yet", ha="center", va="center", transform=ax2.transAxes)
     else:
         ax2.set_yscale("log")
-    ax2.set_xlabel(f"total time bound per vesicle [{d_unit}]")
-    ax2.set_ylabel("vesicles")
+    ax2.set_xlim(left=0)
+    ax2.set_xlabel(f"total time bound per vesicle, t [{d_unit}]")
+    ax2.set_ylabel("fraction of the vesicles bound longer than t")
     ax2.set_title(f"Per vesicle, as of t = {e.fate_time:g} s"
                   + (" (still bound: time so far)" if e.notes else ""), fontsize=9)
     _legend(ax2, loc="upper right")
