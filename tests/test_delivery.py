@@ -347,7 +347,7 @@ def test_bound_vesicle_seconds_per_cell_equal_the_vesicles_bound_durations(tmp_p
     unbound, was recycled and bound again, as the rates let it)."""
     from exodiff.driver import Simulation
     path = tmp_path / "one_target.h5"
-    Simulation(fate_config(target_cells=((15, 45, 30),), macrophage=False), backend="numba").run(path)
+    Simulation(fate_config(target_cells=((7, 7, 7),), macrophage=False), backend="numba").run(path)
     with open_run(path) as run:
         e = run.engagement()
         f = run.fate_columns()
