@@ -198,7 +198,7 @@ def build_model(config):
     grid = build_cell_grid(cells.centers, cells.radii, box, periodic, reach)
 
     # -- initial positions
-    vesicles = state.initial_state(N)
+    vesicles = state.initial_state(N, M)
     pos = vesicles["pos"]
     born_later = donor >= 0
     vesicles["state"][:] = np.where(born_later, PENDING, FREE)
@@ -216,8 +216,6 @@ def build_model(config):
         pos[sel] = cells.centers[c] + _unit_vectors(u[0], u[1]) * (cells.radii[c] + vradius[sel])[:, None]
         pos[sel] = _into_box(pos[sel], box, periodic)
 
-    ct_arr = lambda f, dtype=np.float64: np.array([f(t) for t in types], dtype=dtype).reshape(len(types))
-    k_tot = ct_arr(lambda t: t.k_off + t.k_int)
     arrays = state.typed(dict(
         vesicles,
         dt=dt, k0=key[0], k1=key[1],
@@ -226,9 +224,7 @@ def build_model(config):
         box=box, face_kind=face_kind, face_kappa=domain.kappa, flow=medium.flow,
         ccenter=cells.centers, cradius=cells.radii, ctype=cells.types, bound_count=np.zeros(M),
         ckappa=ckappa, ccapacity=ccapacity,
-        type_p_event=-np.expm1(-k_tot * dt),
-        type_frac_off=np.divide(ct_arr(lambda t: t.k_off), k_tot, out=np.zeros(len(types)),
-                                where=k_tot > 0),
+        **type_event_constants(types, dt),
         bin_size=grid.bin_size, nbins=grid.nbins, gstart=grid.start, gitems=grid.items,
     ))
     return Model(n_steps=physics.step_count(run.duration, dt), arrays=MappingProxyType(arrays),
@@ -236,6 +232,39 @@ def build_model(config):
                  secretion_rate=secretion_rate, species_names=species_names,
                  cargo_names=cargo_names, cargo_table=cargo_table, cell_type_names=type_names,
                  faces=tuple(domain.faces), n_vesicles=N, n_cells=M, grid=grid, precision=run.precision)
+
+
+def type_event_constants(types, dt):
+    """The kernels' per-type constants of the bound and endosomal events
+    (kernels/state.py CellTypes) from the rates [1/s] of the cell types
+    ``types`` (config CellTypeConfig, in type order) and the step dt [s].
+
+    Each state's events are competing first-order rates: one of them happens
+    in a step with probability 1 − exp(−k_total dt), and the channel uniform
+    picks which by the shares of the rates, channel by channel in the order
+    of the thresholds (BOUND: unbind, internalize, fuse; INTERNALIZED:
+    escape, degrade, recycle).  A threshold is exactly 1 when its last
+    channel's rate is 0 (x/x = 1 in floating point), so without k_fuse the
+    bound events draw and compare what 0.3 did, bit for bit."""
+    def per_type(f):
+        return np.array([f(t) for t in types], dtype=np.float64).reshape(len(types))
+
+    def share(part, total):
+        return np.divide(part, total, out=np.zeros(len(types)), where=total > 0)
+
+    def cut(part, total):
+        return np.divide(part, total, out=np.ones(len(types)), where=total > 0)
+
+    k_bound = per_type(lambda t: t.k_off + t.k_int + t.k_fuse)
+    k_endo = per_type(lambda t: t.k_escape + t.k_degrade + t.k_recycle)
+    return dict(
+        type_p_event=-np.expm1(-k_bound * dt),
+        type_frac_off=share(per_type(lambda t: t.k_off), k_bound),
+        type_cut_fuse=cut(per_type(lambda t: t.k_off + t.k_int), k_bound),
+        type_p_endo=-np.expm1(-k_endo * dt),
+        type_frac_escape=share(per_type(lambda t: t.k_escape), k_endo),
+        type_cut_recycle=cut(per_type(lambda t: t.k_escape + t.k_degrade), k_endo),
+    )
 
 
 def _into_box(p, box, periodic):
