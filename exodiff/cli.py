@@ -433,8 +433,8 @@ def _compare(args):
     with open_run(args.run_a) as a, open_run(args.run_b) as b:
         c = RunComparison(alpha=args.alpha).compute(a, b)
         print(f"A = {a.path} ({a.backend}, seed {a.seed});  B = {b.path} ({b.backend}, seed {b.seed})")
-    print(f"compared at t = {c.time:g} s; uptake = bound + internalized, as a fraction of the released "
-          "vesicles; first binding = time from release")
+    print(f"compared at t = {c.time:g} s; uptake = bound + internalized (+ delivered + degraded), as a "
+          "fraction of the released vesicles; first binding = time from release")
     print(_comparison_text(c.table))
     if c.dose_over_time is not None:
         print(_dose_text(c))

@@ -25,7 +25,7 @@ from . import probes
 from .backends import select_backend
 from .errors import ConfigError, InputError, RunInterrupted
 from .formats import format_bytes, format_count
-from .kernels.constants import BOUND, FREE, INTERNALIZED, STATE_NAMES
+from .kernels.constants import BOUND, DEGRADED, DELIVERED, FREE, INTERNALIZED, STATE_NAMES
 from .kernels.state import FATES, STATE_FIELDS
 from .model import build_model
 from .version import __version__
@@ -143,6 +143,31 @@ class Simulation:
         for k in range(len(m.cargo_names)):
             cargo[:, k] = np.bincount(cell[inside], weights=per_vesicle[:, k], minlength=m.n_cells)
         return counts, bound, internalized, cargo
+
+    def destinations(self):
+        """Where the cargo of the vesicles on cells is (io.layout
+        DESTINATION_SERIES): per cell, species and donor type [M,S,D] the
+        vesicles whose cargo is in the cytosol (D: the cell types, then the
+        vesicles present at t = 0), of those per cell and species the ones
+        that entered by fusion [M,S], the degraded ones [M,S], and the bound
+        vesicle-steps per cell since the start [M]."""
+        a, m = self.model.arrays, self.model
+        state, cell, species = a["state"], a["cell"], a["species"]
+        sizes = (m.n_cells, len(m.species_names), len(m.cell_type_names) + 1)
+        donor = np.full(state.size, sizes[2] - 1)  # present at t = 0: the last donor "type"
+        secreted = m.origin >= 0
+        donor[secreted] = a["ctype"][m.origin[secreted]]
+
+        def per_cell(sel, *axes):
+            shape = sizes[:1 + len(axes)]
+            flat = np.ravel_multi_index((cell[sel], *(x[sel] for x in axes)), shape)
+            return np.bincount(flat, minlength=math.prod(shape)).reshape(shape).astype(np.int32)
+
+        delivered = state == DELIVERED
+        return {"delivered": per_cell(delivered, species, donor),
+                "fused": per_cell(delivered & ~np.isnan(a["fused_time"]), species),
+                "degraded": per_cell(state == DEGRADED, species),
+                "bound_steps": a["cell_bound_steps"].copy()}
 
     def fates(self):
         """The changing columns of the fate table (io.layout.FATE_COLUMNS), [N] each."""
@@ -285,7 +310,7 @@ class Simulation:
         t = step * self.config.run.dt
         a = self.model.arrays
         if observe:
-            writer.write_observation(step, t, *self.observe())
+            writer.write_observation(step, t, *self.observe(), destinations=self.destinations())
         if snapshot:
             writer.write_snapshot(step, t, *(a[name] for name in SNAPSHOT_FIELDS), self.fates())
 

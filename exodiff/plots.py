@@ -23,7 +23,8 @@ KINDS = ("uptake", "dose", "range", "fpt", "msd", "profile", "snapshot", "transf
 # One colour per vesicle state (colour-blind safe: Paul Tol's "bright" scheme);
 # bound (yellow) and internalized (purple) differ in hue and lightness.
 STATE_COLORS = {"pending": "#BBBBBB", "free": "#4477AA", "bound": "#CCBB44",
-                "internalized": "#AA3377", "exited": "#228833", "cleared": "#66CCEE"}
+                "internalized": "#AA3377", "exited": "#228833", "cleared": "#66CCEE",
+                "delivered": "#117733", "degraded": "#999999"}
 # One colour per cell type, by type index, the same in every figure
 # (Okabe & Ito's qualitative palette: distinct hues, colour-blind safe).
 _TYPE_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
@@ -100,7 +101,7 @@ def plot_uptake(run, **_):
     released = mb.counts.sum(axis=1) - mb.counts[:, STATE_NAMES.index("pending")]
     with np.errstate(invalid="ignore", divide="ignore"):
         fractions = mb.counts.T / np.where(released > 0, released, np.nan)
-    order = ["internalized", "bound", "free", "exited", "cleared"]
+    order = ["delivered", "degraded", "internalized", "bound", "free", "exited", "cleared"]
     ax2.stackplot(t, *[np.nan_to_num(fractions[STATE_NAMES.index(s)]) for s in order],
                   labels=order, colors=[STATE_COLORS[s] for s in order], alpha=0.85)
     ax2.set_xlabel(f"time [{unit}]")
@@ -573,11 +574,11 @@ def plot_transfer(run, time=None, **_):
 # Where the cargo is (bottom to top in the delivery figure): the functional
 # dose first, so its height reads off the axis.  Bound and endosome take the
 # state colours; the cytosol two greens, degraded grey.
-_DESTINATION_STYLE = (("escaped", "#117733", "cytosol, by endosomal escape"),
+_DESTINATION_STYLE = (("escaped", STATE_COLORS["delivered"], "cytosol, by endosomal escape"),
                       ("fused", "#44AA99", "cytosol, by membrane fusion"),
                       ("endosome", STATE_COLORS["internalized"], "in endosomes"),
                       ("bound", STATE_COLORS["bound"], "bound at the periphery"),
-                      ("degraded", "#999999", "degraded"))
+                      ("degraded", STATE_COLORS["degraded"], "degraded"))
 _DONOR_DASHES = ("-", "--", ":", "-.")
 
 

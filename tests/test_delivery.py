@@ -68,7 +68,7 @@ def write_paths(path, state, cell, fused, *, types, origin, species, dt=0.1, bou
     with RunWriter(path, **kw) as w:
         for k in range(T):
             s = state[k]
-            counts = np.bincount(s, minlength=8)[:len(STATE_NAMES)]
+            counts = np.bincount(s, minlength=len(STATE_NAMES))
             dest = {"delivered": per_cell(k, s == DELIVERED, species, donor),
                     "fused": per_cell(k, (s == DELIVERED) & fused, species),
                     "degraded": per_cell(k, s == DEGRADED, species),

@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from ..errors import InputError
-from ..kernels.constants import BOUND, INTERNALIZED
+from ..kernels.constants import BOUND, DEGRADED, DELIVERED, INTERNALIZED
 from .common import Analysis
 from .statistics import ks_two_sample, mann_whitney, two_proportion_z
 
@@ -15,8 +15,9 @@ class RunComparison(Analysis):
     versions) side by side, with a two-sample test per cell type.
 
     Compared at the last observation time that both runs reached (t_c).
-    Uptake: of the vesicles released by t_c (N − pending), the fraction bound
-    to or internalized by cells of each type; two-proportion z-test
+    Uptake: of the vesicles released by t_c (N − pending), the fraction on
+    or in cells of each type (bound, internalized, and where the runs record
+    destinations delivered to the cytosol or degraded); two-proportion z-test
     (:func:`two_proportion_z`; vesicle fates taken as independent).  First
     binding: times from birth to first binding of the vesicles that bound by
     t_c, from the last snapshot's milestones; two-sample KS test
@@ -141,6 +142,9 @@ class RunComparison(Analysis):
         k = run.observation_index(t_c)
         released = int(run.n_vesicles - run.counts["pending"][k])
         bound, inside = (np.asarray(a, dtype=np.int64) for a in run.cells_at(k)[:2])
+        if run.has_destinations:  # taken up, then delivered or degraded: still taken up
+            inside = inside + run.delivered_by_donor[k].sum(axis=(1, 2)) \
+                + run.per_cell_species("degraded")[k].sum(axis=1)
         Y = len(run.cells.type_names)
         out = [{"released": released,
                 "taken_up": int((bound + inside)[run.cells.types == t].sum())} for t in range(Y)]
@@ -152,7 +156,7 @@ class RunComparison(Analysis):
                 ok = ~np.isnan(fb) & (fb <= t_c)
                 dur = fb - d["birth_time"]
                 fpt[Y].append(dur[ok])
-                on = ok & (d["cell"] >= 0) & ((d["state"] == BOUND) | (d["state"] == INTERNALIZED))
+                on = ok & (d["cell"] >= 0) & np.isin(d["state"], (BOUND, INTERNALIZED, DELIVERED, DEGRADED))
                 t_of = run.cells.types[d["cell"][on]]
                 for t in range(Y):
                     fpt[t].append(dur[on][t_of == t])
