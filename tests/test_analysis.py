@@ -12,6 +12,7 @@ from exodiff.errors import InputError
 from exodiff.analysis import open_run
 from exodiff.io import RunWriter
 from exodiff.io.layout import no_fates
+from exodiff.kernels.constants import STATE_NAMES
 
 FREE, BOUND, INTERNALIZED, EXITED, CLEARED, PENDING = 1, 2, 3, 4, 5, 0
 
@@ -63,7 +64,9 @@ def write_synthetic(path, *, N, box=(100.0, 100.0, 100.0), boundary=("reflect",)
         for ob in observations:
             per_species = [np.reshape(ob.get(k, np.zeros(M)), (M, len(species_names)))
                            for k in ("bound", "internalized")]
-            w.write_observation(ob["step"], ob["time"], ob["counts"], *per_species,
+            # the states added since (delivered, degraded) hold none in these runs
+            counts = np.pad(ob["counts"], (0, len(STATE_NAMES) - len(ob["counts"])))
+            w.write_observation(ob["step"], ob["time"], counts, *per_species,
                                 ob.get("cargo", np.zeros((M, K))))
         for sn in snapshots:
             ms = no_fates(N)
