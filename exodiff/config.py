@@ -110,7 +110,7 @@ LAYOUT_KEYS = {
     "file": {"path"},
 }
 CELL_TYPE_KEYS = ("kappa", "k_off", "k_int", "capacity", "secretion_rate", "secretes",
-                  "secretion_window")
+                  "secretion_window", "k_fuse", "k_escape", "k_degrade", "k_recycle")
 VESICLE_KEYS = ("radius", "density", "diffusion", "count", "placement", "half_life", "cargo")
 OUTPUT_KEYS = ("positions", "compression")
 # [check] quiet = ["vesicles.exo.radius", ...]: warnings on these keys (or
@@ -510,6 +510,10 @@ def _parse_cell_types(t, vesicles):
             secretions=secretions,
             kappa_gsd=kappa_gsd,
             capacity_gsd=capacity_gsd,
+            k_fuse=_rate(c, "k_fuse", p, 0.0),
+            k_escape=_rate(c, "k_escape", p, 0.0),
+            k_degrade=_rate(c, "k_degrade", p, 0.0),
+            k_recycle=_rate(c, "k_recycle", p, 0.0),
         )
     return types
 
@@ -601,8 +605,8 @@ def _parse_secretions(c, p, vesicles):
 
 def _rate(table, name, prefix, default=_REQUIRED):
     """One rate table[name] in 1/s, not negative, as a Schedule (a secretion
-    rate, or a cell type's first-order rate with default 0): the one place
-    every rate of a cell type is read."""
+    rate, or a cell type's first-order rate k_off … k_recycle with default
+    0): the one place every rate of a cell type is read."""
     return _scheduled_quantity(table, name, "1/s", prefix, default=default, nonnegative=True)
 
 

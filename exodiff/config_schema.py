@@ -91,6 +91,13 @@ SCHEMA = {
             "which `[vesicles.NAME]` is secreted, or several: `[\"exosome\", \"microvesicle\"]`"),
         Key("secretion_window", "[start, end] times or a table", "[0, \"inf\"]", "when the cells secrete; "
             "per population: `{ microvesicle = [\"0 s\", \"1 h\"] }`"),
+        Key("k_fuse", "rate", "0", "fusion of a bound vesicle with the plasma membrane: cargo to the "
+            "cytosol (state `delivered`); competes with `k_off` and `k_int`"),
+        Key("k_escape", "rate", "0", "endosomal escape of an internalized vesicle: cargo to the cytosol "
+            "(state `delivered`)"),
+        Key("k_degrade", "rate", "0", "lysosomal degradation of an internalized vesicle (state `degraded`)"),
+        Key("k_recycle", "rate", "0", "recycling of an internalized vesicle: free again just outside its "
+            "cell's surface, keeping its origin; competes with `k_escape` and `k_degrade`"),
     ],
     "vesicles.NAME": [
         Key("radius", "length or { median, gsd }", "required", "`\"50 nm\"` or log-normal "

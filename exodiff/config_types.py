@@ -171,7 +171,11 @@ class CellTypeConfig:
     membrane is not modelled yet, so there is no key for it.)  kappa and
     capacity are the medians across the cells of the type, each drawn
     log-normal with geometric SD kappa_gsd, capacity_gsd (1: all alike).
-    The rates (``RATES``) are Schedules."""
+    After uptake, competing first-order rates [1/s]: k_fuse (BOUND → fusion
+    with the plasma membrane, DELIVERED), and from the endosome
+    (INTERNALIZED) k_escape (→ DELIVERED), k_degrade (→ DEGRADED) and
+    k_recycle (→ FREE again at the cell's surface).  The rates (``RATES``)
+    are Schedules."""
     name: str
     kappa: Schedule = Schedule.constant(0.0)
     k_off: Schedule = Schedule.constant(0.0)
@@ -180,6 +184,10 @@ class CellTypeConfig:
     secretions: tuple = ()
     kappa_gsd: float = 1.0
     capacity_gsd: float = 1.0
+    k_fuse: Schedule = Schedule.constant(0.0)
+    k_escape: Schedule = Schedule.constant(0.0)
+    k_degrade: Schedule = Schedule.constant(0.0)
+    k_recycle: Schedule = Schedule.constant(0.0)
 
     @property
     def secretion_rate(self):
@@ -189,7 +197,7 @@ class CellTypeConfig:
 
     # The first-order rates and the reactivity: each a Schedule, in the
     # order exodiff check lists them.
-    RATES = ("kappa", "k_off", "k_int")
+    RATES = ("kappa", "k_off", "k_int", "k_fuse", "k_escape", "k_degrade", "k_recycle")
 
 
 @dataclass

@@ -370,7 +370,11 @@ def format_check(config):
             if ct.kappa.peak > 0:
                 parts.append(f"κ = {_values(ct.kappa)} µm/s, k_off = {_values(ct.k_off)} /s, "
                              f"k_int = {_values(ct.k_int)} /s"
+                             + (f", k_fuse = {_values(ct.k_fuse)} /s" if ct.k_fuse.peak else "")
                              + (f", capacity {ct.capacity}" if ct.capacity else ""))
+                if ct.k_escape.peak or ct.k_degrade.peak or ct.k_recycle.peak:
+                    parts.append(f"from the endosome k_escape = {_values(ct.k_escape)} /s, "
+                                 f"k_degrade = {_values(ct.k_degrade)} /s, k_recycle = {_values(ct.k_recycle)} /s")
             for sec in ct.secretions:
                 window = "" if sec.window == (0.0, INF) else \
                     f" from {format_time(sec.window[0])} to {format_time(sec.window[1])}"
