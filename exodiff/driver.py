@@ -147,9 +147,7 @@ class Simulation:
     def fates(self):
         """The changing columns of the fate table (io.layout.FATE_COLUMNS), [N] each."""
         a = self.model.arrays
-        internalized_cell = np.where(a["state"] == INTERNALIZED, a["cell"], -1)
-        return {"birth_time": self.model.birth_time, "internalized_cell": internalized_cell,
-                **{name: a[name] for name in FATES}}
+        return {"birth_time": self.model.birth_time, **{name: a[name] for name in FATES}}
 
     # -- the run ------------------------------------------------------------
     def _schedules(self):

@@ -8,7 +8,7 @@ nature and uses NumPy's Philox generator seeded from the run seed
 """
 import math
 from dataclasses import dataclass, field
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
 
 import numpy as np
 
@@ -204,7 +204,7 @@ def build_model(config):
     grid = build_cell_grid(cells.centers, cells.radii, box, periodic, reach)
 
     # -- initial positions
-    vesicles = state.initial_state(N)
+    vesicles = state.initial_state(N, M)
     pos = vesicles["pos"]
     born_later = donor >= 0
     vesicles["state"][:] = np.where(born_later, PENDING, FREE)
@@ -247,11 +247,11 @@ def rate_constants(config, ctype, step):
     ``step`` (each rate's ``Schedule.at_step``): per cell ``ckappa`` (the
     type's κ times the cell's own log-normal factor, lognormal_per_cell; the
     kernels derive the calibrated binding probability from it), per type
-    ``type_p_event`` = 1 − exp(−(k_off + k_int)·dt) and ``type_frac_off``
-    = k_off/(k_off + k_int), per population ``p_clear`` = 1 − exp(−ln2·dt/
-    half_life).  ctype: the cell type of each cell.  The one derivation of
-    these arrays: build_model takes them at step 0, the driver at every
-    change step and at the step a run resumes from (Model.set_rates)."""
+    the event constants of type_event_constants, per population ``p_clear``
+    = 1 − exp(−ln2·dt/half_life).  ctype: the cell type of each cell.  The
+    one derivation of these arrays: build_model takes them at step 0, the
+    driver at every change step and at the step a run resumes from
+    (Model.set_rates)."""
     dt = config.run.dt
     key = philox.seed_key(config.run.seed)
     types = list(config.cell_types.values())
@@ -259,14 +259,13 @@ def rate_constants(config, ctype, step):
     for T, ct in enumerate(types):
         cells = np.nonzero(ctype == T)[0]
         ckappa[cells] = lognormal_per_cell(ct.kappa.at_step(step, dt), ct.kappa_gsd, cells, KAPPA, key)
-    per_type = lambda rate: np.array([getattr(ct, rate).at_step(step, dt) for ct in types], dtype=np.float64)
-    k_off, k_int = per_type("k_off"), per_type("k_int")
-    k_tot = k_off + k_int
+    # each type's rates as plain numbers, those in force during the step
+    in_force = [SimpleNamespace(**{rate: getattr(ct, rate).at_step(step, dt) for rate in ct.RATES})
+                for ct in types]
     half_lives = [v.half_life.at_step(step, dt) for v in config.vesicles.values()]
     return dict(
         ckappa=ckappa,
-        type_p_event=-np.expm1(-k_tot * dt),
-        type_frac_off=np.divide(k_off, k_tot, out=np.zeros(len(types)), where=k_tot > 0),
+        **type_event_constants(in_force, dt),
         p_clear=np.array([0.0 if math.isinf(h) else -math.expm1(-math.log(2.0) / h * dt) for h in half_lives]),
     )
 
@@ -297,6 +296,40 @@ def _scheduled_births(sec, donors, process, run, key):
     for k, start, end, value in sec.rate.pieces(dt):
         rate = lognormal_per_cell(value, sec.gsd, donors, SECRETION_RATE + process, key)
         yield _poisson_births(donors, rate, max(t0, start), min(t1, end), key, process + (k << 16))
+
+
+def type_event_constants(types, dt):
+    """The kernels' per-type constants of the bound and endosomal events
+    (kernels/state.py CellTypes) from the rates [1/s] of the cell types
+    ``types`` (each with the rates of CellTypeConfig.RATES as numbers, in type
+    order: rate_constants passes those in force during a step) and the step dt [s].
+
+    Each state's events are competing first-order rates: one of them happens
+    in a step with probability 1 − exp(−k_total dt), and the channel uniform
+    picks which by the shares of the rates, channel by channel in the order
+    of the thresholds (BOUND: unbind, internalize, fuse; INTERNALIZED:
+    escape, degrade, recycle).  A threshold is exactly 1 when its last
+    channel's rate is 0 (x/x = 1 in floating point), so without k_fuse the
+    bound events draw and compare what 0.3 did, bit for bit."""
+    def per_type(f):
+        return np.array([f(t) for t in types], dtype=np.float64).reshape(len(types))
+
+    def share(part, total):
+        return np.divide(part, total, out=np.zeros(len(types)), where=total > 0)
+
+    def cut(part, total):
+        return np.divide(part, total, out=np.ones(len(types)), where=total > 0)
+
+    k_bound = per_type(lambda t: t.k_off + t.k_int + t.k_fuse)
+    k_endo = per_type(lambda t: t.k_escape + t.k_degrade + t.k_recycle)
+    return dict(
+        type_p_event=-np.expm1(-k_bound * dt),
+        type_frac_off=share(per_type(lambda t: t.k_off), k_bound),
+        type_cut_fuse=cut(per_type(lambda t: t.k_off + t.k_int), k_bound),
+        type_p_endo=-np.expm1(-k_endo * dt),
+        type_frac_escape=share(per_type(lambda t: t.k_escape), k_endo),
+        type_cut_recycle=cut(per_type(lambda t: t.k_escape + t.k_degrade), k_endo),
+    )
 
 
 def _into_box(p, box, periodic):

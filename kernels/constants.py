@@ -14,6 +14,11 @@ class VesicleState(IntEnum):
     INTERNALIZED = 3
     EXITED = 4
     CLEARED = 5
+    # After uptake (issue 18): cargo released to the cytosol by endosomal
+    # escape or by fusion with the plasma membrane, or degraded in a
+    # lysosome; ``cell`` keeps the cell.  INTERNALIZED means "in an endosome".
+    DELIVERED = 6
+    DEGRADED = 7
 
 
 class FaceKind(IntEnum):
@@ -23,7 +28,7 @@ class FaceKind(IntEnum):
     ABSORB = 2
 
 
-PENDING, FREE, BOUND, INTERNALIZED, EXITED, CLEARED = (int(s) for s in VesicleState)
+PENDING, FREE, BOUND, INTERNALIZED, EXITED, CLEARED, DELIVERED, DEGRADED = (int(s) for s in VesicleState)
 STATE_NAMES = tuple(s.name.lower() for s in VesicleState)
 
 REFLECT, PERIODIC, ABSORB = (int(k) for k in FaceKind)

@@ -7,7 +7,8 @@
 // The stage functions are the twins' (``_name`` there, ``name`` here), in the
 // same order with the same operations (see step_numba for the physics):
 // 1. displacement, 2. cross_faces, 3. contact, 4. binding, 5. reflection,
-// 6. unbinding_placement, 7. bound_events, 8. clearance, 9. births.  Loop
+// 6. unbinding_placement, 7. bound_events, 8. clearance, 9. births,
+// 10. endosome_events.  Loop
 // invariants are hoisted, and two shortcuts (min_image, bridge) skip divisions
 // only where they provably change no bit.  Contact uniforms are drawn lazily,
 // like Numba, but each stage draws the STREAM_CONTACT words again (a pure
@@ -35,7 +36,9 @@
 namespace exo {
 
 // Mirror of kernels/constants.py (tests/test_cuda_host.py checks that they agree).
-enum VesicleState : int { PENDING = 0, FREE = 1, BOUND = 2, INTERNALIZED = 3, EXITED = 4, CLEARED = 5 };
+enum VesicleState : int {
+    PENDING = 0, FREE = 1, BOUND = 2, INTERNALIZED = 3, EXITED = 4, CLEARED = 5, DELIVERED = 6, DEGRADED = 7
+};
 enum FaceKind : int { REFLECT = 0, PERIODIC = 1, ABSORB = 2 };
 // run.precision (config.PRECISIONS): the step's template parameter, one entry
 // point each (exodiff_step.cu).  MIXED draws the displacement's normals in
@@ -54,7 +57,9 @@ constexpr double FAR_SIGMAS = 6.3245617;  // cells out of reach: see constants.p
     P(double, px) P(double, py) P(double, pz) P(int, ix) P(int, iy) P(int, iz)      \
     P(signed char, state) P(int, cell) P(double, first_bound_time)                  \
     P(double, internalized_time) P(double, exit_time) P(int, first_bound_cell)      \
-    P(double, cleared_time)
+    P(double, cleared_time) P(double, escape_time) P(double, degraded_time)         \
+    P(double, fused_time) P(int, recycled) P(double, bound_duration)                \
+    P(int, internalized_cell)
 #define EXO_VESICLE_PARAMS(P, S)                                                     \
     P(const double, diffusion) P(const double, sigma) P(const double, settling)     \
     P(const double, vradius) P(const int, species) P(const long long, birth_step)   \
@@ -63,8 +68,10 @@ constexpr double FAR_SIGMAS = 6.3245617;  // cells out of reach: see constants.p
     P(const double, box) P(const int, face_kind) S(double, face_kappa) P(const double, flow)
 #define EXO_CELLS(P, S) \
     P(const double, ccenter) P(const double, cradius) P(const int, ctype) P(const double, ckappa) \
-    P(const long long, ccapacity) P(const long long, bound_count)
-#define EXO_CELL_TYPES(P, S) P(const double, type_p_event) P(const double, type_frac_off)
+    P(const long long, ccapacity) P(const long long, bound_count) P(long long, cell_bound_steps)
+#define EXO_CELL_TYPES(P, S)                                                           \
+    P(const double, type_p_event) P(const double, type_frac_off) P(const double, type_cut_fuse) \
+    P(const double, type_p_endo) P(const double, type_frac_escape) P(const double, type_cut_recycle)
 #define EXO_GRID(P, S) \
     P(const double, bin_size) P(const long long, nbins) P(const long long, gstart) P(const int, gitems)
 
@@ -343,21 +350,42 @@ __host__ __device__ __forceinline__ void unbinding_placement(Vesicle& v, int c, 
     v.cell = -1;
 }
 
-// 7. A BOUND vesicle unbinds or is internalized (competing rates).  Returns
-// whether anything changed.
+// One more vesicle-step bound on cell c: an integer atomic on the device (exact
+// whatever the order of the threads), a plain sum in the host harness's loop.
+__host__ __device__ __forceinline__ void add_bound_step(long long* count) {
+#if defined(__CUDA_ARCH__)
+    atomicAdd(reinterpret_cast<unsigned long long*>(count), 1ull);
+#else
+    *count += 1;
+#endif
+}
+
+// 7. A BOUND vesicle unbinds, is internalized or fuses (competing rates).
+// Every step begun bound adds dt to its bound_duration and one to its cell's
+// cell_bound_steps.  Returns whether the Vesicle changed.
 __host__ __device__ __forceinline__ bool bound_events(Vesicle& v, long long i, double t1, double D,
                                                       double vr, unsigned long long id, unsigned int nn,
                                                       const Box& box, const Args& args) {
     const int c = v.cell;
     const int ty = EXO_LDG(args.cells.ctype + c);
+    args.ves.bound_duration[i] += args.run.dt;
+    add_bound_step(args.cells.cell_bound_steps + c);
     const double p_event = EXO_LDG(args.types.type_p_event + ty);
     if (p_event <= 0.0) return false;
     const Doubles4 u = uniforms4(id, nn, STREAM_BOUND, args.run.k0, args.run.k1);
     if (u.v0 >= p_event) return false;
     const double frac_off = EXO_LDG(args.types.type_frac_off + ty);
     if (u.v1 >= frac_off) {
+        if (u.v1 >= EXO_LDG(args.types.type_cut_fuse + ty)) {
+            v.state = DELIVERED;
+            args.ves.fused_time[i] = t1;
+            return true;
+        }
         v.state = INTERNALIZED;
-        args.ves.internalized_time[i] = t1;
+        if (args.ves.internalized_cell[i] < 0) {  // not recycled before
+            args.ves.internalized_time[i] = t1;
+            args.ves.internalized_cell[i] = c;
+        }
         return true;
     }
     // unbind, unless the release counts as rebinding within the step
@@ -386,6 +414,40 @@ __host__ __device__ __forceinline__ bool clearance(Vesicle& v, long long i, long
 __host__ __device__ __forceinline__ bool births(Vesicle& v, long long i, long long n, const Args& args) {
     if (EXO_LDG(args.par.birth_step + i) > n) return false;
     v.state = FREE;
+    return true;
+}
+
+
+// Probability per step that an INTERNALIZED vesicle on cell c leaves its
+// endosome (0: it stays for good).
+__host__ __device__ __forceinline__ double p_endo(int c, const Args& args) {
+    return EXO_LDG(args.types.type_p_endo + EXO_LDG(args.cells.ctype + c));
+}
+
+// 10. An INTERNALIZED vesicle (p_endo > 0) escapes (DELIVERED), is degraded
+// or is recycled to the medium at its cell's surface (competing rates), with
+// the STREAM_BOUND words of its step (a step begins BOUND or INTERNALIZED,
+// never both).  t1 from n, as in clearance.  Returns whether it changed.
+__host__ __device__ __forceinline__ bool endosome_events(Vesicle& v, long long i, long long n, double pe,
+                                                         double D, double vr, unsigned long long id,
+                                                         unsigned int nn, const Box& box,
+                                                         const Args& args) {
+    const Doubles4 u = uniforms4(id, nn, STREAM_BOUND, args.run.k0, args.run.k1);
+    if (u.v0 >= pe) return false;
+    const int c = v.cell;
+    const int ty = EXO_LDG(args.cells.ctype + c);
+    if (u.v1 < EXO_LDG(args.types.type_frac_escape + ty)) {
+        v.state = DELIVERED;
+        args.ves.escape_time[i] = (double)(n + 1) * args.run.dt;
+        return true;
+    }
+    if (u.v1 < EXO_LDG(args.types.type_cut_recycle + ty)) {
+        v.state = DEGRADED;
+        args.ves.degraded_time[i] = (double)(n + 1) * args.run.dt;
+        return true;
+    }
+    unbinding_placement(v, c, EXO_LDG(args.cells.cradius + c) + vr, u.v2, u.v3, D, box, args);
+    args.ves.recycled[i] += 1;
     return true;
 }
 
@@ -420,7 +482,7 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
 
     for (long long n = n0; n < n1; ++n) {
         const int st = v.state;
-        if (st == INTERNALIZED || st == EXITED || st == CLEARED) break;
+        if (st == EXITED || st == CLEARED || st == DELIVERED || st == DEGRADED) break;
         // the step's end time, (n + 1)·dt, is computed where it is written
         // (a milestone), so that it takes no register through the step
         const unsigned int nn = (unsigned int)n;  // counter word 1
@@ -430,6 +492,12 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
         }
         if (st == BOUND) {
             changed |= bound_events(v, i, (double)(n + 1) * dt, D, vr, id, nn, box, args);
+            continue;
+        }
+        if (st == INTERNALIZED) {
+            const double pe = p_endo(v.cell, args);
+            if (!(pe > 0.0)) break;  // in its endosome for good
+            changed |= endosome_events(v, i, n, pe, D, vr, id, nn, box, args);
             continue;
         }
 
@@ -473,7 +541,8 @@ __host__ __device__ __forceinline__ void advance_one(long long i, long long n0, 
                                                      const Args& args) {
     const Vesicles& A = args.ves;
     const int st = A.state[i];
-    if (st == INTERNALIZED || st == EXITED || st == CLEARED) return;
+    if (st == EXITED || st == CLEARED || st == DELIVERED || st == DEGRADED) return;
+    if (st == INTERNALIZED && !(p_endo(A.cell[i], args) > 0.0)) return;
     Vesicle v;
     v.p[0] = A.px[i];
     v.p[1] = A.py[i];

@@ -89,6 +89,18 @@ Vesicles = _container(
     Field("first_bound_cell", i32, ("N",), STATE, "cell of the first binding, -1: never", -1, fate=True),
     Field("cleared_time", f64, ("N",), STATE, "end of the step of clearance in the medium [s], NaN: never",
           np.nan, fate=True),
+    # after uptake (issue 18)
+    Field("escape_time", f64, ("N",), STATE, "end of the step of endosomal escape (DELIVERED) [s], NaN: never",
+          np.nan, fate=True),
+    Field("degraded_time", f64, ("N",), STATE, "end of the step of degradation (DEGRADED) [s], NaN: never",
+          np.nan, fate=True),
+    Field("fused_time", f64, ("N",), STATE, "end of the step of fusion with the plasma membrane "
+          "(DELIVERED) [s], NaN: never", np.nan, fate=True),
+    Field("recycled", i32, ("N",), STATE, "times recycled from an endosome back to the medium", 0, fate=True),
+    Field("bound_duration", f64, ("N",), STATE, "total time bound [s]: dt per step begun BOUND", 0.0,
+          fate=True),
+    Field("internalized_cell", i32, ("N",), STATE, "cell of the first internalization, -1: never "
+          "(a recycled vesicle's ``cell`` is -1 again)", -1, fate=True),
 )
 
 VesicleParams = _container(
@@ -119,12 +131,24 @@ Cells = _container(
     Field("ccapacity", i64, ("M",), CONST, "receptor capacity, bound vesicles (0: unlimited)"),
     Field("bound_count", i64, ("M",), DERIVED,
           "BOUND vesicles per cell, as of the start of the step (recounted between steps)", 0),
+    Field("cell_bound_steps", i64, ("M",), STATE,
+          "vesicle-steps begun BOUND on the cell since the start (× dt: bound vesicle-seconds); "
+          "integer sums, exact at any thread count", 0),
 )
 
 CellTypes = _container(
     "CellTypes", "Per cell type constants.",
     Field("type_p_event", f64, ("T",), CONST, "probability per step of unbinding or internalization"),
-    Field("type_frac_off", f64, ("T",), CONST, "share of those events that unbind: k_off/(k_off + k_int)"),
+    Field("type_frac_off", f64, ("T",), CONST,
+          "share of those events that unbind: k_off/(k_off + k_int + k_fuse)"),
+    Field("type_cut_fuse", f64, ("T",), CONST, "channel threshold: of those events, the channel "
+          "uniform fuses (DELIVERED) at or above (k_off + k_int)/(k_off + k_int + k_fuse); 1: never"),
+    Field("type_p_endo", f64, ("T",), CONST, "probability per step that an INTERNALIZED vesicle leaves "
+          "the endosome: 1 − exp(−(k_escape + k_degrade + k_recycle) dt)"),
+    Field("type_frac_escape", f64, ("T",), CONST,
+          "share of those that escape (DELIVERED): k_escape/(k_escape + k_degrade + k_recycle)"),
+    Field("type_cut_recycle", f64, ("T",), CONST, "channel threshold: the channel uniform recycles "
+          "at or above (k_escape + k_degrade)/(k_escape + k_degrade + k_recycle), else degrades; 1: never"),
 )
 
 Grid = _container(
@@ -155,9 +179,8 @@ STATE_FIELDS = tuple(n for n, f in FIELDS.items() if f.role == STATE)
 FETCHED = tuple(n for n, f in FIELDS.items() if f.role in (STATE, DERIVED))
 """What a device backend copies back for the driver to observe and write."""
 FATES = tuple(n for n, f in FIELDS.items() if f.fate)
-"""The fate-table columns the kernels record (first events and their cells);
-the cell of internalization is ``cell`` of an INTERNALIZED vesicle, which
-never changes again, so it needs no array of its own."""
+"""The fate-table columns the kernels record (first events and their cells,
+times recycled, time bound)."""
 assert len(FIELDS) == sum(len(c.FIELDS) for c in CONTAINERS), "field names must be unique"
 
 
@@ -205,12 +228,12 @@ def typed(values):
     return out
 
 
-def initial_state(n):
-    """The STATE arrays of n vesicles filled with their ``initial`` values
-    (``state``: zeros, PENDING)."""
+def initial_state(n, m=0):
+    """The STATE arrays of n vesicles and m cells filled with their
+    ``initial`` values (``state``: zeros, PENDING)."""
     out = {}
     for name in STATE_FIELDS:
         f = FIELDS[name]
-        shape = tuple(n if a == "N" else a for a in f.shape)
+        shape = tuple({"N": n, "M": m}.get(a, a) for a in f.shape)
         out[name] = np.full(shape, 0 if f.initial is None else f.initial, dtype=f.dtype)
     return out

@@ -17,10 +17,20 @@ Per FREE vesicle and step (DESIGN §1):
  4. binding: the first contact binds with P(κ, D, dt)·(free receptor
     fraction), 5. reflection: otherwise an end point inside is mirrored;
  8. clearance with probability 1 − exp(−k_clear dt).
-A BOUND vesicle (7. bound-state events) unbinds or is internalized (competing
-first-order rates); an unbinding releases it with ``release_fraction`` (else it
-rebinds within the step), 6. placing it outside contact at ``unbind_distance``.
+A BOUND vesicle (7. bound-state events) unbinds, is internalized or fuses
+with the plasma membrane (DELIVERED) (competing first-order rates); an
+unbinding releases it with ``release_fraction`` (else it rebinds within the
+step), 6. placing it outside contact at ``unbind_distance``.  Each step
+begun BOUND adds dt to its ``bound_duration`` and one to its cell's
+``cell_bound_steps`` (per-thread integer partials, summed after the parallel
+loop: exact at any thread count).
 A PENDING vesicle becomes FREE at the end of its birth step (9. births).
+An INTERNALIZED vesicle (in an endosome; 10. endosome events) escapes
+(DELIVERED), is degraded (DEGRADED) or is recycled (competing rates): FREE
+again, placed like an unbinding vesicle outside its cell.  It draws the
+STREAM_BOUND words of its step: a vesicle begins a step either BOUND or
+INTERNALIZED, so these counters are never used twice and the other streams'
+numbers are unchanged.
 
 Each block of vesicles runs step by step: the block's normals first, in a
 loop free of branches and libm calls (philox.normals4 uses polynomials) that
@@ -42,8 +52,8 @@ import math
 import numba
 import numpy as np
 
-from .constants import (ABSORB, BOUND, BRIDGE_CUTOFF, CLEARED, EXITED, FAR_SIGMAS, FREE,
-                        INTERNALIZED, PENDING, PERIODIC)
+from .constants import (ABSORB, BOUND, BRIDGE_CUTOFF, CLEARED, DEGRADED, DELIVERED, EXITED,
+                        FAR_SIGMAS, FREE, INTERNALIZED, PENDING, PERIODIC)
 from .philox import STREAM_BOUND, STREAM_CONTACT, STREAM_DIFFUSE
 from .philox_numba import normals4, uniforms4
 from .surface import binding_probability, release_fraction, unbind_distance
@@ -253,18 +263,27 @@ def _unbinding_placement(i, c, Rc, u2, u3, run, ves, par, dom, cells):
 
 
 @inline
-def _bound_events(i, n, t1, run, ves, par, dom, cells, types):
-    """7. A BOUND vesicle unbinds or is internalized (competing rates)."""
+def _bound_events(i, n, t1, bound_steps, run, ves, par, dom, cells, types):
+    """7. A BOUND vesicle unbinds, is internalized or fuses (competing rates).
+    ``bound_steps``: this thread's partial of cells.cell_bound_steps."""
     c = ves.cell[i]
     T = cells.ctype[c]
+    ves.bound_duration[i] += run.dt
+    bound_steps[c] += 1
     if types.type_p_event[T] <= 0.0:
         return
     u0, u1, u2, u3 = uniforms4(i, n, STREAM_BOUND, run.k0, run.k1)
     if u0 >= types.type_p_event[T]:
         return
     if u1 >= types.type_frac_off[T]:
+        if u1 >= types.type_cut_fuse[T]:
+            ves.state[i] = DELIVERED
+            ves.fused_time[i] = t1
+            return
         ves.state[i] = INTERNALIZED
-        ves.internalized_time[i] = t1
+        if ves.internalized_cell[i] < 0:  # not recycled before
+            ves.internalized_time[i] = t1
+            ves.internalized_cell[i] = c
         return
     # unbind, unless the release counts as rebinding within the step
     # (u1/frac_off is uniform; surface.release_fraction)
@@ -292,18 +311,48 @@ def _births(i, n, ves, par):
         ves.state[i] = FREE
 
 
+@inline
+def _endosome_events(i, n, t1, run, ves, par, dom, cells, types):
+    """10. An INTERNALIZED vesicle escapes (DELIVERED), is degraded or is
+    recycled to the medium at its cell's surface (competing rates)."""
+    c = ves.cell[i]
+    T = cells.ctype[c]
+    if types.type_p_endo[T] <= 0.0:
+        return
+    u0, u1, u2, u3 = uniforms4(i, n, STREAM_BOUND, run.k0, run.k1)
+    if u0 >= types.type_p_endo[T]:
+        return
+    if u1 < types.type_frac_escape[T]:
+        ves.state[i] = DELIVERED
+        ves.escape_time[i] = t1
+        return
+    if u1 < types.type_cut_recycle[T]:
+        ves.state[i] = DEGRADED
+        ves.degraded_time[i] = t1
+        return
+    Rc = cells.cradius[c] + par.vradius[i]
+    _unbinding_placement(i, c, Rc, u2, u3, run, ves, par, dom, cells)
+    ves.recycled[i] += 1
+
+
 # -- the loop -----------------------------------------------------------------------
 @numba.njit(cache=True, error_model="numpy", _nrt=False)
-def advance_block(i0, i1, n0, n1, scratch, run, ves, par, dom, cells, types, grid):
+def advance_block(i0, i1, n0, n1, scratch, bound_steps, run, ves, par, dom, cells, types, grid):
     """Advance vesicles i0..i1-1 through steps n0..n1-1: per step, first the
     normals of the block's free vesicles (a branch-free loop the compiler
     vectorizes), then each vesicle's stages.  ``scratch``: (free_ids, zx, zy,
-    zz), arrays of at least i1 - i0 elements."""
+    zz), arrays of at least i1 - i0 elements; ``bound_steps`` [M]: the
+    thread's partial of cells.cell_bound_steps (added to)."""
     free_ids, zx, zy, zz = scratch
     # an axis without absorbing faces leaves an end point inside [0, L) as it is
     passive = (dom.face_kind[0] != ABSORB and dom.face_kind[1] != ABSORB,
                dom.face_kind[2] != ABSORB and dom.face_kind[3] != ABSORB,
                dom.face_kind[4] != ABSORB and dom.face_kind[5] != ABSORB)
+    # without endosomal rates an INTERNALIZED vesicle never changes again
+    endosomes = False
+    for T in range(types.type_p_endo.size):
+        if types.type_p_endo[T] > 0.0:
+            endosomes = True
     for n in range(n0, n1):
         t1 = (n + 1) * run.dt
         # the vesicles that move in this step: FREE at its start (a vesicle
@@ -322,14 +371,19 @@ def advance_block(i0, i1, n0, n1, scratch, run, ves, par, dom, cells, types, gri
         live = 0
         for i in range(i0, i1):
             st = ves.state[i]
-            if st == INTERNALIZED or st == EXITED or st == CLEARED:
+            if st == INTERNALIZED:
+                if endosomes:
+                    live += 1
+                    _endosome_events(i, n, t1, run, ves, par, dom, cells, types)
+                continue
+            if st == EXITED or st == CLEARED or st == DELIVERED or st == DEGRADED:
                 continue
             live += 1
             if st == PENDING:
                 _births(i, n, ves, par)
                 continue
             if st == BOUND:
-                _bound_events(i, n, t1, run, ves, par, dom, cells, types)
+                _bound_events(i, n, t1, bound_steps, run, ves, par, dom, cells, types)
                 continue
 
             D = par.diffusion[i]
@@ -376,14 +430,30 @@ def _scratch(nb):
 
 # The parallel loops take the containers one by one: Numba's parallel
 # regions accept named tuples of arrays, not named tuples of named tuples.
+# They run one contiguous range of blocks per thread (Numba's static
+# schedule of a prange over blocks did the same), so that each range adds
+# its vesicles' bound steps to a partial of its own: no races, and integer
+# sums are exact in any order.
+@numba.njit(cache=True)
+def _add_bound_steps(partials, cells):
+    """cells.cell_bound_steps += the threads' partials (integers: exact in any order)."""
+    for t in range(partials.shape[0]):
+        for c in range(partials.shape[1]):
+            cells.cell_bound_steps[c] += partials[t, c]
+
+
 @numba.njit(cache=True, parallel=True, error_model="numpy")
-def _advance_blocks(n0, n1, block, run, ves, par, dom, cells, types, grid):
-    """Blocks of `block` vesicles in parallel, each through steps n0..n1-1."""
+def _advance_blocks(n0, n1, block, parts, run, ves, par, dom, cells, types, grid):
+    """Blocks of `block` vesicles in parallel (`parts` ranges of them), each
+    through steps n0..n1-1."""
     n = ves.state.size
     nblocks = (n + block - 1) // block
-    for b in numba.prange(nblocks):
-        advance_block(b * block, min((b + 1) * block, n), n0, n1, _scratch(block),
-                      run, ves, par, dom, cells, types, grid)
+    partials = np.zeros((parts, cells.cell_bound_steps.size), dtype=np.int64)
+    for t in numba.prange(parts):
+        for b in range(t * nblocks // parts, (t + 1) * nblocks // parts):
+            advance_block(b * block, min((b + 1) * block, n), n0, n1, _scratch(block),
+                          partials[t], run, ves, par, dom, cells, types, grid)
+    _add_bound_steps(partials, cells)
 
 
 @numba.njit(cache=True)
@@ -396,17 +466,20 @@ def count_bound(ves, cells):
 
 
 @numba.njit(cache=True, parallel=True, error_model="numpy")
-def _advance_synced(n0, n1, block, run, ves, par, dom, cells, types, grid):
+def _advance_synced(n0, n1, block, parts, run, ves, par, dom, cells, types, grid):
     """Step by step, all vesicles per step, recounting bound vesicles per cell
     in between (the loop lives here: a Python-level loop would pay Numba's
     dispatch of the containers every step)."""
     n = ves.state.size
     nblocks = (n + block - 1) // block
+    partials = np.zeros((parts, cells.cell_bound_steps.size), dtype=np.int64)
     for s in range(n0, n1):
-        for b in numba.prange(nblocks):
-            advance_block(b * block, min((b + 1) * block, n), s, s + 1, _scratch(block),
-                          run, ves, par, dom, cells, types, grid)
+        for t in numba.prange(parts):
+            for b in range(t * nblocks // parts, (t + 1) * nblocks // parts):
+                advance_block(b * block, min((b + 1) * block, n), s, s + 1, _scratch(block),
+                              partials[t], run, ves, par, dom, cells, types, grid)
         count_bound(ves, cells)
+    _add_bound_steps(partials, cells)
 
 
 def advance(n0, n1, args):
@@ -418,9 +491,9 @@ def advance(n0, n1, args):
     independent and runs all its steps at once (fused, cache-friendly)."""
     n = args.vesicles.state.size
     if np.any(args.cells.ccapacity > 0):
-        _advance_synced(n0, n1, block_size(n), *args)
+        _advance_synced(n0, n1, block_size(n), numba.get_num_threads(), *args)
     else:
-        _advance_blocks(n0, n1, block_size(n), *args)
+        _advance_blocks(n0, n1, block_size(n), numba.get_num_threads(), *args)
         count_bound(args.vesicles, args.cells)
 
 

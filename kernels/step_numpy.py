@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .constants import (ABSORB, BOUND, BRIDGE_CUTOFF, CLEARED, EXITED, FREE,
+from .constants import (ABSORB, BOUND, BRIDGE_CUTOFF, CLEARED, DEGRADED, DELIVERED, EXITED, FREE,
                         INTERNALIZED, PENDING, PERIODIC)
 from .philox import STREAM_BOUND, STREAM_CONTACT, STREAM_DIFFUSE, normals4_np, uniforms4_np
 from .surface import (EPS_MAX, G1, G2, G3, G4, G5, Q10, Q11, Q12, Q20, Q21, Q22, Q30, Q31,
@@ -231,15 +231,23 @@ def _unbinding_placement(vi, c, Rc, u2, u3, run, ves, par, dom, cells):
 
 
 def _bound_events(idx, n, t1, run, ves, par, dom, cells, types):
-    """7. BOUND vesicles idx unbind or are internalized (competing rates)."""
+    """7. BOUND vesicles idx unbind, are internalized or fuse (competing rates)."""
     c = ves.cell[idx]
     T = cells.ctype[c]
+    ves.bound_duration[idx] += run.dt
+    cells.cell_bound_steps[:] += np.bincount(c, minlength=cells.cell_bound_steps.size)
     u0, u1, u2, u3 = uniforms4_np(idx, n, STREAM_BOUND, run.k0, run.k1)
     p_event, frac_off = types.type_p_event[T], types.type_frac_off[T]
     event = (p_event > 0.0) & (u0 < p_event)
-    internalize = event & (u1 >= frac_off)
+    beyond = event & (u1 >= frac_off)
+    fuse = beyond & (u1 >= types.type_cut_fuse[T])
+    ves.state[idx[fuse]] = DELIVERED
+    ves.fused_time[idx[fuse]] = t1
+    internalize = beyond & ~fuse
     ves.state[idx[internalize]] = INTERNALIZED
-    ves.internalized_time[idx[internalize]] = t1
+    first = internalize & (ves.internalized_cell[idx] < 0)  # not recycled before
+    ves.internalized_time[idx[first]] = t1
+    ves.internalized_cell[idx[first]] = c[first]
     # unbind, unless the release counts as rebinding within the step
     Rc = cells.cradius[c] + par.vradius[idx]
     release = release_fraction_np(cells.ckappa[c], par.diffusion[idx], run.dt, Rc)
@@ -261,6 +269,27 @@ def _births(idx, n, ves, par):
     ves.state[idx[par.birth_step[idx] <= n]] = FREE
 
 
+def _endosome_events(idx, n, t1, run, ves, par, dom, cells, types):
+    """10. INTERNALIZED vesicles idx escape (DELIVERED), are degraded or are
+    recycled to the medium at their cell's surface (competing rates)."""
+    c = ves.cell[idx]
+    T = cells.ctype[c]
+    u0, u1, u2, u3 = uniforms4_np(idx, n, STREAM_BOUND, run.k0, run.k1)
+    p_endo = types.type_p_endo[T]
+    event = (p_endo > 0.0) & (u0 < p_endo)
+    escape = event & (u1 < types.type_frac_escape[T])
+    ves.state[idx[escape]] = DELIVERED
+    ves.escape_time[idx[escape]] = t1
+    recycle = event & ~escape & (u1 >= types.type_cut_recycle[T])
+    degrade = event & ~escape & ~recycle
+    ves.state[idx[degrade]] = DEGRADED
+    ves.degraded_time[idx[degrade]] = t1
+    vr, cr = idx[recycle], c[recycle]
+    Rc = cells.cradius[cr] + par.vradius[vr]
+    _unbinding_placement(vr, cr, Rc, u2[recycle], u3[recycle], run, ves, par, dom, cells)
+    ves.recycled[vr] += 1
+
+
 # -- the loop -----------------------------------------------------------------------
 def step(n, args):
     """Advance every vesicle through step n (t_n -> t_{n+1}) in place."""
@@ -270,6 +299,7 @@ def step(n, args):
     start_state = ves.state.copy()
     _births(ids[start_state == PENDING], n, ves, par)
     _bound_events(ids[start_state == BOUND], n, t1, run, ves, par, dom, cells, types)
+    _endosome_events(ids[start_state == INTERNALIZED], n, t1, run, ves, par, dom, cells, types)
 
     idx = ids[start_state == FREE]
     D = par.diffusion[idx]

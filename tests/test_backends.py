@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from exodiff.driver import Simulation
-from exodiff.kernels.constants import BOUND, CLEARED, EXITED, FREE, INTERNALIZED
+from exodiff.kernels.constants import (BOUND, CLEARED, DEGRADED, DELIVERED, EXITED, FREE,
+                                      INTERNALIZED)
 from exodiff.kernels.state import FETCHED
 
 from scenarios import scenario
@@ -14,11 +15,13 @@ from scenarios import scenario
 STATE_ARRAYS = FETCHED
 
 
-def _everything(capacity):
+def _everything(capacity, fates=False):
     """A small scenario that exercises every branch of the step: periodic,
     reflecting and partially absorbing faces, drift and settling, dense cells
     with binding (capacity-limited or not), unbinding, internalization,
-    clearance and secretion."""
+    clearance and secretion; with ``fates`` also fusion, escape, degradation
+    and recycling (issue 18)."""
+    after = {"k_fuse": 1.5, "k_escape": 2.0, "k_degrade": 3.0, "k_recycle": 4.0} if fates else {}
     return scenario(
         run={"duration": 0.4, "dt": 2e-3, "seed": 1234, "observe_interval": 0.1},
         medium={"gravity": True, "flow": [3.0, 0.0, -1.0]},
@@ -29,7 +32,7 @@ def _everything(capacity):
                "types": {"donor": 0.25, "target": 0.75}},
         cell_types={"donor": {"secretion_rate": 50.0, "secretes": "ev", "kappa": 5.0},
                     "target": {"kappa": "inf" if capacity else 30.0, "k_off": 4.0, "k_int": 2.0,
-                               "capacity": capacity}},
+                               "capacity": capacity, **after}},
         vesicles={"ev": {"radius": {"median": 0.5, "gsd": 1.4}, "density": 1200.0, "diffusion": 20.0,
                          "count": 3000, "half_life": 2.0, "cargo": {"miR": 3}}},
     )
@@ -60,8 +63,26 @@ def test_numba_matches_numpy_reference_bit_for_bit(capacity, tmp_path):
         np.testing.assert_array_equal(got[name], ref[name], err_msg=name)
 
 
-def test_numba_is_identical_for_one_and_two_threads(tmp_path):
-    cfg = _everything(0)
+@pytest.mark.parametrize("capacity", [0, 3], ids=["independent", "capacity-limited"])
+def test_numba_matches_numpy_reference_with_every_fate(capacity, tmp_path):
+    """All the rates after uptake > 0: fusion, escape, degradation and
+    recycling, the bound time per vesicle and per cell, bit for bit."""
+    cfg = _everything(capacity, fates=True)
+    ref = _run(cfg, "numpy", tmp_path, name="a.h5")
+    got = _run(cfg, "numba", tmp_path, name="b.h5")
+    states = set(np.unique(ref["state"]).tolist())
+    assert {FREE, BOUND, INTERNALIZED, DELIVERED, DEGRADED} <= states
+    for when in ("escape_time", "degraded_time", "fused_time"):
+        assert np.any(np.isfinite(ref[when])), when
+    assert np.any(ref["recycled"] > 0) and np.all(ref["cell_bound_steps"] >= 0)
+    assert ref["cell_bound_steps"].sum() > 0
+    for name in STATE_ARRAYS:
+        np.testing.assert_array_equal(got[name], ref[name], err_msg=name)
+
+
+@pytest.mark.parametrize("fates", [False, True], ids=["", "fates"])
+def test_numba_is_identical_for_one_and_two_threads(fates, tmp_path):
+    cfg = _everything(0, fates)
     one = _run(cfg, "numba", tmp_path, threads=1, name="a.h5")
     two = _run(cfg, "numba", tmp_path, threads=2, name="b.h5")
     for name in STATE_ARRAYS:

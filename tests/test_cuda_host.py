@@ -177,8 +177,7 @@ def test_cuda_constants_mirror_the_python_ones():
     rng = (KERNELS / "exodiff_rng.cuh").read_text()
     step = (KERNELS / "exodiff_step.cuh").read_text()
     pairs = dict(re.findall(r"\b([A-Z][A-Z_]+) = (\d+)", rng + step))
-    for name in ("PENDING", "FREE", "BOUND", "INTERNALIZED", "EXITED", "CLEARED",
-                 "REFLECT", "PERIODIC", "ABSORB"):
+    for name in (*(s.name for s in constants.VesicleState), *(k.name for k in constants.FaceKind)):
         assert int(pairs[name]) == getattr(constants, name), name
     streams = [n for n in dir(philox) if n.startswith("STREAM_")]
     assert set(streams) == {n for n in pairs if n.startswith("STREAM_")}
@@ -249,17 +248,24 @@ def test_cuda_normals_of_ids_beyond_32_bits_match_numpy(lib):
         np.testing.assert_array_equal(out, ref, err_msg=str(first))
 
 
-@pytest.mark.parametrize("capacity", [0, 3], ids=["independent", "capacity-limited"])
-def test_host_harness_matches_numba_bit_for_bit(lib, capacity, tmp_path):
+@pytest.mark.parametrize("capacity, fates", [(0, False), (3, False), (0, True), (3, True)],
+                         ids=["independent", "capacity-limited", "independent-fates",
+                              "capacity-limited-fates"])
+def test_host_harness_matches_numba_bit_for_bit(lib, capacity, fates, tmp_path):
     """The whole run through the driver: births, faces, cells, binding with and
-    without capacity, unbinding, internalization, clearance; fused launches
-    are cut every 7 steps to exercise the launch schedule."""
-    cfg = _everything(capacity)
+    without capacity, unbinding, internalization, clearance (and with
+    ``fates`` fusion, escape, degradation, recycling, bound time per vesicle
+    and per cell); fused launches are cut every 7 steps to exercise the
+    launch schedule."""
+    cfg = _everything(capacity, fates)
     ref = _run(cfg, tmp_path, "numba.h5")
     host = _run(cfg, tmp_path, "host.h5", host=HostBackend(lib, work=7 * ref["state"].size))
     states = set(np.unique(ref["state"]).tolist())
     assert {constants.FREE, constants.BOUND, constants.INTERNALIZED, constants.EXITED,
             constants.CLEARED} <= states
+    if fates:
+        assert {constants.DELIVERED, constants.DEGRADED} <= states
+        assert np.any(ref["recycled"] > 0) and ref["cell_bound_steps"].sum() > 0
     for name in STATE_ARRAYS:
         np.testing.assert_array_equal(host[name], ref[name], err_msg=name)
 

@@ -19,9 +19,9 @@ from exodiff.config_types import Schedule
 from exodiff.derived import format_check
 from exodiff.driver import Simulation
 from exodiff.errors import ConfigError
-from exodiff.kernels.constants import BOUND, FREE, INTERNALIZED
+from exodiff.kernels.constants import BOUND, DEGRADED, DELIVERED, FREE, INTERNALIZED
 from exodiff.model import build_model, lognormal_per_cell, rate_constants
-from exodiff.kernels import philox
+from exodiff.kernels import philox, state
 
 from scenarios import BASE, run_sim
 from test_backends import STATE_ARRAYS, _everything
@@ -267,6 +267,10 @@ def _scheduled_everything(capacity):
     target["kappa"] = _sched((0, 30.0), ("0.123 s", "inf"), ("0.2401 s", 2.0))
     target["k_off"] = _sched((0, 4.0), ("0.05 s", 0.5), ("0.251 s", 20.0))
     target["k_int"] = _sched((0, 2.0), ("0.18 s", 30.0))
+    target["k_fuse"] = _sched((0, 0), ("0.11 s", 3.0))
+    target["k_escape"] = _sched((0, 1.0), ("0.2 s", 10.0))
+    target["k_degrade"] = 2.0
+    target["k_recycle"] = _sched((0, 5.0), ("0.29 s", 0))
     raw["vesicles"]["ev"]["half_life"] = _sched((0, 2.0), ("0.07 s", "inf"), ("0.33 s", 0.05))
     return parse_config(raw)
 
@@ -275,9 +279,10 @@ def _scheduled_everything(capacity):
 def test_scheduled_runs_agree_bit_for_bit_on_numpy_and_numba(capacity, tmp_path):
     cfg = _scheduled_everything(capacity)
     steps = Simulation(cfg, backend="numpy").model.change_steps.tolist()
-    assert steps == [25, 35, 62, 76, 90, 121, 126, 150, 165]
+    assert steps == [25, 35, 55, 62, 76, 90, 100, 121, 126, 145, 150, 165]
     ref = run_sim(cfg, "numpy", tmp_path, "numpy.h5").model.arrays
     got = run_sim(cfg, "numba", tmp_path, "numba.h5").model.arrays
+    assert {FREE, BOUND, INTERNALIZED, DELIVERED, DEGRADED} <= set(np.unique(ref["state"]).tolist())
     for name in STATE_ARRAYS:
         np.testing.assert_array_equal(got[name], ref[name], err_msg=name)
 
@@ -311,7 +316,9 @@ def test_kappa_and_its_spread_follow_the_schedule_per_cell():
         got = rate_constants(cfg, ctype, step)["ckappa"]
         np.testing.assert_array_equal(got, lognormal_per_cell(kappa, 1.5, cells, 0, key))
     np.testing.assert_array_equal(m.arrays["ckappa"], rate_constants(cfg, ctype, 0)["ckappa"])
-    assert m.set_rates(cfg, 50) == ("ckappa", "type_p_event", "type_frac_off", "p_clear")
+    names = m.set_rates(cfg, 50)
+    assert {"ckappa", "type_p_event", "type_frac_off", "p_clear"} <= set(names)
+    assert all(state.FIELDS[name].role == state.CONST for name in names)
     np.testing.assert_allclose(m.arrays["ckappa"], 3 * rate_constants(cfg, ctype, 0)["ckappa"], rtol=1e-15)
 
 
@@ -424,3 +431,28 @@ def test_resume_after_a_change_is_bitwise_identical(runs, tmp_path, capsys):
     assert "at step 100 of 300" in said
     with h5py.File(ref, "r") as f:  # the changes did change the run
         assert f["observables/vesicles/bound/value"][()].max() > 0
+
+
+def test_endosomal_rates_change_exactly_at_the_step(tmp_path):
+    """Every vesicle starts in an endosome of the one cell: degraded at
+    30 /s until 20.5 ms (step 21 of 1 ms), from then on escaping at 40 /s.
+    No escape ends before step 21 ends, no degradation after it starts, and
+    the numbers are binomial with the per-step probabilities."""
+    dt, change, n_steps, N = 1e-3, 21, 60, 20000
+    raw = _raw(run={"duration": n_steps * dt, "dt": dt, "seed": 8},
+               cells={"layout": "list", "centers": [[50, 50, 50]], "radius": 5.0},
+               cell_types={"target": {"k_degrade": _sched((0, 30.0), ("20.5 ms", 0)),
+                                      "k_escape": _sched((0, 0), ("20.5 ms", 40.0))}},
+               vesicles={"ev": {"radius": 0.05, "diffusion": 1.0, "count": N}})
+    sim = Simulation(parse_config(raw), backend="numba")
+    sim.model.load_state({"state": INTERNALIZED, "cell": 0})
+    sim.run(tmp_path / "endosome.h5")
+    a = sim.model.arrays
+    escaped, degraded = a["escape_time"], a["degraded_time"]
+    assert np.nanmin(escaped) == pytest.approx((change + 1) * dt, abs=1e-12)
+    assert np.nanmax(degraded) == pytest.approx(change * dt, abs=1e-12)
+    p_deg, p_esc = -math.expm1(-30.0 * dt), -math.expm1(-40.0 * dt)
+    q = 1 - (1 - p_deg) ** change
+    r = (1 - q) * (1 - (1 - p_esc) ** (n_steps - change))
+    for k, p in ((np.count_nonzero(a["state"] == DEGRADED), q), (np.count_nonzero(a["state"] == DELIVERED), r)):
+        assert abs(k - N * p) < Z * math.sqrt(N * p * (1 - p)), (k, N * p)

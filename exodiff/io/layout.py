@@ -49,13 +49,13 @@ MILESTONE_NAMES = ("birth_time", "first_bound_time", "internalized_time", "exit_
 # The fate table's columns that change during a run, in the order users read
 # them: name -> (dtype, "did not happen").  The kernels keep those declared
 # with ``fate=True`` in kernels/state.py (dtype and initial value from there);
-# two come from elsewhere: birth_time is scheduled by the model, and
-# internalized_cell is the ``cell`` of an INTERNALIZED vesicle.
-_FATES_OUTSIDE_KERNELS = {"birth_time": (np.float64, np.nan), "internalized_cell": (np.int32, -1)}
+# birth_time comes from elsewhere: it is scheduled by the model.
+_FATES_OUTSIDE_KERNELS = {"birth_time": (np.float64, np.nan)}
 _FATES = {**_FATES_OUTSIDE_KERNELS, **{f.name: (f.dtype, f.initial) for f in FIELDS.values() if f.fate}}
 FATE_COLUMNS = {name: _FATES[name] for name in (
     "birth_time", "first_bound_time", "first_bound_cell", "internalized_time", "internalized_cell",
-    "exit_time", "cleared_time")}
+    "exit_time", "cleared_time", "escape_time", "degraded_time", "fused_time", "recycled",
+    "bound_duration")}
 assert set(FATE_COLUMNS) == set(_FATES), "every fate field needs its place among the columns"
 # Which event time each cell column belongs to.
 FATE_CELL_TIMES = {"first_bound_cell": "first_bound_time", "internalized_cell": "internalized_time"}
