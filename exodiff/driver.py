@@ -236,6 +236,7 @@ class Simulation:
             return RunInterrupted(out, step, m.n_steps, step * dt, signum)
 
         with writer, _StopSignals() as stop:
+            m.set_rates(cfg, start)  # a resumed run may start after a change
             self.backend.prepare(m)
             last_snap, last_obs = writer.last_steps()
             self._record(writer, start, start in obs and last_obs < start,
@@ -244,7 +245,8 @@ class Simulation:
             births = np.sort(a["birth_step"][a["birth_step"] >= start])  # secretions to come
             chunk = max(1, FIRST_CHUNK_VESICLE_STEPS // max(n_active, 1))
             while n < m.n_steps:
-                target = min(obs.next_after(n), snaps.next_after(n))
+                self._change_rates(n)
+                target = min(obs.next_after(n), snaps.next_after(n), self._next_change(n))
                 while n < target:
                     n1 = min(target, n + chunk)
                     t0 = _time.perf_counter()
@@ -278,6 +280,21 @@ class Simulation:
                     raise interrupted(n, stop.signum)
         remove_checkpoint(out)
         return self._summary(out, done, _time.perf_counter() - t_start, resumed_from=start)
+
+    def _next_change(self, step):
+        """The first step after ``step`` at which a scheduled rate changes
+        (Model.change_steps), else the last step: chunks end there."""
+        changes = self.model.change_steps
+        k = np.searchsorted(changes, step, side="right")
+        return int(changes[k]) if k < changes.size else self.model.n_steps
+
+    def _change_rates(self, step):
+        """At a change step, give the backend the rate constants in force
+        from ``step`` on."""
+        changes = self.model.change_steps
+        k = np.searchsorted(changes, step)
+        if k < changes.size and changes[k] == step:
+            self.backend.update_constants(self.model, self.model.set_rates(self.config, step))
 
     def _summary(self, out, done, wall, **extra):
         counts = dict(zip(STATE_NAMES, (int(c) for c in self.observe()[0])))
