@@ -187,7 +187,10 @@ def test_a_file_without_destinations_opens_and_says_what_is_missing(synthetic, t
             run.delivery()
         with pytest.raises(InputError, match="bound_steps"):
             run.engagement()
-        run.fate_columns()  # columns added since are filled with "did not happen"
+        f = run.fate_columns()  # columns added since: "did not happen", or not measured (NaN)
+        assert np.isnan(f["escape_time"]).all() and not f["recycled"].any()
+        assert np.isnan(f["bound_duration"]).all()
+        assert "bound_duration" in run.missing_fate_columns
         run.uptake_curves()
         run.dose()
 

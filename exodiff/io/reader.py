@@ -408,8 +408,11 @@ class Run:
         g = self._f["fates"]
         out = {"species": g["species"][()], "origin": g["origin"][()]}
         N = out["species"].shape[0]
-        # a column added after the file was written: that event could not happen then
-        out.update({name: g[name][()] if name in g else np.full(N, fill, dtype=dtype)
+        # A column added after the file was written: its event could not
+        # happen then (NaN time, -1 cell, recycled 0); a float that is not an
+        # event time (bound_duration) was not measured: NaN as well.
+        out.update({name: g[name][()] if name in g
+                    else np.full(N, np.nan if np.issubdtype(dtype, np.floating) else fill, dtype=dtype)
                     for name, (dtype, fill) in FATE_COLUMNS.items()})
         if time is None:
             time = self.snapshot_times[-1] if self.n_snapshots else -math.inf
@@ -424,7 +427,8 @@ class Run:
     @property
     def missing_fate_columns(self):
         """Columns of layout.FATE_COLUMNS that this file lacks (written before
-        they existed; :meth:`fate_columns` fills them with "did not happen")."""
+        they existed; :meth:`fate_columns` fills them with "did not happen",
+        and bound_duration, not measured then, with NaN)."""
         if not self.has_fates:
             return tuple(FATE_COLUMNS)
         return tuple(name for name in FATE_COLUMNS if name not in self._f["fates"])
