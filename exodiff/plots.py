@@ -645,6 +645,8 @@ def plot_delivery(run, **_):
     donors = [j for j in range(len(d.donor_names)) if d.cytosol_by_donor[:, shown, j].max(initial=0) > 0]
     for k in shown:
         for m, j in enumerate(donors):
+            if not d.cytosol_by_donor[:, k, j].any():
+                continue
             per_cell = d.cytosol_by_donor[:, k, j] / max(1, d.n_cells[k])
             donor = "present at t = 0" if j == len(d.donor_names) - 1 else d.donor_names[j]
             ax.plot(t, per_cell, color=_type_color(k), ls=_DONOR_DASHES[m % len(_DONOR_DASHES)], lw=2,
