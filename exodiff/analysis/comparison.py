@@ -62,6 +62,12 @@ class RunComparison(Analysis):
         if self.same_scenario is False:
             self.notes.append("the two configs differ in more than the seed: "
                               "differences may be real, not noise")
+        ca, cb = run_a.cells, run_b.cells
+        if ca.centers.shape != cb.centers.shape or not (np.array_equal(ca.centers, cb.centers)
+                                                        and np.array_equal(ca.radii, cb.radii)
+                                                        and np.array_equal(ca.types, cb.types)):
+            self.notes.append("the two runs place their cells differently (a random layout is drawn from "
+                              "the seed): the differences include the layouts'")
         if run_a.seed == run_b.seed:
             self.notes.append(f"both runs use seed {run_a.seed}: they share their random numbers, so they "
                               "are not independent samples and the p-values do not hold; rerun one with "
