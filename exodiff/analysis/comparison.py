@@ -26,8 +26,9 @@ class RunComparison(Analysis):
     count in the "all" row only).
 
     Functional dose (both runs record cargo by destination, as
-    :class:`~exodiff.analysis.Delivery` reads it): the vesicles in the cytosol per cell of each type
-    at t_c, with a Mann–Whitney U test over the cells of the type
+    :class:`~exodiff.analysis.Delivery` reads it): the vesicles in the
+    cytosol per cell of each type at t_c, with a Mann–Whitney U test over
+    the cells of the type
     (:func:`mann_whitney`; the cells are the samples, although those of one
     run share its pool of vesicles: read p as approximate), and the mean
     dose per cell over time (shown, not tested: the observations of a run
