@@ -235,7 +235,8 @@ def test_run_without_cells_or_cargo(tmp_path):
     kw = writer_kwargs(cell_centers=np.zeros((0, 3)), cell_radii=[], cell_types=[],
                        cell_type_names=[], cargo_names=[], compression="none")
     with RunWriter(path, **kw) as w:
-        w.write_observation(0, 0.0, [0, N] + [0] * (len(STATE_NAMES) - 2), np.zeros((0, 2)), np.zeros((0, 2)),
+        all_free = np.eye(len(STATE_NAMES), dtype=int)[1] * N
+        w.write_observation(0, 0.0, all_free, np.zeros((0, 2)), np.zeros((0, 2)),
                             np.zeros((0, 0)))
     with open_run(path) as run:
         assert run.n_observations == 1 and len(run.cells) == 0
@@ -328,8 +329,8 @@ CHILD = textwrap.dedent("""
                   n_snapshots_hint=1000, n_observations_hint=1000, exodiff_version="test")
     print("ready", flush=True)
     for k in range(10**9):
-        w.write_observation(k, 0.5 * k, np.full(len(STATE_NAMES), k), np.full((M, 1), k), np.full((M, 1), k + 1),
-                            np.full((M, K), k + 0.5))
+        w.write_observation(k, 0.5 * k, np.full(len(STATE_NAMES), k), np.full((M, 1), k),
+                            np.full((M, 1), k + 1), np.full((M, K), k + 0.5))
         w.write_snapshot(k, 0.5 * k, np.full((N, 3), float(k)), np.full((N, 3), -k),
                          np.full(N, k % 128), np.full(N, k),
                          {name: np.full(N, k + j / 4) for j, name in enumerate(FATE_COLUMNS)})
