@@ -82,6 +82,24 @@ def _mean_ok(times, k_total, dt):
     return abs(np.mean(times) - mean) <= Z * sd / math.sqrt(len(times)), (np.mean(times), mean)
 
 
+def _leave(start, channels, n, dt, steps, kernel=step_numba):
+    """n vesicles start in state ``start`` on the cell at t = 0 and run
+    ``steps`` steps, with ``channels`` {destination state: (rate key, rate)}:
+    none may be left (the steps make that all but certain), and each
+    destination holds its rate's share of them (binomial).  Returns the
+    arrays and the total rate."""
+    sim = Simulation(_one_cell(n, dt, **dict(channels.values())), backend="numpy")
+    _start_on_the_cell(sim, start)
+    kernel.advance(0, steps, sim.model.args())
+    a = sim.model.arrays
+    k = sum(rate for _, rate in channels.values())
+    assert np.count_nonzero(a["state"] == start) == 0
+    for state, (_, rate) in channels.items():
+        ok, detail = _binomial_ok(np.count_nonzero(a["state"] == state), n, rate / k)
+        assert ok, (STATE_NAMES[state], detail)
+    return a, k
+
+
 # -- from the endosome ---------------------------------------------------------
 
 
@@ -90,19 +108,11 @@ def test_endosome_branching_and_residence_time():
     or recycling in the ratio of the rates, after an exponential time with
     the total rate (on the step grid); recycled ones are FREE, all others
     DELIVERED or DEGRADED with their event time."""
-    n, dt = 20000, 1e-3
-    k_e, k_d, k_r = 1.0, 2.0, 3.0
-    sim = Simulation(_one_cell(n, dt, k_escape=k_e, k_degrade=k_d, k_recycle=k_r), backend="numba")
-    _start_on_the_cell(sim, INTERNALIZED)
-    steps = 3000  # exp(−6·3) ≈ 1.5e-8 still inside: none expected
-    step_numba.advance(0, steps, sim.model.args())
-    a = sim.model.arrays
+    dt = 1e-3
+    # 3000 steps: exp(−6·3) ≈ 1.5e-8 of each still inside
+    a, k = _leave(INTERNALIZED, {DELIVERED: ("k_escape", 1.0), DEGRADED: ("k_degrade", 2.0),
+                                 FREE: ("k_recycle", 3.0)}, 20000, dt, 3000)
     st = a["state"]
-    k = k_e + k_d + k_r
-    assert np.count_nonzero(st == INTERNALIZED) == 0
-    for state, rate in ((DELIVERED, k_e), (DEGRADED, k_d), (FREE, k_r)):
-        ok, detail = _binomial_ok(np.count_nonzero(st == state), n, rate / k)
-        assert ok, (STATE_NAMES[state], detail)
     escaped, degraded = st == DELIVERED, st == DEGRADED
     assert np.all(np.isfinite(a["escape_time"]) == escaped)
     assert np.all(np.isfinite(a["degraded_time"]) == degraded)
@@ -187,18 +197,11 @@ def test_fusion_competes_with_unbinding_and_internalization(kernel):
     unbind, are internalized or fuse in the ratio k_off : k_int : k_fuse,
     after an exponential time with their sum; each was bound for exactly the
     steps up to its event, per vesicle and per cell."""
-    n, dt = 20000 if kernel is step_numba else 4000, 1e-3
-    k_off, k_int, k_fuse = 1.0, 1.5, 2.5
-    sim = Simulation(_one_cell(n, dt, k_off=k_off, k_int=k_int, k_fuse=k_fuse), backend="numpy")
-    _start_on_the_cell(sim, BOUND)
-    kernel.advance(0, 3500, sim.model.args())  # exp(−5·3.5) ≈ 2.5e-8 still bound
-    a = sim.model.arrays
+    dt = 1e-3
+    # 3500 steps: exp(−5·3.5) ≈ 2.5e-8 of each still bound
+    a, k = _leave(BOUND, {FREE: ("k_off", 1.0), INTERNALIZED: ("k_int", 1.5), DELIVERED: ("k_fuse", 2.5)},
+                  20000 if kernel is step_numba else 4000, dt, 3500, kernel)
     st = a["state"]
-    k = k_off + k_int + k_fuse
-    assert np.count_nonzero(st == BOUND) == 0
-    for state, rate in ((FREE, k_off), (INTERNALIZED, k_int), (DELIVERED, k_fuse)):
-        ok, detail = _binomial_ok(np.count_nonzero(st == state), n, rate / k)
-        assert ok, (STATE_NAMES[state], detail)
     fused, inside = st == DELIVERED, st == INTERNALIZED
     assert np.all(np.isfinite(a["fused_time"]) == fused) and np.all(np.isnan(a["escape_time"]))
     assert np.all(a["cell"][fused] == 0) and np.all(a["internalized_cell"][inside] == 0)
