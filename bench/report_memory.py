@@ -19,6 +19,7 @@ import time
 import numpy as np
 
 from exodiff.io import MILESTONE_NAMES, RunWriter
+from exodiff.kernels.constants import STATE_NAMES
 
 CONFIG = """[run]
 duration = 600
@@ -77,7 +78,8 @@ def write_run(path, N, M, S=11, T=61, seed=0):
             cell = np.where((state == 2) | (state == 3), cell_of, -1).astype(np.int32)
             bound = np.bincount(cell[state == 2], minlength=M).astype(np.int32)
             inside = np.bincount(cell[state == 3], minlength=M).astype(np.int32)
-            w.write_observation(k, t, np.bincount(state, minlength=6), bound, inside, inside[:, None] * 10.0)
+            counts = np.bincount(state, minlength=len(STATE_NAMES))
+            w.write_observation(k, t, counts, bound, inside, inside[:, None] * 10.0)
             if k % snap_every == 0:
                 if k:
                     step = rng.normal(0, np.sqrt(2 * 4.0 * duration / (S - 1)), (N, 3))

@@ -1,7 +1,7 @@
 """The ``cuda`` backend: the step as CUDA kernels (kernels/exodiff_step.cu)
 launched through CuPy.
 
-Twin of ``CpuBackend`` (exodiff/backends.py), with the same three calls:
+Twin of ``CpuBackend`` (exodiff/backends.py), with the same calls:
 ``prepare(model)`` compiles the kernels (once per device and process) and
 uploads the model's arrays once, ``advance(n0, n1)`` launches the step
 kernels, ``fetch(model)`` copies back into ``model.arrays`` what the driver
@@ -101,23 +101,26 @@ def to_device_layout(arrays, xp):
     split names, scalars as NumPy scalars of their type, and the counts
     n_vesicles and n_gitems."""
     out = {}
-    for name, f in state.FIELDS.items():
-        if not f.shape:
-            out[name] = f.dtype(arrays[name])
-            continue
-        host = np.asarray(arrays[name], dtype=f.dtype)
-        if f.split:
-            if host.ndim != 2 or host.shape[1] != len(f.split):
-                raise ValueError(f"{name}: expected shape (N, {len(f.split)}), got {host.shape}")
-            soa = xp.array(np.ascontiguousarray(host.T))
-            out[name] = soa
-            for a, part in enumerate(f.split):
-                out[part] = soa[a]
-        else:
-            out[name] = xp.array(np.ascontiguousarray(host))
+    for f in state.FIELDS.values():
+        out.update(_field_to_device(f, arrays[f.name], xp))
     out["n_vesicles"] = np.int64(np.asarray(arrays["state"]).size)
     out["n_gitems"] = np.int64(np.asarray(arrays["gitems"]).size)
     return out
+
+
+def _field_to_device(f, value, xp):
+    """One field (state.Field) with its host value as the entry points take
+    it: {name: value}, a split (N, 3) array also by its rows."""
+    name = f.name
+    if not f.shape:
+        return {name: f.dtype(value)}
+    host = np.asarray(value, dtype=f.dtype)
+    if not f.split:
+        return {name: xp.array(np.ascontiguousarray(host))}
+    if host.ndim != 2 or host.shape[1] != len(f.split):
+        raise ValueError(f"{name}: expected shape (N, {len(f.split)}), got {host.shape}")
+    soa = xp.array(np.ascontiguousarray(host.T))
+    return {name: soa, **{part: soa[a] for a, part in enumerate(f.split)}}
 
 
 def launch_args(dev, n0, n1):
@@ -221,6 +224,13 @@ class CudaBackend:
         with self._device:
             for name in FETCHED:
                 _copy_back(host_layout(self._dev, name), a[name])
+
+    def update_constants(self, model, names):
+        """Upload the CONST arrays ``names`` of model.arrays anew (rates that
+        changed at a scheduled step); the next launches read them."""
+        with self._device:
+            for name in names:
+                self._dev.update(_field_to_device(state.FIELDS[name], model.arrays[name], self._cupy))
 
     def _recount(self):
         d = self._dev

@@ -37,6 +37,11 @@ class Backend(Protocol):
     def fetch(self, model) -> None:
         """Make ``model.arrays`` hold the current state (state.FETCHED)."""
 
+    def update_constants(self, model, names) -> None:
+        """Take on the new values of the CONST arrays ``names`` of
+        ``model.arrays`` (rates that changed at a scheduled step), for the
+        steps advanced from now on."""
+
 
 class CpuBackend:
     """NumPy or Numba: the kernels update the model's host arrays in place, so
@@ -68,6 +73,9 @@ class CpuBackend:
 
     def fetch(self, model):
         """model.arrays are the kernels' arrays: nothing to copy."""
+
+    def update_constants(self, model, names):
+        """The kernels read model.arrays, which were changed in place: nothing to copy."""
 
 
 def cuda_unavailable_reason():

@@ -339,7 +339,8 @@ def _add_analysis_parsers(sub):
     pl = sub.add_parser("plot", help="draw one figure of a run")
     pl.add_argument("run", help="an exodiff H5MD file")
     pl.add_argument("--kind", required=True,
-                    help="uptake, dose, range, fpt, msd, profile, snapshot or transfer")
+                    help="uptake, dose, range, fpt, msd, profile, snapshot, transfer, delivery "
+                         "(cargo by destination over time) or engagement (bound time)")
     pl.add_argument("-o", "--output", help="figure file, .png/.pdf/.svg (default: RUN_KIND.png, here)")
     pl.add_argument("--time", help="observation time for dose and range: seconds or a time with units, "
                                    "\"30 min\" (default: the end)")
@@ -432,9 +433,11 @@ def _compare(args):
     with open_run(args.run_a) as a, open_run(args.run_b) as b:
         c = RunComparison(alpha=args.alpha).compute(a, b)
         print(f"A = {a.path} ({a.backend}, seed {a.seed});  B = {b.path} ({b.backend}, seed {b.seed})")
-    print(f"compared at t = {c.time:g} s; uptake = bound + internalized, as a fraction of the released "
-          "vesicles; first binding = time from release")
+    print(f"compared at t = {c.time:g} s; uptake = bound + internalized (+ delivered + degraded), as a "
+          "fraction of the released vesicles; first binding = time from release")
     print(_comparison_text(c.table))
+    if c.dose_over_time is not None:
+        print(_dose_text(c))
     for note in c.notes:
         print(f"Note: {note}")
     differs = c.table.index[c.table["differs"]].tolist()
@@ -459,6 +462,29 @@ def _comparison_text(t):
     r = t.iloc[-1]
     lines.append(f"released vesicles: A {r.released_a:,}, B {r.released_b:,}; bound = first bindings "
                  "by then (per type: vesicles on a cell of the type at the last snapshot)")
+    return "\n".join(lines)
+
+
+def _dose_text(c):
+    """The functional dose of the comparison: per cell type (those with a
+    dose in either run), the mean per cell over time in A and B and B/A,
+    then the test at t_c."""
+    from .formats import format_time
+    df = c.dose_over_time
+    dosed = [t for t in dict.fromkeys(df["type"]) if (df.loc[df["type"] == t, ["dose_a", "dose_b"]] > 0).any().any()]
+    if not dosed:
+        return "functional dose: no cargo reached a cytosol in either run"
+    lines = ["functional dose: vesicles in the cytosol per cell (mean over the type), A | B | B/A:"]
+    head = f"{'time':>10}" + "".join(f"{t[:22]:>26}" for t in dosed)
+    lines += [head, "-" * len(head)]
+    for time, rows in df.groupby("time", sort=True):
+        rows = rows.set_index("type")
+        cells = "".join(f"{rows.at[t, 'dose_a']:>9.4g}{rows.at[t, 'dose_b']:>9.4g}{rows.at[t, 'ratio']:>8.3f}"
+                        for t in dosed)
+        lines.append(f"{format_time(time):>10}{cells}")
+    tests = "; ".join(f"{t} A {c.table.at[t, 'dose_a']:.4g}, B {c.table.at[t, 'dose_b']:.4g}, "
+                      f"p = {c.table.at[t, 'p_dose']:.3g}" for t in dosed)
+    lines.append(f"at t = {format_time(c.time)}, Mann-Whitney U over the cells of a type: {tests}")
     return "\n".join(lines)
 
 

@@ -22,7 +22,7 @@ import os
 
 from .config_types import (
     AXES, INF, CellsConfig, CellTypeConfig, Config, DomainConfig, MediumConfig, OutputConfig,
-    Placement, RadiusSpec, RunConfig, Secretion, VesicleConfig,
+    Placement, RadiusSpec, RunConfig, Schedule, Secretion, VesicleConfig,
 )
 from .derived import judge
 from .errors import ConfigError, InputError
@@ -196,9 +196,57 @@ def _quantity(table, name, unit, prefix, default=_REQUIRED, allow_inf=False,
         if default is _REQUIRED:
             raise ConfigError(key, f"required, e.g. {name} = \"{KINDS[unit][1]}\"")
         return default
-    value = parse_quantity(table[name], unit, key, allow_inf=allow_inf, kind=kind)
-    _check_sign(value, key, table[name], positive, nonnegative)
+    return _value(table[name], unit, key, allow_inf, positive, nonnegative, kind)
+
+
+def _value(given, unit, key, allow_inf=False, positive=False, nonnegative=False, kind=None):
+    """One quantity as given, in ``unit``, with its range check."""
+    value = parse_quantity(given, unit, key, allow_inf=allow_inf, kind=kind)
+    _check_sign(value, key, given, positive, nonnegative)
     return value
+
+
+def _scheduled_quantity(table, name, unit, prefix, default=_REQUIRED, **checks):
+    """table[name] as a Schedule: a quantity (a constant), or
+    ``{ schedule = [[time, value], …] }`` whose values each pass the checks
+    of _quantity (``checks``: allow_inf, positive, nonnegative, kind)."""
+    given = table.get(name)
+    if not isinstance(given, dict):
+        return Schedule.constant(_quantity(table, name, unit, prefix, default, **checks))
+    key = _join(prefix, name)
+    return _schedule(given, key, lambda v, k: _value(v, unit, k, **checks), KINDS[unit][1])
+
+
+def _is_schedule(value):
+    return isinstance(value, dict) and "schedule" in value
+
+
+def _schedule(given, key, read, example):
+    """{ schedule = [[time, value], …] } → Schedule: times with units,
+    the first 0, strictly increasing; ``read(value, key)`` reads a value.
+    Each bad entry is refused naming it (key.schedule[k], [k][0] its time,
+    [k][1] its value)."""
+    _check_keys(given, ("schedule",), key)
+    skey = f"{key}.schedule"
+    entries = given.get("schedule")
+    form = f"[[\"0 h\", \"{example}\"], [\"6 h\", \"{example}\"]]"
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(skey, f"expected a list of [time, value] entries like {form}, got {describe(entries)}")
+    times, values = [], []
+    for k, entry in enumerate(entries):
+        ekey = f"{skey}[{k}]"
+        if not isinstance(entry, list) or len(entry) != 2:
+            raise ConfigError(ekey, f"expected [time, value] like [\"6 h\", \"{example}\"], got {describe(entry)}")
+        t = parse_quantity(entry[0], "s", f"{ekey}[0]")
+        if k == 0 and t != 0.0:
+            raise ConfigError(f"{ekey}[0]", f"the first entry must be at time 0 (the value from the start), "
+                                           f"got {describe(entry[0])}")
+        if k > 0 and not t > times[-1]:
+            raise ConfigError(f"{ekey}[0]", f"times must increase: {describe(entry[0])} is not after "
+                                           f"{describe(entries[k - 1][0])} of the entry before")
+        times.append(t)
+        values.append(read(entry[1], f"{ekey}[1]"))
+    return Schedule(tuple(times), tuple(values))
 
 
 def _check_sign(value, key, given, positive=False, nonnegative=False):
@@ -391,7 +439,7 @@ def _parse_vesicles(t, domain):
             diffusion=diffusion,
             count=_integer(v, "count", p, default=0),
             placement=_parse_placement(v.get("placement", "uniform"), f"{p}.placement", domain),
-            half_life=_quantity(v, "half_life", "s", p, default=INF, allow_inf=True, positive=True),
+            half_life=_scheduled_quantity(v, "half_life", "s", p, default=INF, allow_inf=True, positive=True),
             cargo=cargo,
         )
     return vesicles
@@ -450,7 +498,7 @@ def _parse_cell_types(t, vesicles):
         c = _table(c, p, f"a table [cell_types.{name}]")
         _check_keys(c, CELL_TYPE_KEYS, p)
         secretions = _parse_secretions(c, p, vesicles)
-        kappa, kappa_gsd = _spread(c, "kappa", p, lambda t, n, k: _quantity(
+        kappa, kappa_gsd = _spread(c, "kappa", p, lambda t, n, k: _scheduled_quantity(
             t, n, "um/s", k, default=0.0, allow_inf=True, nonnegative=True, kind="reactivity"))
         capacity, capacity_gsd = _spread(c, "capacity", p, lambda t, n, k: _integer(t, n, k, default=0))
         types[name] = CellTypeConfig(
@@ -478,6 +526,9 @@ def _spread(table, name, prefix, parse):
     if not _is_spread(value):
         return parse(table, name, prefix), 1.0
     key = _join(prefix, name)
+    if "schedule" in value:
+        raise ConfigError(f"{key}.schedule", "with gsd the schedule goes in the median: "
+                                             "{ median = { schedule = [[time, value], …] }, gsd = … }")
     _check_keys(value, ("median", "gsd"), key)
     if "median" not in value:
         raise ConfigError(f"{key}.median", "required with gsd")
@@ -513,9 +564,9 @@ def _parse_secretions(c, p, vesicles):
                                   + f" (populations: {', '.join(vesicles)})")
         if len(set(names)) != len(names):
             raise ConfigError(f"{p}.secretes", f"a population is listed twice: {describe(given)}")
-    elif isinstance(rates, dict) and not _is_spread(rates):
+    elif isinstance(rates, dict) and not _is_spread(rates) and not _is_schedule(rates):
         names = list(rates)
-    elif rates is not None and _spread(c, "secretion_rate", p, _rate)[0] > 0:
+    elif rates is not None and _spread(c, "secretion_rate", p, _rate)[0].peak > 0:
         if len(vesicles) != 1:
             raise ConfigError(f"{p}.secretes", "required when secretion_rate > 0 and there are several "
                               f"populations ({', '.join(vesicles)})")
@@ -527,7 +578,7 @@ def _parse_secretions(c, p, vesicles):
             raise ConfigError(f"{p}.secretion_rate", f"required with secretes, e.g. "
                                                      f"secretion_rate = \"2 /s\"")
         per_pop = {}
-    elif isinstance(rates, dict) and not _is_spread(rates):
+    elif isinstance(rates, dict) and not _is_spread(rates) and not _is_schedule(rates):
         _check_keys(rates, names, f"{p}.secretion_rate")
         missing = [n for n in names if n not in rates]
         if missing:
@@ -549,14 +600,14 @@ def _parse_secretions(c, p, vesicles):
         else:
             window = _parse_window(w, key)  # checked even when nothing is secreted
             windows = {n: window for n in names}
-    return tuple(Secretion(n, per_pop[n][0], windows[n], per_pop[n][1]) for n in names if per_pop[n][0] > 0)
+    return tuple(Secretion(n, per_pop[n][0], windows[n], per_pop[n][1]) for n in names if per_pop[n][0].peak > 0)
 
 
 def _rate(table, name, prefix, default=_REQUIRED):
-    """One rate value table[name] in 1/s, not negative (a secretion rate, or
-    a cell type's first-order rate k_off … k_recycle with default 0): the one
-    place every rate of a cell type is read."""
-    return _quantity(table, name, "1/s", prefix, default=default, nonnegative=True)
+    """One rate table[name] in 1/s, not negative, as a Schedule (a secretion
+    rate, or a cell type's first-order rate k_off … k_recycle with default
+    0): the one place every rate of a cell type is read."""
+    return _scheduled_quantity(table, name, "1/s", prefix, default=default, nonnegative=True)
 
 
 def _parse_window(value, key):

@@ -10,6 +10,8 @@ docs/config.md, so the reference cannot drift from the code.
 """
 from dataclasses import dataclass
 
+from .config_types import CellTypeConfig
+
 
 @dataclass(frozen=True)
 class Key:
@@ -120,3 +122,8 @@ SCHEMA = {
             "not shown, e.g. `[\"vesicles.exo.radius\"]`; the values are still checked"),
     ],
 }
+
+# Keys that also take a piecewise-constant schedule,
+# { schedule = [[time, value], …] } (config_types.Schedule): every rate of
+# a cell type and a population's half_life.
+SCHEDULED = {"cell_types.NAME": (*CellTypeConfig.RATES, "secretion_rate"), "vesicles.NAME": ("half_life",)}

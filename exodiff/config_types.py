@@ -5,6 +5,7 @@ checks every value; here is only what a Config holds.  Lengths [µm],
 times [s], diffusion coefficients [µm²/s], rates [1/s], reactivities and
 speeds [µm/s], temperature [K], viscosity [Pa·s], densities [kg/m³].
 """
+import bisect
 import copy
 import math
 from dataclasses import dataclass, field
@@ -85,11 +86,78 @@ class CellsConfig:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """A value that is piecewise constant in time: ``values[k]`` holds from
+    ``times[k]`` [s] on, until the next entry (times strictly increasing,
+    ``times[0] == 0``).  A constant is a schedule of one entry, so every
+    rate goes through the same code.
+
+    On the step grid of dt a change at time t takes effect from step
+    ceil(t/dt − 1e-9), the first step that starts at or after t (the 1e-9
+    forgives the round-off of a t meant to be a multiple of dt): the
+    model, the driver and the births all use :meth:`steps`, so a rate
+    changes for every vesicle at the same step, whatever the backend and
+    the chunking."""
+    times: tuple
+    values: tuple
+
+    @classmethod
+    def constant(cls, value):
+        return cls((0.0,), (value,))
+
+    @property
+    def is_constant(self):
+        return len(self.values) == 1
+
+    @property
+    def value(self):
+        """The value of a constant schedule (ValueError for one that changes)."""
+        if not self.is_constant:
+            raise ValueError(f"a schedule of {len(self.values)} values, not a constant")
+        return self.values[0]
+
+    @property
+    def change_times(self):
+        """The times [s] at which the value changes (all entries but the first)."""
+        return self.times[1:]
+
+    @property
+    def peak(self):
+        """The largest value in the schedule."""
+        return max(self.values)
+
+    def at(self, t):
+        """The value given for time t [s] (the last entry with time ≤ t)."""
+        return self.values[max(0, bisect.bisect_right(self.times, t) - 1)]
+
+    def steps(self, dt):
+        """The step from which each entry holds: ceil(t/dt − 1e-9)."""
+        return tuple(max(0, math.ceil(t / dt - 1e-9)) for t in self.times)
+
+    def at_step(self, n, dt):
+        """The value in force during step n (from time n·dt to (n+1)·dt)."""
+        return self.values[bisect.bisect_right(self.steps(dt), n) - 1]
+
+    def pieces(self, dt):
+        """(k, start, end, value): the intervals [start, end) [s] on the step
+        grid where entry k is in force, in time order (end of the last: inf);
+        an entry overridden within the same step is left out."""
+        steps = self.steps(dt)
+        out = []
+        for k, (n, v) in enumerate(zip(steps, self.values)):
+            end = steps[k + 1] * dt if k + 1 < len(steps) else INF
+            if k + 1 == len(steps) or steps[k + 1] > n:
+                out.append((k, n * dt, end, v))
+        return out
+
+
+@dataclass(frozen=True)
 class Secretion:
     """A cell type secretes ``population`` at ``rate`` [vesicles/s per
-    cell] during ``window`` [s] (a Poisson process per cell)."""
+    cell] during ``window`` [s] (a Poisson process per cell; ``rate`` a
+    :class:`Schedule`)."""
     population: str
-    rate: float                # median over the cells of the type
+    rate: Schedule             # median over the cells of the type
     window: tuple = (0.0, INF)
     gsd: float = 1.0           # log-normal spread of the rate across the cells
 
@@ -106,24 +174,30 @@ class CellTypeConfig:
     After uptake, competing first-order rates [1/s]: k_fuse (BOUND → fusion
     with the plasma membrane, DELIVERED), and from the endosome
     (INTERNALIZED) k_escape (→ DELIVERED), k_degrade (→ DEGRADED) and
-    k_recycle (→ FREE again at the cell's surface)."""
+    k_recycle (→ FREE again at the cell's surface).  The rates (``RATES``)
+    are Schedules."""
     name: str
-    kappa: float = 0.0
-    k_off: float = 0.0
-    k_int: float = 0.0
+    kappa: Schedule = Schedule.constant(0.0)
+    k_off: Schedule = Schedule.constant(0.0)
+    k_int: Schedule = Schedule.constant(0.0)
     capacity: int = 0
     secretions: tuple = ()
     kappa_gsd: float = 1.0
     capacity_gsd: float = 1.0
-    k_fuse: float = 0.0
-    k_escape: float = 0.0
-    k_degrade: float = 0.0
-    k_recycle: float = 0.0
+    k_fuse: Schedule = Schedule.constant(0.0)
+    k_escape: Schedule = Schedule.constant(0.0)
+    k_degrade: Schedule = Schedule.constant(0.0)
+    k_recycle: Schedule = Schedule.constant(0.0)
 
     @property
     def secretion_rate(self):
-        """Vesicles/s per cell, all populations together (> 0: a donor type)."""
-        return sum(s.rate for s in self.secretions)
+        """Vesicles/s per cell, all populations together, at the peak of
+        each schedule (> 0: a donor type)."""
+        return sum(s.rate.peak for s in self.secretions)
+
+    # The first-order rates and the reactivity: each a Schedule, in the
+    # order exodiff check lists them.
+    RATES = ("kappa", "k_off", "k_int", "k_fuse", "k_escape", "k_degrade", "k_recycle")
 
 
 @dataclass
@@ -143,14 +217,15 @@ class Placement:
 class VesicleConfig:
     """radius [µm], density [kg/m³], diffusion [µm²/s] (None: Stokes–Einstein
     at the median radius), count at t = 0, half_life [s] in the medium
-    (inf: no clearance), cargo: counts per vesicle by name."""
+    (inf: no clearance; a :class:`Schedule`), cargo: counts per vesicle by
+    name."""
     name: str
     radius: RadiusSpec
     density: float = 1150.0
     diffusion: float | None = None
     count: int = 0
     placement: Placement = field(default_factory=Placement)
-    half_life: float = INF
+    half_life: Schedule = Schedule.constant(INF)
     cargo: dict = field(default_factory=dict)
 
 
@@ -191,3 +266,14 @@ class Config:
         if self.cells.path is not None and isinstance(raw.get("cells"), dict):
             raw["cells"]["path"] = self.cells.path
         return dump_toml(raw)
+
+    def schedules(self):
+        """(key, Schedule) of every value that may change in time: each
+        cell type's RATES and secretion rates (``…secretion_rate.POP``),
+        each population's half_life; constants included."""
+        out = []
+        for name, ct in self.cell_types.items():
+            out += [(f"cell_types.{name}.{rate}", getattr(ct, rate)) for rate in ct.RATES]
+            out += [(f"cell_types.{name}.secretion_rate.{s.population}", s.rate) for s in ct.secretions]
+        out += [(f"vesicles.{name}.half_life", v.half_life) for name, v in self.vesicles.items()]
+        return out

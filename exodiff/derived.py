@@ -23,15 +23,17 @@ from .units import bare_number_hint, describe
 class PopulationDerived:
     """Per vesicle population: diffusion [µm²/s] and where it came from,
     settling speed [µm/s] (0 without gravity), rms step per axis [µm],
-    step / smallest cell radius, clearance rate [1/s], binding probability
-    per contact by cell type, expected vesicle numbers."""
+    step / smallest cell radius, clearance rates [1/s] and binding
+    probabilities per contact by cell type, each a tuple with one value per
+    entry of the schedule of half_life and kappa (one for a constant),
+    expected vesicle numbers."""
     name: str
     diffusion: float
     diffusion_source: str
     settling: float
     step: float
     step_ratio: float | None
-    clearance_rate: float
+    clearance_rates: tuple
     binding: dict
     initial: int
     secreted: float
@@ -133,10 +135,12 @@ def _secreted(config, population, per_type):
     total = 0.0
     for ct in config.cell_types.values():
         for sec in ct.secretions:
-            if sec.population == population:
-                start, end = sec.window
-                overlap = max(0.0, min(end, config.run.duration) - max(start, 0.0))
-                mean = sec.rate * math.exp(0.5 * math.log(sec.gsd) ** 2)  # of the log-normal
+            if sec.population != population:
+                continue
+            start, end = sec.window
+            for _, t0, t1, rate in sec.rate.pieces(config.run.dt):
+                overlap = max(0.0, min(end, t1, config.run.duration) - max(start, t0, 0.0))
+                mean = rate * math.exp(0.5 * math.log(sec.gsd) ** 2)  # of the log-normal
                 total += mean * per_type.get(ct.name, 0) * overlap
     return total
 
@@ -164,9 +168,10 @@ def derived_parameters(config):
             settling=settling,
             step=step,
             step_ratio=step / smallest if smallest else None,
-            clearance_rate=math.log(2) / v.half_life,
-            binding={ct.name: float(binding_probability(ct.kappa, D, dt, (smallest or math.inf) + v.radius.median))
-                     for ct in config.cell_types.values() if ct.kappa > 0},
+            clearance_rates=tuple(math.log(2) / h for h in v.half_life.values),
+            binding={ct.name: tuple(float(binding_probability(kappa, D, dt, (smallest or math.inf) + v.radius.median))
+                                    for kappa in ct.kappa.values)
+                     for ct in config.cell_types.values() if ct.kappa.peak > 0},
             initial=v.count,
             secreted=_secreted(config, name, per_type),
         )
@@ -226,13 +231,14 @@ def _warnings(config, census):
             warnings.append((f"vesicles.{name}.diffusion",
                              f"D = {D:.3g} µm²/s ({source}) is outside the usual {low:g}–{high:g} µm²/s"))
     for name, t in config.cell_types.items():
-        if math.isinf(t.kappa) and t.k_off > 0:
+        if any(math.isinf(t.kappa.at(when)) and t.k_off.at(when) > 0 for when in t.kappa.times + t.k_off.times):
             # release_fraction(inf) = 0: a perfectly absorbing membrane takes
             # back every vesicle it lets go within the same step
             warnings.append((f"cell_types.{name}",
                 f"kappa = inf with k_off > 0: a perfectly absorbing membrane "
                 f"rebinds every released vesicle at once, so none ever unbinds; give a finite kappa "
                 f"for reversible binding"))
+    warnings += _schedule_warnings(config)
     low, high = PLAUSIBLE["cell radius"]
     if smallest is not None and not (low <= smallest and census.largest <= high):
         radii = (f"{smallest:.3g} µm" if smallest == census.largest
@@ -255,6 +261,25 @@ def _warnings(config, census):
     if not low <= config.medium.viscosity <= high:
         warnings.append(("medium.viscosity", f"{config.medium.viscosity * 1e3:.3g} mPa·s is outside the usual "
                          f"{low * 1e3:g}–{high * 1e3:g} mPa·s (water to dense matrix)"))
+    return warnings
+
+
+def _schedule_warnings(config):
+    """(key, reason) for schedule entries that never apply: after the end
+    of the run, or followed by another in the same step."""
+    dt, warnings = config.run.dt, []
+    n_steps = physics.step_count(config.run.duration, dt)
+    for key, s in config.schedules():
+        steps = s.steps(dt)
+        for k in range(1, len(steps)):
+            if steps[k] >= n_steps:
+                warnings.append((key, f"the change at {format_time(s.times[k])} comes after the end of the "
+                                      f"run ({format_time(config.run.duration)}) and never applies"))
+                break
+            if steps[k] == steps[k - 1]:
+                warnings.append((key, f"the entries at {format_time(s.times[k - 1])} and "
+                                      f"{format_time(s.times[k])} both take effect at step {steps[k]} "
+                                      f"(run.dt = {format_time(dt)}); only the later applies"))
     return warnings
 
 
@@ -342,17 +367,18 @@ def format_check(config):
         detail = ""
         if ct is not None:
             parts = []
-            if ct.kappa > 0:
-                parts.append(f"κ = {ct.kappa:g} µm/s, k_off = {ct.k_off:g} /s, k_int = {ct.k_int:g} /s"
-                             + (f", k_fuse = {ct.k_fuse:g} /s" if ct.k_fuse else "")
+            if ct.kappa.peak > 0:
+                parts.append(f"κ = {_values(ct.kappa)} µm/s, k_off = {_values(ct.k_off)} /s, "
+                             f"k_int = {_values(ct.k_int)} /s"
+                             + (f", k_fuse = {_values(ct.k_fuse)} /s" if ct.k_fuse.peak else "")
                              + (f", capacity {ct.capacity}" if ct.capacity else ""))
-                if ct.k_escape or ct.k_degrade or ct.k_recycle:
-                    parts.append(f"from the endosome k_escape = {ct.k_escape:g} /s, "
-                                 f"k_degrade = {ct.k_degrade:g} /s, k_recycle = {ct.k_recycle:g} /s")
+                if ct.k_escape.peak or ct.k_degrade.peak or ct.k_recycle.peak:
+                    parts.append(f"from the endosome k_escape = {_values(ct.k_escape)} /s, "
+                                 f"k_degrade = {_values(ct.k_degrade)} /s, k_recycle = {_values(ct.k_recycle)} /s")
             for sec in ct.secretions:
                 window = "" if sec.window == (0.0, INF) else \
                     f" from {format_time(sec.window[0])} to {format_time(sec.window[1])}"
-                parts.append(f"secretes {sec.population} at {sec.rate:g} /s per cell{window}")
+                parts.append(f"secretes {sec.population} at {_values(sec.rate)} /s per cell{window}")
             detail = ": " + "; ".join(parts) if parts else ": inert"
         lines.append(f"  {name}: {n} cells{detail}")
     lines.append("Vesicles:")
@@ -366,18 +392,51 @@ def format_check(config):
         lines.append(step)
         if medium.gravity:
             lines.append(f"    settling {p.settling:.3g} µm/s (drift per step {p.settling * run.dt:.3g} µm)")
-        if math.isfinite(v.half_life):
-            lines.append(f"    clearance rate ln2/half_life = {p.clearance_rate:.3g} /s")
-        for ct_name, prob in p.binding.items():
-            kappa = config.cell_types[ct_name].kappa
+        if any(p.clearance_rates):
+            lines.append(f"    clearance rate ln2/half_life = {_values(p.clearance_rates, '.3g')} /s")
+        for ct_name, probs in p.binding.items():
+            kappas = config.cell_types[ct_name].kappa.values
             note = ""
-            if prob >= 1.0 and math.isfinite(kappa):
+            if any(prob >= 1.0 and math.isfinite(kappa) for prob, kappa in zip(probs, kappas)):
                 note = " (clipped: κ is more than this dt can represent; smaller dt for exact kinetics)"
-            lines.append(f"    P(bind per contact) on {ct_name} = {prob:.4g}{note}")
+            lines.append(f"    P(bind per contact) on {ct_name} = {_values(probs, '.4g')}{note}")
         lines.append(f"    vesicles: {format_count(p.initial)} at t = 0 + {format_count(p.secreted)} "
                      f"expected secreted = {format_count(p.total)}")
+    lines += _schedule_lines(config, d.steps)
     lines.append(f"Memory: ≈ {format_bytes(d.memory)} for {format_count(d.total_vesicles)} vesicles "
                  f"({BYTES_PER_VESICLE} bytes each)")
     for w in config.warnings:
         lines.append(f"Warning: {w}")
     return "\n".join(lines)
+
+
+SCHEDULE_RULE = "a value given for time t holds from step ceil(t/dt), the first step that starts at or after t"
+
+
+def _values(values, spec="g"):
+    """A Schedule's values (or a tuple of values, one per entry) for
+    ``exodiff check``: "2" for a constant, "2 → 0.6" for a schedule
+    (its times: the Schedules block)."""
+    values = values.values if hasattr(values, "values") else values
+    return " → ".join(format(v, spec) for v in values)
+
+
+def _schedule_lines(config, n_steps):
+    """The Schedules block of ``exodiff check``: for each value that changes,
+    its entries with the step each takes effect from."""
+    dt = config.run.dt
+    changing = [(key, s) for key, s in config.schedules() if not s.is_constant]
+    if not changing:
+        return []
+    lines = [f"Schedules ({SCHEDULE_RULE}):"]
+    for key, s in changing:
+        entries = []
+        for t, value, step in zip(s.times, s.values, s.steps(dt)):
+            when = f"step {format_count(step)}" if step < n_steps else "after the end of the run"
+            entries.append(f"{value:g} from {format_time(t)} ({when})")
+        lines.append(f"  {key} [{SCHEDULE_UNITS.get(key.split('.')[2], '1/s')}]: " + ", ".join(entries))
+    return lines
+
+
+# The unit of a scheduled key (its third dotted part) if not 1/s, as exodiff check prints it.
+SCHEDULE_UNITS = {"kappa": "µm/s", "half_life": "s"}

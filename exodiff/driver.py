@@ -25,7 +25,7 @@ from . import probes
 from .backends import select_backend
 from .errors import ConfigError, InputError, RunInterrupted
 from .formats import format_bytes, format_count
-from .kernels.constants import BOUND, FREE, INTERNALIZED, STATE_NAMES
+from .kernels.constants import BOUND, DEGRADED, DELIVERED, FREE, INTERNALIZED, STATE_NAMES
 from .kernels.state import FATES, STATE_FIELDS
 from .model import build_model
 from .version import __version__
@@ -151,6 +151,31 @@ class Simulation:
             cargo[:, k] = np.bincount(cell[inside], weights=per_vesicle[:, k], minlength=m.n_cells)
         return counts, bound, internalized, cargo
 
+    def destinations(self):
+        """Where the cargo of the vesicles on cells is (io.layout
+        DESTINATION_SERIES): per cell, species and donor type [M,S,D] the
+        vesicles whose cargo is in the cytosol (D: the cell types, then the
+        vesicles present at t = 0), of those per cell and species the ones
+        that entered by fusion [M,S], the degraded ones [M,S], and the bound
+        vesicle-steps per cell since the start [M]."""
+        a, m = self.model.arrays, self.model
+        state, cell, species = a["state"], a["cell"], a["species"]
+        sizes = (m.n_cells, len(m.species_names), len(m.cell_type_names) + 1)
+        donor = np.full(state.size, sizes[2] - 1)  # present at t = 0: the last donor "type"
+        secreted = m.origin >= 0
+        donor[secreted] = a["ctype"][m.origin[secreted]]
+
+        def per_cell(sel, *axes):
+            shape = sizes[:1 + len(axes)]
+            flat = np.ravel_multi_index((cell[sel], *(x[sel] for x in axes)), shape)
+            return np.bincount(flat, minlength=math.prod(shape)).reshape(shape).astype(np.int32)
+
+        delivered = state == DELIVERED
+        return {"delivered": per_cell(delivered, species, donor),
+                "fused": per_cell(delivered & ~np.isnan(a["fused_time"]), species),
+                "degraded": per_cell(state == DEGRADED, species),
+                "bound_steps": a["cell_bound_steps"].copy()}
+
     def fates(self):
         """The changing columns of the fate table (io.layout.FATE_COLUMNS), [N] each."""
         a = self.model.arrays
@@ -218,6 +243,7 @@ class Simulation:
             return RunInterrupted(out, step, m.n_steps, step * dt, signum)
 
         with writer, _StopSignals() as stop:
+            m.set_rates(cfg, start)  # a resumed run may start after a change
             self.backend.prepare(m)
             last_snap, last_obs = writer.last_steps()
             self._record(writer, start, start in obs and last_obs < start,
@@ -226,7 +252,8 @@ class Simulation:
             births = np.sort(a["birth_step"][a["birth_step"] >= start])  # secretions to come
             chunk = max(1, FIRST_CHUNK_VESICLE_STEPS // max(n_active, 1))
             while n < m.n_steps:
-                target = min(obs.next_after(n), snaps.next_after(n))
+                self._change_rates(n)
+                target = min(obs.next_after(n), snaps.next_after(n), self._next_change(n))
                 while n < target:
                     n1 = min(target, n + chunk)
                     t0 = _time.perf_counter()
@@ -261,6 +288,21 @@ class Simulation:
         remove_checkpoint(out)
         return self._summary(out, done, _time.perf_counter() - t_start, resumed_from=start)
 
+    def _next_change(self, step):
+        """The first step after ``step`` at which a scheduled rate changes
+        (Model.change_steps), else the last step: chunks end there."""
+        changes = self.model.change_steps
+        k = np.searchsorted(changes, step, side="right")
+        return int(changes[k]) if k < changes.size else self.model.n_steps
+
+    def _change_rates(self, step):
+        """At a change step, give the backend the rate constants in force
+        from ``step`` on."""
+        changes = self.model.change_steps
+        k = np.searchsorted(changes, step)
+        if k < changes.size and changes[k] == step:
+            self.backend.update_constants(self.model, self.model.set_rates(self.config, step))
+
     def _summary(self, out, done, wall, **extra):
         counts = dict(zip(STATE_NAMES, (int(c) for c in self.observe()[0])))
         return {"path": out, "wall_time": wall, "vesicle_steps": done,
@@ -280,7 +322,7 @@ class Simulation:
             species_names=m.species_names, cargo_names=m.cargo_names, sample_ids=self._sample_ids(),
             write_positions=cfg.output.positions != "none", compression=cfg.output.compression,
             n_snapshots_hint=n_snapshots, n_observations_hint=n_observations,
-            exodiff_version=__version__, origin=m.origin,
+            exodiff_version=__version__, origin=m.origin, cargo_per_vesicle=m.cargo_table,
             cell_properties={"kappa": a["ckappa"], "capacity": a["ccapacity"],
                              "secretion_rate": m.secretion_rate},
             extra_parameters={"duration": cfg.run.duration, "n_steps": m.n_steps,
@@ -292,7 +334,7 @@ class Simulation:
         t = step * self.config.run.dt
         a = self.model.arrays
         if observe:
-            writer.write_observation(step, t, *self.observe())
+            writer.write_observation(step, t, *self.observe(), destinations=self.destinations())
         if snapshot:
             from .io.layout import SNAPSHOT_STATE
             writer.write_snapshot(step, t, *(a[name] for name in SNAPSHOT_FIELDS), self.fates(),

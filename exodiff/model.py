@@ -7,8 +7,8 @@ nature and uses NumPy's Philox generator seeded from the run seed
 (exodiff/layouts.py).
 """
 import math
-from dataclasses import dataclass
-from types import MappingProxyType
+from dataclasses import dataclass, field
+from types import MappingProxyType, SimpleNamespace
 
 import numpy as np
 
@@ -49,6 +49,8 @@ class Model:
     n_cells: int = 0
     grid: object = None
     precision: str = "double"        # run.precision: the cuda backend's step kernel
+    change_steps: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
+    # sorted steps in (0, n_steps) at which a scheduled value changes (change_steps())
 
     def args(self):
         """The kernels' argument (state.StepArgs) over these arrays."""
@@ -66,6 +68,15 @@ class Model:
         a = self.arrays
         a["bound_count"][...] = np.bincount(a["cell"][a["state"] == BOUND], minlength=self.n_cells)
 
+    def set_rates(self, config, step):
+        """Overwrite, in place, the CONST arrays that follow from the rates
+        with their values in force during ``step`` (rate_constants); returns
+        their names, for Backend.update_constants."""
+        values = rate_constants(config, self.arrays["ctype"], step)
+        for name, value in values.items():
+            self.arrays[name][...] = value
+        return tuple(values)
+
 
 def _unit_vectors(u, v):
     """Uniform directions on the unit sphere from two uniforms in (0,1)."""
@@ -82,7 +93,7 @@ def _poisson_births(donors, rate, t0, t1, key, process=0):
     donor d is −ln(u)/rate with u from counter (d, k, STREAM_BIRTH, process),
     so a donor's births do not depend on the other donors, nor on its other
     populations (``process``: the population's place in its type's
-    ``secretes``).
+    ``secretes``, plus 2¹⁶ × the piece of a scheduled rate: _scheduled_births).
     Returns (times, donor) ordered by donor, then time."""
     rate = np.broadcast_to(np.asarray(rate, dtype=np.float64), donors.shape)
     if donors.size == 0 or not np.all(rate > 0.0) or t1 <= t0:
@@ -148,21 +159,18 @@ def build_model(config):
     birth_time = [np.zeros(sum(p.count for p in pops))]
     donor = [np.full(birth_time[0].size, -1, dtype=np.int64)]
     births_t, births_d, births_s = [], [], []
-    ckappa, ccapacity = np.zeros(M), np.zeros(M, dtype=np.int64)
-    secretion_rate = np.zeros((M, len(species_names)))  # per cell and population [1/s]
+    ccapacity = np.zeros(M, dtype=np.int64)
+    secretion_rate = np.zeros((M, len(species_names)))  # per cell and population at t = 0 [1/s]
     for T, ct in enumerate(types):
         donors = np.nonzero(cells.types == T)[0]
-        ckappa[donors] = lognormal_per_cell(ct.kappa, ct.kappa_gsd, donors, KAPPA, key)
         ccapacity[donors] = np.rint(lognormal_per_cell(ct.capacity, ct.capacity_gsd, donors, CAPACITY, key))
         for process, sec in enumerate(ct.secretions):
-            t0 = max(0.0, sec.window[0])
-            t1 = min(physics.step_count(run.duration, dt) * dt, sec.window[1])
-            rate = lognormal_per_cell(sec.rate, sec.gsd, donors, SECRETION_RATE + process, key)
-            secretion_rate[donors, species_names.index(sec.population)] = rate
-            t, d = _poisson_births(donors, rate, t0, t1, key, process)
-            births_t.append(t)
-            births_d.append(d)
-            births_s.append(np.full(t.size, species_names.index(sec.population), dtype=np.int32))
+            secretion_rate[donors, species_names.index(sec.population)] = lognormal_per_cell(
+                sec.rate.at_step(0, dt), sec.gsd, donors, SECRETION_RATE + process, key)
+            for t, d in _scheduled_births(sec, donors, process, run, key):
+                births_t.append(t)
+                births_d.append(d)
+                births_s.append(np.full(t.size, species_names.index(sec.population), dtype=np.int32))
     if births_t:
         t = np.concatenate(births_t)
         d = np.concatenate(births_d)
@@ -190,8 +198,6 @@ def build_model(config):
     if medium.gravity:
         rho = np.array([p.density for p in pops])[species]
         settling = physics.settling_velocity(vradius, rho, medium.density, medium.viscosity)
-    p_clear = np.array([0.0 if math.isinf(p.half_life) else -math.expm1(-math.log(2.0) / p.half_life * dt)
-                        for p in pops])
 
     reach = float(vradius.max(initial=0.0)
                   + GRID_REACH_STEPS * physics.step_length(diffusion.max(initial=0.0), dt))
@@ -220,24 +226,83 @@ def build_model(config):
         vesicles,
         dt=dt, k0=key[0], k1=key[1],
         diffusion=diffusion, sigma=physics.step_length(diffusion, dt), settling=settling,
-        vradius=vradius, species=species, birth_step=birth_step, p_clear=p_clear,
+        vradius=vradius, species=species, birth_step=birth_step,
         box=box, face_kind=face_kind, face_kappa=domain.kappa, flow=medium.flow,
         ccenter=cells.centers, cradius=cells.radii, ctype=cells.types, bound_count=np.zeros(M),
-        ckappa=ckappa, ccapacity=ccapacity,
-        **type_event_constants(types, dt),
+        ccapacity=ccapacity,
         bin_size=grid.bin_size, nbins=grid.nbins, gstart=grid.start, gitems=grid.items,
+        **rate_constants(config, cells.types, 0),
     ))
-    return Model(n_steps=physics.step_count(run.duration, dt), arrays=MappingProxyType(arrays),
+    n_steps = physics.step_count(run.duration, dt)
+    return Model(n_steps=n_steps, arrays=MappingProxyType(arrays),
                  birth_time=birth_time, origin=donor.astype(np.int32),
                  secretion_rate=secretion_rate, species_names=species_names,
                  cargo_names=cargo_names, cargo_table=cargo_table, cell_type_names=type_names,
-                 faces=tuple(domain.faces), n_vesicles=N, n_cells=M, grid=grid, precision=run.precision)
+                 faces=tuple(domain.faces), n_vesicles=N, n_cells=M, grid=grid, precision=run.precision,
+                 change_steps=change_steps(config, n_steps))
+
+
+def rate_constants(config, ctype, step):
+    """The kernels' CONST arrays that follow from the rates in force during
+    ``step`` (each rate's ``Schedule.at_step``): per cell ``ckappa`` (the
+    type's κ times the cell's own log-normal factor, lognormal_per_cell; the
+    kernels derive the calibrated binding probability from it), per type
+    the event constants of type_event_constants, per population ``p_clear``
+    = 1 − exp(−ln2·dt/half_life).  ctype: the cell type of each cell.  The
+    one derivation of these arrays: build_model takes them at step 0, the
+    driver at every change step and at the step a run resumes from
+    (Model.set_rates)."""
+    dt = config.run.dt
+    key = philox.seed_key(config.run.seed)
+    types = list(config.cell_types.values())
+    ckappa = np.zeros(ctype.size)
+    for T, ct in enumerate(types):
+        cells = np.nonzero(ctype == T)[0]
+        ckappa[cells] = lognormal_per_cell(ct.kappa.at_step(step, dt), ct.kappa_gsd, cells, KAPPA, key)
+    # each type's rates as plain numbers, those in force during the step
+    in_force = [SimpleNamespace(**{rate: getattr(ct, rate).at_step(step, dt) for rate in ct.RATES})
+                for ct in types]
+    half_lives = [v.half_life.at_step(step, dt) for v in config.vesicles.values()]
+    return dict(
+        ckappa=ckappa,
+        **type_event_constants(in_force, dt),
+        p_clear=np.array([0.0 if math.isinf(h) else -math.expm1(-math.log(2.0) / h * dt) for h in half_lives]),
+    )
+
+
+def change_steps(config, n_steps):
+    """The distinct steps in (0, n_steps) from which a scheduled value
+    changes (Schedule.steps), sorted, int64: the driver ends a chunk at
+    each and hands the backend the new rate constants, and no leap
+    passes one."""
+    dt = config.run.dt
+    steps = {n for _, schedule in config.schedules() for n in schedule.steps(dt)}
+    return np.array(sorted(n for n in steps if 0 < n < n_steps), dtype=np.int64)
+
+
+def _scheduled_births(sec, donors, process, run, key):
+    """(times, donor) of the births of Secretion ``sec`` by the cells
+    ``donors`` (global indices): on each piece of its rate's schedule
+    (Schedule.pieces, on the step grid) within its window, the Poisson
+    process of the rate in force there (times each cell's log-normal
+    factor), independent of the other pieces: exact for a piecewise-constant
+    rate (a Poisson process restricted to disjoint intervals is independent
+    Poisson processes on them).  Piece k draws from counter word 3 =
+    process + k·2¹⁶, so the first piece, and a constant rate, draw what they
+    always drew."""
+    dt = run.dt
+    t0 = max(0.0, sec.window[0])
+    t1 = min(physics.step_count(run.duration, dt) * dt, sec.window[1])
+    for k, start, end, value in sec.rate.pieces(dt):
+        rate = lognormal_per_cell(value, sec.gsd, donors, SECRETION_RATE + process, key)
+        yield _poisson_births(donors, rate, max(t0, start), min(t1, end), key, process + (k << 16))
 
 
 def type_event_constants(types, dt):
     """The kernels' per-type constants of the bound and endosomal events
     (kernels/state.py CellTypes) from the rates [1/s] of the cell types
-    ``types`` (config CellTypeConfig, in type order) and the step dt [s].
+    ``types`` (each with the rates of CellTypeConfig.RATES as numbers, in type
+    order: rate_constants passes those in force during a step) and the step dt [s].
 
     Each state's events are competing first-order rates: one of them happens
     in a step with probability 1 − exp(−k_total dt), and the channel uniform

@@ -17,12 +17,14 @@ from . import analysis as A
 from .errors import InputError
 from .kernels.constants import STATE_NAMES
 
-KINDS = ("uptake", "dose", "range", "fpt", "msd", "profile", "snapshot", "transfer")
+KINDS = ("uptake", "dose", "range", "fpt", "msd", "profile", "snapshot", "transfer", "delivery",
+         "engagement")
 
 # One colour per vesicle state (colour-blind safe: Paul Tol's "bright" scheme);
 # bound (yellow) and internalized (purple) differ in hue and lightness.
 STATE_COLORS = {"pending": "#BBBBBB", "free": "#4477AA", "bound": "#CCBB44",
-                "internalized": "#AA3377", "exited": "#228833", "cleared": "#66CCEE"}
+                "internalized": "#AA3377", "exited": "#228833", "cleared": "#66CCEE",
+                "delivered": "#117733", "degraded": "#999999"}
 # One colour per cell type, by type index, the same in every figure
 # (Okabe & Ito's qualitative palette: distinct hues, colour-blind safe).
 _TYPE_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
@@ -99,7 +101,7 @@ def plot_uptake(run, **_):
     released = mb.counts.sum(axis=1) - mb.counts[:, STATE_NAMES.index("pending")]
     with np.errstate(invalid="ignore", divide="ignore"):
         fractions = mb.counts.T / np.where(released > 0, released, np.nan)
-    order = ["internalized", "bound", "free", "exited", "cleared"]
+    order = ["delivered", "degraded", "internalized", "bound", "free", "exited", "cleared"]
     ax2.stackplot(t, *[np.nan_to_num(fractions[STATE_NAMES.index(s)]) for s in order],
                   labels=order, colors=[STATE_COLORS[s] for s in order], alpha=0.85)
     ax2.set_xlabel(f"time [{unit}]")
@@ -567,12 +569,151 @@ def plot_transfer(run, time=None, **_):
     return fig
 
 
+# ------------------------------------------------------------- delivery, engagement
+
+# Where the cargo is (bottom to top in the delivery figure): the functional
+# dose first, so its height reads off the axis.  Bound and endosome take the
+# state colours; the cytosol two greens, degraded grey.
+_DESTINATION_STYLE = (("escaped", STATE_COLORS["delivered"], "cytosol, by endosomal escape"),
+                      ("fused", "#44AA99", "cytosol, by membrane fusion"),
+                      ("endosome", STATE_COLORS["internalized"], "in endosomes"),
+                      ("bound", STATE_COLORS["bound"], "bound at the periphery"),
+                      ("degraded", STATE_COLORS["degraded"], "degraded"))
+_DONOR_DASHES = ("-", "--", ":", "-.")
+
+
+def _over_time(ax, t, unit, ylabel, title):
+    """Axes of a quantity against time t [unit] from 0 up, with a title."""
+    ax.set_xlabel(f"time [{unit}]")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.set_xlim(t[0], t[-1] if t[-1] > t[0] else t[0] + 1)
+    ax.set_ylim(bottom=0)
+
+
+def _cells(n):
+    return f"{n:,} cell" + ("" if n == 1 else "s")
+
+
+def _amount(x):
+    """A count for a title: whole with thousands separators from 100 up."""
+    return f"{x:,.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
+
+def _recipient_types(run, taken_up):
+    """Indices of the cell types to draw: those that took something up,
+    non-donor types first (at most four)."""
+    names = run.cells.type_names
+    keep = [k for k in range(len(names)) if taken_up[:, k].max(initial=0) > 0]
+    keep.sort(key=lambda k: names[k] in run.donor_types)
+    return keep[:4]
+
+
+def plot_delivery(run, **_):
+    """Where the cargo is over time, per recipient cell type (one panel
+    each; mean per cell of the type, stacked by destination: cytosol by
+    escape and by fusion, endosome, bound, degraded), and the functional
+    dose (cytosol) by donor type."""
+    d = run.delivery()
+    unit, scale = _time_unit(d.times[-1] if d.times.size else 0.0)
+    t = d.times / scale
+    total = sum(d.by_type[name] for name, _, _ in _DESTINATION_STYLE)
+    shown = _recipient_types(run, total)
+    n = len(shown) + 1
+    ncols = 2 if n == 4 else min(3, n)
+    fig, axes = _figure(ncols=ncols, nrows=-(-n // ncols), width=5.0, height=4.0)
+    for ax in axes[n:]:
+        ax.set_axis_off()
+    if not shown:
+        axes[0].text(0.5, 0.5, "no vesicle taken up by a cell yet", ha="center", va="center")
+        for ax in axes:
+            ax.set_axis_off()
+        _title(fig, run, "Delivery: where the cargo is")
+        return fig
+    for ax, k in zip(axes, shown):
+        layers = [d.mean_per_cell[name][:, k] for name, _, _ in _DESTINATION_STYLE]
+        ax.stackplot(t, *layers, colors=[c for _, c, _ in _DESTINATION_STYLE],
+                     labels=[label for _, _, label in _DESTINATION_STYLE], alpha=0.9)
+        cargo = ", ".join(f"{name} {_amount(d.cargo['cytosol'][-1, k, j] / d.n_cells[k])}"
+                          for j, name in enumerate(d.cargo_names))
+        _over_time(ax, t, unit, "vesicles per cell (mean over the type)",
+                   f"{d.type_names[k]} ({_cells(d.n_cells[k])}): in the cytosol at the end, per cell "
+                   f"{d.mean_per_cell['cytosol'][-1, k]:.3g} vesicles" + (f"\n(cargo {cargo})" if cargo else ""))
+    handles, labels = axes[0].get_legend_handles_labels()  # top band first, as stacked
+    axes[0].legend(handles[::-1], labels[::-1], fontsize=8, loc="upper left")
+    ax = axes[len(shown)]
+    donors = [j for j in range(len(d.donor_names)) if d.cytosol_by_donor[:, shown, j].max(initial=0) > 0]
+    for k in shown:
+        for m, j in enumerate(donors):
+            if not d.cytosol_by_donor[:, k, j].any():
+                continue
+            per_cell = d.cytosol_by_donor[:, k, j] / max(1, d.n_cells[k])
+            donor = "present at t = 0" if j == len(d.donor_names) - 1 else d.donor_names[j]
+            ax.plot(t, per_cell, color=_type_color(k), ls=_DONOR_DASHES[m % len(_DONOR_DASHES)], lw=2,
+                    label=f"{d.type_names[k]} ← {donor}")
+    if not donors:
+        ax.text(0.5, 0.5, "no cargo in any cytosol yet\n(k_escape = k_fuse = 0?)", ha="center",
+                va="center", transform=ax.transAxes, color="0.4")
+    _over_time(ax, t, unit, "vesicles in the cytosol per cell", "Functional dose by donor type (recipient ← donor)")
+    _legend(ax, loc="upper left")
+    _title(fig, run, "Delivery: where the vesicles taken up by each cell type are (their cargo with "
+                     "them), mean per cell")
+    return fig
+
+
+def plot_engagement(run, bins=30, **_):
+    """Engagement at the periphery: bound vesicle-seconds per cell since
+    the start, by cell type (mean, and the 10–90 % range over the cells),
+    and the distribution of the total time each vesicle spent bound, as the
+    fraction of vesicles bound longer than t (log scale: a straight line
+    for one exponential dwell)."""
+    e = run.engagement(bins=bins)
+    unit, scale = _time_unit(e.times[-1] if e.times.size else 0.0)
+    t = e.times / scale
+    fig, (ax, ax2) = _figure(ncols=2, width=5.6)
+    engaged = [k for k in range(len(e.type_names)) if e.by_type[:, k].max(initial=0) > 0]
+    for k in engaged:
+        x = e.bound_seconds[:, run.cells.types == k]
+        lo, hi = np.percentile(x, [10, 90], axis=1)
+        c = _type_color(k)
+        ax.fill_between(t, lo, hi, color=c, alpha=0.2, lw=0)
+        ax.plot(t, e.mean_per_cell[:, k], color=c, lw=2,
+                label=f"{e.type_names[k]} ({_cells(e.n_cells[k])}): {e.mean_per_cell[-1, k]:.3g} vesicle-s "
+                      f"per cell at the end")
+    if not engaged:
+        ax.text(0.5, 0.5, "no vesicle bound to a cell yet", ha="center", va="center", transform=ax.transAxes)
+    _over_time(ax, t, unit, "bound vesicle-seconds per cell since the start",
+               "Per cell: ∫ bound vesicles dt (line: mean; band: 10–90 % of cells)")
+    _legend(ax, loc="upper left")
+    d_unit, d_scale = _time_unit(float(e.bin_edges[-1]))
+    codes = e.durations["type"].cat.codes.to_numpy() if len(e.durations) else np.zeros(0, int)
+    for k, row in e.summary.iterrows():
+        if row.vesicles:
+            x = np.sort(e.durations["bound_duration"].to_numpy()[codes == k]) / d_scale
+            longer = 1.0 - np.arange(1, x.size + 1) / x.size  # fraction bound longer than x
+            ax2.step(np.r_[0.0, x], np.r_[1.0, longer], where="post", color=_type_color(k), lw=2,
+                     label=f"first bound to {row.type}: {row.vesicles:,} vesicles, mean "
+                           f"{row['mean'] / d_scale:.3g} {d_unit}")
+    if not len(e.durations):
+        ax2.text(0.5, 0.5, "no vesicle has bound yet", ha="center", va="center", transform=ax2.transAxes)
+    else:
+        ax2.set_yscale("log")
+    ax2.set_xlim(left=0)
+    ax2.set_xlabel(f"total time bound per vesicle, t [{d_unit}]")
+    ax2.set_ylabel("fraction of the vesicles bound longer than t")
+    ax2.set_title(f"Per vesicle, as of t = {e.fate_time:g} s"
+                  + (" (still bound: time so far)" if e.notes else ""), fontsize=9)
+    _legend(ax2, loc="upper right")
+    _title(fig, run, "Engagement at the periphery: how long vesicles stay bound")
+    return fig
+
+
 # ------------------------------------------------------------- entry point
 
 
 _PLOTTERS = {"uptake": plot_uptake, "dose": plot_dose, "range": plot_range, "fpt": plot_fpt,
              "msd": plot_msd, "profile": plot_profile, "snapshot": plot_snapshot,
-             "transfer": plot_transfer}
+             "transfer": plot_transfer, "delivery": plot_delivery, "engagement": plot_engagement}
 
 
 def figure(run, kind, **options):

@@ -7,7 +7,8 @@ snapshot; one without donor cells no range), ``cells.csv`` (one row per
 cell: position, type, uptake, dose, distance to the nearest donor),
 ``uptake.csv`` (uptake curves per cell type), ``dose_summary.csv``,
 ``donors.csv`` (per donor cell: secreted, taken up, recipients, exited,
-cleared; runs with a fate table) and ``index.html``, which embeds the figures (no external files needed).
+cleared; runs with a fate table), ``delivery.csv`` (vesicles and cargo per
+cell type and destination over time; runs that record destinations) and ``index.html``, which embeds the figures (no external files needed).
 """
 from __future__ import annotations
 
@@ -39,6 +40,11 @@ _CAPTIONS = {
     "snapshot": "Cells and vesicles at the last snapshot in two slices through the box.",
     "transfer": "Vesicles taken up (bound or internalized) by donor and recipient cell type, and the "
                 "distance from the secreting cell to the one that took them up, by species.",
+    "delivery": "Where the cargo of the vesicles taken up is, per recipient cell type over time (mean per "
+                "cell): in the cytosol (functional dose, by endosomal escape or membrane fusion), in "
+                "endosomes, bound at the periphery, degraded; and the functional dose by donor type.",
+    "engagement": "Bound vesicle-seconds per cell since the start (exact, from the kernels' count of bound "
+                  "vesicle-steps) and the total time each vesicle spent bound.",
 }
 
 
@@ -74,6 +80,8 @@ def write_report(run, out_dir, dpi=110):
     files.append(_csv(summary, out / "dose_summary.csv", index=False))
     if run.has_fates and run.n_snapshots:
         files.append(_csv(run.transfer(kind="taken_up").per_donor, out / "donors.csv"))
+    if run.has_destinations:
+        files.append(_csv(run.delivery().to_frame(), out / "delivery.csv", index=False))
 
     page = _html(run, images, skipped, summary, dose)
     index = out / "index.html"
@@ -100,6 +108,16 @@ def _key_numbers(run):
             rows.append((f"{name} cells ({u.n_cells[k]})",
                          f"{100 * u.fraction_taken_up[-1, k]:.3g} % of the released vesicles bound or internalized; "
                          f"{u.mean_internalized[-1, k]:.3g} internalized per cell at t = {u.times[-1]:g} s"))
+    if run.has_destinations:
+        d = run.delivery()
+        for k, name in enumerate(d.type_names):
+            taken = sum(d.by_type[x][-1, k] for x in ("bound", "endosome", "cytosol", "degraded"))
+            if d.n_cells[k] and taken:
+                m = {x: d.mean_per_cell[x][-1, k] for x in ("cytosol", "fused", "endosome", "bound", "degraded")}
+                rows.append((f"{name}: functional dose",
+                             f"{m['cytosol']:.3g} vesicles in the cytosol per cell ({m['fused']:.3g} by fusion); "
+                             f"{m['endosome']:.3g} in endosomes, {m['bound']:.3g} bound, {m['degraded']:.3g} "
+                             f"degraded, at t = {d.times[-1]:g} s"))
     if run.n_snapshots:
         for event in ("bound", "internalized"):
             f = run.first_passage(event=event)
@@ -142,7 +160,8 @@ def _html(run, images, skipped, summary, dose):
              f"<h1>exodiff report: {e(run.path.name)}</h1>",
              f'<p class="note">exodiff {e(run.exodiff_version)}, backend {e(run.backend)}'
              f'{" on " + e(run.device) if run.device else ""}, seed {run.seed}. '
-             "Lengths in µm, times in s. Tables: cells.csv, uptake.csv, dose_summary.csv, donors.csv.</p>",
+             "Lengths in µm, times in s. Tables: cells.csv, uptake.csv, dose_summary.csv, donors.csv, "
+             "delivery.csv.</p>",
              "<h2>Results</h2><table>"]
     for label, value in _key_numbers(run):
         parts.append(f"<tr><th style='text-align:left'>{e(label)}</th><td style='text-align:left'>{value}</td></tr>")

@@ -285,9 +285,9 @@ def _sphere_case(ctx, raw, step, case, kappa_rd=None):
     raw, cfg, name, D, R = _setup(raw, step)
     (ct,) = cfg.cell_types.values()
     r0 = float(cfg.vesicles[name].placement.radius)
-    exact_fn = lambda x: collins_kimball(x, r0, R, D, ct.kappa)
+    exact_fn = lambda x: collins_kimball(x, r0, R, D, ct.kappa.value)
     n = _binomial_size(exact_fn(_final_time(cfg)), ctx.target)
-    label = "absorbed fraction" if math.isinf(ct.kappa) else "bound fraction"
+    label = "absorbed fraction" if math.isinf(ct.kappa.value) else "bound fraction"
     return _fraction_case(ctx, raw, step, case, label, BOUND, exact_fn, n)
 
 
@@ -308,7 +308,7 @@ def _reversible_equilibrium(ctx, raw, step):
     raw, cfg, name, D, R = _setup(raw, step)
     (ct,) = cfg.cell_types.values()
     volume = float(np.prod(cfg.domain.size)) - 4.0 / 3.0 * math.pi * R ** 3
-    p = reversible_bound_fraction(ct.kappa, 4.0 * math.pi * R * R, ct.k_off, volume)
+    p = reversible_bound_fraction(ct.kappa.value, 4.0 * math.pi * R * R, ct.k_off.value, volume)
     n = _binomial_size(p, ctx.target)
     checks, curve, work = _fraction_case(ctx, raw, step, "reversible_equilibrium", "bound fraction",
                                          BOUND, lambda x: p, n)
@@ -319,7 +319,7 @@ def _bound_kinetics(ctx, raw, step):
     """Every vesicle starts bound to the one cell, whose κ = 0 (no rebinding)."""
     raw, cfg, name, D, R = _setup(raw, step)
     (ct,) = cfg.cell_types.values()
-    exact = bound_kinetics(_final_time(cfg), ct.k_off, ct.k_int)
+    exact = bound_kinetics(_final_time(cfg), ct.k_off.value, ct.k_int.value)
     n = max(_binomial_size(p, ctx.target) for p in exact)
 
     def prepare(sim):
@@ -331,13 +331,13 @@ def _bound_kinetics(ctx, raw, step):
 
     times, counts, _, work = _simulate(ctx, raw, _batches(n), _count_setter(name), prepare=prepare)
     t = times[-1]
-    exact = bound_kinetics(t, ct.k_off, ct.k_int)
+    exact = bound_kinetics(t, ct.k_off.value, ct.k_int.value)
     checks = [Check("bound_kinetics", step, f"{label} fraction at t = {t:.4g} s", ex,
                     counts[-1, col] / n, _binomial_se(ex, n))
               for label, col, ex in (("bound", BOUND, exact[0]), ("internalized", INTERNALIZED, exact[1]),
                                      ("free", FREE, exact[2]))]
     curve = _fraction_curve(step, times, counts[:, BOUND], n,
-                            lambda x: bound_kinetics(x, ct.k_off, ct.k_int)[0])
+                            lambda x: bound_kinetics(x, ct.k_off.value, ct.k_int.value)[0])
     return checks, curve, work
 
 
@@ -369,10 +369,10 @@ def _secretion(ctx, raw, step):
 
     def length(cfg, D, R):
         (pop,) = cfg.vesicles.values()
-        return min(R, math.sqrt(D * pop.half_life / math.log(2.0)))
+        return min(R, math.sqrt(D * pop.half_life.value / math.log(2.0)))
 
     raw, cfg, name, D, R = _setup(raw, step, length)
-    k_clear = math.log(2.0) / cfg.vesicles[name].half_life
+    k_clear = math.log(2.0) / cfg.vesicles[name].half_life.value
     lam = math.sqrt(D / k_clear)
     (tname,) = cfg.cell_types
     shells = ((R, R + lam), (R + lam, R + 3.0 * lam))

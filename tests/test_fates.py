@@ -259,7 +259,8 @@ def test_fate_rates_take_units_and_refuse_negative_values():
     base = tomllib.loads(SMALL_TOML)
     base["cell_types"] = raw["cell_types"]
     t = parse_config(base).cell_types["target"]
-    assert (t.k_fuse, t.k_escape, t.k_degrade, t.k_recycle) == pytest.approx((0.1, 1 / 3600, 0.5, 2e-3))
+    rates = [getattr(t, k).value for k in ("k_fuse", "k_escape", "k_degrade", "k_recycle")]
+    assert rates == pytest.approx([0.1, 1 / 3600, 0.5, 2e-3])
     base["cell_types"]["target"]["k_recycle"] = "-1 /s"
     with pytest.raises(ConfigError, match="k_recycle") as e:
         parse_config(base)

@@ -70,7 +70,7 @@ def test_report_writes_figures_html_and_csv(run_path, tmp_path):
     assert len(cells) == 6 and {"x", "type", "bound", "internalized", "cargo_miR21",
                                 "nearest_donor_distance"} <= set(cells.columns)
     page = (out / "index.html").read_text()
-    assert page.count("data:image/png;base64,") == 8 and "every vesicle accounted for" in page
+    assert page.count("data:image/png;base64,") == 10 and "every vesicle accounted for" in page
     assert "src=\"http" not in page and "<script" not in page  # self-contained
 
 

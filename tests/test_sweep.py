@@ -101,7 +101,7 @@ def test_points_seeds_and_names_are_deterministic(tmp_path):
     p = sweep.points[3]
     assert p.overrides[-3:] == ('cell_types.target.kappa="inf"', 'cell_types.donor.kappa="2 um/s"',
                                 f"run.seed={42 + SEED_STEP}")
-    assert p.config.cell_types["target"].kappa == np.inf and p.config.run.seed == 42 + SEED_STEP
+    assert p.config.cell_types["target"].kappa.value == np.inf and p.config.run.seed == 42 + SEED_STEP
 
 
 # case -> (top-level keys, tables after the tiny [set], what the error names)

@@ -42,12 +42,14 @@ def config_reference():
     """Every key of every section from exodiff.config_schema, then what
     config.py and derived.py refuse and warn about, with their own constants."""
     from exodiff import config, derived
-    from exodiff.config_schema import QUANTITY_UNITS, SCHEMA
+    from exodiff.config_schema import QUANTITY_UNITS, SCHEDULED, SCHEMA
     out = []
     for section, keys in SCHEMA.items():
         out += [f"### `[{section}]`", "", "| key | value | default | meaning |", "|---|---|---|---|"]
         for k in keys:
             kind = f"{k.kind} [{QUANTITY_UNITS[k.kind]}]" if k.kind in QUANTITY_UNITS else k.kind
+            if k.name in SCHEDULED.get(section, ()):
+                kind += ", or a [schedule](#rates-that-change-in-time)"
             default = f"`{k.default}`" if k.default[:1] in "\"[{0123456789" else k.default
             out.append(f"| `{k.name}` | {kind} | {default} | {k.meaning} |")
         if section == "cells":
@@ -56,6 +58,7 @@ def config_reference():
                 names = ", ".join(f"`{n}`" for n in config.CELLS_KEYS if n in used)
                 out.append(f"- `{layout}`: `layout`, {names}")
         out.append("")
+    out += schedules_reference()
     low_v, high_v = derived.PLAUSIBLE["vesicle radius"]
     low_c, high_c = derived.PLAUSIBLE["cell radius"]
     low_d, high_d = derived.PLAUSIBLE["diffusion"]
@@ -72,7 +75,10 @@ def config_reference():
         f"- cell-type fractions that do not sum to 1 (within {config.FRACTION_TOLERANCE:g});",
         "- a vesicle population whose median radius is not smaller than the smallest cell "
         "(a bare `radius = 50` is 50 µm);",
-        "- a domain smaller than a cell; overlapping cells or cells outside the domain.",
+        "- a domain smaller than a cell; overlapping cells or cells outside the domain;",
+        "- a schedule entry that is not `[time, value]`, a first time other than 0, times that do not "
+        "increase, a value the key would refuse (named as `KEY.schedule[k][0]` for the time of entry k, "
+        "`[k][1]` for its value).",
         "",
         "### What is warned about",
         "",
@@ -88,9 +94,47 @@ def config_reference():
         f"- a temperature outside {low_t - 273.15:g}–{high_t - 273.15:g} °C (`medium.temperature`) and a "
         f"viscosity outside {low_e * 1e3:g}–{high_e * 1e3:g} mPa·s (`medium.viscosity`);",
         "- a population that stays empty (`vesicles.NAME`), and `kappa = \"inf\"` with `k_off > 0` "
-        "(`cell_types.NAME`: a perfectly absorbing membrane rebinds every released vesicle).",
+        "(`cell_types.NAME`: a perfectly absorbing membrane rebinds every released vesicle), at any time "
+        "of their schedules;",
+        "- a schedule entry that never applies: after the end of the run, or followed by another in the "
+        "same step (the key).",
     ]
     return "\n".join(out) + "\n"
+
+
+def schedules_reference():
+    """The section on schedules, from the code's own list of keys and rule."""
+    from exodiff import derived
+    from exodiff.config_schema import SCHEDULED
+    keys = ", ".join(f"`{k}`" for k in SCHEDULED["cell_types.NAME"])
+    return [
+        "### Rates that change in time",
+        "",
+        f"Every rate of a cell type ({keys}) and a population's `half_life` take, instead of a value, "
+        "a piecewise-constant schedule: a list of `[time, value]` entries, the first at time 0, times "
+        "strictly increasing, each value written as the key's own (units, range, `\"inf\"` where the "
+        "key takes it). A secretion inhibitor that cuts release by 70 % after 6 h:",
+        "",
+        "```toml",
+        "[cell_types.donor]",
+        "secretion_rate = { schedule = [[\"0 h\", \"2 /s\"], [\"6 h\", \"0.6 /s\"]] }",
+        "```",
+        "",
+        "A schedule goes where a value goes: per population (`secretion_rate = { exosome = { schedule = "
+        "[…] } }`) and as the median of a spread (`kappa = { median = { schedule = […] }, gsd = 1.5 }`: "
+        "each cell keeps its own log-normal factor, times the median in force).",
+        "",
+        f"On the step grid {derived.SCHEDULE_RULE} (to within 1e-9·dt, so a time meant as a "
+        "multiple of dt is one): from that step on every backend uses the new value, in the kernels' "
+        "constants (binding uses the calibrated probability per contact for the κ in force; every "
+        "first-order rate and the clearance take their new values) and in the births: "
+        "secretion stays a Poisson process per donor cell with the rate in force on each piece "
+        "between changes. A schedule of one entry is the constant, bit for bit. `exodiff check` prints "
+        "each schedule with the step each value takes effect from, and the values it implies (rates, "
+        "binding probabilities) as `2 → 0.6`. A run interrupted after a change resumes with the rates "
+        "in force at its step.",
+        "",
+    ]
 
 
 def _check_text(relpath):

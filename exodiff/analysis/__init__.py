@@ -20,11 +20,13 @@ where that is said.
 
 Modules: common.py (the base and shared helpers), uptake.py, vesicles.py
 (first passage, MSD), transfer.py (donor → recipient), profile.py,
-balance.py, comparison.py, statistics.py.
+balance.py, comparison.py, statistics.py, delivery.py (cargo by
+destination: periphery, endosome, cytosol, degraded; bound time).
 """
 from .. import io
 from .balance import MassBalance
 from .comparison import RunComparison
+from .delivery import DESTINATIONS, Delivery, Engagement
 from .profile import Profile
 from .statistics import gini, kaplan_meier, ks_two_sample, two_proportion_z
 from .uptake import Dose, UptakeCurves, UptakeRange, cell_results
@@ -34,7 +36,7 @@ from .vesicles import MSD, FirstPassage, expected_diffusion, first_passage_table
 __all__ = ["UptakeCurves", "Dose", "UptakeRange", "FirstPassage", "MSD", "Profile",
            "MassBalance", "RunComparison", "kaplan_meier", "ks_two_sample",
            "two_proportion_z", "gini", "cell_results", "expected_diffusion", "first_passage_table", "Transfer",
-           "AnalysedRun", "open_run"]
+           "AnalysedRun", "open_run", "Delivery", "Engagement", "DESTINATIONS"]
 
 
 class AnalysedRun(io.Run):
@@ -42,7 +44,8 @@ class AnalysedRun(io.Run):
     methods, each memoized per settings (the frames of an open run are fixed,
     so a result holds): :meth:`uptake_curves`, :meth:`dose`,
     :meth:`uptake_range`, :meth:`first_passage`, :meth:`transfer`, :meth:`msd`,
-    :meth:`profile`, :meth:`mass_balance`, and :meth:`cell_results`."""
+    :meth:`profile`, :meth:`mass_balance`, :meth:`delivery`,
+    :meth:`engagement` and :meth:`cell_results`."""
 
     def _analysis(self, cls, settings):
         """``cls(**settings).compute(self)``, memoized per settings."""
@@ -83,6 +86,14 @@ class AnalysedRun(io.Run):
     def mass_balance(self, **settings):
         """:class:`MassBalance` computed on this run."""
         return self._analysis(MassBalance, settings)
+
+    def delivery(self, **settings):
+        """:class:`Delivery` computed on this run."""
+        return self._analysis(Delivery, settings)
+
+    def engagement(self, **settings):
+        """:class:`Engagement` computed on this run."""
+        return self._analysis(Engagement, settings)
 
     def cell_results(self, time=None):
         """:func:`cell_results` of this run at observation ``time`` [s]."""

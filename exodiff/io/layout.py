@@ -35,7 +35,19 @@ Layout (lengths in µm, unit ``"um"``; times in s, unit ``"s"``)::
     /observables/vesicles/<state>  {step[T], time[T], value[T] int64}, one per name in STATE_NAMES
     /observables/cells/bound       {step, time, value[T,M,S] int32}  attr species[S] (0.2: [T,M])
     /observables/cells/internalized {step, time, value[T,M,S] int32} attr species[S] (0.2: [T,M])
-    /observables/cells/cargo       {step, time, value[T,M,K] float64}  attr names[K]
+    /observables/cells/cargo       {step, time, value[T,M,K] float64}  attr names[K]; attr
+                                   per_vesicle[S,K]: cargo of one vesicle of each species
+    /observables/cells/delivered   {step, time, value[T,M,S,D] int32} vesicles whose cargo is in
+                                   the cell's cytosol (escape or fusion), per species and donor
+                                   type; attrs species[S], donor_types[D] (the cell types, then
+                                   "initial": present at t = 0)
+    /observables/cells/fused       {step, time, value[T,M,S] int32} of those, entered by fusion
+    /observables/cells/degraded    {step, time, value[T,M,S] int32} degraded in the cell
+    /observables/cells/bound_steps {step, time, value[T,M] int64} vesicle-steps bound to the cell
+                                   since the start (x dt: bound vesicle-seconds, exact)
+
+(bound and internalized, in endosomes, complete the destinations; files of
+exodiff 0.3 have no delivered, fused, degraded or bound_steps series.)
 
 ``n`` is N, or the number of sampled vesicles when ``sample_ids`` is given.
 State and face names are the project's (exodiff/kernels/constants.py).
@@ -76,6 +88,11 @@ CELL_PROPERTY_UNITS = {"kappa": "um/s", "secretion_rate": "1/s"}
 FATE_BYTES_PER_VESICLE = 4 + 4 + sum(np.dtype(d).itemsize for d, _ in FATE_COLUMNS.values())
 """File bytes per vesicle of /fates (species, origin and the columns), uncompressed."""
 COMPRESSIONS = ("gzip", "lzf", "none")
+# Where the cargo of a vesicle on a cell is, per observation: the series in
+# /observables/cells (besides bound and internalized) and the label of the
+# donor-type axis of "delivered" for vesicles present at t = 0.
+DESTINATION_SERIES = ("delivered", "fused", "degraded", "bound_steps")
+INITIAL_DONOR = "initial"
 LENGTH_UNIT = "um"
 TIME_UNIT = "s"
 

@@ -22,8 +22,8 @@ from ..kernels.constants import STATE_NAMES
 from ..kernels.state import FIELDS
 from ..tomlfile import parse_toml
 from . import summary
-from .layout import (CHUNK_MAX_BYTES, FATE_CELL_TIMES, FATE_COLUMNS, LENGTH_UNIT, MILESTONE_NAMES,
-                     SNAPSHOT_STATE, TIME_UNIT, complete_frames, names, text)
+from .layout import (CHUNK_MAX_BYTES, DESTINATION_SERIES, FATE_CELL_TIMES, FATE_COLUMNS, LENGTH_UNIT,
+                     MILESTONE_NAMES, SNAPSHOT_STATE, TIME_UNIT, complete_frames, names, text)
 
 CELL_SNAPSHOT_STATE = tuple(k for k in SNAPSHOT_STATE if not FIELDS[k].per_vesicle)
 from .recovery import check_not_in_use, clear_status_flags, superblock
@@ -184,9 +184,13 @@ class Run:
             group = c if k in CELL_SNAPSHOT_STATE else ves
             if k in group:
                 self._snap[k] = group[k]
-        self._obs = {f"vesicles/{s}": f[f"observables/vesicles/{s}"] for s in STATE_NAMES}
+        # States added after a file was written (delivered, degraded: exodiff
+        # 0.3) have no series there; nothing was in them (Run.counts: zeros).
+        self._obs = {f"vesicles/{s}": f[f"observables/vesicles/{s}"] for s in STATE_NAMES
+                     if s in f["observables/vesicles"]}
         self._obs.update({f"cells/{k}": f[f"observables/cells/{k}"]
-                          for k in ("bound", "internalized", "cargo")})
+                          for k in ("bound", "internalized", "cargo", *DESTINATION_SERIES)
+                          if k in f["observables/cells"]})
         self.n_snapshots = complete_frames(list(self._snap.values()))
         self.n_observations = complete_frames(list(self._obs.values()))
         self._check_shapes()
@@ -203,8 +207,9 @@ class Run:
                 expect[f"cells/{name}"] = (g["value"].shape[1:2], (M,))
             else:
                 expect[f"vesicles/{name}"] = (g["value"].shape[1:2], n)
-        for name in ("cells/bound", "cells/internalized"):
-            expect[name] = (self._obs[name]["value"].shape[1:2], (M,))
+        for name in ("cells/bound", "cells/internalized", *(f"cells/{d}" for d in DESTINATION_SERIES)):
+            if name in self._obs:
+                expect[name] = (self._obs[name]["value"].shape[1:2], (M,))
         for name, (got, want) in expect.items():
             if tuple(got) != tuple(want):
                 raise ValueError(f"{name} has shape {tuple(got)}, expected {tuple(want)}")
@@ -426,7 +431,13 @@ class Run:
                              f"{self.exodiff_version or '< 0.3'}); rerun it with this version")
         g = self._f["fates"]
         out = {"species": g["species"][()], "origin": g["origin"][()]}
-        out.update({name: g[name][()] for name in FATE_COLUMNS})
+        N = out["species"].shape[0]
+        # A column added after the file was written: its event could not
+        # happen then (NaN time, -1 cell, recycled 0); a float that is not an
+        # event time (bound_duration) was not measured: NaN as well.
+        out.update({name: g[name][()] if name in g
+                    else np.full(N, np.nan if np.issubdtype(dtype, np.floating) else fill, dtype=dtype)
+                    for name, (dtype, fill) in FATE_COLUMNS.items()})
         if time is None:
             time = self.snapshot_times[-1] if self.n_snapshots else -math.inf
         for name in FATE_COLUMNS:
@@ -436,6 +447,15 @@ class Run:
         for cell, when in FATE_CELL_TIMES.items():
             out[cell][np.isnan(out[when])] = -1
         return out
+
+    @property
+    def missing_fate_columns(self):
+        """Columns of layout.FATE_COLUMNS that this file lacks (written before
+        they existed; :meth:`fate_columns` fills them with "did not happen",
+        and bound_duration, not measured then, with NaN)."""
+        if not self.has_fates:
+            return tuple(FATE_COLUMNS)
+        return tuple(name for name in FATE_COLUMNS if name not in self._f["fates"])
 
     @cached_property
     def fates(self):
@@ -533,8 +553,10 @@ class Run:
 
     @cached_property
     def counts(self):
-        """state name -> int64[T] number of vesicles in that state."""
-        return {s: self._obs_value(f"vesicles/{s}") for s in STATE_NAMES}
+        """state name -> int64[T] number of vesicles in that state (zeros for
+        a state the file's exodiff did not have)."""
+        return {s: self._obs_value(f"vesicles/{s}") if f"vesicles/{s}" in self._obs
+                else np.zeros(self.n_observations, dtype=np.int64) for s in STATE_NAMES}
 
     @cached_property
     def bound_per_cell(self):
@@ -547,17 +569,66 @@ class Run:
         return _species_summed(self._obs_value("cells/internalized"), 2)
 
     def per_cell_species(self, kind):
-        """int32[T,M,S] vesicles ``kind`` ("bound" or "internalized") per cell
-        and species (S: the attribute ``species``, in the order of
-        ``species_names``).  InputError for 0.2 files, which summed over
-        species."""
-        if kind not in ("bound", "internalized"):
-            raise ValueError(f"per_cell_species: kind {kind!r}, expected 'bound' or 'internalized'")
-        value = self._obs_value(f"cells/{kind}")
+        """int32[T,M,S] vesicles ``kind`` per cell and species (S: the
+        attribute ``species``, in the order of ``species_names``): "bound",
+        "internalized" (in endosomes), "delivered" (cargo in the cytosol, by
+        escape or fusion; all donor types), "fused" (of those, by fusion),
+        "degraded".  InputError for 0.2 files, which summed over species, and
+        for the last three in files written before them (:meth:`_destination`)."""
+        kinds = ("bound", "internalized", "delivered", "fused", "degraded")
+        if kind not in kinds:
+            raise ValueError(f"per_cell_species: kind {kind!r}, expected one of {kinds}")
+        if kind == "delivered":
+            return self.delivered_by_donor.sum(axis=3, dtype=np.int32)
+        value = self._destination(kind) if kind in DESTINATION_SERIES else self._obs_value(f"cells/{kind}")
         if value.ndim != 3:
             raise InputError(f"{self.path}: cells/{kind} is not split by species in this file "
                              f"(exodiff {self.exodiff_version or '< 0.3'})")
         return value
+
+    def _destination(self, name):
+        """The value of series ``name`` of layout.DESTINATION_SERIES; InputError
+        naming it for files written before cargo was recorded by destination."""
+        if f"cells/{name}" not in self._obs:
+            raise InputError(f"{self.path}: no /observables/cells/{name}: written by exodiff "
+                             f"{self.exodiff_version or '< 0.3'}, before cargo was recorded by "
+                             f"destination (cytosol, degraded, bound time); rerun it with this version")
+        return self._obs_value(f"cells/{name}")
+
+    @property
+    def has_destinations(self):
+        """True when the file records cargo by destination (cytosol, degraded)
+        and the bound time per cell at every observation."""
+        return all(f"cells/{name}" in self._obs for name in DESTINATION_SERIES)
+
+    @cached_property
+    def delivered_by_donor(self):
+        """int32[T,M,S,D] vesicles whose cargo is in the cytosol of each cell,
+        per species and donor type (D: ``donor_type_names``)."""
+        return self._destination("delivered")
+
+    @cached_property
+    def donor_type_names(self):
+        """The labels of the donor-type axis of :attr:`delivered_by_donor`:
+        the cell types, then "initial" (vesicles present at t = 0)."""
+        self._destination("delivered")
+        return names(self._obs["cells/delivered"].attrs, "donor_types")
+
+    @cached_property
+    def bound_steps(self):
+        """int64[T,M] vesicle-steps bound to each cell since the start
+        (x ``dt``: bound vesicle-seconds, exact)."""
+        return self._destination("bound_steps")
+
+    @cached_property
+    def cargo_per_vesicle(self):
+        """float64[S,K] cargo of one vesicle of each species (InputError when
+        the file does not say)."""
+        attrs = self._obs["cells/cargo"].attrs
+        if "per_vesicle" not in attrs:
+            raise InputError(f"{self.path}: the cargo per vesicle is not stored (written by exodiff "
+                             f"{self.exodiff_version or '< 0.3'}); rerun it with this version")
+        return np.asarray(attrs["per_vesicle"], dtype=np.float64)
 
     @cached_property
     def cargo_per_cell(self):

@@ -45,8 +45,12 @@ def _summary_text(run):
     t_end = format_time(run.observation_times[-1])
     lines.append(f"  counts at t = {t_end}: "
                  + ", ".join(f"{s} {int(run.counts[s][-1])}" for s in STATE_NAMES))
-    lines.append(f"  uptake per cell type at t = {t_end} (bound, internalized; cargo delivered):")
+    lines.append(f"  uptake per cell type at t = {t_end} (bound, internalized; cargo "
+                 + ("in endosomes; in the cytosol, degraded):" if run.has_destinations else "delivered):"))
     last_cargo = run.cargo_per_cell[-1]
+    if run.has_destinations:  # where the rest went (exodiff >= 0.4)
+        delivered = run.delivered_by_donor[-1].sum(axis=(1, 2))
+        degraded = run.per_cell_species("degraded")[-1].sum(axis=1)
     for k, name in enumerate(run.cells.type_names):
         mask = run.cells.types == k
         b = int(run.bound_per_cell[-1, mask].sum())
@@ -54,5 +58,7 @@ def _summary_text(run):
         cargo = "".join(f", {c} {last_cargo[mask, j].sum():g}"
                         for j, c in enumerate(run.cargo_names))
         role = " (donor)" if name in run.donor_types else ""
-        lines.append(f"    {name}{role}: bound {b}, internalized {i}{cargo}")
+        fates = (f"; in the cytosol {int(delivered[mask].sum())}, degraded {int(degraded[mask].sum())}"
+                 if run.has_destinations else "")
+        lines.append(f"    {name}{role}: bound {b}, internalized {i}{cargo}{fates}")
     return "\n".join(lines)

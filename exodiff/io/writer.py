@@ -30,10 +30,11 @@ from .. import probes
 from ..errors import InputError
 from ..formats import one_line
 from ..kernels.constants import FACE_KINDS, STATE_NAMES
-from .checkpoint import remove_checkpoint
 from ..kernels.state import FIELDS
-from .layout import (CELL_PROPERTY_UNITS, COMPRESSIONS, FATE_COLUMNS, LENGTH_UNIT, MILESTONE_NAMES,
-                     SNAPSHOT_STATE, TIME_UNIT, complete_frames, names_attr, value_chunks)
+from .checkpoint import remove_checkpoint
+from .layout import (CELL_PROPERTY_UNITS, COMPRESSIONS, DESTINATION_SERIES, FATE_COLUMNS, INITIAL_DONOR,
+                     LENGTH_UNIT, MILESTONE_NAMES, SNAPSHOT_STATE, TIME_UNIT, complete_frames, names_attr,
+                     value_chunks)
 from .recovery import RunLock, clear_status_flags
 
 
@@ -130,6 +131,7 @@ class RunWriter:
         /particles/cells (kappa [µm/s], capacity, secretion_rate [1/s] per
         population), or None
     cargo_names : K cargo names (the last axis of ``cargo`` in write_observation)
+    cargo_per_vesicle : [S, K] cargo of one vesicle of each species (None: not stored)
     sample_ids : pool indices of the vesicles whose snapshots are stored
         (stored in increasing order), or None for all N
     write_positions : store position and image series (state and cell always)
@@ -144,7 +146,8 @@ class RunWriter:
                  cell_type_names, species, vesicle_radius, species_names,
                  cargo_names, sample_ids, write_positions, compression,
                  n_snapshots_hint, n_observations_hint, exodiff_version,
-                 origin=None, cell_properties=None, extra_parameters=None, author=None):
+                 origin=None, cell_properties=None, extra_parameters=None, author=None,
+                 cargo_per_vesicle=None):
         self.path = Path(path)
         box_edges = _array(box_edges, (3,), np.float64, "box_edges")
         if not np.all(box_edges > 0):
@@ -289,7 +292,12 @@ class RunWriter:
                 s.group.attrs["species"] = names_attr(species_names)
             self._cargo = _Series(obs_c, "cargo", (M, self.n_cargo), np.float64, **big)
             self._cargo.group.attrs["names"] = names_attr(cargo_names)
-            self._observation_series = [*self._counts, self._bound, self._internalized, self._cargo]
+            if cargo_per_vesicle is not None:
+                self._cargo.group.attrs["per_vesicle"] = _array(
+                    cargo_per_vesicle, (self.n_species, self.n_cargo), np.float64, "cargo_per_vesicle")
+            self._destinations = _destination_series(obs_c, M, species_names, cell_type_names, big)
+            self._observation_series = [*self._counts, self._bound, self._internalized, self._cargo,
+                                        *self._destinations.values()]
 
             f.swmr_mode = True  # flushes the complete layout (and drops HDF5's lock)
             lock = RunLock(tmp, exclusive=False, wait=True)  # the inode keeps it through the rename
@@ -369,7 +377,9 @@ class RunWriter:
         self._counts = [series(obs_v[s]) for s in STATE_NAMES]
         self._bound, self._internalized = series(obs_c["bound"]), series(obs_c["internalized"])
         self._cargo = series(obs_c["cargo"])
-        self._observation_series = [*self._counts, self._bound, self._internalized, self._cargo]
+        self._destinations = {name: series(obs_c[name]) for name in DESTINATION_SERIES}
+        self._observation_series = [*self._counts, self._bound, self._internalized, self._cargo,
+                                    *self._destinations.values()]
         # snapshots first: a kill between the two cuts leaves observations
         # past the last snapshot, as a kill during a run does
         _cut_series(self._snapshot_series, last_step)
@@ -401,11 +411,16 @@ class RunWriter:
         """Observations written so far."""
         return self._bound.frames
 
-    def write_observation(self, step, time, state_counts, bound, internalized, cargo):
-        """Append one observation at ``step`` (time [s]): ``state_counts[len(STATE_NAMES)]``
+    def write_observation(self, step, time, state_counts, bound, internalized, cargo,
+                          destinations=None):
+        """Append one observation at ``step`` (time [s]): ``state_counts``
         vesicles per state (order STATE_NAMES), ``bound[M,S]`` and
         ``internalized[M,S]`` vesicles per cell and species, ``cargo[M,K]``
-        cargo delivered to each cell so far."""
+        cargo of the internalized vesicles (in endosomes) of each cell, and
+        ``destinations`` (layout.DESTINATION_SERIES): ``delivered[M,S,D]``
+        (in the cytosol, per species and donor type), ``fused[M,S]``,
+        ``degraded[M,S]``, ``bound_steps[M]``; None: all zero (a run in
+        which no vesicle bound, reached the cytosol or was degraded)."""
         M, K, S = self.n_cells, self.n_cargo, self.n_species
         counts = _array(state_counts, (len(STATE_NAMES),), np.int64, "state_counts")
         for series, c in zip(self._counts, counts):
@@ -413,6 +428,10 @@ class RunWriter:
         self._bound.write_value(_array(bound, (M, S), np.int32, "bound"))
         self._internalized.write_value(_array(internalized, (M, S), np.int32, "internalized"))
         self._cargo.write_value(_array(cargo, (M, K), np.float64, "cargo"))
+        for name, series in self._destinations.items():
+            shape = series.value.shape[1:]
+            value = np.zeros(shape) if destinations is None else destinations[name]
+            series.write_value(_array(value, shape, series.value.dtype, name))
         self._complete(self._observation_series, step, time)
 
     def write_snapshot(self, step, time, position, image, state, cell, fates, state_series=None):
@@ -467,6 +486,19 @@ class RunWriter:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _destination_series(obs_c, M, species_names, cell_type_names, options):
+    """The series of layout.DESTINATION_SERIES under /observables/cells."""
+    S, D = len(species_names), len(cell_type_names) + 1
+    out = {"delivered": _Series(obs_c, "delivered", (M, S, D), np.int32, **options),
+           "fused": _Series(obs_c, "fused", (M, S), np.int32, **options),
+           "degraded": _Series(obs_c, "degraded", (M, S), np.int32, **options),
+           "bound_steps": _Series(obs_c, "bound_steps", (M,), np.int64, **options)}
+    for name in ("delivered", "fused", "degraded"):
+        out[name].group.attrs["species"] = names_attr(species_names)
+    out["delivered"].group.attrs["donor_types"] = names_attr([*cell_type_names, INITIAL_DONOR])
+    return out
 
 
 def _login_name():
