@@ -417,7 +417,6 @@ __host__ __device__ __forceinline__ bool births(Vesicle& v, long long i, long lo
     return true;
 }
 
-
 // Probability per step that an INTERNALIZED vesicle on cell c leaves its
 // endosome (0: it stays for good).
 __host__ __device__ __forceinline__ double p_endo(int c, const Args& args) {

@@ -90,8 +90,8 @@ Vesicles = _container(
     Field("cleared_time", f64, ("N",), STATE, "end of the step of clearance in the medium [s], NaN: never",
           np.nan, fate=True),
     # after uptake (issue 18)
-    Field("escape_time", f64, ("N",), STATE, "end of the step of endosomal escape (DELIVERED) [s], NaN: never",
-          np.nan, fate=True),
+    Field("escape_time", f64, ("N",), STATE, "end of the step of endosomal escape (DELIVERED) [s], "
+          "NaN: never", np.nan, fate=True),
     Field("degraded_time", f64, ("N",), STATE, "end of the step of degradation (DEGRADED) [s], NaN: never",
           np.nan, fate=True),
     Field("fused_time", f64, ("N",), STATE, "end of the step of fusion with the plasma membrane "

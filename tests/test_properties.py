@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from exodiff.config import parse_config
 from exodiff.driver import Simulation
 from exodiff.io import open_run
-from exodiff.kernels.constants import (BOUND, EXITED, FREE, INTERNALIZED, PENDING,
-                                       STATE_NAMES)
+from exodiff.kernels.constants import (BOUND, DEGRADED, DELIVERED, EXITED, FREE, INTERNALIZED,
+                                       PENDING, STATE_NAMES)
 
 FACES = st.sampled_from(["reflect", "periodic", "absorb", ["reflect", "absorb"], ["absorb", "reflect"]])
 
@@ -23,7 +23,7 @@ FACES = st.sampled_from(["reflect", "periodic", "absorb", ["reflect", "absorb"],
 def scenarios(draw):
     """A raw config: up to 5 cells of two types (one may secrete), up to 300
     vesicles of one or two populations, any faces, flow, gravity, clearance,
-    receptor capacity, 5 to 60 steps."""
+    receptor capacity, fates after uptake, 5 to 60 steps."""
     dt = draw(st.sampled_from([1e-4, 1e-3, 4e-3]))
     steps = draw(st.integers(5, 60))
     size = [draw(st.floats(20.0, 50.0)) for _ in range(3)]
@@ -31,6 +31,8 @@ def scenarios(draw):
               "k_off": draw(st.sampled_from([0.0, 5.0, 50.0])),
               "k_int": draw(st.sampled_from([0.0, 5.0, 50.0])),
               "capacity": draw(st.sampled_from([0, 2, 50]))}
+    for rate in ("k_fuse", "k_escape", "k_degrade", "k_recycle"):
+        target[rate] = draw(st.sampled_from([0.0, 50.0]))
     donor = {"kappa": draw(st.sampled_from([0.0, 5.0])),
              "secretion_rate": draw(st.sampled_from([0.0, 200.0, 2000.0])), "secretes": "a"}
     n_cells = draw(st.integers(0, 5))
@@ -100,8 +102,8 @@ def test_runs_keep_every_invariant(raw, tmp_path_factory):
             absorbing = np.array([faces[2 * j] == "absorb" or faces[2 * j + 1] == "absorb" for j in range(3)])
             gone = pos[state == EXITED]
             assert np.all(np.any(((gone == 0.0) | (gone == box)) & absorbing, axis=1))
-            # a cell only for bound and internalized vesicles
-            on_cell = (state == BOUND) | (state == INTERNALIZED)
+            # a cell only for bound, internalized, delivered and degraded vesicles
+            on_cell = np.isin(state, (BOUND, INTERNALIZED, DELIVERED, DEGRADED))
             assert np.all(cell[~on_cell] == -1) and np.all((cell[on_cell] >= 0) & (cell[on_cell] < M))
             if M:
                 # separation to every cell under the minimum image
@@ -118,7 +120,7 @@ def test_runs_keep_every_invariant(raw, tmp_path_factory):
             step = int(run.snapshot_steps[k])
             if step in obs_index:  # the same instant observed: counts agree
                 i = obs_index[step]
-                assert np.array_equal(np.bincount(state, minlength=6), counts[i])
+                assert np.array_equal(np.bincount(state, minlength=len(STATE_NAMES)), counts[i])
                 assert np.array_equal(np.bincount(cell[state == BOUND], minlength=M),
                                       run.bound_per_cell[i])
                 assert np.array_equal(np.bincount(cell[state == INTERNALIZED], minlength=M),
@@ -132,7 +134,15 @@ def test_runs_keep_every_invariant(raw, tmp_path_factory):
         both = ~np.isnan(ms["internalized_time"]) & ~np.isnan(ms["first_bound_time"])
         assert np.all(ms["first_bound_time"][both] <= ms["internalized_time"][both])
         final = run.states(-1)
-        assert np.all(np.isnan(ms["internalized_time"]) == (final != INTERNALIZED))
+        fates = run.fates
+        escaped, fused = fates["escape_time"].notna().to_numpy(), fates["fused_time"].notna().to_numpy()
+        recycled = fates["recycled"].to_numpy() > 0
+        # internalized at some time: still inside, degraded, escaped, or recycled since
+        ever_inside = np.isin(final, (INTERNALIZED, DEGRADED)) | escaped | recycled
+        assert np.all(~np.isnan(ms["internalized_time"]) == ever_inside)
+        assert np.all((fates["internalized_cell"].to_numpy() >= 0) == ever_inside)
+        assert np.all((final == DELIVERED) == (escaped ^ fused)) and not np.any(escaped & fused)
+        assert np.all((final == DEGRADED) == fates["degraded_time"].notna().to_numpy())
         assert np.all(np.isnan(ms["exit_time"]) == (final != EXITED))
         # pending slots are only those not born by the end
         born = m.birth_time < t_end - cfg.run.dt * 0.5
