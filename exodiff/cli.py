@@ -441,8 +441,9 @@ def _compare(args):
     for note in c.notes:
         print(f"Note: {note}")
     differs = c.table.index[c.table["differs"]].tolist()
-    print(f"differs at alpha = {args.alpha:g}: {', '.join(differs)}" if differs
-          else f"no difference at alpha = {args.alpha:g}")
+    caveat = f" (not a valid test: both runs use seed {a.seed})" if a.seed == b.seed else ""
+    print((f"differs at alpha = {args.alpha:g}: {', '.join(differs)}" if differs
+           else f"no difference at alpha = {args.alpha:g}") + caveat)
     if args.csv:
         c.table.to_csv(args.csv)
         print(f"wrote {args.csv}")

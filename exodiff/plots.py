@@ -15,6 +15,7 @@ import numpy as np
 
 from . import analysis as A
 from .errors import InputError
+from .formats import format_time
 from .kernels.constants import STATE_NAMES
 
 KINDS = ("uptake", "dose", "range", "fpt", "msd", "profile", "snapshot", "transfer", "delivery",
@@ -678,8 +679,8 @@ def plot_engagement(run, bins=30, **_):
         c = _type_color(k)
         ax.fill_between(t, lo, hi, color=c, alpha=0.2, lw=0)
         ax.plot(t, e.mean_per_cell[:, k], color=c, lw=2,
-                label=f"{e.type_names[k]} ({_cells(e.n_cells[k])}): {e.mean_per_cell[-1, k]:.3g} vesicle-s "
-                      f"per cell at the end")
+                label=f"{e.type_names[k]} ({_cells(e.n_cells[k])}): {_amount(e.mean_per_cell[-1, k])} "
+                      f"vesicle-s per cell at the end")
     if not engaged:
         ax.text(0.5, 0.5, "no vesicle bound to a cell yet", ha="center", va="center", transform=ax.transAxes)
     _over_time(ax, t, unit, "bound vesicle-seconds per cell since the start",
@@ -701,7 +702,8 @@ def plot_engagement(run, bins=30, **_):
     ax2.set_xlim(left=0)
     ax2.set_xlabel(f"total time bound per vesicle, t [{d_unit}]")
     ax2.set_ylabel("fraction of the vesicles bound longer than t")
-    ax2.set_title(f"Per vesicle, as of t = {e.fate_time:g} s"
+    ax2.set_title("Per vesicle, " + (f"as of t = {format_time(e.fate_time)}" if math.isfinite(e.fate_time)
+                                     else "no snapshot yet")
                   + (" (still bound: time so far)" if e.notes else ""), fontsize=9)
     _legend(ax2, loc="upper right")
     _title(fig, run, "Engagement at the periphery: how long vesicles stay bound")

@@ -255,6 +255,7 @@ def test_compare_shows_the_functional_dose_per_type_over_time(synthetic, tmp_pat
     last = c.dose_over_time[c.dose_over_time.time == 6 * 0.1].set_index("type")
     np.testing.assert_allclose(last["dose_a"], c.table["dose_a"].iloc[:-1])
     assert any("share their random numbers" in n for n in c.notes)  # both seed 1: not independent
+    assert not any("place their cells differently" in n for n in c.notes)
     assert main(["compare", str(path), str(other)]) == 0
     out = capsys.readouterr().out
     assert "functional dose: vesicles in the cytosol per cell" in out and "Mann-Whitney U" in out

@@ -15,7 +15,8 @@ from scenarios import run_sim, scenario
 
 SIGNALLING = Path(__file__).resolve().parents[1] / "configs" / "signalling.toml"
 FATE_COLUMNS = ["species", "origin", "birth_time", "first_bound_time", "first_bound_cell",
-                "internalized_time", "internalized_cell", "exit_time", "cleared_time"]
+                "internalized_time", "internalized_cell", "exit_time", "cleared_time",
+                "escape_time", "degraded_time", "fused_time", "recycled", "bound_duration"]
 
 
 def _run(tmp_path, name, **sections):
@@ -98,7 +99,8 @@ def test_fate_table_reproduces_every_observation_exactly(mixed):
         bound = (f["first_bound_time"] <= t) & ~inside
         free = ~(pending | inside | exited | cleared | bound)
         got = {"pending": pending, "free": free, "bound": bound, "internalized": inside,
-               "exited": exited, "cleared": cleared}
+               "exited": exited, "cleared": cleared,
+               "delivered": np.zeros(0, bool), "degraded": np.zeros(0, bool)}  # no fates after uptake here
         for name in STATE_NAMES:
             assert mixed.counts[name][k] == np.count_nonzero(got[name]), (t, name)
         for sel, cells, table in ((bound, f["first_bound_cell"], bound_s),
@@ -235,7 +237,7 @@ def test_reader_opens_0_2_files(tmp_path, mixed):
 def test_check_shows_the_fate_table_cost(capsys):
     from exodiff.cli import main
     from exodiff.io.layout import FATE_BYTES_PER_VESICLE
-    assert FATE_BYTES_PER_VESICLE == 4 + 4 + 5 * 8 + 2 * 4
+    assert FATE_BYTES_PER_VESICLE == 4 + 4 + 9 * 8 + 3 * 4  # species, origin; 9 float64, 3 int32 columns
     assert main(["check", str(SIGNALLING)]) == 0
     assert f"run file: fate table {FATE_BYTES_PER_VESICLE} bytes per vesicle" in capsys.readouterr().out
 

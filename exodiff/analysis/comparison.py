@@ -26,8 +26,9 @@ class RunComparison(Analysis):
     count in the "all" row only).
 
     Functional dose (both runs record cargo by destination, as
-    :class:`~exodiff.analysis.Delivery` reads it): the vesicles in the cytosol per cell of each type
-    at t_c, with a Mann–Whitney U test over the cells of the type
+    :class:`~exodiff.analysis.Delivery` reads it): the vesicles in the
+    cytosol per cell of each type at t_c, with a Mann–Whitney U test over
+    the cells of the type
     (:func:`mann_whitney`; the cells are the samples, although those of one
     run share its pool of vesicles: read p as approximate), and the mean
     dose per cell over time (shown, not tested: the observations of a run
@@ -62,6 +63,12 @@ class RunComparison(Analysis):
         if self.same_scenario is False:
             self.notes.append("the two configs differ in more than the seed: "
                               "differences may be real, not noise")
+        ca, cb = run_a.cells, run_b.cells
+        if ca.centers.shape != cb.centers.shape or not (np.array_equal(ca.centers, cb.centers)
+                                                        and np.array_equal(ca.radii, cb.radii)
+                                                        and np.array_equal(ca.types, cb.types)):
+            self.notes.append("the two runs place their cells differently (a random layout is drawn from "
+                              "the seed): the differences include the layouts'")
         if run_a.seed == run_b.seed:
             self.notes.append(f"both runs use seed {run_a.seed}: they share their random numbers, so they "
                               "are not independent samples and the p-values do not hold; rerun one with "

@@ -62,14 +62,13 @@ class Delivery(Analysis):
         self.times = None
 
     def compute(self, run):
-        per_species = {"bound": run.per_cell_species("bound"),
-                       "endosome": run.per_cell_species("internalized")}
         by_donor = run.delivered_by_donor.astype(np.int64)  # [T,M,S,D]
-        per_species["cytosol"] = by_donor.sum(axis=3)
-        per_species["fused"] = run.per_cell_species("fused").astype(np.int64)
-        per_species["escaped"] = per_species["cytosol"] - per_species["fused"]
-        per_species["degraded"] = run.per_cell_species("degraded")
-        per_species = {d: per_species[d].astype(np.int64) for d in DESTINATIONS}
+        cytosol = by_donor.sum(axis=3)
+        fused = run.per_cell_species("fused").astype(np.int64)
+        per_species = {"bound": run.per_cell_species("bound").astype(np.int64),  # [T,M,S] each
+                       "endosome": run.per_cell_species("internalized").astype(np.int64),
+                       "cytosol": cytosol, "escaped": cytosol - fused, "fused": fused,
+                       "degraded": run.per_cell_species("degraded").astype(np.int64)}
         table = run.cargo_per_vesicle  # [S,K]
         self.times = run.observation_times
         self.type_names, self.species_names = run.cells.type_names, run.species_names
