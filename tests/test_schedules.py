@@ -257,6 +257,19 @@ def test_a_schedule_of_one_entry_is_the_constant_bit_for_bit(tmp_path):
     assert [name for name in a if a[name] != b[name]] == []
 
 
+def test_changes_to_the_same_value_leave_the_run_bit_for_bit(tmp_path):
+    """37 changes of k_off, each to the value it had: the chunks end at each
+    and the backend takes the constants anew, and nothing else changes."""
+    raw = copy.deepcopy(_everything(3).raw)
+    run_sim(parse_config(raw), "numba", tmp_path, "constant.h5")
+    raw["cell_types"]["target"]["k_off"] = _sched(*[(k * 0.0107, 4.0) for k in range(37)])
+    sim = run_sim(parse_config(raw), "numba", tmp_path, "changes.h5")
+    assert sim.model.change_steps.size == 36
+    a, b = _datasets(tmp_path / "constant.h5"), _datasets(tmp_path / "changes.h5")
+    assert sorted(a) == sorted(b)
+    assert [name for name in a if a[name] != b[name]] == []
+
+
 def _scheduled_everything(capacity):
     """_everything with every rate changing at off-grid times (dt = 2 ms)
     between observations, κ from finite to inf and back."""
