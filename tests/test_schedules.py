@@ -61,7 +61,8 @@ def test_a_change_takes_effect_from_the_first_step_starting_at_or_after_it():
 def test_change_steps_lists_every_change_inside_the_run():
     raw = _raw(run={"duration": 1.0, "dt": 0.01},
                cell_types={"target": {"kappa": _sched((0, 1), ("0.25 s", 2)),
-                                      "k_off": _sched((0, 1), ("0.25 s", 0), ("2 s", 1))}},
+                                      "k_off": _sched((0, 1), ("0.25 s", 0), ("2 s", 1)),
+                                      "k_int": _sched((0, 1), ("0.245 s", 2), ("0.25 s", 3))}},
                vesicles={"ev": {"radius": 0.05, "count": 10,
                                 "half_life": _sched((0, "inf"), ("504 ms", "1 s"), ("0.999 s", "inf"))}})
     cfg = parse_config(raw)
@@ -69,7 +70,12 @@ def test_change_steps_lists_every_change_inside_the_run():
     assert m.change_steps.dtype == np.int64
     assert m.change_steps.tolist() == [25, 51]
     # 0.999 s → step 100 = n_steps and 2 s → beyond: never in force, said by exodiff check
-    assert any("never applies" in w for w in cfg.warnings)
+    assert any(w.startswith("cell_types.target.k_off: the change at 2 s comes after the end of the run")
+               for w in cfg.warnings)
+    assert any(w.startswith("vesicles.ev.half_life: the change at 999 ms") for w in cfg.warnings)
+    assert ("cell_types.target.k_int: the entries at 245 ms and 250 ms both take effect at step 25 "
+            "(run.dt = 10 ms); only the later applies") in cfg.warnings
+    assert rate_constants(cfg, m.arrays["ctype"], 25)["type_frac_off"][0] == 0.0  # k_off 0, k_int 3
     assert build_model(parse_config(_raw())).change_steps.size == 0
 
 
