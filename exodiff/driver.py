@@ -46,7 +46,14 @@ MAX_VESICLES = 2**63 - 1
 # snapshot doubles as a checkpoint only if that is all of kernels/state.py's
 # STATE fields (else checkpoint files carry the state at snapshot steps).
 SNAPSHOT_FIELDS = ("pos", "image", "state", "cell")
-SNAPSHOTS_HOLD_STATE = set(STATE_FIELDS) <= set(SNAPSHOT_FIELDS) | set(FATES)
+
+
+def _snapshots_hold_state():
+    """Whether a full snapshot holds every STATE field: the SNAPSHOT_FIELDS,
+    the fate table and the series of io.layout.SNAPSHOT_STATE (imported
+    here: the driver loads the io package, and h5py, only when it writes)."""
+    from .io.layout import SNAPSHOT_STATE
+    return set(STATE_FIELDS) <= set(SNAPSHOT_FIELDS) | set(FATES) | set(SNAPSHOT_STATE)
 
 
 @dataclass
@@ -124,7 +131,7 @@ class Simulation:
 
     # -- observations -------------------------------------------------------
     def observe(self):
-        """Counts per state [6], bound and internalized per cell and species
+        """Counts per state [len(STATE_NAMES)], bound and internalized per cell and species
         [M, S], cargo delivered per cell [M, K] (sum over internalized vesicles)."""
         a, m = self.model.arrays, self.model
         state, cell, species = a["state"], a["cell"], a["species"]
@@ -164,7 +171,7 @@ class Simulation:
 
     def _full_state_snapshots(self):
         """Snapshots hold every vesicle's state: they double as checkpoints."""
-        return (SNAPSHOTS_HOLD_STATE and self.config.output.positions != "none"
+        return (_snapshots_hold_state() and self.config.output.positions != "none"
                 and self._sample_ids() is None)
 
     def run(self, out, progress=None, overwrite=False, resume=False):
@@ -304,7 +311,9 @@ class Simulation:
         if observe:
             writer.write_observation(step, t, *self.observe())
         if snapshot:
-            writer.write_snapshot(step, t, *(a[name] for name in SNAPSHOT_FIELDS), self.fates())
+            from .io.layout import SNAPSHOT_STATE
+            writer.write_snapshot(step, t, *(a[name] for name in SNAPSHOT_FIELDS), self.fates(),
+                                  {name: a[name] for name in SNAPSHOT_STATE})
 
     # -- checkpoint and resume ------------------------------------------------
     def _checkpoint_attrs(self):
@@ -337,7 +346,7 @@ class Simulation:
             if run.complete:
                 return ResumePlan(out, m.n_steps, "complete", complete=True)
             plan = ResumePlan(out, 0, "start")
-            if SNAPSHOTS_HOLD_STATE and run.full_state and run.n_snapshots:
+            if _snapshots_hold_state() and run.full_state and run.n_snapshots:
                 k = run.n_snapshots - 1
                 plan = ResumePlan(out, int(run.snapshot_steps[k]), "snapshot",
                                   state=self._snapshot_state(run, k))
@@ -377,6 +386,8 @@ class Simulation:
                  "cell": run.cell_of(k)}
         columns = run.fate_columns(t)
         state.update({name: columns[name] for name in FATES})
+        from .io.layout import SNAPSHOT_STATE
+        state.update({name: run.snapshot_state(name, k) for name in SNAPSHOT_STATE})
         return state
 
     def _usable_checkpoint(self, run, out, notes):

@@ -12,6 +12,7 @@ from exodiff.errors import InputError
 from exodiff.analysis import open_run
 from exodiff.io import RunWriter
 from exodiff.io.layout import no_fates
+from exodiff.kernels.constants import STATE_NAMES
 
 FREE, BOUND, INTERNALIZED, EXITED, CLEARED, PENDING = 1, 2, 3, 4, 5, 0
 
@@ -45,7 +46,7 @@ def write_synthetic(path, *, N, box=(100.0, 100.0, 100.0), boundary=("reflect",)
                     sample_ids=None, positions=True, seed=1, backend="numpy"):
     """A run file from explicit frames.  snapshots: dicts with step, time,
     position [N,3], image [N,3], state [N], cell [N], milestones (name -> [N]);
-    observations: dicts with step, time, counts[6], bound[M] or [M,S],
+    observations: dicts with step, time, counts[len(STATE_NAMES)], bound[M] or [M,S],
     internalized[M] or [M,S], cargo[M,K] (missing per-cell arrays are zeros)."""
     M = len(radii)
     K = len(cargo_names)
@@ -63,7 +64,9 @@ def write_synthetic(path, *, N, box=(100.0, 100.0, 100.0), boundary=("reflect",)
         for ob in observations:
             per_species = [np.reshape(ob.get(k, np.zeros(M)), (M, len(species_names)))
                            for k in ("bound", "internalized")]
-            w.write_observation(ob["step"], ob["time"], ob["counts"], *per_species,
+            counts = np.asarray(ob["counts"])  # 0.3's six states: the later ones are 0
+            counts = np.pad(counts, (0, len(STATE_NAMES) - counts.size))
+            w.write_observation(ob["step"], ob["time"], counts, *per_species,
                                 ob.get("cargo", np.zeros((M, K))))
         for sn in snapshots:
             ms = no_fates(N)
@@ -76,7 +79,7 @@ def write_synthetic(path, *, N, box=(100.0, 100.0, 100.0), boundary=("reflect",)
 
 
 def counts_of(state):
-    return np.bincount(np.asarray(state), minlength=6)
+    return np.bincount(np.asarray(state), minlength=len(STATE_NAMES))
 
 
 # ------------------------------------------------------------- uptake, dose
@@ -385,7 +388,7 @@ def test_mass_balance_accounts_for_every_vesicle(tmp_path):
         np.testing.assert_array_equal(mb.total, [7])
         np.testing.assert_array_equal(mb.snapshot_mismatch, [0])
         assert mb.to_frame()["missing"].tolist() == [0]
-    bad = dict(ok, counts=counts_of(st) - np.array([0, 1, 0, 0, 0, 0]), bound=[2, 0])
+    bad = dict(ok, counts=counts_of(st) - np.eye(len(STATE_NAMES), dtype=np.int64)[1], bound=[2, 0])
     path = write_synthetic(tmp_path / "b2.h5", N=7, centers=[[20, 20, 20], [60, 60, 60]], radii=[5, 5], types=[1, 1],
                            snapshots=[dict(step=0, time=0.0, state=st, cell=cell)], observations=[bad])
     with open_run(path) as run:

@@ -70,7 +70,7 @@ def synthetic_frames(n_frames=5):
             step=k, time=t, state=state, cell=cell,
             position=rng.uniform(0, 50, (N, 3)), image=rng.integers(-2, 3, (N, 3)).astype(np.int32),
             milestones={name: m.copy() for name, m in milestones.items()},
-            state_counts=np.bincount(state, minlength=6).astype(np.int64),
+            state_counts=np.bincount(state, minlength=len(STATE_NAMES)).astype(np.int64),
             bound=bound, internalized=internalized, per_species=per_species,
             cargo=np.stack([internalized * 10.0, internalized * 50.0], axis=1)))
     return frames
@@ -235,7 +235,7 @@ def test_run_without_cells_or_cargo(tmp_path):
     kw = writer_kwargs(cell_centers=np.zeros((0, 3)), cell_radii=[], cell_types=[],
                        cell_type_names=[], cargo_names=[], compression="none")
     with RunWriter(path, **kw) as w:
-        w.write_observation(0, 0.0, [0, N, 0, 0, 0, 0], np.zeros((0, 2)), np.zeros((0, 2)),
+        w.write_observation(0, 0.0, [0, N] + [0] * (len(STATE_NAMES) - 2), np.zeros((0, 2)), np.zeros((0, 2)),
                             np.zeros((0, 0)))
     with open_run(path) as run:
         assert run.n_observations == 1 and len(run.cells) == 0
@@ -315,6 +315,7 @@ CHILD = textwrap.dedent("""
     import numpy as np
     from exodiff.io import RunWriter
     from exodiff.io.layout import FATE_COLUMNS
+    from exodiff.kernels.constants import STATE_NAMES
     path, compression = sys.argv[1], sys.argv[2]
     N, M, K = 20000, 30, 2
     w = RunWriter(path, config_text="x", seed=1, backend="numpy", device="cpu", dt=0.5,
@@ -327,7 +328,7 @@ CHILD = textwrap.dedent("""
                   n_snapshots_hint=1000, n_observations_hint=1000, exodiff_version="test")
     print("ready", flush=True)
     for k in range(10**9):
-        w.write_observation(k, 0.5 * k, np.full(6, k), np.full((M, 1), k), np.full((M, 1), k + 1),
+        w.write_observation(k, 0.5 * k, np.full(len(STATE_NAMES), k), np.full((M, 1), k), np.full((M, 1), k + 1),
                             np.full((M, K), k + 0.5))
         w.write_snapshot(k, 0.5 * k, np.full((N, 3), float(k)), np.full((N, 3), -k),
                          np.full(N, k % 128), np.full(N, k),

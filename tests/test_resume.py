@@ -33,6 +33,7 @@ EXODIFF = [sys.executable, str(ROOT / "tests" / "faults.py")]
 
 # Secretion (pending slots), an absorbing face, clearance, binding with
 # receptor capacity (step-synchronised kernel), unbinding, internalization,
+# fusion, escape, degradation, recycling (bound time per vesicle and per cell),
 # periodic images: every part of the state a resume must restore.
 CAPACITY = """
 [run]
@@ -52,7 +53,11 @@ types = ["target", "donor", "target"]
 [cell_types.target]
 kappa = "5 um/s"
 k_off = "1 /s"
-k_int = "1 /s"
+k_int = "20 /s"
+k_fuse = "5 /s"
+k_escape = "20 /s"
+k_degrade = "10 /s"
+k_recycle = "20 /s"
 capacity = 15
 [cell_types.donor]
 secretion_rate = "300 /s"
@@ -184,8 +189,10 @@ def test_resume_after_kill_is_bitwise_identical(runs, tmp_path, kill_at, capsys)
     # the fate table is among the bytes compared, and records every fate
     with open_run(out) as run:
         fates = run.fates
-    for column in ("first_bound_time", "internalized_time", "exit_time", "cleared_time"):
+    for column in ("first_bound_time", "internalized_time", "exit_time", "cleared_time", "escape_time",
+                   "degraded_time", "fused_time"):
         assert fates[column].notna().any(), column
+    assert (fates["recycled"] > 0).any() and (fates["bound_duration"] > 0).any()
 
 
 @pytest.mark.parametrize("output, kill_at, resumed_at", [

@@ -15,17 +15,23 @@ Layout (lengths in µm, unit ``"um"``; times in s, unit ``"s"``)::
         cell                       {step, time, value[S,n] int32} cell index, -1 if none
         id [n] int64               pool index of each stored vesicle
         species [n] int32          attr names; radius [n] float64
+        recycled, bound_duration   {step, time, value[S,n]} int32, float64 (s): SNAPSHOT_STATE
         milestones/<name> [n]      birth_time, first_bound_time, internalized_time,
                                    exit_time (NaN = never), rewritten at each snapshot
     /fates                         the fate of every vesicle, all N whatever is sampled
         species [N] int32          attr names; origin [N] int32 donor cell, -1: present at t = 0
         <column> [N]               FATE_COLUMNS: birth_time, first_bound_time, first_bound_cell,
                                    internalized_time, internalized_cell, exit_time,
-                                   cleared_time (NaN / -1 = did not happen), rewritten at
-                                   each snapshot (as of the last complete one: later events
-                                   are the reader's to drop)
+                                   cleared_time, escape_time, degraded_time, fused_time
+                                   (NaN / -1 = did not happen), recycled (times),
+                                   bound_duration (s), rewritten at each snapshot (as of the
+                                   last complete one: later events are the reader's to drop;
+                                   recycled and bound_duration may be a snapshot ahead in a
+                                   killed run's file, their series are not)
     /particles/cells               position [M,3], radius [M], type [M] int32 (attr names), box (hard link),
                                    kappa [M] (um/s), capacity [M], secretion_rate [M,P] (1/s, attr names)
+        cell_bound_steps           {step, time, value[S,M] int64} vesicle-steps bound on each
+                                   cell so far (× dt: vesicle-seconds): SNAPSHOT_STATE
     /observables/vesicles/<state>  {step[T], time[T], value[T] int64}, one per name in STATE_NAMES
     /observables/cells/bound       {step, time, value[T,M,S] int32}  attr species[S] (0.2: [T,M])
     /observables/cells/internalized {step, time, value[T,M,S] int32} attr species[S] (0.2: [T,M])
@@ -59,6 +65,12 @@ FATE_COLUMNS = {name: _FATES[name] for name in (
 assert set(FATE_COLUMNS) == set(_FATES), "every fate field needs its place among the columns"
 # Which event time each cell column belongs to.
 FATE_CELL_TIMES = {"first_bound_cell": "first_bound_time", "internalized_cell": "internalized_time"}
+# STATE fields (kernels/state.py) that every snapshot also stores as a series
+# of its own, {step, time, value[S, n]} under /particles/vesicles or value[S, M]
+# under /particles/cells: a resume needs them as of the snapshot it starts
+# from, and unlike the fate table's event times (cut back to that time by the
+# reader) these counts and sums cannot be cut back.
+SNAPSHOT_STATE = ("recycled", "bound_duration", "cell_bound_steps")
 # Per-cell properties in /particles/cells (drawn per cell when a type's value has a gsd).
 CELL_PROPERTY_UNITS = {"kappa": "um/s", "secretion_rate": "1/s"}
 FATE_BYTES_PER_VESICLE = 4 + 4 + sum(np.dtype(d).itemsize for d, _ in FATE_COLUMNS.values())

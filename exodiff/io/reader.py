@@ -19,10 +19,13 @@ import numpy as np
 from ..errors import InputError
 from ..formats import one_line
 from ..kernels.constants import STATE_NAMES
+from ..kernels.state import FIELDS
 from ..tomlfile import parse_toml
 from . import summary
 from .layout import (CHUNK_MAX_BYTES, FATE_CELL_TIMES, FATE_COLUMNS, LENGTH_UNIT, MILESTONE_NAMES,
-                     TIME_UNIT, complete_frames, names, text)
+                     SNAPSHOT_STATE, TIME_UNIT, complete_frames, names, text)
+
+CELL_SNAPSHOT_STATE = tuple(k for k in SNAPSHOT_STATE if not FIELDS[k].per_vesicle)
 from .recovery import check_not_in_use, clear_status_flags, superblock
 
 
@@ -176,6 +179,11 @@ class Run:
 
         self.has_positions = "position" in ves
         self._snap = {k: ves[k] for k in ("position", "image", "state", "cell") if k in ves}
+        # SNAPSHOT_STATE series (exodiff ≥ 0.4), per vesicle or per cell
+        for k in SNAPSHOT_STATE:
+            group = c if k in CELL_SNAPSHOT_STATE else ves
+            if k in group:
+                self._snap[k] = group[k]
         self._obs = {f"vesicles/{s}": f[f"observables/vesicles/{s}"] for s in STATE_NAMES}
         self._obs.update({f"cells/{k}": f[f"observables/cells/{k}"]
                           for k in ("bound", "internalized", "cargo")})
@@ -191,7 +199,10 @@ class Run:
                   "vesicles/species": (self._ves["species"].shape, n),
                   "vesicles/radius": (self._ves["radius"].shape, n)}
         for name, g in self._snap.items():
-            expect[f"vesicles/{name}"] = (g["value"].shape[1:2], n)
+            if name in CELL_SNAPSHOT_STATE:
+                expect[f"cells/{name}"] = (g["value"].shape[1:2], (M,))
+            else:
+                expect[f"vesicles/{name}"] = (g["value"].shape[1:2], n)
         for name in ("cells/bound", "cells/internalized"):
             expect[name] = (self._obs[name]["value"].shape[1:2], (M,))
         for name, (got, want) in expect.items():
@@ -377,6 +388,19 @@ class Run:
     def cell_of(self, i=None, rows=None):
         """Cell index of each stored vesicle (-1 if none): frame ``i`` [n], or all [S,n]."""
         return self._frames("cell", i, rows)
+
+    def snapshot_state(self, name, i=None):
+        """A STATE field stored with every snapshot (layout.SNAPSHOT_STATE):
+        "recycled" (int32) or "bound_duration" [s] of each stored vesicle,
+        "cell_bound_steps" (int64, vesicle-steps bound on each cell so far;
+        × dt: vesicle-seconds): frame ``i`` [n] or [M], or all [S, n] or
+        [S, M].  InputError for files written before these series."""
+        if name not in SNAPSHOT_STATE:
+            raise ValueError(f"snapshot_state: {name!r}, expected one of {', '.join(SNAPSHOT_STATE)}")
+        if name not in self._snap:
+            raise InputError(f"{self.path}: no {name} series (written by exodiff "
+                             f"{self.exodiff_version or '?'})")
+        return self._frames(name, i)
 
     @cached_property
     def milestones(self):

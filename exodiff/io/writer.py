@@ -31,8 +31,9 @@ from ..errors import InputError
 from ..formats import one_line
 from ..kernels.constants import FACE_KINDS, STATE_NAMES
 from .checkpoint import remove_checkpoint
+from ..kernels.state import FIELDS
 from .layout import (CELL_PROPERTY_UNITS, COMPRESSIONS, FATE_COLUMNS, LENGTH_UNIT, MILESTONE_NAMES,
-                     TIME_UNIT, complete_frames, names_attr, value_chunks)
+                     SNAPSHOT_STATE, TIME_UNIT, complete_frames, names_attr, value_chunks)
 from .recovery import RunLock, clear_status_flags
 
 
@@ -269,6 +270,13 @@ class RunWriter:
                     ds.attrs["unit"] = CELL_PROPERTY_UNITS[name]
                 if value.ndim == 2:
                     ds.attrs["names"] = names_attr(species_names)
+            self._state_series = {}
+            for name in SNAPSHOT_STATE:
+                per_vesicle = FIELDS[name].per_vesicle
+                self._state_series[name] = _Series(
+                    ves if per_vesicle else cells, name, (n if per_vesicle else M,), FIELDS[name].dtype,
+                    unit=TIME_UNIT if name == "bound_duration" else None, **big)
+            self._snapshot_series += list(self._state_series.values())
 
             obs_v = f.create_group("observables/vesicles")
             small = dict(hint=n_observations_hint)
@@ -352,6 +360,9 @@ class RunWriter:
         self._edges = series(ves["box/edges"])
         self._snapshot_series = [s for s in (self._position, self._image, self._state, self._cell,
                                              self._edges) if s is not None]
+        self._state_series = {name: series((ves if FIELDS[name].per_vesicle else f["particles/cells"])[name])
+                              for name in SNAPSHOT_STATE}
+        self._snapshot_series += list(self._state_series.values())
         self._milestones = {name: ves["milestones"][name] for name in MILESTONE_NAMES}
         self._fates = {name: f["fates"][name] for name in FATE_COLUMNS}
         obs_v, obs_c = f["observables/vesicles"], f["observables/cells"]
@@ -391,7 +402,7 @@ class RunWriter:
         return self._bound.frames
 
     def write_observation(self, step, time, state_counts, bound, internalized, cargo):
-        """Append one observation at ``step`` (time [s]): ``state_counts[6]``
+        """Append one observation at ``step`` (time [s]): ``state_counts[len(STATE_NAMES)]``
         vesicles per state (order STATE_NAMES), ``bound[M,S]`` and
         ``internalized[M,S]`` vesicles per cell and species, ``cargo[M,K]``
         cargo delivered to each cell so far."""
@@ -404,13 +415,15 @@ class RunWriter:
         self._cargo.write_value(_array(cargo, (M, K), np.float64, "cargo"))
         self._complete(self._observation_series, step, time)
 
-    def write_snapshot(self, step, time, position, image, state, cell, fates):
+    def write_snapshot(self, step, time, position, image, state, cell, fates, state_series=None):
         """Append one snapshot at ``step`` (time [s]) of the full pool:
         ``position[N,3]`` [µm] and ``image[N,3]`` (ignored, may be None, when
-        positions are not written), ``state[N]`` (0..5), ``cell[N]`` (-1 if
-        none) and ``fates`` name -> [N] for every name in FATE_COLUMNS
-        (layout.no_fates: nothing happened).  Only the rows of the stored
-        vesicles are written, except the fate table: all N."""
+        positions are not written), ``state[N]`` (constants.VesicleState),
+        ``cell[N]`` (-1 if none), ``fates`` name -> [N] for every name in
+        FATE_COLUMNS (layout.no_fates: nothing happened) and
+        ``state_series`` name -> [N] or [M] for every name in
+        layout.SNAPSHOT_STATE (None: their initial values).  Only the rows of
+        the stored vesicles are written, except the fate table: all N."""
         N = self.n_vesicles
         if self._position is not None:
             self._position.write_value(self._take(_array(position, (N, 3), np.float64, "position")))
@@ -418,6 +431,12 @@ class RunWriter:
         self._state.write_value(self._take(_array(state, (N,), np.int8, "state")))
         self._cell.write_value(self._take(_array(cell, (N,), np.int32, "cell")))
         self._edges.write_value(self._box_edges)
+        for name, series in self._state_series.items():
+            f = FIELDS[name]
+            size = self.n_vesicles if f.per_vesicle else self.n_cells
+            value = np.full(size, f.initial, f.dtype) if state_series is None else state_series[name]
+            value = _array(value, (size,), f.dtype, name)
+            series.write_value(self._take(value) if f.per_vesicle else value)
         for name, (dtype, _) in FATE_COLUMNS.items():
             column = _array(fates[name], (N,), dtype, name)
             self._fates[name][...] = column
