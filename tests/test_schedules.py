@@ -61,7 +61,8 @@ def test_a_change_takes_effect_from_the_first_step_starting_at_or_after_it():
 def test_change_steps_lists_every_change_inside_the_run():
     raw = _raw(run={"duration": 1.0, "dt": 0.01},
                cell_types={"target": {"kappa": _sched((0, 1), ("0.25 s", 2)),
-                                      "k_off": _sched((0, 1), ("0.25 s", 0), ("2 s", 1))}},
+                                      "k_off": _sched((0, 1), ("0.25 s", 0), ("2 s", 1)),
+                                      "k_int": _sched((0, 1), ("0.245 s", 2), ("0.25 s", 3))}},
                vesicles={"ev": {"radius": 0.05, "count": 10,
                                 "half_life": _sched((0, "inf"), ("504 ms", "1 s"), ("0.999 s", "inf"))}})
     cfg = parse_config(raw)
@@ -69,7 +70,12 @@ def test_change_steps_lists_every_change_inside_the_run():
     assert m.change_steps.dtype == np.int64
     assert m.change_steps.tolist() == [25, 51]
     # 0.999 s → step 100 = n_steps and 2 s → beyond: never in force, said by exodiff check
-    assert any("never applies" in w for w in cfg.warnings)
+    assert any(w.startswith("cell_types.target.k_off: the change at 2 s comes after the end of the run")
+               for w in cfg.warnings)
+    assert any(w.startswith("vesicles.ev.half_life: the change at 999 ms") for w in cfg.warnings)
+    assert ("cell_types.target.k_int: the entries at 245 ms and 250 ms both take effect at step 25 "
+            "(run.dt = 10 ms); only the later applies") in cfg.warnings
+    assert rate_constants(cfg, m.arrays["ctype"], 25)["type_frac_off"][0] == 0.0  # k_off 0, k_int 3
     assert build_model(parse_config(_raw())).change_steps.size == 0
 
 
@@ -253,6 +259,19 @@ def test_a_schedule_of_one_entry_is_the_constant_bit_for_bit(tmp_path):
     assert all(s.is_constant for _, s in cfg.schedules())
     run_sim(cfg, "numba", tmp_path, "schedule.h5")
     a, b = _datasets(tmp_path / "constant.h5"), _datasets(tmp_path / "schedule.h5")
+    assert sorted(a) == sorted(b)
+    assert [name for name in a if a[name] != b[name]] == []
+
+
+def test_changes_to_the_same_value_leave_the_run_bit_for_bit(tmp_path):
+    """37 changes of k_off, each to the value it had: the chunks end at each
+    and the backend takes the constants anew, and nothing else changes."""
+    raw = copy.deepcopy(_everything(3).raw)
+    run_sim(parse_config(raw), "numba", tmp_path, "constant.h5")
+    raw["cell_types"]["target"]["k_off"] = _sched(*[(k * 0.0107, 4.0) for k in range(37)])
+    sim = run_sim(parse_config(raw), "numba", tmp_path, "changes.h5")
+    assert sim.model.change_steps.size == 36
+    a, b = _datasets(tmp_path / "constant.h5"), _datasets(tmp_path / "changes.h5")
     assert sorted(a) == sorted(b)
     assert [name for name in a if a[name] != b[name]] == []
 
