@@ -68,28 +68,32 @@ centre of a cube of half-width a; x = X/a and s = D t/a².
    a horizon that comes before the exit.
 
 4. Inversion, and the error bounds.  Each function is a pure function of its
-   arguments, evaluated by a safeguarded Newton iteration (bisection whenever
-   Newton leaves the current bracket) with at most MAX_ITER = 60 steps that
-   stops once a step is below TOL = 1e-15 relative (quadratic convergence: the
-   last step leaves an error far below it).  The same operations in the same
-   order run in the C++ twin; they use only +, −, ×, ÷, sqrt and libm's exp,
-   log, sin, cos, erfc, so the host harness matches bit for bit.
+   arguments.  The inverses use Halley's iteration (cubic convergence; the
+   function and two derivatives come from the same sums) from an asymptotic
+   first guess, inside a bracket that every evaluation narrows, with a
+   bisection step wherever Halley would leave it: at most MAX_ITER = 60
+   steps, done after a Halley step below STOP = 1e-7 relative (the error it
+   leaves is ~ step³ ≈ 1e-21).  Typical counts: 2–3 evaluations.  The same
+   operations in the same order run in the C++ twin; they use only +, −, ×,
+   ÷, sqrt and libm's exp, log, sin, cos, erfc, so the host harness matches
+   bit for bit (and so do Numba and plain Python, which call the same libm).
    * ``interval_survival(s)``: relative error below 1e-15 (rounding of a few
      terms; truncation below 1e-20), and 1 − S to ~2e-16 absolute at small s.
-   * ``cube_exit_time(u)``: Newton on E(s) = −ln S(s) = −ln(u)/3: in s above
-     the switch (E is convex there, so Newton from the upper bound
-     s = (E + ln(4/π))/(π²/4) descends monotonically) and in w = 1/s below it,
+   * ``cube_exit_time(u)``: solves E(s) = −ln S(s) = −ln(u)/3: in s above
+     the switch (E is convex there; first guess the upper bound
+     s = (E + ln(4/π))/(π²/4)) and in w = 1/s below it,
      on ln E (nearly linear in w: E ≈ 2erfc(√w/2)), starting from the
      asymptotic inverse of erfc.  Computed −ln(1 − Q) uses log's own
      rounding twice (Goldberg's log1p), so E is relatively accurate even for u
      near 1.  The result is the exact root for some u' with |u'/u − 1| below
-     a few 1e-16 (E to ~1e-15 relative near the switch, where E ≈ 0.05 is a
-     difference of terms ≈ 0.25; less elsewhere).
-   * ``interval_position(u, s)``: Newton on ln H = ln(a·S), a = min(u, 1 − u)
+     a few 1e-16 (E is a difference of terms ≈ 0.25 near the switch, where
+     E ≈ 0.05: there s is within ~7 ulps of the exact root, elsewhere 1–2).
+   * ``interval_position(u, s)``: solves ln H = ln(a·S), a = min(u, 1 − u)
      (the tail mass on the side of u), in φ (modes) or t = ξz (images), so
      tails keep relative precision.  The result is the exact quantile of some
-     u' with |u' − u| ≤ ~1e-16·a (modes, Gaussian) or ~2e-16 absolute
-     (images: the image form of H cancels near ξ = 1).
+     u' with |u' − u| ≤ 3e-16 (absolute), and relative to a in the tails down
+     to what the double ξ can resolve next to ±1 (the image form of H also
+     cancels there).
 
 Sources: the series are the textbook solutions of the diffusion equation on an
 interval (Carslaw & Jaeger, Conduction of Heat in Solids, §3.3; Feller, vol. 2,
@@ -104,24 +108,29 @@ import math
 
 from .jit import njit
 
-PI_2 = 1.5707963267948966            # π/2
-PI2_4 = 2.4674011002723395           # π²/4 = λ_0
-PI2 = 9.869604401089358              # π²
-TWO_PI2 = 19.739208802178716         # 2π²: r = e^{−2π² s}
-FOUR_OVER_PI = 1.2732395447351628    # 4/π
-TWO_OVER_PI = 0.6366197723675814     # 2/π
-LN_FOUR_OVER_PI = 0.24156447527049044  # ln(4/π)
-INV_SQRT_PI = 0.5641895835477563     # 1/√π
+# Constants correctly rounded (not computed from the rounded math.pi)
+PI_2 = 1.5707963267948966               # π/2
+PI2_4 = 2.4674011002723395              # π²/4 = λ_0
+PI2 = 9.869604401089358                 # π²
+PI4 = 97.40909103400244                 # π⁴
+TWO_PI2 = 19.739208802178716            # 2π²: r = e^{−2π² s}
+FOUR_OVER_PI = 1.2732395447351628       # 4/π
+TWO_OVER_PI = 0.6366197723675814        # 2/π
+LN_FOUR_OVER_PI = 0.24156447527049044   # ln(4/π)
+INV_SQRT_PI = 0.5641895835477563        # 1/√π
 LN_TWO_OVER_SQRT_PI = 0.12078223763524522  # ln(2/√π)
+SQRT_HALF = 0.7071067811865476          # 1/√2
 
 S_SWITCH = 0.1        # survival, exit time: images below, modes from here on
 X_SWITCH = 0.05       # position: images below, modes from here on
 GAUSS_SWITCH = 0.005  # position: the free Gaussian below (images < 2e-23)
 MODE_CUTOFF = 1e-20   # modes summed while e^{−(λ_k − λ_0)s} ≥ this
 MAX_MODES = 16        # never reached for s ≥ X_SWITCH (k ≤ 9 there)
-MAX_ITER = 60         # Newton/bisection steps at most
-TOL = 1e-15           # stop when a Newton step is below TOL (relative)
-# E(S_SWITCH) = −ln S(0.1) by the mode sum: cube_exit_time's regime switch
+MAX_ITER = 60         # Halley/bisection steps at most
+STOP = 1e-7           # done after a Halley step below STOP (relative): the
+                      # error left is ~ (step)³, far below round-off
+# E(S_SWITCH) = −ln S(0.1) by the mode sum (PI2_4·s − LN_FOUR_OVER_PI − ln A):
+# cube_exit_time's regime switch
 E_SWITCH = 0.05202475901682888
 
 # A&S 26.2.23: normal quantile to 4.5e-4, the image regime's first guess
@@ -131,11 +140,12 @@ QD1, QD2, QD3 = 1.432788, 0.189269, 0.001308
 
 @njit(cache=True)
 def _mode_sums(s):
-    """(A, B) = (Σ_k (−1)^k c_k/(2k+1), Σ_k (−1)^k k(k+1) c_k/(2k+1)) with
-    c_k = e^{−π² s k(k+1)}: S = (4/π) e^{−π² s/4} A and dA/ds = −π² B."""
+    """(A, B, C) = Σ_k (−1)^k (1, k(k+1), k²(k+1)²)·c_k/(2k+1), c_k =
+    e^{−π² s k(k+1)}: S = (4/π) e^{−π² s/4} A, A' = −π² B, A'' = π⁴ C."""
     r = math.exp(-TWO_PI2 * s)
     a = 1.0
     b = 0.0
+    cc = 0.0
     c = 1.0
     ratio = 1.0
     sign = 1.0
@@ -145,10 +155,12 @@ def _mode_sums(s):
         if c < MODE_CUTOFF:
             break
         sign = -sign
-        odd = 2.0 * k + 1.0
-        a = a + sign * c / odd
-        b = b + sign * (k * (k + 1.0)) * c / odd
-    return a, b
+        term = sign * c / (2.0 * k + 1.0)
+        kk = k * (k + 1.0)
+        a = a + term
+        b = b + kk * term
+        cc = cc + (kk * kk) * term
+    return a, b, cc
 
 
 @njit(cache=True)
@@ -160,7 +172,7 @@ def interval_survival(s):
     if s < S_SWITCH:
         z = 0.5 / math.sqrt(s)
         return 1.0 - 2.0 * (math.erfc(z) - math.erfc(3.0 * z))
-    a, b = _mode_sums(s)
+    a, b, c = _mode_sums(s)
     return FOUR_OVER_PI * math.exp(-PI2_4 * s) * a
 
 
@@ -174,6 +186,16 @@ def _neg_log1m(q):
 
 
 @njit(cache=True)
+def _halley(x, f, f1, f2, lo, hi):
+    """(next x, whether it was a Halley step): x − 2 f f1/(2 f1² − f f2), or
+    the bracket's midpoint where that leaves [lo, hi]."""
+    xn = x - 2.0 * f * f1 / (2.0 * f1 * f1 - f * f2)
+    if xn >= lo and xn <= hi:
+        return xn, True
+    return 0.5 * (lo + hi), False
+
+
+@njit(cache=True)
 def cube_exit_time(u):
     """The dimensionless s with interval_survival(s)³ = u for u in (0, 1):
     the exit time from a cube of half-width a is s·a²/D (0 for u ≥ 1,
@@ -184,28 +206,29 @@ def cube_exit_time(u):
         return math.inf
     target = -math.log(u) / 3.0          # E(s) = −ln S(s) at the root
     if target >= E_SWITCH:
-        # modes, Newton in s on E(s) − target; E ≥ π²s/4 − ln(4/π) bounds s
+        # modes, in s: E = π²s/4 − ln(4/π) − ln A, convex; E ≥ π²s/4 − ln(4/π)
         lo = S_SWITCH
         hi = (target + LN_FOUR_OVER_PI) / PI2_4
         x = hi
         for it in range(MAX_ITER):
-            a, b = _mode_sums(x)
+            a, b, c = _mode_sums(x)
+            ba = b / a
             f = PI2_4 * x - LN_FOUR_OVER_PI - math.log(a) - target
-            df = PI2_4 + PI2 * b / a
+            f1 = PI2_4 + PI2 * ba
+            f2 = PI4 * (ba * ba - c / a)
             if f > 0.0:
                 hi = x
             else:
                 lo = x
-            xn = x - f / df
-            if not (xn >= lo and xn <= hi):
-                xn = 0.5 * (lo + hi)
-            done = abs(xn - x) <= TOL * xn
+            xn, halley = _halley(x, f, f1, f2, lo, hi)
+            done = halley and abs(xn - x) <= STOP * xn
             x = xn
             if done:
                 break
         return x
-    # images, Newton in w = 1/s = 4z² on ln E(w) − ln(target), E decreasing in w;
-    # E(z0) < target at z0² = ln(2/(√π target)) (erfc(z) < e^{−z²}/(z√π)) bounds w
+    # images, in w = 1/s = 4z²: ln E(w) − ln(target), E decreasing in w, with
+    # E ≈ Q = 2(erfc(z) − erfc(3z)); E(z0) < target at z0² = ln(2/(√π target))
+    # (erfc(z) < e^{−z²}/(z√π)), so w < 4z0²
     lt = math.log(target)
     z0sq = LN_TWO_OVER_SQRT_PI - lt
     lo = 1.0 / S_SWITCH
@@ -216,19 +239,25 @@ def cube_exit_time(u):
     for it in range(MAX_ITER):
         z = 0.5 * math.sqrt(x)
         zz = z * z
+        e1 = math.exp(-zz)
+        e9 = math.exp(-9.0 * zz)
         q = 2.0 * (math.erfc(z) - math.erfc(3.0 * z))
         e = _neg_log1m(q)
-        dq = -INV_SQRT_PI * (math.exp(-zz) - 3.0 * math.exp(-9.0 * zz)) / (2.0 * z)  # dQ/dw
+        m = 1.0 - q
+        k = INV_SQRT_PI / (2.0 * z)
+        qw = -k * (e1 - 3.0 * e9)                                        # dQ/dw
+        qww = -k * (-2.0 * e1 + 54.0 * e9 - (e1 - 3.0 * e9) / zz) / (8.0 * z)  # d²Q/dw²
+        ew = qw / m
+        eww = qww / m + ew * ew
         f = math.log(e) - lt
-        df = dq / ((1.0 - q) * e)
+        f1 = ew / e
+        f2 = eww / e - f1 * f1
         if f > 0.0:
             lo = x
         else:
             hi = x
-        xn = x - f / df
-        if not (xn >= lo and xn <= hi):
-            xn = 0.5 * (lo + hi)
-        done = abs(xn - x) <= TOL * xn
+        xn, halley = _halley(x, f, f1, f2, lo, hi)
+        done = halley and abs(xn - x) <= STOP * xn
         x = xn
         if done:
             break
@@ -244,8 +273,9 @@ def _asin_guess(v):
 
 @njit(cache=True)
 def _mode_tail(phi, r):
-    """(Σ_k (−1)^k c_k sin²((2k+1)φ/2)/(2k+1), Σ_k (−1)^k c_k sin((2k+1)φ)):
-    H·π/4 and p, both divided by e^{−π² s/4} (r = e^{−2π² s})."""
+    """(h, p, p') at φ: h = Σ_k (−1)^k c_k sin²((2k+1)φ/2)/(2k+1) = H·(π/4)
+    e^{π² s/4}, p = 2 dh/dφ = Σ_k (−1)^k c_k sin((2k+1)φ) and its derivative
+    Σ_k (−1)^k c_k (2k+1) cos((2k+1)φ); r = e^{−2π² s}."""
     sb = math.sin(0.5 * phi)
     cb = math.cos(0.5 * phi)
     lam = -4.0 * sb * sb
@@ -255,6 +285,7 @@ def _mode_tail(phi, r):
     dc = 0.0
     h = sb * sb
     p = 2.0 * sb * cb
+    dp = cb * cb - sb * sb
     c = 1.0
     ratio = 1.0
     sign = 1.0
@@ -268,38 +299,42 @@ def _mode_tail(phi, r):
         dc = dc + lam * yc
         yc = yc + dc
         sign = -sign
-        h = h + sign * c * (ys * ys) / (2.0 * k + 1.0)
-        p = p + sign * c * (2.0 * ys * yc)
-    return h, p
+        sc = sign * c
+        odd = 2.0 * k + 1.0
+        h = h + sc * (ys * ys) / odd
+        p = p + sc * (2.0 * ys * yc)
+        dp = dp + sc * odd * (yc * yc - ys * ys)
+    return h, p, dp
 
 
 @njit(cache=True)
 def _mode_position(a, s):
-    """|ξ| ≥ 0 with mass a·S beyond it (modes, s ≥ X_SWITCH), by Newton in
-    φ = π(1 − ξ)/2 on ln H(φ) = ln(a·S)."""
+    """|ξ| ≥ 0 with mass a·S beyond it (modes, s ≥ X_SWITCH), by Halley in
+    φ = π(1 − ξ)/2 on ln h(φ) = ln(a·A)."""
     r = math.exp(-TWO_PI2 * s)
-    amp, b = _mode_sums(s)
-    lt = math.log(a * amp)            # ln(a·S) − ln(4/π) − ln e^{−π² s/4}
+    amp, b, c = _mode_sums(s)
+    lt = math.log(a * amp)            # H = a·S  <=>  h = a·A
     lo = 0.0
     hi = PI_2
     x = 2.0 * _asin_guess(math.sqrt(a * amp))    # the first mode alone
     if x > hi:
         x = hi
     for it in range(MAX_ITER):
-        h, p = _mode_tail(x, r)
+        h, p, dp = _mode_tail(x, r)
         if h > 0.0 and p > 0.0:
             f = math.log(h) - lt
+            f1 = 0.5 * p / h                 # d ln h/dφ
+            f2 = 0.5 * dp / h - f1 * f1
             if f > 0.0:
                 hi = x
             else:
                 lo = x
-            xn = x - f * (2.0 * h) / p        # d ln H/dφ = p/(2h)
-            if not (xn >= lo and xn <= hi):
-                xn = 0.5 * (lo + hi)
-        else:                                 # φ so small that H underflowed
+            xn, halley = _halley(x, f, f1, f2, lo, hi)
+        else:                                 # φ so small that h underflowed
             lo = x
             xn = 0.5 * (lo + hi)
-        done = abs(xn - x) <= TOL * xn
+            halley = False
+        done = halley and abs(xn - x) <= STOP * xn
         x = xn
         if done:
             break
@@ -308,7 +343,7 @@ def _mode_position(a, s):
 
 @njit(cache=True)
 def _image_position(a, s):
-    """|ξ| ≥ 0 with mass a·S beyond it (images, s < X_SWITCH), by Newton in
+    """|ξ| ≥ 0 with mass a·S beyond it (images, s < X_SWITCH), by Halley in
     t = ξz on ln H(t) = ln(a·S)."""
     z = 0.5 / math.sqrt(s)
     images = s >= GAUSS_SWITCH
@@ -320,7 +355,7 @@ def _image_position(a, s):
         lt = math.log(a)
     # first guess: the normal quantile of a (A&S 26.2.23), over √2
     eta = math.sqrt(-2.0 * math.log(a))
-    x = (eta - (QC0 + eta * (QC1 + eta * QC2)) / (1.0 + eta * (QD1 + eta * (QD2 + eta * QD3)))) * 0.7071067811865476
+    x = (eta - (QC0 + eta * (QC1 + eta * QC2)) / (1.0 + eta * (QD1 + eta * (QD2 + eta * QD3)))) * SQRT_HALF
     lo = 0.0
     hi = z
     if x < lo:
@@ -329,25 +364,30 @@ def _image_position(a, s):
         x = 0.5 * hi
     for it in range(MAX_ITER):
         h = 0.5 * math.erfc(x)
-        g = math.exp(-x * x)
+        g = math.exp(-x * x)                 # √π·(−dH/dt)
+        dg = -2.0 * x * g
         if images:
             zm = 2.0 * z - x
             zp = 2.0 * z + x
+            em = math.exp(-zm * zm)
+            ep = math.exp(-zp * zp)
             h = h + 0.5 * (math.erfc(zm) - math.erfc(zp)) - ez
-            g = g - math.exp(-zm * zm) - math.exp(-zp * zp)
+            g = g - em - ep
+            dg = dg - 2.0 * zm * em + 2.0 * zp * ep
         if h > 0.0 and g > 0.0:
             f = math.log(h) - lt
+            f1 = -INV_SQRT_PI * g / h        # d ln H/dt
+            f2 = -INV_SQRT_PI * dg / h - f1 * f1
             if f > 0.0:
                 lo = x
             else:
                 hi = x
-            xn = x + f * h / (INV_SQRT_PI * g)    # d ln H/dt = −g/(√π h)
-            if not (xn >= lo and xn <= hi):
-                xn = 0.5 * (lo + hi)
-        else:                                     # so far out that H underflowed
+            xn, halley = _halley(x, f, f1, f2, lo, hi)
+        else:                                 # so far out that H underflowed
             hi = x
             xn = 0.5 * (lo + hi)
-        done = abs(xn - x) <= TOL * (xn + 1.0)
+            halley = False
+        done = halley and abs(xn - x) <= STOP * (xn + 1.0)
         x = xn
         if done:
             break
