@@ -261,7 +261,7 @@ __host__ __device__ inline double cube_exit_time(double u) {
         const double m = 1.0 - q;
         const double k = INV_SQRT_PI / (2.0 * z);
         const double qw = -k * (e1 - 3.0 * e9);
-        const double qww = -k * (-2.0 * e1 + 54.0 * e9 - (e1 - 3.0 * e9) / zz) / (8.0 * z);
+        const double qww = -k * (-2.0 * e1 + 54.0 * e9 - (e1 - 3.0 * e9) / zz) / 8.0;
         const double ew = qw / m;
         const double eww = qww / m + ew * ew;
         const double f = log(e) - lt;

@@ -246,7 +246,7 @@ def cube_exit_time(u):
         m = 1.0 - q
         k = INV_SQRT_PI / (2.0 * z)
         qw = -k * (e1 - 3.0 * e9)                                        # dQ/dw
-        qww = -k * (-2.0 * e1 + 54.0 * e9 - (e1 - 3.0 * e9) / zz) / (8.0 * z)  # d²Q/dw²
+        qww = -k * (-2.0 * e1 + 54.0 * e9 - (e1 - 3.0 * e9) / zz) / 8.0    # d²Q/dw²
         ew = qw / m
         eww = qww / m + ew * ew
         f = math.log(e) - lt
