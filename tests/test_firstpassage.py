@@ -395,3 +395,39 @@ def test_cuda_twin_compiles_for_the_device_without_local_memory(tmp_path):
     frames = [int(x) for x in
               re.findall(r"Function properties for leap_probe\s*\n\s*(\d+) bytes stack frame", log)]
     assert frames == [0], log
+
+
+@numba.njit
+def _survivals(s):
+    out = np.empty(s.size)
+    for i in range(s.size):
+        out[i] = fp.interval_survival(s[i])
+    return out
+
+
+def _timings(n=200000, repeats=7):
+    """ns per call in Numba, median of `repeats` (the cost per leap: one exit
+    time and two or three positions)."""
+    import time
+    rng = np.random.default_rng(0)
+    u = (rng.integers(0, 2 ** 32, n) + 0.5) / 2 ** 32          # Philox's uniforms
+    v = (rng.integers(0, 2 ** 32, n) + 0.5) / 2 ** 32
+    s_exit = _exit_times(u)
+    cases = [("cube_exit_time(u)", _exit_times, (u,)),
+             ("interval_position(u, s) at exit times", _positions, (v, s_exit)),
+             ("interval_position(u, 0.02) (images)", _positions, (v, np.full(n, 0.02))),
+             ("interval_position(u, 0.001) (Gaussian)", _positions, (v, np.full(n, 0.001))),
+             ("interval_position(u, 1.0) (modes)", _positions, (v, np.full(n, 1.0))),
+             ("interval_survival(s) at exit times", _survivals, (s_exit,))]
+    for name, fn, args in cases:
+        fn(*args)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn(*args)
+            times.append(time.perf_counter() - t0)
+        print(f"{name:42s} {np.median(times) / n * 1e9:7.1f} ns/call")
+
+
+if __name__ == "__main__":   # python tests/test_firstpassage.py: the cost of a call
+    _timings()
