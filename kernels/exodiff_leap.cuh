@@ -55,6 +55,15 @@ struct Step {
     bool halley;
 };
 
+// +inf, the exit time for u ≤ 0 (NVRTC has no HUGE_VAL)
+__host__ __device__ __forceinline__ double never() {
+#if defined(__CUDA_ARCH__)
+    return __longlong_as_double(0x7ff0000000000000LL);
+#else
+    return HUGE_VAL;
+#endif
+}
+
 // (A, B, C) = Σ_k (−1)^k (1, k(k+1), k²(k+1)²)·c_k/(2k+1), c_k = e^{−π² s k(k+1)}.
 __host__ __device__ __forceinline__ Sums3 mode_sums(double s) {
     const double r = exp(-TWO_PI2 * s);
@@ -211,55 +220,53 @@ __host__ __device__ inline double image_position(double a, double s) {
 // Probability that 1-D Brownian motion started at the centre of (−a, a) is
 // still inside at dimensionless time s = D t/a² (1 for s ≤ 0).
 __host__ __device__ inline double interval_survival(double s) {
-    using namespace leap;
     if (!(s > 0.0)) return 1.0;
-    if (s < S_SWITCH) {
+    if (s < leap::S_SWITCH) {
         const double z = 0.5 / sqrt(s);
         return 1.0 - 2.0 * (erfc(z) - erfc(3.0 * z));
     }
-    return FOUR_OVER_PI * exp(-PI2_4 * s) * mode_sums(s).a;
+    return leap::FOUR_OVER_PI * exp(-leap::PI2_4 * s) * leap::mode_sums(s).a;
 }
 
 // The dimensionless s with interval_survival(s)³ = u for u in (0, 1): the
 // exit time from a cube of half-width a is s·a²/D (0 for u ≥ 1, inf for u ≤ 0).
 __host__ __device__ inline double cube_exit_time(double u) {
-    using namespace leap;
     if (!(u < 1.0)) return 0.0;
-    if (!(u > 0.0)) return HUGE_VAL;
+    if (!(u > 0.0)) return leap::never();
     const double target = -log(u) / 3.0;
-    if (target >= E_SWITCH) {
-        double lo = S_SWITCH;
-        double hi = (target + LN_FOUR_OVER_PI) / PI2_4;
+    if (target >= leap::E_SWITCH) {
+        double lo = leap::S_SWITCH;
+        double hi = (target + leap::LN_FOUR_OVER_PI) / leap::PI2_4;
         double x = hi;
-        for (int it = 0; it < MAX_ITER; ++it) {
-            const Sums3 m = mode_sums(x);
+        for (int it = 0; it < leap::MAX_ITER; ++it) {
+            const leap::Sums3 m = leap::mode_sums(x);
             const double ba = m.b / m.a;
-            const double f = PI2_4 * x - LN_FOUR_OVER_PI - log(m.a) - target;
-            const double f1 = PI2_4 + PI2 * ba;
-            const double f2 = PI4 * (ba * ba - m.c / m.a);
+            const double f = leap::PI2_4 * x - leap::LN_FOUR_OVER_PI - log(m.a) - target;
+            const double f1 = leap::PI2_4 + leap::PI2 * ba;
+            const double f2 = leap::PI4 * (ba * ba - m.c / m.a);
             if (f > 0.0) hi = x; else lo = x;
-            const Step st = halley_step(x, f, f1, f2, lo, hi);
-            const bool done = st.halley && fabs(st.x - x) <= STOP * st.x;
+            const leap::Step st = leap::halley_step(x, f, f1, f2, lo, hi);
+            const bool done = st.halley && fabs(st.x - x) <= leap::STOP * st.x;
             x = st.x;
             if (done) break;
         }
         return x;
     }
     const double lt = log(target);
-    const double z0sq = LN_TWO_OVER_SQRT_PI - lt;
-    double lo = 1.0 / S_SWITCH;
+    const double z0sq = leap::LN_TWO_OVER_SQRT_PI - lt;
+    double lo = 1.0 / leap::S_SWITCH;
     double hi = 4.0 * z0sq;
     double x = 4.0 * (z0sq - 0.5 * log(z0sq));
     if (!(x > lo && x < hi)) x = 0.5 * (lo + hi);
-    for (int it = 0; it < MAX_ITER; ++it) {
+    for (int it = 0; it < leap::MAX_ITER; ++it) {
         const double z = 0.5 * sqrt(x);
         const double zz = z * z;
         const double e1 = exp(-zz);
         const double e9 = exp(-9.0 * zz);
         const double q = 2.0 * (erfc(z) - erfc(3.0 * z));
-        const double e = neg_log1m(q);
+        const double e = leap::neg_log1m(q);
         const double m = 1.0 - q;
-        const double k = INV_SQRT_PI / (2.0 * z);
+        const double k = leap::INV_SQRT_PI / (2.0 * z);
         const double qw = -k * (e1 - 3.0 * e9);
         const double qww = -k * (-2.0 * e1 + 54.0 * e9 - (e1 - 3.0 * e9) / zz) / 8.0;
         const double ew = qw / m;
@@ -268,8 +275,8 @@ __host__ __device__ inline double cube_exit_time(double u) {
         const double f1 = ew / e;
         const double f2 = eww / e - f1 * f1;
         if (f > 0.0) lo = x; else hi = x;
-        const Step st = halley_step(x, f, f1, f2, lo, hi);
-        const bool done = st.halley && fabs(st.x - x) <= STOP * st.x;
+        const leap::Step st = leap::halley_step(x, f, f1, f2, lo, hi);
+        const bool done = st.halley && fabs(st.x - x) <= leap::STOP * st.x;
         x = st.x;
         if (done) break;
     }

@@ -22,7 +22,9 @@ from scipy import integrate, special, stats
 
 from exodiff.kernels import firstpassage as fp
 
+import nvrtc_build
 from test_cuda_host import CXX, HARNESS_FLAGS, KERNELS, NVCC, NVCC_FLAGS
+from test_nvrtc import MISSING as NVRTC_MISSING
 
 EPS = np.finfo(float).eps
 LAM0 = math.pi ** 2 / 4
@@ -73,9 +75,10 @@ def mean_square_ref(s):
 
 
 # -- the inputs of the bit-identity checks: every regime, its edges, bad input --
-def _inputs():
+def _inputs(n=3000):
+    """(u, s): n Philox-style uniforms against log-uniform s, then the edges
+    of every regime and bad input, each against random partners."""
     rng = np.random.default_rng(15)
-    n = 3000
     u = (rng.integers(0, 2 ** 32, n) + 0.5) / 2 ** 32          # Philox's uniforms
     s = np.exp(rng.uniform(np.log(1e-7), np.log(300.0), n))
     u_switch = math.exp(-3 * fp.E_SWITCH)
@@ -328,9 +331,9 @@ def test_position_at_a_horizon_matches_brute_force(s):
 
 # -- every backend the same: plain Python, Numba, the C++ twin ------------------
 def test_numba_and_plain_python_agree_bit_for_bit():
-    u, s = _inputs()
+    u, s = _inputs(600)      # plain Python is slow: fewer random inputs, every edge
     code = ("import sys, numpy as np; sys.path.insert(0, sys.argv[1]); import test_firstpassage as t; "
-            "u, s = t._inputs(); np.save(sys.argv[2], t._evaluate(u, s))")
+            "u, s = t._inputs(600); np.save(sys.argv[2], t._evaluate(u, s))")
     out = Path(os.environ.get("TMPDIR", "/tmp")) / f"firstpassage_py_{os.getpid()}.npy"
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
     done = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(out)],
@@ -341,7 +344,9 @@ def test_numba_and_plain_python_agree_bit_for_bit():
     assert np.array_equal(_evaluate(u, s).view(np.int64), plain.view(np.int64))
 
 
+# Both include the step kernel's header first: the twin must live beside it.
 HOST_SOURCE = r"""
+#include "exodiff_step.cuh"
 #include "exodiff_leap.cuh"
 extern "C" void leap_eval(long long n, const double* u, const double* s, double* out) {
     for (long long i = 0; i < n; ++i) {
@@ -353,6 +358,7 @@ extern "C" void leap_eval(long long n, const double* u, const double* s, double*
 """
 
 DEVICE_SOURCE = r"""
+#include "exodiff_step.cuh"
 #include "exodiff_leap.cuh"
 extern "C" __global__ void leap_probe(const double* u, const double* s, double* out, int n) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
@@ -382,9 +388,13 @@ def test_cuda_twin_is_bit_identical_on_the_host(tmp_path):
     assert same.all(), (u[~same.all(axis=1)][:5], s[~same.all(axis=1)][:5])
 
 
-def test_cuda_twin_compiles_for_the_device_without_local_memory(tmp_path):
+def test_cuda_twin_compiles_with_nvcc_without_local_memory(tmp_path):
+    """Where NVRTC is missing (the test below covers the backend's path); once
+    exodiff_step.cu includes the twin, test_cuda_host's nvcc builds cover it."""
     if NVCC is None:
         pytest.skip("nvcc is not on the PATH: cannot compile the CUDA twin")
+    if NVRTC_MISSING is None:
+        pytest.skip("the NVRTC build below checks the device compile")
     src = tmp_path / "leap_probe.cu"
     src.write_text(DEVICE_SOURCE)
     cmd = [NVCC, "-I", str(KERNELS), "-arch=sm_90", "-c", str(src), "-o", str(tmp_path / "probe.o"),
@@ -395,6 +405,18 @@ def test_cuda_twin_compiles_for_the_device_without_local_memory(tmp_path):
     frames = [int(x) for x in
               re.findall(r"Function properties for leap_probe\s*\n\s*(\d+) bytes stack frame", log)]
     assert frames == [0], log
+
+
+@pytest.mark.skipif(NVRTC_MISSING is not None, reason=f"NVRTC build check: {NVRTC_MISSING}")
+@pytest.mark.parametrize("arch", nvrtc_build.ARCHS, ids=lambda a: f"sm_{a}")
+def test_cuda_twin_compiles_through_nvrtc_without_local_memory(arch):
+    """The backend's own compile path (CuPy's NVRTC, tests/nvrtc_build.py):
+    no warnings, no stack frame (the device's sincospi keeps the trigonometric
+    reduction's local array out)."""
+    build = nvrtc_build.compile_module(DEVICE_SOURCE, ("-std=c++17", f"-I{KERNELS}"), arch)
+    assert build.log.strip() == "", build.log
+    info = nvrtc_build.read_cubin(build.cubin)["leap_probe"]
+    assert info.frame_bytes == 0, info
 
 
 @numba.njit
