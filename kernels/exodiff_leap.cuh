@@ -51,8 +51,8 @@ struct Sums3 {
 };
 
 struct Step {
-    double x;
-    bool halley;
+    double x, lo, hi;
+    bool done;
 };
 
 // +inf, the exit time for u ≤ 0 (NVRTC has no HUGE_VAL)
@@ -89,12 +89,15 @@ __host__ __device__ __forceinline__ double neg_log1m(double q) {
     return q * log(w) / (w - 1.0);
 }
 
-// x − 2 f f1/(2 f1² − f f2), or the bracket's midpoint where that leaves [lo, hi].
-__host__ __device__ __forceinline__ Step halley_step(double x, double f, double f1, double f2,
-                                                     double lo, double hi) {
+// One safeguarded Halley step on a monotone f (f1's sign tells which way):
+// the bracket narrowed by x, then x − 2 f f1/(2 f1² − f f2), or the bracket's
+// midpoint where that leaves it; done after a Halley step below STOP·(x + floor).
+__host__ __device__ __forceinline__ Step halley(double x, double f, double f1, double f2,
+                                                double lo, double hi, double floor) {
+    if ((f > 0.0) == (f1 > 0.0)) hi = x; else lo = x;
     const double xn = x - 2.0 * f * f1 / (2.0 * f1 * f1 - f * f2);
-    if (xn >= lo && xn <= hi) return Step{xn, true};
-    return Step{0.5 * (lo + hi), false};
+    if (xn >= lo && xn <= hi) return Step{xn, lo, hi, fabs(xn - x) <= STOP * (xn + floor)};
+    return Step{0.5 * (lo + hi), lo, hi, false};
 }
 
 // asin(v) for 0 ≤ v ≤ √½ to ~1e-3 relative (a first guess only).
@@ -149,20 +152,19 @@ __host__ __device__ inline double mode_position(double a, double s) {
     for (int it = 0; it < MAX_ITER; ++it) {
         const Sums3 t = mode_tail(x, r);
         const double h = t.a, p = t.b, dp = t.c;
-        Step st;
         if (h > 0.0 && p > 0.0) {
             const double f = log(h) - lt;
             const double f1 = 0.5 * p / h;
             const double f2 = 0.5 * dp / h - f1 * f1;
-            if (f > 0.0) hi = x; else lo = x;
-            st = halley_step(x, f, f1, f2, lo, hi);
+            const Step st = halley(x, f, f1, f2, lo, hi, 0.0);
+            x = st.x;
+            lo = st.lo;
+            hi = st.hi;
+            if (st.done) break;
         } else {  // φ so small that h underflowed
             lo = x;
-            st = Step{0.5 * (lo + hi), false};
+            x = 0.5 * (lo + hi);
         }
-        const bool done = st.halley && fabs(st.x - x) <= STOP * st.x;
-        x = st.x;
-        if (done) break;
     }
     return 1.0 - TWO_OVER_PI * x;
 }
@@ -197,20 +199,19 @@ __host__ __device__ inline double image_position(double a, double s) {
             g = g - em - ep;
             dg = dg - 2.0 * zm * em + 2.0 * zp * ep;
         }
-        Step st;
         if (h > 0.0 && g > 0.0) {
             const double f = log(h) - lt;
             const double f1 = -INV_SQRT_PI * g / h;
             const double f2 = -INV_SQRT_PI * dg / h - f1 * f1;
-            if (f > 0.0) lo = x; else hi = x;
-            st = halley_step(x, f, f1, f2, lo, hi);
+            const Step st = halley(x, f, f1, f2, lo, hi, 1.0);
+            x = st.x;
+            lo = st.lo;
+            hi = st.hi;
+            if (st.done) break;
         } else {  // so far out that H underflowed
             hi = x;
-            st = Step{0.5 * (lo + hi), false};
+            x = 0.5 * (lo + hi);
         }
-        const bool done = st.halley && fabs(st.x - x) <= STOP * (st.x + 1.0);
-        x = st.x;
-        if (done) break;
     }
     return x / z;
 }
@@ -244,11 +245,11 @@ __host__ __device__ inline double cube_exit_time(double u) {
             const double f = leap::PI2_4 * x - leap::LN_FOUR_OVER_PI - log(m.a) - target;
             const double f1 = leap::PI2_4 + leap::PI2 * ba;
             const double f2 = leap::PI4 * (ba * ba - m.c / m.a);
-            if (f > 0.0) hi = x; else lo = x;
-            const leap::Step st = leap::halley_step(x, f, f1, f2, lo, hi);
-            const bool done = st.halley && fabs(st.x - x) <= leap::STOP * st.x;
+            const leap::Step st = leap::halley(x, f, f1, f2, lo, hi, 0.0);
             x = st.x;
-            if (done) break;
+            lo = st.lo;
+            hi = st.hi;
+            if (st.done) break;
         }
         return x;
     }
@@ -274,11 +275,11 @@ __host__ __device__ inline double cube_exit_time(double u) {
         const double f = log(e) - lt;
         const double f1 = ew / e;
         const double f2 = eww / e - f1 * f1;
-        if (f > 0.0) lo = x; else hi = x;
-        const leap::Step st = leap::halley_step(x, f, f1, f2, lo, hi);
-        const bool done = st.halley && fabs(st.x - x) <= leap::STOP * st.x;
+        const leap::Step st = leap::halley(x, f, f1, f2, lo, hi, 0.0);
         x = st.x;
-        if (done) break;
+        lo = st.lo;
+        hi = st.hi;
+        if (st.done) break;
     }
     return 1.0 / x;
 }

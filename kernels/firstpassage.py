@@ -190,13 +190,20 @@ def _neg_log1m(q):
 
 
 @njit(cache=True)
-def _halley(x, f, f1, f2, lo, hi):
-    """(next x, whether it was a Halley step): x − 2 f f1/(2 f1² − f f2), or
-    the bracket's midpoint where that leaves [lo, hi]."""
+def _halley(x, f, f1, f2, lo, hi, floor):
+    """One safeguarded Halley step on a monotone f (f1's sign tells which way)
+    with f, f', f'' = f, f1, f2 at x: the bracket [lo, hi] narrowed by x, then
+    x − 2 f f1/(2 f1² − f f2), or the bracket's midpoint where that leaves it.
+    Returns (next x, lo, hi, done): done after a Halley step below
+    STOP·(x + floor)."""
+    if (f > 0.0) == (f1 > 0.0):
+        hi = x
+    else:
+        lo = x
     xn = x - 2.0 * f * f1 / (2.0 * f1 * f1 - f * f2)
     if xn >= lo and xn <= hi:
-        return xn, True
-    return 0.5 * (lo + hi), False
+        return xn, lo, hi, abs(xn - x) <= STOP * (xn + floor)
+    return 0.5 * (lo + hi), lo, hi, False
 
 
 @njit(cache=True)
@@ -220,13 +227,7 @@ def cube_exit_time(u):
             f = PI2_4 * x - LN_FOUR_OVER_PI - math.log(a) - target
             f1 = PI2_4 + PI2 * ba
             f2 = PI4 * (ba * ba - c / a)
-            if f > 0.0:
-                hi = x
-            else:
-                lo = x
-            xn, halley = _halley(x, f, f1, f2, lo, hi)
-            done = halley and abs(xn - x) <= STOP * xn
-            x = xn
+            x, lo, hi, done = _halley(x, f, f1, f2, lo, hi, 0.0)
             if done:
                 break
         return x
@@ -256,13 +257,7 @@ def cube_exit_time(u):
         f = math.log(e) - lt
         f1 = ew / e
         f2 = eww / e - f1 * f1
-        if f > 0.0:
-            lo = x
-        else:
-            hi = x
-        xn, halley = _halley(x, f, f1, f2, lo, hi)
-        done = halley and abs(xn - x) <= STOP * xn
-        x = xn
+        x, lo, hi, done = _halley(x, f, f1, f2, lo, hi, 0.0)
         if done:
             break
     return 1.0 / x
@@ -329,19 +324,12 @@ def _mode_position(a, s):
             f = math.log(h) - lt
             f1 = 0.5 * p / h                 # d ln h/dφ
             f2 = 0.5 * dp / h - f1 * f1
-            if f > 0.0:
-                hi = x
-            else:
-                lo = x
-            xn, halley = _halley(x, f, f1, f2, lo, hi)
+            x, lo, hi, done = _halley(x, f, f1, f2, lo, hi, 0.0)
+            if done:
+                break
         else:                                 # φ so small that h underflowed
             lo = x
-            xn = 0.5 * (lo + hi)
-            halley = False
-        done = halley and abs(xn - x) <= STOP * xn
-        x = xn
-        if done:
-            break
+            x = 0.5 * (lo + hi)
     return 1.0 - TWO_OVER_PI * x
 
 
@@ -382,19 +370,12 @@ def _image_position(a, s):
             f = math.log(h) - lt
             f1 = -INV_SQRT_PI * g / h        # d ln H/dt
             f2 = -INV_SQRT_PI * dg / h - f1 * f1
-            if f > 0.0:
-                lo = x
-            else:
-                hi = x
-            xn, halley = _halley(x, f, f1, f2, lo, hi)
+            x, lo, hi, done = _halley(x, f, f1, f2, lo, hi, 1.0)
+            if done:
+                break
         else:                                 # so far out that H underflowed
             hi = x
-            xn = 0.5 * (lo + hi)
-            halley = False
-        done = halley and abs(xn - x) <= STOP * (xn + 1.0)
-        x = xn
-        if done:
-            break
+            x = 0.5 * (lo + hi)
     return x / z
 
 
