@@ -100,10 +100,24 @@ __host__ __device__ __forceinline__ Step halley(double x, double f, double f1, d
     return Step{0.5 * (lo + hi), lo, hi, false};
 }
 
-// asin(v) for 0 ≤ v ≤ √½ to ~1e-3 relative (a first guess only).
-__host__ __device__ __forceinline__ double asin_guess(double v) {
+// asin(v) for 0 ≤ v ≤ ½ by its Taylor series to v⁹ (error < 1.2e-5).
+__host__ __device__ __forceinline__ double asin_series(double v) {
     const double v2 = v * v;
     return v * (1.0 + v2 * (1.0 / 6.0 + v2 * (0.075 + v2 * (5.0 / 112.0 + v2 * (35.0 / 1152.0)))));
+}
+
+// First guess of φ with h(φ) = v2 (firstpassage._mode_guess): the first
+// mode's root, moved by one Newton step for the second mode (c1 = r).
+__host__ __device__ __forceinline__ double mode_guess(double v2, double r) {
+    const double sb = sqrt(v2);
+    double b0;
+    if (sb <= 0.5) {
+        b0 = asin_series(sb);
+    } else {
+        b0 = PI_2 - 2.0 * asin_series(sqrt(0.5 * (1.0 - sb)));
+    }
+    const double w = 3.0 - 4.0 * v2;
+    return 2.0 * (b0 + r / 6.0 * sb * (w * w) / sqrt(1.0 - v2));
 }
 
 // (h, p, p') at φ (firstpassage._mode_tail); r = e^{−2π² s}.
@@ -147,7 +161,7 @@ __host__ __device__ inline double mode_position(double a, double s) {
     const double amp = mode_sums(s).a;
     const double lt = log(a * amp);
     double lo = 0.0, hi = PI_2;
-    double x = 2.0 * asin_guess(sqrt(a * amp));
+    double x = mode_guess(a * amp, r);
     if (x > hi) x = hi;
     for (int it = 0; it < MAX_ITER; ++it) {
         const Sums3 t = mode_tail(x, r);

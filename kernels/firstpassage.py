@@ -264,10 +264,25 @@ def cube_exit_time(u):
 
 
 @njit(cache=True)
-def _asin_guess(v):
-    """asin(v) for 0 ≤ v ≤ √½ to ~1e-3 relative (a first guess only)."""
+def _asin_series(v):
+    """asin(v) for 0 ≤ v ≤ ½ by its Taylor series to v⁹ (error < 1.2e-5)."""
     v2 = v * v
     return v * (1.0 + v2 * (1.0 / 6.0 + v2 * (0.075 + v2 * (5.0 / 112.0 + v2 * (35.0 / 1152.0)))))
+
+
+@njit(cache=True)
+def _mode_guess(v2, r):
+    """First guess of φ with h(φ) = v2 (≤ ½): the first mode's root β0 =
+    asin(√v2) (for √v2 > ½ as π/2 − 2 asin(√((1 − √v2)/2))), moved by one
+    Newton step for the second mode, −(c1/3) sin²3β: β0 + (c1/6) sin β0
+    (3 − 4 v2)²/cos β0, c1 = r.  Error ~ c1² + 1e-5."""
+    sb = math.sqrt(v2)
+    if sb <= 0.5:
+        b0 = _asin_series(sb)
+    else:
+        b0 = PI_2 - 2.0 * _asin_series(math.sqrt(0.5 * (1.0 - sb)))
+    w = 3.0 - 4.0 * v2
+    return 2.0 * (b0 + r / 6.0 * sb * (w * w) / math.sqrt(1.0 - v2))
 
 
 @njit(cache=True)
@@ -315,7 +330,7 @@ def _mode_position(a, s):
     lt = math.log(a * amp)            # H = a·S  <=>  h = a·A
     lo = 0.0
     hi = PI_2
-    x = 2.0 * _asin_guess(math.sqrt(a * amp))    # the first mode alone
+    x = _mode_guess(a * amp, r)
     if x > hi:
         x = hi
     for it in range(MAX_ITER):
