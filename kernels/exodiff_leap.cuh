@@ -9,8 +9,8 @@
 // the device CUDA's libm (and sincospi for the one sine and cosine, which
 // keeps the trigonometric reduction out of local memory) and FMA contraction
 // differ from glibc by an ulp or two per call; the sampled distributions are
-// the same to round-off.  See
-// firstpassage.py for the derivation and the error bounds.
+// the same to round-off.  See firstpassage.py for the derivation and the
+// error bounds.
 #ifndef EXODIFF_LEAP_CUH
 #define EXODIFF_LEAP_CUH
 
