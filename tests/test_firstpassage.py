@@ -5,7 +5,8 @@ textbook eigen and image series summed directly with many terms (not the
 module's tail forms and recurrences), the exact mean exit time a²/(2D), the
 quantile identities, and brute-force Brownian motion with small Gaussian steps
 and the Brownian-bridge crossing test.  Then the C++ twin
-(kernels/exodiff_leap.cuh) bit for bit on the host, and its nvcc build.
+(kernels/exodiff_leap.cuh) bit for bit on the host, and its device build
+(NVRTC as the backend compiles, or nvcc where CuPy is missing).
 """
 import ctypes
 import math
