@@ -35,7 +35,7 @@ constexpr double INV_TWO_PI = 0.15915494309189535;        // 1/(2π), device onl
 
 constexpr double S_SWITCH = 0.1;        // survival, exit time: images below, modes above
 constexpr double X_SWITCH = 0.05;       // position: images below, modes above
-constexpr double GAUSS_SWITCH = 0.005;  // position: the free Gaussian below
+constexpr double GAUSS_SWITCH = 0.006;  // position: the free Gaussian below
 constexpr double MODE_CUTOFF = 1e-20;   // modes summed while e^{−(λ_k − λ_0)s} ≥ this
 constexpr int MAX_MODES = 16;
 constexpr int MAX_ITER = 60;            // Halley/bisection steps at most

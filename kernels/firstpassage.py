@@ -45,7 +45,9 @@ centre of a cube of half-width a; x = X/a and s = D t/a².
    * position: modes from X_SWITCH = 0.05 on (k ≤ 9), the three images
      written above below it (dropped terms ≤ erfc(3z) < 2.4e-21 absolute, with
      S = 1 − 2erfc(z) dropping 2erfc(3z) < 5e-21), and below GAUSS_SWITCH =
-     0.005 the free Gaussian alone (the images' mass, ≤ 2erfc(z) < 3.1e-23).
+     0.006 the free Gaussian alone (the images' mass, ≤ 2erfc(z) < 1.4e-19;
+     a cube 10 spreads √(2DT) wide, the widest a leap uses, puts its horizon T
+     at s = 0.005).
    The eigen sums are evaluated without cancellation in the tails: the modes'
    e^{−λ_k s} by the recurrence c_{k+1} = c_k·r^{k+1}, r = e^{−2π² s}, and
    sin((2k+1)β), cos((2k+1)β) (β = φ/2) by Reinsch's difference form of the
@@ -127,7 +129,7 @@ SQRT_HALF = 0.7071067811865476          # 1/√2
 
 S_SWITCH = 0.1        # survival, exit time: images below, modes from here on
 X_SWITCH = 0.05       # position: images below, modes from here on
-GAUSS_SWITCH = 0.005  # position: the free Gaussian below (images < 3.1e-23)
+GAUSS_SWITCH = 0.006  # position: the free Gaussian below (images < 1.4e-19)
 MODE_CUTOFF = 1e-20   # modes summed while e^{−(λ_k − λ_0)s} ≥ this
 MAX_MODES = 16        # never reached for s ≥ X_SWITCH (k ≤ 9 there)
 MAX_ITER = 60         # Halley/bisection steps at most
