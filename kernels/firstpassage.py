@@ -47,8 +47,7 @@ centre of a cube of half-width a; x = X/a and s = D t/a².
      S = 1 − 2erfc(z) dropping 2erfc(3z) < 5e-21), and below GAUSS_SWITCH =
      0.006 the free Gaussian alone (the images' mass, ≤ 2erfc(z) < 1.4e-19;
      a cube of half-width 10 spreads √(2DT), the widest a leap uses, puts its
-     horizon T
-     at s = 0.005).
+     horizon T at s = 0.005).
    The eigen sums are evaluated without cancellation in the tails: the modes'
    e^{−λ_k s} by the recurrence c_{k+1} = c_k·r^{k+1}, r = e^{−2π² s}, and
    sin((2k+1)β), cos((2k+1)β) (β = φ/2) by Reinsch's difference form of the
