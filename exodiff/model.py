@@ -14,7 +14,7 @@ import numpy as np
 
 from . import physics
 from .errors import ConfigError
-from .grid import build_cell_grid
+from .grid import build_cell_grid, clearance_map
 from .kernels import philox, state
 from .kernels.constants import BOUND, FACE_KINDS, FREE, PENDING, PERIODIC
 from .layouts import make_cells
@@ -51,6 +51,7 @@ class Model:
     precision: str = "double"        # run.precision: the cuda backend's step kernel
     change_steps: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
     # sorted steps in (0, n_steps) at which a scheduled value changes (change_steps())
+    stepping: str = "adaptive"       # run.stepping: leaps far from surfaces, or fixed steps
 
     def args(self):
         """The kernels' argument (state.StepArgs) over these arrays."""
@@ -232,14 +233,22 @@ def build_model(config):
         ccapacity=ccapacity,
         bin_size=grid.bin_size, nbins=grid.nbins, gstart=grid.start, gitems=grid.items,
         **rate_constants(config, cells.types, 0),
+        adaptive=int(run.stepping == "adaptive"),
+        horizon_every=np.array(horizon_every(run), dtype=np.int64),
+        horizon_stops=np.array([physics.step_count(run.duration, dt)]),
+        clearance=clearance_map(grid, cells.centers, cells.radii, box, periodic,
+                                float(vradius.max(initial=0.0))),
     ))
     n_steps = physics.step_count(run.duration, dt)
-    return Model(n_steps=n_steps, arrays=MappingProxyType(arrays),
+    model = Model(n_steps=n_steps, arrays=MappingProxyType(arrays),
                  birth_time=birth_time, origin=donor.astype(np.int32),
                  secretion_rate=secretion_rate, species_names=species_names,
                  cargo_names=cargo_names, cargo_table=cargo_table, cell_type_names=type_names,
                  faces=tuple(domain.faces), n_vesicles=N, n_cells=M, grid=grid, precision=run.precision,
-                 change_steps=change_steps(config, n_steps))
+                 change_steps=change_steps(config, n_steps), stepping=run.stepping)
+    # the steps where the constants change (schedules) are horizons too
+    arrays["horizon_stops"] = horizon_stops(model.change_steps, model.n_steps)
+    return model
 
 
 def rate_constants(config, ctype, step):
@@ -330,6 +339,20 @@ def type_event_constants(types, dt):
         type_frac_escape=share(per_type(lambda t: t.k_escape), k_endo),
         type_cut_recycle=cut(per_type(lambda t: t.k_escape + t.k_degrade), k_endo),
     )
+
+
+def horizon_stops(change_steps, n_steps):
+    """Run.horizon_stops: the sorted steps in (0, n_steps) where the
+    constants change, and n_steps (int64)."""
+    changes = np.asarray(change_steps, dtype=np.int64)
+    return np.unique(np.append(changes[(changes > 0) & (changes < n_steps)], np.int64(n_steps)))
+
+
+def horizon_every(run):
+    """Steps between observations and between snapshots (the driver's
+    schedules; no leap passes a multiple of either)."""
+    return (max(1, int(round(run.observe_interval / run.dt))),
+            max(1, int(round(run.snapshot_interval / run.dt))))
 
 
 def _into_box(p, box, periodic):

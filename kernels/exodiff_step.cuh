@@ -8,7 +8,9 @@
 // same order with the same operations (see step_numba for the physics):
 // 1. displacement, 2. cross_faces, 3. contact, 4. binding, 5. reflection,
 // 6. unbinding_placement, 7. bound_events, 8. clearance, 9. births,
-// 10. endosome_events.  Loop
+// 10. endosome_events, and with run.stepping = "adaptive" 11. try_leap
+// (kernels/leap.py: the vesicle then jumps its step counter to the landing
+// step; entry points *_adaptive).  Loop
 // invariants are hoisted, and two shortcuts (min_image, bridge) skip divisions
 // only where they provably change no bit.  Contact uniforms are drawn lazily,
 // like Numba, but each stage draws the STREAM_CONTACT words again (a pure
@@ -23,6 +25,7 @@
 #ifndef EXODIFF_STEP_CUH
 #define EXODIFF_STEP_CUH
 
+#include "exodiff_leap.cuh"
 #include "exodiff_rng.cuh"
 #include "exodiff_surface.cuh"
 
@@ -46,20 +49,29 @@ enum FaceKind : int { REFLECT = 0, PERIODIC = 1, ABSORB = 2 };
 enum Precision : int { DOUBLE = 0, MIXED = 1 };
 constexpr double BRIDGE_CUTOFF = 40.0;
 constexpr double FAR_SIGMAS = 6.3245617;  // cells out of reach: see constants.py
+// Leaps: mirror of kernels/leap.py (tests/test_leaps.py checks that they agree).
+constexpr double LEAP_MARGIN_SIGMAS = 8.944281;
+constexpr double LEAP_MIN_SIGMAS = 4.0;
+constexpr long long LEAP_MIN_STEPS = 2;
+constexpr double LEAP_CAP_SPREADS = 10.0;
+constexpr double LEAP_LOOK_SIGMAS = 2.0;
+constexpr double SQRT3 = 1.7320508075688772;
 
 // The kernels' arguments, container by container and field by field in the
 // order of kernels/state.py (tests/test_cuda_host.py checks that they agree).
 // Each list is an X-macro of P(T, name), an array of T, and S(T, name), a
 // scalar; the step writes the non-const arrays.  An (N, 3) array comes one row
 // per axis (pos: px, py, pz), so neighbouring threads touch neighbouring words.
-#define EXO_RUN(P, S) S(double, dt) S(unsigned int, k0) S(unsigned int, k1)
+#define EXO_RUN(P, S) S(double, dt) S(unsigned int, k0) S(unsigned int, k1) S(int, adaptive) \
+    P(const long long, horizon_every) P(const long long, horizon_stops)
 #define EXO_VESICLES(P, S)                                                          \
     P(double, px) P(double, py) P(double, pz) P(int, ix) P(int, iy) P(int, iz)      \
     P(signed char, state) P(int, cell) P(double, first_bound_time)                  \
     P(double, internalized_time) P(double, exit_time) P(int, first_bound_cell)      \
     P(double, cleared_time) P(double, escape_time) P(double, degraded_time)         \
     P(double, fused_time) P(int, recycled) P(double, bound_duration)                \
-    P(int, internalized_cell)
+    P(int, internalized_cell) P(long long, leap_end) P(long long, leaps)            \
+    P(long long, leap_steps) P(long long, leap_look)
 #define EXO_VESICLE_PARAMS(P, S)                                                     \
     P(const double, diffusion) P(const double, sigma) P(const double, settling)     \
     P(const double, vradius) P(const int, species) P(const long long, birth_step)   \
@@ -73,11 +85,15 @@ constexpr double FAR_SIGMAS = 6.3245617;  // cells out of reach: see constants.p
     P(const double, type_p_event) P(const double, type_frac_off) P(const double, type_cut_fuse) \
     P(const double, type_p_endo) P(const double, type_frac_escape) P(const double, type_cut_recycle)
 #define EXO_GRID(P, S) \
-    P(const double, bin_size) P(const long long, nbins) P(const long long, gstart) P(const int, gitems)
+    P(const double, bin_size) P(const long long, nbins) P(const long long, gstart) P(const int, gitems) \
+    P(const double, clearance)
 
 #define EXO_MEMBER_P(T, name) T* name;
 #define EXO_MEMBER_S(T, name) T name;
-struct Run { EXO_RUN(EXO_MEMBER_P, EXO_MEMBER_S) };
+struct Run {
+    EXO_RUN(EXO_MEMBER_P, EXO_MEMBER_S)
+    long long n_stops;  // size of horizon_stops (the launcher's count)
+};
 struct Vesicles { EXO_VESICLES(EXO_MEMBER_P, EXO_MEMBER_S) };
 struct VesicleParams { EXO_VESICLE_PARAMS(EXO_MEMBER_P, EXO_MEMBER_S) };
 struct Domain { EXO_DOMAIN(EXO_MEMBER_P, EXO_MEMBER_S) };
@@ -450,12 +466,184 @@ __host__ __device__ __forceinline__ bool endosome_events(Vesicle& v, long long i
     return true;
 }
 
+// 11. Leaps (kernels/leap.py; twins: step_numpy._try_leap, step_numba._try_leap).
+
+// Steps a leap from step n may last: to the next observation, snapshot or
+// horizon stop.
+__host__ __device__ __forceinline__ long long leap_horizon(long long n, const Run& run) {
+    const long long e0 = EXO_LDG(run.horizon_every + 0), e1 = EXO_LDG(run.horizon_every + 1);
+    const long long h0 = (n / e0 + 1) * e0, h1 = (n / e1 + 1) * e1;
+    long long h = h0 < h1 ? h0 : h1;
+    long long k = 0;
+    while (k < run.n_stops - 1 && EXO_LDG(run.horizon_stops + k) <= n) ++k;
+    const long long stop = EXO_LDG(run.horizon_stops + k);
+    h = stop < h ? stop : h;
+    return h - n;
+}
+
+// Where a leap ends (leap.leap_path): k steps later at the cube's centre +
+// a·c + drift·k·dt + g·(normals of its last step); cleared at its end.
+struct LeapPath {
+    long long k;
+    bool cleared;
+    double c[3];
+    double g;
+};
+
+__host__ __device__ inline LeapPath leap_path(double u_time, double u_face, double u_clear, double u0,
+                                              double u1, double u2, long long steps, double a, double D,
+                                              double dt, double p_clear) {
+    bool cleared = false;
+    if (p_clear > 0.0) {
+        const double survived = floor(log(u_clear) / log1p(-p_clear));
+        if (survived < (double)steps) {
+            steps = (long long)survived + 1;
+            cleared = true;
+        }
+    }
+    const double s = cube_exit_time(u_time);
+    const double tau = s * a * a / D;
+    if (tau >= (double)steps * dt) {  // still inside at the horizon
+        const double sh = D * ((double)steps * dt) / (a * a);
+        return {steps, cleared, {interval_position(u0, sh), interval_position(u1, sh),
+                                 interval_position(u2, sh)}, 0.0};
+    }
+    long long k = (long long)ceil(tau / dt);
+    k = k > 1 ? k : 1;
+    k = k < steps ? k : steps;
+    double delta = (double)k * dt - tau;
+    delta = delta > 0.0 ? delta : 0.0;
+    const double g = sqrt(2.0 * D * delta);
+    int face = (int)(6.0 * u_face);
+    face = face < 5 ? face : 5;
+    const double side = (face & 1) ? 1.0 : -1.0;
+    const double q0 = interval_position(u0, s);
+    const double q1 = interval_position(u1, s);
+    const int axis = face >> 1;
+    LeapPath out = {k, cleared && k == steps, {q0, q1, side}, g};
+    if (axis == 0) {
+        out.c[0] = side;
+        out.c[1] = q0;
+        out.c[2] = q1;
+    } else if (axis == 1) {
+        out.c[0] = q0;
+        out.c[1] = side;
+        out.c[2] = q1;
+    }
+    return out;
+}
+
+// A look that finds the vesicle `gap` too close puts the next one off
+// (step_numba._put_off).
+__host__ __device__ __forceinline__ void put_off(long long i, long long n, long long horizon, double gap,
+                                                 double s, double speed, double dt, const Args& args) {
+    if (!(gap > 0.0)) return;
+    const double q = gap / (LEAP_LOOK_SIGMAS * s);
+    double j = q * q;
+    if (speed > 0.0) {
+        const double jd = gap / (speed * dt);
+        j = jd < j ? jd : j;
+    }
+    const double hz = (double)horizon;
+    j = hz < j ? hz : j;
+    args.ves.leap_look[i] = n + (long long)floor(j);
+}
+
+// A FREE vesicle (not in flight, looking) far from every surface leaps: its
+// cube from the clearance, then leap_path.  Returns the steps it flies (0: it
+// did not leap).
+__host__ __device__ inline long long try_leap(Vesicle& v, long long i, long long n, double D, double s,
+                                                double vr, const Box& box, const Args& args) {
+    const double dt = args.run.dt;
+    const long long horizon = leap_horizon(n, args.run);
+    if (horizon < LEAP_MIN_STEPS || !(s > 0.0)) return 0;
+    const double vx = EXO_LDG(args.dom.flow + 0), vy = EXO_LDG(args.dom.flow + 1);
+    const double vz = EXO_LDG(args.dom.flow + 2) - EXO_LDG(args.par.settling + i);
+    const double speed = sqrt(vx * vx + vy * vy + vz * vz);
+    double d = infinity();
+    for (int a = 0; a < 3; ++a) {
+        if (box.periodic[a]) continue;
+        const double lo = v.p[a], hi = box.L[a] - v.p[a];
+        const double m = hi < lo ? hi : lo;
+        d = m < d ? m : d;
+    }
+    long long kb[3];
+    double e2 = 0.0;
+    for (int a = 0; a < 3; ++a) {
+        const long long nb = EXO_LDG(args.grid.nbins + a);
+        const double h = EXO_LDG(args.grid.bin_size + a);
+        long long k = (long long)floor(v.p[a] / h);
+        k = k > 0 ? k : 0;
+        kb[a] = k < nb - 1 ? k : nb - 1;
+        const double e = v.p[a] - ((double)kb[a] + 0.5) * h;
+        e2 = a == 0 ? e * e : e2 + e * e;
+    }
+    const long long b = (kb[0] * EXO_LDG(args.grid.nbins + 1) + kb[1]) * EXO_LDG(args.grid.nbins + 2) + kb[2];
+    const double unlisted = EXO_LDG(args.grid.clearance + b) - sqrt(e2);
+    d = unlisted < d ? unlisted : d;  // the cells the bin does not list
+    const double margin = LEAP_MARGIN_SIGMAS * s + speed * dt;
+    const double need = margin + SQRT3 * (LEAP_MIN_SIGMAS * s);
+    if (!(d - margin > LEAP_MIN_SIGMAS * s)) {  // too close already
+        put_off(i, n, horizon, need - d, s, speed, dt, args);
+        return 0;
+    }
+    const long long kend = EXO_LDG(args.grid.gstart + b + 1);
+    for (long long k = EXO_LDG(args.grid.gstart + b); k < kend; ++k) {  // and those it lists, exactly
+        const int c = EXO_LDG(args.grid.gitems + k);
+        double ce[3], e[3];
+        const double dc = sqrt(separation(v.p, c, ce, e, box, args)) - (EXO_LDG(args.cells.cradius + c) + vr);
+        d = dc < d ? dc : d;
+    }
+    const double r = d - margin;
+    long long steps = horizon;
+    if (speed > 0.0) {
+        const double kmax = r / (2.0 * speed * dt);
+        if (kmax < (double)steps) steps = (long long)floor(kmax > -1.0 ? kmax : -1.0);
+    }
+    double a = (r - speed * ((double)steps * dt)) / SQRT3;
+    const double cap = LEAP_CAP_SPREADS * (s * sqrt((double)steps));
+    a = cap < a ? cap : a;
+    if (steps < LEAP_MIN_STEPS || !(a >= LEAP_MIN_SIGMAS * s)) {
+        put_off(i, n, horizon, need - d, s, speed, dt, args);
+        return 0;
+    }
+    const unsigned long long id = (unsigned long long)i;
+    const Doubles4 w = uniforms4(id, (unsigned int)n, STREAM_LEAP, args.run.k0, args.run.k1);
+    const Doubles4 q = uniforms4(id, (unsigned int)n, STREAM_LEAP_POSITION, args.run.k0, args.run.k1);
+    const LeapPath path = leap_path(w.v0, w.v1, w.v2, w.v3, q.v0, q.v1, steps, a, D, dt,
+                                    EXO_LDG(args.par.p_clear + EXO_LDG(args.par.species + i)));
+    const long long k = path.k;
+    double z[3] = {0.0, 0.0, 0.0};
+    if (path.g > 0.0) {
+        const Doubles4 zz = normals4(id, (unsigned int)(n + k - 1), STREAM_DIFFUSE, args.run.k0, args.run.k1);
+        z[0] = zz.v0;
+        z[1] = zz.v1;
+        z[2] = zz.v2;
+    }
+    const double t = (double)k * dt;
+    const double vel[3] = {vx, vy, vz};
+    for (int ax = 0; ax < 3; ++ax)
+        v.p[ax] = fold(v.p[ax] + (a * path.c[ax] + (vel[ax] * t + path.g * z[ax])), box.L[ax],
+                       box.periodic[ax], v.image[ax]);
+    args.ves.leap_end[i] = n + k;
+    args.ves.leaps[i] += 1;
+    args.ves.leap_steps[i] += k;
+    if (path.cleared) {
+        v.state = CLEARED;
+        args.ves.cleared_time[i] = (double)(n + k) * dt;
+    }
+    return k;
+}
+
 // -- the loop -------------------------------------------------------------------
 
 // Advance vesicle i through steps n0..n1-1 (step n takes t_n = n·dt to t_{n+1}).
 // Returns whether anything changed (a bound or pending vesicle often waits
 // out the whole launch, and then need not be written back).
-template <Precision P>
+// ADAPTIVE: the entry points of run.stepping = "adaptive" (with the leap
+// stage); the fixed ones have no leap code at all, so their registers and
+// occupancy stay as they were (exodiff_step.cu).
+template <Precision P, bool ADAPTIVE>
 __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long n0, long long n1,
                                                          Vesicle& v, const Args& args) {
     const double dt = args.run.dt;
@@ -477,9 +665,16 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
     const double drift[3] = {EXO_LDG(args.dom.flow + 0) * dt, EXO_LDG(args.dom.flow + 1) * dt,
                              (EXO_LDG(args.dom.flow + 2) - EXO_LDG(args.par.settling + i)) * dt};
     const double pcl = EXO_LDG(args.par.p_clear + EXO_LDG(args.par.species + i));
+    const bool adaptive = ADAPTIVE && args.run.adaptive != 0;
     bool changed = false;
 
-    for (long long n = n0; n < n1; ++n) {
+    // a vesicle in flight is skipped until it lands
+    long long start = n0;
+    if (adaptive && v.state == FREE) {
+        const long long end = args.ves.leap_end[i];
+        start = end > n0 ? end : n0;
+    }
+    for (long long n = start; n < n1; ++n) {
         const int st = v.state;
         if (st == EXITED || st == CLEARED || st == DELIVERED || st == DEGRADED) break;
         // the step's end time, (n + 1)·dt, is computed where it is written
@@ -501,6 +696,14 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
         }
 
         changed = true;
+        if (adaptive && args.ves.leap_look[i] <= n) {
+            const long long k = try_leap(v, i, n, D, s, vr, box, args);
+            if (k > 0) {
+                if (v.state == CLEARED) break;
+                n += k - 1;  // in flight until step n + k
+                continue;
+            }
+        }
         double p0[3];
         displacement<P>(v, p0, s, drift, id, nn, args.run);
         ContactUniform<0> uf = {false, 0.0};
@@ -535,7 +738,7 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
 // Load vesicle i, advance it through steps n0..n1-1, store it back if it
 // changed.  Vesicles in a final state are neither read nor written: with one
 // launch per step (finite capacity) the memory traffic is the cost.
-template <Precision P>
+template <Precision P, bool ADAPTIVE>
 __host__ __device__ __forceinline__ void advance_one(long long i, long long n0, long long n1,
                                                      const Args& args) {
     const Vesicles& A = args.ves;
@@ -551,7 +754,7 @@ __host__ __device__ __forceinline__ void advance_one(long long i, long long n0, 
     v.image[2] = A.iz[i];
     v.state = st;
     v.cell = A.cell[i];
-    if (!advance_vesicle<P>(i, n0, n1, v, args)) return;
+    if (!advance_vesicle<P, ADAPTIVE>(i, n0, n1, v, args)) return;
     A.px[i] = v.p[0];
     A.py[i] = v.p[1];
     A.pz[i] = v.p[2];
@@ -576,12 +779,12 @@ __host__ __device__ __forceinline__ void advance_one(long long i, long long n0, 
         EXO_VESICLES(EXO_PARAM_P, EXO_PARAM_S) EXO_VESICLE_PARAMS(EXO_PARAM_P, EXO_PARAM_S) \
         EXO_DOMAIN(EXO_PARAM_P, EXO_PARAM_S) EXO_CELLS(EXO_PARAM_P, EXO_PARAM_S)            \
         EXO_CELL_TYPES(EXO_PARAM_P, EXO_PARAM_S) EXO_GRID(EXO_PARAM_P, EXO_PARAM_S),       \
-        long long n_gitems
+        long long n_gitems, long long n_stops
 
 // The containers from those parameters (inside an entry point).
 #define EXO_INIT(T, name) name,
 #define EXO_ADVANCE_ARGS                                                                     \
-    const exo::Args args = {{EXO_RUN(EXO_INIT, EXO_INIT)},                                   \
+    const exo::Args args = {{EXO_RUN(EXO_INIT, EXO_INIT) n_stops},                           \
                             {EXO_VESICLES(EXO_INIT, EXO_INIT)},                              \
                             {EXO_VESICLE_PARAMS(EXO_INIT, EXO_INIT)},                        \
                             {EXO_DOMAIN(EXO_INIT, EXO_INIT)},                                \

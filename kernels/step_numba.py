@@ -31,6 +31,11 @@ again, placed like an unbinding vesicle outside its cell.  It draws the
 STREAM_BOUND words of its step: a vesicle begins a step either BOUND or
 INTERNALIZED, so these counters are never used twice and the other streams'
 numbers are unchanged.
+With run.stepping = "adaptive", a FREE vesicle far from every surface first
+tries 11. a leap (kernels/leap.py): it then flies over many steps, skipped by
+every stage until it lands (Vesicles.leap_end).  Without receptor capacity
+adaptive runs go vesicle by vesicle (``advance_vesicles``, each with its own
+step counter, as on the GPU), so a leap costs one visit, not one per step.
 
 Each block of vesicles runs step by step: the block's normals first, in a
 loop free of branches and libm calls (philox.normals4 uses polynomials) that
@@ -54,7 +59,9 @@ import numpy as np
 
 from .constants import (ABSORB, BOUND, BRIDGE_CUTOFF, CLEARED, DEGRADED, DELIVERED, EXITED,
                         FAR_SIGMAS, FREE, INTERNALIZED, PENDING, PERIODIC)
-from .philox import STREAM_BOUND, STREAM_CONTACT, STREAM_DIFFUSE
+from .leap import (LEAP_CAP_SPREADS, LEAP_LOOK_SIGMAS, LEAP_MARGIN_SIGMAS, LEAP_MIN_SIGMAS,
+                   LEAP_MIN_STEPS, SQRT3, leap_path)
+from .philox import STREAM_BOUND, STREAM_CONTACT, STREAM_DIFFUSE, STREAM_LEAP, STREAM_LEAP_POSITION
 from .philox_numba import normals4, uniforms4
 from .surface import binding_probability, release_fraction, unbind_distance
 
@@ -335,6 +342,143 @@ def _endosome_events(i, n, t1, run, ves, par, dom, cells, types):
     ves.recycled[i] += 1
 
 
+@inline
+def _leap_horizon(n, run):
+    """Steps a leap from step n may last: to the next observation, snapshot
+    or horizon stop (kernels/leap.py, item 2)."""
+    e0 = run.horizon_every[0]
+    e1 = run.horizon_every[1]
+    h = min((n // e0 + 1) * e0, (n // e1 + 1) * e1)
+    stops = run.horizon_stops
+    k = 0
+    while k < stops.size - 1 and stops[k] <= n:
+        k += 1
+    return min(h, stops[k]) - n
+
+
+@inline
+def _try_leap(i, n, horizon, run, ves, par, dom, cells, grid):
+    """11. A FREE vesicle (not in flight) far from every surface leaps
+    (kernels/leap.py): its cube from the clearance, then leap_path, landing
+    at step leap_end.  Returns whether it leapt."""
+    dt = run.dt
+    s = par.sigma[i]
+    if horizon < LEAP_MIN_STEPS or not s > 0.0:
+        return False
+    vx = dom.flow[0]
+    vy = dom.flow[1]
+    vz = dom.flow[2] - par.settling[i]
+    speed = math.sqrt(vx * vx + vy * vy + vz * vz)
+    d = math.inf
+    for a in range(3):
+        if dom.face_kind[2 * a] != PERIODIC:
+            d = min(d, min(ves.pos[i, a], dom.box[a] - ves.pos[i, a]))
+    x = ves.pos[i, 0]
+    y = ves.pos[i, 1]
+    z = ves.pos[i, 2]
+    kx = min(max(int(math.floor(x / grid.bin_size[0])), 0), grid.nbins[0] - 1)
+    ky = min(max(int(math.floor(y / grid.bin_size[1])), 0), grid.nbins[1] - 1)
+    kz = min(max(int(math.floor(z / grid.bin_size[2])), 0), grid.nbins[2] - 1)
+    ex = x - (kx + 0.5) * grid.bin_size[0]
+    ey = y - (ky + 0.5) * grid.bin_size[1]
+    ez = z - (kz + 0.5) * grid.bin_size[2]
+    dist = math.sqrt(ex * ex + ey * ey + ez * ez)
+    b = (kx * grid.nbins[1] + ky) * grid.nbins[2] + kz
+    d = min(d, grid.clearance[b] - dist)  # the cells the bin does not list
+    margin = LEAP_MARGIN_SIGMAS * s + speed * dt
+    need = margin + SQRT3 * (LEAP_MIN_SIGMAS * s)
+    if not d - margin > LEAP_MIN_SIGMAS * s:  # too close already (the test below fails too)
+        _put_off(i, n, horizon, need - d, s, speed, dt, ves)
+        return False
+    for k in range(grid.gstart[b], grid.gstart[b + 1]):  # the cells it lists, exactly
+        c = grid.gitems[k]
+        qx = _min_image(x - cells.ccenter[c, 0], 0, dom)
+        qy = _min_image(y - cells.ccenter[c, 1], 1, dom)
+        qz = _min_image(z - cells.ccenter[c, 2], 2, dom)
+        d = min(d, math.sqrt(qx * qx + qy * qy + qz * qz) - (cells.cradius[c] + par.vradius[i]))
+    r = d - margin
+    steps = horizon
+    if speed > 0.0:
+        kmax = r / (2.0 * speed * dt)
+        if kmax < steps:
+            steps = int(math.floor(max(kmax, -1.0)))
+    a = (r - speed * (steps * dt)) / SQRT3
+    a = min(a, LEAP_CAP_SPREADS * (s * math.sqrt(steps)))
+    if steps < LEAP_MIN_STEPS or not a >= LEAP_MIN_SIGMAS * s:
+        _put_off(i, n, horizon, need - d, s, speed, dt, ves)
+        return False
+    u_time, u_face, u_clear, u0 = uniforms4(i, n, STREAM_LEAP, run.k0, run.k1)
+    u1, u2, _, _ = uniforms4(i, n, STREAM_LEAP_POSITION, run.k0, run.k1)
+    k, cleared, c0, c1, c2, g = leap_path(u_time, u_face, u_clear, u0, u1, u2, steps, a,
+                                          par.diffusion[i], dt, par.p_clear[par.species[i]])
+    z0 = 0.0
+    z1 = 0.0
+    z2 = 0.0
+    if g > 0.0:
+        z0, z1, z2, _ = normals4(i, n + k - 1, STREAM_DIFFUSE, run.k0, run.k1)
+    t = k * dt
+    ves.pos[i, 0] = _fold(i, 0, x + (a * c0 + (vx * t + g * z0)), dom, ves.image)
+    ves.pos[i, 1] = _fold(i, 1, y + (a * c1 + (vy * t + g * z1)), dom, ves.image)
+    ves.pos[i, 2] = _fold(i, 2, z + (a * c2 + (vz * t + g * z2)), dom, ves.image)
+    ves.leap_end[i] = n + k
+    ves.leaps[i] += 1
+    ves.leap_steps[i] += k
+    if cleared:
+        ves.state[i] = CLEARED
+        ves.cleared_time[i] = (n + k) * dt
+    return True
+
+
+@inline
+def _free_step(i, n, t1, z0, z1, z2, passive, run, ves, par, dom, cells, types, grid):
+    """Stages 1–5 and 8: one step of FREE vesicle i with its normals z
+    (``passive``: per axis, no absorbing face)."""
+    D = par.diffusion[i]
+    Ddt = D * run.dt
+    p0x, p0y, p0z = _displacement(i, z0, z1, z2, run, ves, par, dom)
+    u = (False, 0.0, 0.0, 0.0, 0.0)
+
+    exited = False
+    for a in range(3):
+        if passive[a] and 0.0 <= ves.pos[i, a] < dom.box[a]:
+            continue
+        x0 = p0x if a == 0 else (p0y if a == 1 else p0z)
+        exited, u = _cross_faces(i, a, x0, n, t1, D, Ddt, u, run, ves, dom)
+        if exited:  # its later axes keep their unfolded values
+            return
+
+    if grid.gitems.size > 0:
+        c, ex, ey, ez, r1, d1, u = _contact(i, n, p0x, p0y, p0z, Ddt, u, run, ves, par, dom,
+                                            cells, grid)
+        if c >= 0:
+            if r1 == 0.0:  # end point at the centre: any normal will do
+                ez = 1.0
+                r1 = 1.0
+            bound, u = _binding(i, c, n, t1, ex, ey, ez, r1, D, u, run, ves, par, dom, cells,
+                                types)
+            if bound:
+                return
+            if d1 < 0.0:
+                _reflection(i, c, ex, ey, ez, r1, ves, par, dom, cells)
+
+    _clearance(i, n, t1, u, run, ves, par)
+
+
+@inline
+def _put_off(i, n, horizon, gap, s, speed, dt, ves):
+    """Vesicle i, ``gap`` closer to a surface than a leap needs, looks
+    again after min((gap/(LEAP_LOOK_SIGMAS·σ))², gap/(|v| dt)) steps, at the
+    horizon at the latest (kernels/leap.py)."""
+    if not gap > 0.0:
+        return
+    q = gap / (LEAP_LOOK_SIGMAS * s)
+    j = q * q
+    if speed > 0.0:
+        j = min(j, gap / (speed * dt))
+    j = min(j, float(horizon))
+    ves.leap_look[i] = n + int(math.floor(j))
+
+
 # -- the loop -----------------------------------------------------------------------
 @numba.njit(cache=True, error_model="numpy", _nrt=False)
 def advance_block(i0, i1, n0, n1, scratch, bound_steps, run, ves, par, dom, cells, types, grid):
@@ -353,13 +497,19 @@ def advance_block(i0, i1, n0, n1, scratch, bound_steps, run, ves, par, dom, cell
     for T in range(types.type_p_endo.size):
         if types.type_p_endo[T] > 0.0:
             endosomes = True
+    adaptive = run.adaptive != 0
     for n in range(n0, n1):
         t1 = (n + 1) * run.dt
         # the vesicles that move in this step: FREE at its start (a vesicle
-        # only changes its own state, so the list stays valid below)
+        # only changes its own state, so the list stays valid below), not
+        # in flight, and not leaping from here
         nfree = 0
+        horizon = _leap_horizon(n, run) if adaptive else 0
         for i in range(i0, i1):
             if ves.state[i] == FREE:
+                if adaptive and (ves.leap_end[i] > n or (
+                        ves.leap_look[i] <= n and _try_leap(i, n, horizon, run, ves, par, dom, cells, grid))):
+                    continue
                 free_ids[nfree] = i
                 nfree += 1
         for k in range(nfree):
@@ -385,41 +535,61 @@ def advance_block(i0, i1, n0, n1, scratch, bound_steps, run, ves, par, dom, cell
             if st == BOUND:
                 _bound_events(i, n, t1, bound_steps, run, ves, par, dom, cells, types)
                 continue
-
-            D = par.diffusion[i]
-            Ddt = D * run.dt
-            p0x, p0y, p0z = _displacement(i, zx[kfree], zy[kfree], zz[kfree], run, ves, par, dom)
-            kfree += 1
-            u = (False, 0.0, 0.0, 0.0, 0.0)
-
-            exited = False
-            for a in range(3):
-                if passive[a] and 0.0 <= ves.pos[i, a] < dom.box[a]:
-                    continue
-                x0 = p0x if a == 0 else (p0y if a == 1 else p0z)
-                exited, u = _cross_faces(i, a, x0, n, t1, D, Ddt, u, run, ves, dom)
-                if exited:  # its later axes keep their unfolded values
-                    break
-            if exited:
+            if adaptive and ves.leap_end[i] > n:  # in flight
                 continue
 
-            if grid.gitems.size > 0:
-                c, ex, ey, ez, r1, d1, u = _contact(i, n, p0x, p0y, p0z, Ddt, u, run, ves, par, dom,
-                                                    cells, grid)
-                if c >= 0:
-                    if r1 == 0.0:  # end point at the centre: any normal will do
-                        ez = 1.0
-                        r1 = 1.0
-                    bound, u = _binding(i, c, n, t1, ex, ey, ez, r1, D, u, run, ves, par, dom, cells,
-                                        types)
-                    if bound:
-                        continue
-                    if d1 < 0.0:
-                        _reflection(i, c, ex, ey, ez, r1, ves, par, dom, cells)
-
-            _clearance(i, n, t1, u, run, ves, par)
+            _free_step(i, n, t1, zx[kfree], zy[kfree], zz[kfree], passive, run, ves, par, dom, cells,
+                       types, grid)
+            kfree += 1
         if live == 0:  # every vesicle of the block has left
             break
+
+
+@numba.njit(cache=True, error_model="numpy", _nrt=False)
+def advance_vesicles(i0, i1, n0, n1, bound_steps, run, ves, par, dom, cells, types, grid):
+    """Advance vesicles i0..i1-1 through steps n0..n1-1 one vesicle at a
+    time, each with its own step counter (as the CUDA kernel does): a leap
+    or a wait for a birth costs one visit, not one per step.  The stages and
+    random numbers are the step-major loop's, so the results are the same
+    bits.  For independent vesicles only (no receptor capacity).
+    ``bound_steps`` [M]: the thread's partial of cells.cell_bound_steps."""
+    passive = (dom.face_kind[0] != ABSORB and dom.face_kind[1] != ABSORB,
+               dom.face_kind[2] != ABSORB and dom.face_kind[3] != ABSORB,
+               dom.face_kind[4] != ABSORB and dom.face_kind[5] != ABSORB)
+    adaptive = run.adaptive != 0
+    for i in range(i0, i1):
+        n = n0
+        while n < n1:
+            st = ves.state[i]
+            if st == PENDING:
+                if par.birth_step[i] > n:  # nothing happens before its birth step
+                    n = par.birth_step[i]
+                    continue
+                _births(i, n, ves, par)
+                n += 1
+                continue
+            t1 = (n + 1) * run.dt
+            if st == BOUND:
+                _bound_events(i, n, t1, bound_steps, run, ves, par, dom, cells, types)
+                n += 1
+                continue
+            if st == INTERNALIZED and types.type_p_endo[cells.ctype[ves.cell[i]]] > 0.0:
+                _endosome_events(i, n, t1, run, ves, par, dom, cells, types)
+                n += 1
+                continue
+            if st != FREE:  # EXITED, CLEARED, DELIVERED, DEGRADED, or in an endosome for good
+                break
+            if adaptive:
+                if ves.leap_end[i] > n:  # in flight
+                    n = ves.leap_end[i]
+                    continue
+                if ves.leap_look[i] <= n and _try_leap(i, n, _leap_horizon(n, run), run, ves, par, dom,
+                                                   cells, grid):
+                    n = ves.leap_end[i]
+                    continue
+            z0, z1, z2, _ = normals4(i, n, STREAM_DIFFUSE, run.k0, run.k1)
+            _free_step(i, n, t1, z0, z1, z2, passive, run, ves, par, dom, cells, types, grid)
+            n += 1
 
 
 @numba.njit(cache=True)
@@ -453,6 +623,20 @@ def _advance_blocks(n0, n1, block, parts, run, ves, par, dom, cells, types, grid
         for b in range(t * nblocks // parts, (t + 1) * nblocks // parts):
             advance_block(b * block, min((b + 1) * block, n), n0, n1, _scratch(block),
                           partials[t], run, ves, par, dom, cells, types, grid)
+    _add_bound_steps(partials, cells)
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _advance_vesicle_blocks(n0, n1, block, parts, run, ves, par, dom, cells, types, grid):
+    """Blocks of `block` vesicles in parallel (`parts` ranges of them, as in
+    _advance_blocks), each vesicle by vesicle."""
+    n = ves.state.size
+    nblocks = (n + block - 1) // block
+    partials = np.zeros((parts, cells.cell_bound_steps.size), dtype=np.int64)
+    for t in numba.prange(parts):
+        for b in range(t * nblocks // parts, (t + 1) * nblocks // parts):
+            advance_vesicles(b * block, min((b + 1) * block, n), n0, n1, partials[t], run, ves, par,
+                             dom, cells, types, grid)
     _add_bound_steps(partials, cells)
 
 
@@ -492,6 +676,9 @@ def advance(n0, n1, args):
     n = args.vesicles.state.size
     if np.any(args.cells.ccapacity > 0):
         _advance_synced(n0, n1, block_size(n), numba.get_num_threads(), *args)
+    elif args.run.adaptive:  # leaps: vesicle by vesicle, so a leap costs one visit
+        _advance_vesicle_blocks(n0, n1, block_size(n), numba.get_num_threads(), *args)
+        count_bound(args.vesicles, args.cells)
     else:
         _advance_blocks(n0, n1, block_size(n), numba.get_num_threads(), *args)
         count_bound(args.vesicles, args.cells)
