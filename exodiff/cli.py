@@ -615,6 +615,8 @@ def _add_validate_parser(sub):
     v.add_argument("--plot", metavar="DIR", help="write one PNG per case into DIR (needs matplotlib)")
     v.add_argument("--backend", default="auto", help="auto (default), cuda, numba or numpy")
     v.add_argument("--list", action="store_true", help="list the cases and exit")
+    v.add_argument("--stepping", choices=("fixed", "adaptive"),
+                   help="run every case with this run.stepping only (default: both, fixed first)")
     _add_threads(v)
 
 
@@ -631,17 +633,21 @@ def _validate(args):
     backend, note = select_backend(args.backend)
     if note:
         print(note, file=sys.stderr)
-    print(f"exodiff {__version__} validate: {len(cases)} cases on {backend.name} [{backend.device}]"
-          + (" (quick)" if args.quick else ""), file=sys.stderr)
+    steppings = [args.stepping] if args.stepping else list(validate.STEPPINGS)
+    print(f"exodiff {__version__} validate: {len(cases)} cases on {backend.name} [{backend.device}], "
+          f"stepping {' and '.join(steppings)}" + (" (quick)" if args.quick else ""), file=sys.stderr)
     results = []
-    for case in cases:
-        res = validate.run_case(case, backend=backend.name, quick=args.quick, progress=lambda name, step:
-                                print(f"  {name}: s = {step:g} L ...", file=sys.stderr, flush=True))
-        print(f"  {case.name}: {sum(c.passed for c in res.checks)}/{len(res.checks)} pass, "
-              f"{res.vesicle_steps:.3g} vesicle-steps in {res.wall_time:.0f} s", file=sys.stderr, flush=True)
-        if args.plot:
-            validate.plot_case(res, args.plot)
-        results.append(res)
+    for stepping in steppings:
+        for case in cases:
+            res = validate.run_case(case, backend=backend.name, quick=args.quick, stepping=stepping,
+                                    progress=lambda name, step: print(f"  {name} ({stepping}): s = {step:g} L ...",
+                                                                      file=sys.stderr, flush=True))
+            print(f"  {case.name} ({stepping}): {sum(c.passed for c in res.checks)}/{len(res.checks)} pass, "
+                  f"{res.vesicle_steps:.3g} vesicle-steps" + (f", {res.leaps:.3g} leaps" if res.leaps else "")
+                  + f" in {res.wall_time:.0f} s", file=sys.stderr, flush=True)
+            if args.plot:
+                validate.plot_case(res, args.plot)
+            results.append(res)
     print(validate.format_table(results))
     checks = [c for r in results for c in r.checks]
     failed = [c for c in checks if not c.passed]
