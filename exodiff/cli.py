@@ -301,7 +301,7 @@ class _progress_bar:
 
 
 def _check(args):
-    from .derived import derived_parameters, format_check
+    from .derived import derived_parameters, format_check, format_leaps
     from .formats import format_bytes, format_count
     from .io.layout import FATE_BYTES_PER_VESICLE
     from .layouts import make_cells
@@ -311,6 +311,8 @@ def _check(args):
     cells = make_cells(cfg.cells, cfg.domain.size, list(cfg.cell_types), cfg.run.seed)
     print(format_check(cfg))
     print(f"cells: {cells.centers.shape[0]} placed")
+    for line in format_leaps(cfg, cells):
+        print(line)
     total = derived_parameters(cfg).total_vesicles
     print(f"run file: fate table {FATE_BYTES_PER_VESICLE} bytes per vesicle, "
           f"≈ {format_bytes(FATE_BYTES_PER_VESICLE * total)} for {format_count(total)} vesicles "
