@@ -258,7 +258,8 @@ def _run(args):
     counts = ", ".join(f"{k} {v}" for k, v in summary["counts"].items())
     resumed = f" (resumed at step {summary['resumed_from']})" if plan else ""
     print(f"wrote {out}{resumed}: {summary['wall_time']:.1f} s wall, "
-          f"{summary['rate']:.3g} vesicle-steps/s; final: {counts}")
+          f"{summary['rate']:.3g} vesicle-steps/s ({summary['leaps']:,} leaps, "
+          f"{summary['steps_taken']:,} steps taken); final: {counts}")
     return 0
 
 

@@ -87,13 +87,18 @@ def _override_value(text):
 # --------------------------------------------------------------- validation
 
 SECTIONS = ("run", "medium", "domain", "cells", "cell_types", "vesicles", "output", "check")
-RUN_KEYS = ("duration", "dt", "seed", "snapshot_interval", "observe_interval", "precision")
+RUN_KEYS = ("duration", "dt", "seed", "snapshot_interval", "observe_interval", "precision",
+            "stepping")
 # run.precision: "double" is float64 throughout, bitwise the same on every
 # backend; "mixed" lets the cuda backend draw the displacement's normals in
 # float32 (statistically equivalent, not bitwise: consumer GPUs run float64 at
 # 1/32-1/64 of float32).  The CPU backends have nothing to gain from it and
 # run "mixed" in double, bit for bit as "double".
 PRECISIONS = ("double", "mixed")
+# run.stepping: "adaptive" lets free vesicles far from every surface leap
+# exactly over many steps (kernels/step_numpy.py: _leap); "fixed" takes one
+# calibrated step per dt for every free vesicle (the oracle).
+STEPPINGS = ("adaptive", "fixed")
 LAYOUTS = ("random", "monolayer", "spheroid", "list", "file")
 PLACEMENTS = ("uniform", "shell", "plane", "point")
 MEDIUM_KEYS = ("temperature", "viscosity", "density", "gravity", "flow")
@@ -306,7 +311,8 @@ def _parse_run(t):
         if value < dt:
             raise ConfigError(f"run.{name}", f"must be at least run.dt ({format_time(dt)}), got {describe(t[name])}")
     precision = _choice(t.get("precision", "double"), PRECISIONS, "run.precision")
-    return RunConfig(duration, dt, seed, snapshot, observe, precision)
+    stepping = _choice(t.get("stepping", "adaptive"), STEPPINGS, "run.stepping")
+    return RunConfig(duration, dt, seed, snapshot, observe, precision, stepping)
 
 
 def _parse_medium(t):

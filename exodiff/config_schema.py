@@ -41,6 +41,11 @@ SCHEMA = {
             "`double`: float64 throughout, the same bits on every backend; `mixed`: the cuda backend "
             "draws the diffusion normals in float32 (positions and surface tests stay float64), "
             "statistically equivalent, for GPUs with slow float64; the CPU backends run it as double"),
+        Key("stepping", "\"adaptive\" or \"fixed\"", "\"adaptive\"",
+            "`adaptive`: a free vesicle far from every cell and face leaps exactly over many steps "
+            "(first-passage propagators of a cube around it), and takes calibrated steps near "
+            "surfaces; `fixed`: one calibrated step per dt for every free vesicle (the oracle). "
+            "Both give the same results in distribution, each the same bits on every backend"),
     ],
     "medium": [
         Key("temperature", "temperature", "\"37 degC\"", "for Stokes–Einstein D = kT/(6πηr)"),

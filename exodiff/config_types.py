@@ -33,6 +33,7 @@ class RunConfig:
     snapshot_interval: float | None = None
     observe_interval: float | None = None
     precision: str = "double"   # config.PRECISIONS
+    stepping: str = "adaptive"  # config.STEPPINGS
 
     def __post_init__(self):
         if self.snapshot_interval is None:

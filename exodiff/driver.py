@@ -26,8 +26,8 @@ from .backends import select_backend
 from .errors import ConfigError, InputError, RunInterrupted
 from .formats import format_bytes, format_count
 from .kernels.constants import BOUND, FREE, INTERNALIZED, STATE_NAMES
-from .kernels.state import FATES, STATE_FIELDS
-from .model import build_model
+from .kernels.state import FATES, SNAPSHOT_ZEROS, STATE_FIELDS
+from .model import build_model, horizon_every
 from .version import __version__
 
 # Steps are cut into chunks of about this much wall time, so that Ctrl-C is
@@ -46,7 +46,7 @@ MAX_VESICLES = 2**63 - 1
 # snapshot doubles as a checkpoint only if that is all of kernels/state.py's
 # STATE fields (else checkpoint files carry the state at snapshot steps).
 SNAPSHOT_FIELDS = ("pos", "image", "state", "cell")
-SNAPSHOTS_HOLD_STATE = set(STATE_FIELDS) <= set(SNAPSHOT_FIELDS) | set(FATES)
+SNAPSHOTS_HOLD_STATE = set(STATE_FIELDS) <= set(SNAPSHOT_FIELDS) | set(FATES) | set(SNAPSHOT_ZEROS)
 
 
 @dataclass
@@ -153,9 +153,8 @@ class Simulation:
 
     # -- the run ------------------------------------------------------------
     def _schedules(self):
-        dt, n = self.config.run.dt, self.model.n_steps
-        return (Schedule(n, int(round(self.config.run.observe_interval / dt))),
-                Schedule(n, int(round(self.config.run.snapshot_interval / dt))))
+        every_obs, every_snap = horizon_every(self.config.run)
+        return Schedule(self.model.n_steps, every_obs), Schedule(self.model.n_steps, every_snap)
 
     def _sample_ids(self):
         positions, N = self.config.output.positions, self.model.n_vesicles
@@ -258,7 +257,13 @@ class Simulation:
 
     def _summary(self, out, done, wall, **extra):
         counts = dict(zip(STATE_NAMES, (int(c) for c in self.observe()[0])))
+        a = self.model.arrays
+        # leaps and the vesicle-steps they covered (since the last full state
+        # a resumed run started from: snapshots do not keep the counters)
+        leaps, leapt = int(a["leaps"].sum()), int(a["leap_steps"].sum())
         return {"path": out, "wall_time": wall, "vesicle_steps": done,
+                "stepping": self.model.stepping, "leaps": leaps,
+                "steps_taken": max(done - leapt, 0),
                 "rate": done / wall if wall > 0 else float("nan"), "counts": counts,
                 "backend": self.backend.name, "device": self.backend.device,
                 "resumed_from": 0, "already_complete": False, **extra}
@@ -362,6 +367,7 @@ class Simulation:
                  "cell": run.cell_of(k)}
         columns = run.fate_columns(t)
         state.update({name: columns[name] for name in FATES})
+        state.update({name: np.zeros(self.model.n_vesicles) for name in SNAPSHOT_ZEROS})
         return state
 
     def _usable_checkpoint(self, run, out, notes):

@@ -178,3 +178,38 @@ def bin_of(grid, positions):
     """Bin id int64[N] of positions float64[N, 3] [µm] in ``grid``
     (:func:`exodiff.locality.bin_of`)."""
     return locality.bin_of(positions, grid.bin_size, grid.nbins)
+
+
+# Nearest cells queried per bin for the clearance map; cells beyond them
+# enter through a bound (the k-th centre distance minus the largest radius).
+CLEARANCE_NEIGHBOURS = 8
+
+
+def clearance_map(grid, centers, radii, box, periodic, vradius_max):
+    """Grid.clearance (kernels/state.py): for each bin of ``grid``, a lower
+    bound on the distance [µm] from the bin's centre to the nearest contact
+    sphere (cell radius + ``vradius_max``, the largest vesicle radius), ≥ 0;
+    minimum image on periodic axes; inf without cells.
+
+    Exact where the CLEARANCE_NEIGHBOURS nearest centres include the
+    nearest contact sphere, which they do unless the radii differ by more
+    than the gap between those centres; beyond them the k-th centre distance
+    minus the largest radius bounds the rest.  The kernels use it as a
+    1-Lipschitz bound: a point x in the bin is at least clearance − |x −
+    centre| from every contact sphere."""
+    from .locality import Box
+    nb = grid.total_bins
+    radii = np.asarray(radii, dtype=np.float64).reshape(-1)
+    if radii.size == 0:
+        return np.full(nb, np.inf)
+    axes = [(np.arange(grid.nbins[a]) + 0.5) * grid.bin_size[a] for a in range(3)]
+    bx, by, bz = np.meshgrid(*axes, indexing="ij")  # bins numbered (ix·ny + iy)·nz + iz
+    points = np.stack([bx.ravel(), by.ravel(), bz.ravel()], axis=1)
+    k = min(CLEARANCE_NEIGHBOURS, radii.size)
+    tree = Box(box, periodic).tree(centers)
+    dist, idx = tree.query(points, k=k)
+    dist, idx = dist.reshape(nb, k), idx.reshape(nb, k)
+    near = np.min(dist - radii[idx], axis=1)
+    if k < radii.size:
+        near = np.minimum(near, dist[:, -1] - radii.max())
+    return np.maximum(near - vradius_max, 0.0)

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import physics
 from .errors import ConfigError
-from .grid import build_cell_grid
+from .grid import build_cell_grid, clearance_map
 from .kernels import philox, state
 from .kernels.constants import BOUND, FACE_KINDS, FREE, PENDING, PERIODIC
 from .layouts import make_cells
@@ -49,6 +49,7 @@ class Model:
     n_cells: int = 0
     grid: object = None
     precision: str = "double"        # run.precision: the cuda backend's step kernel
+    stepping: str = "adaptive"       # run.stepping: leaps far from surfaces, or fixed steps
 
     def args(self):
         """The kernels' argument (state.StepArgs) over these arrays."""
@@ -230,12 +231,35 @@ def build_model(config):
         type_frac_off=np.divide(ct_arr(lambda t: t.k_off), k_tot, out=np.zeros(len(types)),
                                 where=k_tot > 0),
         bin_size=grid.bin_size, nbins=grid.nbins, gstart=grid.start, gitems=grid.items,
+        adaptive=int(run.stepping == "adaptive"),
+        horizon_every=np.array(horizon_every(run), dtype=np.int64),
+        horizon_stops=np.array([physics.step_count(run.duration, dt)]),
+        clearance=clearance_map(grid, cells.centers, cells.radii, box, periodic,
+                                float(vradius.max(initial=0.0))),
     ))
-    return Model(n_steps=physics.step_count(run.duration, dt), arrays=MappingProxyType(arrays),
+    model = Model(n_steps=physics.step_count(run.duration, dt), arrays=MappingProxyType(arrays),
                  birth_time=birth_time, origin=donor.astype(np.int32),
                  secretion_rate=secretion_rate, species_names=species_names,
                  cargo_names=cargo_names, cargo_table=cargo_table, cell_type_names=type_names,
-                 faces=tuple(domain.faces), n_vesicles=N, n_cells=M, grid=grid, precision=run.precision)
+                 faces=tuple(domain.faces), n_vesicles=N, n_cells=M, grid=grid, precision=run.precision,
+                 stepping=run.stepping)
+    # the steps where the constants change (schedules) are horizons too
+    arrays["horizon_stops"] = horizon_stops(getattr(model, "change_steps", ()), model.n_steps)
+    return model
+
+
+def horizon_stops(change_steps, n_steps):
+    """Run.horizon_stops: the sorted steps in (0, n_steps) where the
+    constants change, and n_steps (int64)."""
+    changes = np.asarray(change_steps, dtype=np.int64)
+    return np.unique(np.append(changes[(changes > 0) & (changes < n_steps)], np.int64(n_steps)))
+
+
+def horizon_every(run):
+    """Steps between observations and between snapshots (the driver's
+    schedules; no leap passes a multiple of either)."""
+    return (max(1, int(round(run.observe_interval / run.dt))),
+            max(1, int(round(run.snapshot_interval / run.dt))))
 
 
 def _into_box(p, box, periodic):

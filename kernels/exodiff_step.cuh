@@ -49,12 +49,13 @@ constexpr double FAR_SIGMAS = 6.3245617;  // cells out of reach: see constants.p
 // Each list is an X-macro of P(T, name), an array of T, and S(T, name), a
 // scalar; the step writes the non-const arrays.  An (N, 3) array comes one row
 // per axis (pos: px, py, pz), so neighbouring threads touch neighbouring words.
-#define EXO_RUN(P, S) S(double, dt) S(unsigned int, k0) S(unsigned int, k1)
+#define EXO_RUN(P, S) S(double, dt) S(unsigned int, k0) S(unsigned int, k1) S(int, adaptive) \
+    P(const long long, horizon_every) P(const long long, horizon_stops)
 #define EXO_VESICLES(P, S)                                                          \
     P(double, px) P(double, py) P(double, pz) P(int, ix) P(int, iy) P(int, iz)      \
     P(signed char, state) P(int, cell) P(double, first_bound_time)                  \
     P(double, internalized_time) P(double, exit_time) P(int, first_bound_cell)      \
-    P(double, cleared_time)
+    P(double, cleared_time) P(long long, leap_end) P(long long, leaps) P(long long, leap_steps)
 #define EXO_VESICLE_PARAMS(P, S)                                                     \
     P(const double, diffusion) P(const double, sigma) P(const double, settling)     \
     P(const double, vradius) P(const int, species) P(const long long, birth_step)   \
@@ -66,7 +67,8 @@ constexpr double FAR_SIGMAS = 6.3245617;  // cells out of reach: see constants.p
     P(const long long, ccapacity) P(const long long, bound_count)
 #define EXO_CELL_TYPES(P, S) P(const double, type_p_event) P(const double, type_frac_off)
 #define EXO_GRID(P, S) \
-    P(const double, bin_size) P(const long long, nbins) P(const long long, gstart) P(const int, gitems)
+    P(const double, bin_size) P(const long long, nbins) P(const long long, gstart) P(const int, gitems) \
+    P(const double, clearance)
 
 #define EXO_MEMBER_P(T, name) T* name;
 #define EXO_MEMBER_S(T, name) T name;

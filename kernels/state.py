@@ -26,7 +26,7 @@ other fields reach the run file only where the writer is taught to
 (exodiff/driver.py: SNAPSHOT_FIELDS).
 
 Shapes name their axes: N vesicles, M cells, T cell types, P populations, B
-grid bins; () is a scalar.
+grid bins, S horizon stops; () is a scalar.
 """
 import collections
 from typing import NamedTuple
@@ -72,6 +72,11 @@ Run = _container(
     Field("dt", f64, (), CONST, "step [s]"),
     Field("k0", u32, (), CONST, "Philox key, low word of the seed"),
     Field("k1", u32, (), CONST, "Philox key, high word of the seed"),
+    Field("adaptive", i32, (), CONST, "run.stepping: 1 adaptive (far-field leaps), 0 fixed"),
+    Field("horizon_every", i64, (2,), CONST,
+          "steps between observations and between snapshots: no leap passes a multiple of either"),
+    Field("horizon_stops", i64, ("S",), CONST,
+          "sorted steps no leap passes (schedule changes), ending with the run's last step"),
 )
 
 Vesicles = _container(
@@ -89,6 +94,11 @@ Vesicles = _container(
     Field("first_bound_cell", i32, ("N",), STATE, "cell of the first binding, -1: never", -1, fate=True),
     Field("cleared_time", f64, ("N",), STATE, "end of the step of clearance in the medium [s], NaN: never",
           np.nan, fate=True),
+    Field("leap_end", i64, ("N",), STATE,
+          "step at whose start a leaping vesicle is back on the step grid (its pos: the landing "
+          "point); every stage skips it while the step is below this", 0),
+    Field("leaps", i64, ("N",), STATE, "leaps taken (for the run summary)", 0),
+    Field("leap_steps", i64, ("N",), STATE, "steps spent in flight in those leaps", 0),
 )
 
 VesicleParams = _container(
@@ -133,6 +143,9 @@ Grid = _container(
     Field("nbins", i64, (3,), CONST, "bins per axis"),
     Field("gstart", i64, ("B+1",), CONST, "bin b lists gitems[gstart[b]:gstart[b+1]]"),
     Field("gitems", i32, ("items",), CONST, "cell indices"),
+    Field("clearance", f64, ("B",), CONST,
+          "lower bound on the distance from the bin's centre to the nearest cell contact "
+          "sphere (cell radius + the largest vesicle radius) [µm]; inf without cells"),
 )
 
 
@@ -158,6 +171,11 @@ FATES = tuple(n for n, f in FIELDS.items() if f.fate)
 """The fate-table columns the kernels record (first events and their cells);
 the cell of internalization is ``cell`` of an INTERNALIZED vesicle, which
 never changes again, so it needs no array of its own."""
+SNAPSHOT_ZEROS = ("leap_end", "leaps", "leap_steps")
+"""STATE fields a snapshot need not hold (a state read back from one has them
+0): no leap passes an observation or snapshot (kernels/step_numpy.py
+``_leap``), so there every ``leap_end`` is at most the step, which is as good
+as 0; the leap counters only feed the run summary."""
 assert len(FIELDS) == sum(len(c.FIELDS) for c in CONTAINERS), "field names must be unique"
 
 
