@@ -152,7 +152,14 @@ def test_cli_validate_prints_the_table_and_exit_codes(capsys):
     from exodiff.cli import main
     assert main(["validate", "--quick", "--case", "well_diffusion", "--backend", "numba"]) == 0
     out = capsys.readouterr().out
-    assert "well_diffusion" in out and "pass" in out and "1/1 checks" in out
+    # both schemes by default, each row saying which
+    assert "well_diffusion" in out and "pass" in out and "2/2 checks" in out
+    rows = [line for line in out.splitlines() if line.startswith("well_diffusion")]
+    assert [row.split()[1] for row in rows] == ["fixed", "adaptive"]
+    assert main(["validate", "--quick", "--case", "well_diffusion", "--backend", "numba",
+                 "--stepping", "adaptive"]) == 0
+    out = capsys.readouterr().out
+    assert "1/1 checks" in out and " fixed " not in out
     assert main(["validate", "--case", "nonsense"]) == 2
     assert "no such validation case" in capsys.readouterr().err
 
