@@ -587,6 +587,10 @@ def _add_bench_parser(sub):
     b.add_argument("--backend", action="append", metavar="B",
                    help="numba, numpy or cuda (repeatable; default: every backend that works here)")
     b.add_argument("--quick", action="store_true", help="small sizes, one repeat (about a minute)")
+    b.add_argument("--stepping", action="append", metavar="SCENARIO", nargs="?", const="all",
+                   help="instead: adaptive against fixed stepping, simulated vesicle-seconds per "
+                        "wall-second on S2, well_24h, coculture (or the SCENARIO named; repeatable)")
+    b.add_argument("--repeats", type=int, metavar="R", help="repeats of --stepping (default 3, quick 1)")
     _add_threads(b)
 
 
@@ -602,6 +606,17 @@ def _bench(args):
         reason = cuda_unavailable_reason()
         if reason:
             raise InputError(f"--backend cuda: {reason}")
+    if args.stepping:
+        names = None if "all" in args.stepping else args.stepping
+        for name in names or ():
+            if name not in bench.STEPPING_SCENARIOS:
+                raise InputError(f"--stepping {name}: no such scenario "
+                                 f"(scenarios: {', '.join(bench.STEPPING_SCENARIOS)})")
+        repeats = args.repeats or (1 if args.quick else 3)
+        pairs = bench.measure_stepping(names, backends[0], repeats=repeats, quick=args.quick,
+                                       progress=lambda s: print(f"bench: {s}", file=sys.stderr, flush=True))
+        print(bench.format_stepping(pairs, repeats), end="")
+        return 0
     res = bench.run_all(backends, quick=args.quick,
                         progress=lambda s: print(f"bench: {s}", file=sys.stderr, flush=True))
     print(bench.format_report(res, quick=args.quick), end="")
