@@ -48,14 +48,17 @@ SCENARIOS = {
 }
 
 
-def scenario_config(vesicles, cells, kappa="inf", box=BOX, seed=1, capacity=0, k_off=0.0, steps=1000):
+def scenario_config(vesicles, cells, kappa="inf", box=BOX, seed=1, capacity=0, k_off=0.0, steps=1000,
+                    stepping="fixed"):
     """A Config for a reflective cube of side `box` [µm] with `vesicles`
     vesicles (D = 4 µm²/s) and `cells` randomly packed cells of contact radius
     5 µm, reactivity `kappa` [µm/s] ("inf": absorbing), receptor `capacity`
     (0: unlimited) and unbinding rate `k_off` [1/s]; a run of `steps` steps
-    of 1 ms observed and snapshotted at its end only."""
+    of 1 ms observed and snapshotted at its end only.  Fixed stepping by
+    default: the tables count the kernel's vesicle-steps; adaptive stepping
+    has its own table (measure_stepping)."""
     raw = {
-        "run": {"duration": steps * DT, "dt": DT, "seed": seed},
+        "run": {"duration": steps * DT, "dt": DT, "seed": seed, "stepping": stepping},
         "domain": {"size": [box] * 3, "boundary": "reflect"},
         "cell_types": {"target": {"kappa": kappa, "capacity": int(capacity), "k_off": float(k_off)}},
         "vesicles": {"ev": {"radius": VESICLE_RADIUS, "diffusion": DIFFUSION, "count": int(vesicles)}},
@@ -290,7 +293,8 @@ def stepping_config(name, stepping, steps, quick=False):
     cut to `steps` steps (observations and snapshots as the config has them)."""
     from .config import load_config
     if name == "S2":
-        raw = scenario_config(20_000 if quick else N_STANDARD, CELLS_STANDARD, "inf", steps=steps).raw
+        raw = scenario_config(20_000 if quick else N_STANDARD, CELLS_STANDARD, "inf", steps=steps,
+                              stepping=stepping).raw
     else:
         raw = load_config(_configs_dir() / STEPPING_SCENARIOS[name]["config"]).raw
     raw = copy.deepcopy(raw)
