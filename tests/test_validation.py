@@ -114,10 +114,14 @@ def test_exact_solutions_agree_with_their_limits():
 
 # ------------------------------------------------------- the cases, quick mode
 
-# on every backend (NumPy runs these in ~30 s); the reaction-limited
-# Collins–Kimball cases need 10⁷–10⁸ vesicle-steps and run on numba only
+# on every backend (NumPy runs these in ~30 s) with both steppings; the
+# reaction-limited Collins–Kimball cases need 10⁷–10⁸ vesicle-steps and run
+# on numba only; the leap cases (10⁸–10⁹ vesicle-steps over hours) run on
+# numba with adaptive stepping, what they are for (`exodiff validate` runs
+# them with both schemes at full size)
 NUMBA_ONLY = ["collins_kimball_0.01", "collins_kimball_0.1"]
-CHEAP = [name for name in validate.CASES if name not in NUMBA_ONLY]
+LEAP_CASES = [name for name in validate.CASES if name.startswith("leap_")]
+CHEAP = [name for name in validate.CASES if name not in NUMBA_ONLY + LEAP_CASES]
 
 
 def _assert_passes(result):
@@ -129,21 +133,34 @@ def _assert_passes(result):
 
 
 @pytest.mark.validate
+@pytest.mark.parametrize("stepping", validate.STEPPINGS)
 @pytest.mark.parametrize("name", CHEAP)
-def test_cheap_validation_cases_pass_on_every_backend(name, backend):
-    _assert_passes(validate.run_case(validate.CASES[name], backend=backend, quick=True))
+def test_cheap_validation_cases_pass_on_every_backend(name, backend, stepping):
+    _assert_passes(validate.run_case(validate.CASES[name], backend=backend, quick=True, stepping=stepping))
 
 
 @pytest.mark.validate
+@pytest.mark.parametrize("stepping", validate.STEPPINGS)
 @pytest.mark.parametrize("name", NUMBA_ONLY)
-def test_validation_case_passes(name):
-    _assert_passes(validate.run_case(validate.CASES[name], backend="numba", quick=True))
+def test_validation_case_passes(name, stepping):
+    _assert_passes(validate.run_case(validate.CASES[name], backend="numba", quick=True, stepping=stepping))
+
+
+@pytest.mark.validate
+@pytest.mark.parametrize("name", LEAP_CASES)
+def test_leap_case_passes_with_adaptive_stepping(name):
+    result = validate.run_case(validate.CASES[name], backend="numba", quick=True, stepping="adaptive")
+    _assert_passes(result)
+    assert all(c.stepping == "adaptive" for c in result.checks)
+    assert result.leaps > 0, "the case is there to check leaps, and none was taken"
 
 
 def test_case_selection_by_prefix_and_unknown_names():
     from exodiff.errors import InputError
     names = [c.name for c in validate.select_cases(["collins_kimball"])]
     assert names == [f"collins_kimball_{k:g}" for k in validate.CK_VALUES]
+    assert [c.name for c in validate.select_cases(["leap"])] == LEAP_CASES
+    assert len(LEAP_CASES) == 5
     with pytest.raises(InputError, match="no such validation case"):
         validate.select_cases(["nonsense"])
 
