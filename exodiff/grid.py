@@ -180,36 +180,53 @@ def bin_of(grid, positions):
     return locality.bin_of(positions, grid.bin_size, grid.nbins)
 
 
-# Nearest cells queried per bin for the clearance map; cells beyond them
-# enter through a bound (the k-th centre distance minus the largest radius).
-CLEARANCE_NEIGHBOURS = 8
+# Nearest cells queried per bin for the clearance map (in blocks of bins);
+# cells beyond them enter through a bound (the k-th centre distance minus the
+# largest radius).
+CLEARANCE_NEIGHBOURS = 16
+CLEARANCE_BLOCK = 1 << 16
 
 
 def clearance_map(grid, centers, radii, box, periodic, vradius_max):
     """Grid.clearance (kernels/state.py): for each bin of ``grid``, a lower
     bound on the distance [µm] from the bin's centre to the nearest contact
-    sphere (cell radius + ``vradius_max``, the largest vesicle radius), ≥ 0;
-    minimum image on periodic axes; inf without cells.
+    sphere (cell radius + ``vradius_max``, the largest vesicle radius) of
+    the cells the bin does NOT list, ≥ 0; minimum image on periodic axes;
+    inf without such cells.  (The kernels measure the listed cells exactly,
+    as the contact stage does.)
 
-    Exact where the CLEARANCE_NEIGHBOURS nearest centres include the
-    nearest contact sphere, which they do unless the radii differ by more
-    than the gap between those centres; beyond them the k-th centre distance
-    minus the largest radius bounds the rest.  The kernels use it as a
-    1-Lipschitz bound: a point x in the bin is at least clearance − |x −
-    centre| from every contact sphere."""
+    Exact where the CLEARANCE_NEIGHBOURS nearest centres include that
+    sphere; beyond them the k-th centre distance minus the largest radius
+    bounds the rest.  The kernels use it as a 1-Lipschitz bound: a point x
+    in the bin is at least clearance − |x − centre| from every contact sphere
+    of an unlisted cell."""
     from .locality import Box
     nb = grid.total_bins
     radii = np.asarray(radii, dtype=np.float64).reshape(-1)
-    if radii.size == 0:
-        return np.full(nb, np.inf)
-    axes = [(np.arange(grid.nbins[a]) + 0.5) * grid.bin_size[a] for a in range(3)]
-    bx, by, bz = np.meshgrid(*axes, indexing="ij")  # bins numbered (ix·ny + iy)·nz + iz
-    points = np.stack([bx.ravel(), by.ravel(), bz.ravel()], axis=1)
-    k = min(CLEARANCE_NEIGHBOURS, radii.size)
+    out = np.full(nb, np.inf)
+    m = radii.size
+    if m == 0:
+        return out
+    k = min(CLEARANCE_NEIGHBOURS, m)
     tree = Box(box, periodic).tree(centers)
-    dist, idx = tree.query(points, k=k)
-    dist, idx = dist.reshape(nb, k), idx.reshape(nb, k)
-    near = np.min(dist - radii[idx], axis=1)
-    if k < radii.size:
-        near = np.minimum(near, dist[:, -1] - radii.max())
-    return np.maximum(near - vradius_max, 0.0)
+    # (bin, cell) pairs the grid lists, as sorted keys bin·m + cell
+    counts = np.diff(grid.start)
+    listed = np.repeat(np.arange(nb, dtype=np.int64), counts) * m + grid.items
+    listed.sort()
+    nx, ny, nz = (int(v) for v in grid.nbins)
+    for b0 in range(0, nb, CLEARANCE_BLOCK):
+        b = np.arange(b0, min(nb, b0 + CLEARANCE_BLOCK), dtype=np.int64)
+        ix, iy, iz = b // (ny * nz), (b // nz) % ny, b % nz  # bins numbered (ix·ny + iy)·nz + iz
+        points = np.stack([(ix + 0.5) * grid.bin_size[0], (iy + 0.5) * grid.bin_size[1],
+                           (iz + 0.5) * grid.bin_size[2]], axis=1)
+        dist, idx = tree.query(points, k=k)
+        dist, idx = dist.reshape(b.size, k), idx.reshape(b.size, k)
+        key = b[:, None] * m + idx
+        pos = np.minimum(np.searchsorted(listed, key), max(listed.size - 1, 0))
+        is_listed = listed[pos] == key if listed.size else np.zeros(key.shape, dtype=bool)
+        gap = np.where(is_listed, np.inf, dist - radii[idx])
+        near = np.min(gap, axis=1)
+        if k < m:
+            near = np.minimum(near, dist[:, -1] - radii.max())
+        out[b] = np.maximum(near - vradius_max, 0.0)
+    return out

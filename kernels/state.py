@@ -144,8 +144,9 @@ Grid = _container(
     Field("gstart", i64, ("B+1",), CONST, "bin b lists gitems[gstart[b]:gstart[b+1]]"),
     Field("gitems", i32, ("items",), CONST, "cell indices"),
     Field("clearance", f64, ("B",), CONST,
-          "lower bound on the distance from the bin's centre to the nearest cell contact "
-          "sphere (cell radius + the largest vesicle radius) [µm]; inf without cells"),
+          "lower bound on the distance from the bin's centre to the nearest contact sphere "
+          "(cell radius + the largest vesicle radius) of a cell the bin does not list [µm]; "
+          "inf without one"),
 )
 
 

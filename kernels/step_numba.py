@@ -44,7 +44,9 @@ import numpy as np
 
 from .constants import (ABSORB, BOUND, BRIDGE_CUTOFF, CLEARED, EXITED, FAR_SIGMAS, FREE,
                         INTERNALIZED, PENDING, PERIODIC)
-from .philox import STREAM_BOUND, STREAM_CONTACT, STREAM_DIFFUSE
+from .leap import (LEAP_CAP_SPREADS, LEAP_MARGIN_SIGMAS, LEAP_MIN_SIGMAS, LEAP_MIN_STEPS, SQRT3,
+                   leap_path)
+from .philox import STREAM_BOUND, STREAM_CONTACT, STREAM_DIFFUSE, STREAM_LEAP, STREAM_LEAP_POSITION
 from .philox_numba import normals4, uniforms4
 from .surface import binding_probability, release_fraction, unbind_distance
 
@@ -292,6 +294,92 @@ def _births(i, n, ves, par):
         ves.state[i] = FREE
 
 
+@inline
+def _leap_horizon(n, run):
+    """Steps a leap from step n may last: to the next observation, snapshot
+    or horizon stop (kernels/leap.py, item 2)."""
+    e0 = run.horizon_every[0]
+    e1 = run.horizon_every[1]
+    h = min((n // e0 + 1) * e0, (n // e1 + 1) * e1)
+    stops = run.horizon_stops
+    k = 0
+    while k < stops.size - 1 and stops[k] <= n:
+        k += 1
+    return min(h, stops[k]) - n
+
+
+@inline
+def _leap(i, n, horizon, run, ves, par, dom, cells, grid):
+    """10. A FREE vesicle (not in flight) far from every surface leaps
+    (kernels/leap.py): its cube from the clearance, then leap_path, landing
+    at step leap_end.  Returns whether it leapt."""
+    dt = run.dt
+    s = par.sigma[i]
+    if horizon < LEAP_MIN_STEPS or not s > 0.0:
+        return False
+    vx = dom.flow[0]
+    vy = dom.flow[1]
+    vz = dom.flow[2] - par.settling[i]
+    speed = math.sqrt(vx * vx + vy * vy + vz * vz)
+    d = math.inf
+    for a in range(3):
+        if dom.face_kind[2 * a] != PERIODIC:
+            d = min(d, min(ves.pos[i, a], dom.box[a] - ves.pos[i, a]))
+    x = ves.pos[i, 0]
+    y = ves.pos[i, 1]
+    z = ves.pos[i, 2]
+    kx = min(max(int(math.floor(x / grid.bin_size[0])), 0), grid.nbins[0] - 1)
+    ky = min(max(int(math.floor(y / grid.bin_size[1])), 0), grid.nbins[1] - 1)
+    kz = min(max(int(math.floor(z / grid.bin_size[2])), 0), grid.nbins[2] - 1)
+    ex = x - (kx + 0.5) * grid.bin_size[0]
+    ey = y - (ky + 0.5) * grid.bin_size[1]
+    ez = z - (kz + 0.5) * grid.bin_size[2]
+    dist = math.sqrt(ex * ex + ey * ey + ez * ez)
+    b = (kx * grid.nbins[1] + ky) * grid.nbins[2] + kz
+    d = min(d, grid.clearance[b] - dist)  # the cells the bin does not list
+    margin = LEAP_MARGIN_SIGMAS * s + speed * dt
+    if not d - margin > LEAP_MIN_SIGMAS * s:  # too close already (the test below fails too)
+        return False
+    for k in range(grid.gstart[b], grid.gstart[b + 1]):  # the cells it lists, exactly
+        c = grid.gitems[k]
+        qx = _min_image(x - cells.ccenter[c, 0], 0, dom)
+        qy = _min_image(y - cells.ccenter[c, 1], 1, dom)
+        qz = _min_image(z - cells.ccenter[c, 2], 2, dom)
+        d = min(d, math.sqrt(qx * qx + qy * qy + qz * qz) - (cells.cradius[c] + par.vradius[i]))
+    r = d - margin
+    steps = horizon
+    if speed > 0.0:
+        kmax = r / (2.0 * speed * dt)
+        if kmax < steps:
+            steps = int(math.floor(max(kmax, -1.0)))
+    if steps < LEAP_MIN_STEPS:
+        return False
+    a = (r - speed * (steps * dt)) / SQRT3
+    a = min(a, LEAP_CAP_SPREADS * (s * math.sqrt(steps)))
+    if not a >= LEAP_MIN_SIGMAS * s:
+        return False
+    u_time, u_face, u_clear, u0 = uniforms4(i, n, STREAM_LEAP, run.k0, run.k1)
+    u1, u2, _, _ = uniforms4(i, n, STREAM_LEAP_POSITION, run.k0, run.k1)
+    k, cleared, c0, c1, c2, g = leap_path(u_time, u_face, u_clear, u0, u1, u2, steps, a,
+                                          par.diffusion[i], dt, par.p_clear[par.species[i]])
+    z0 = 0.0
+    z1 = 0.0
+    z2 = 0.0
+    if g > 0.0:
+        z0, z1, z2, _ = normals4(i, n + k - 1, STREAM_DIFFUSE, run.k0, run.k1)
+    t = k * dt
+    ves.pos[i, 0] = _fold(i, 0, x + (a * c0 + (vx * t + g * z0)), dom, ves.image)
+    ves.pos[i, 1] = _fold(i, 1, y + (a * c1 + (vy * t + g * z1)), dom, ves.image)
+    ves.pos[i, 2] = _fold(i, 2, z + (a * c2 + (vz * t + g * z2)), dom, ves.image)
+    ves.leap_end[i] = n + k
+    ves.leaps[i] += 1
+    ves.leap_steps[i] += k
+    if cleared:
+        ves.state[i] = CLEARED
+        ves.cleared_time[i] = (n + k) * dt
+    return True
+
+
 # -- the loop -----------------------------------------------------------------------
 @numba.njit(cache=True, error_model="numpy", _nrt=False)
 def advance_block(i0, i1, n0, n1, scratch, run, ves, par, dom, cells, types, grid):
@@ -304,13 +392,18 @@ def advance_block(i0, i1, n0, n1, scratch, run, ves, par, dom, cells, types, gri
     passive = (dom.face_kind[0] != ABSORB and dom.face_kind[1] != ABSORB,
                dom.face_kind[2] != ABSORB and dom.face_kind[3] != ABSORB,
                dom.face_kind[4] != ABSORB and dom.face_kind[5] != ABSORB)
+    adaptive = run.adaptive != 0
     for n in range(n0, n1):
         t1 = (n + 1) * run.dt
         # the vesicles that move in this step: FREE at its start (a vesicle
-        # only changes its own state, so the list stays valid below)
+        # only changes its own state, so the list stays valid below), not
+        # in flight, and not leaping from here
         nfree = 0
+        horizon = _leap_horizon(n, run) if adaptive else 0
         for i in range(i0, i1):
             if ves.state[i] == FREE:
+                if adaptive and (ves.leap_end[i] > n or _leap(i, n, horizon, run, ves, par, dom, cells, grid)):
+                    continue
                 free_ids[nfree] = i
                 nfree += 1
         for k in range(nfree):
@@ -330,6 +423,8 @@ def advance_block(i0, i1, n0, n1, scratch, run, ves, par, dom, cells, types, gri
                 continue
             if st == BOUND:
                 _bound_events(i, n, t1, run, ves, par, dom, cells, types)
+                continue
+            if adaptive and ves.leap_end[i] > n:  # in flight
                 continue
 
             D = par.diffusion[i]

@@ -14,7 +14,9 @@ import numpy as np
 
 from .constants import (ABSORB, BOUND, BRIDGE_CUTOFF, CLEARED, EXITED, FREE,
                         INTERNALIZED, PENDING, PERIODIC)
-from .philox import STREAM_BOUND, STREAM_CONTACT, STREAM_DIFFUSE, normals4_np, uniforms4_np
+from .leap import LEAP_CAP_SPREADS, LEAP_MARGIN_SIGMAS, LEAP_MIN_SIGMAS, LEAP_MIN_STEPS, SQRT3, leap_path
+from .philox import (STREAM_BOUND, STREAM_CONTACT, STREAM_DIFFUSE, STREAM_LEAP, STREAM_LEAP_POSITION,
+                     normals4_np, uniforms4_np)
 from .surface import (EPS_MAX, G1, G2, G3, G4, G5, Q10, Q11, Q12, Q20, Q21, Q22, Q30, Q31,
                       Q32)
 
@@ -261,6 +263,82 @@ def _births(idx, n, ves, par):
     ves.state[idx[par.birth_step[idx] <= n]] = FREE
 
 
+def _leap_horizon(n, run):
+    """Steps a leap from step n may last: to the next observation, snapshot
+    or horizon stop (kernels/leap.py, item 2)."""
+    e0, e1 = run.horizon_every[0], run.horizon_every[1]
+    h = min((n // e0 + 1) * e0, (n // e1 + 1) * e1)
+    stops = run.horizon_stops
+    return int(min(h, stops[min(np.searchsorted(stops, n, side="right"), stops.size - 1)]) - n)
+
+
+def _leap(idx, n, run, ves, par, dom, cells, grid):
+    """10. FREE vesicles idx (not in flight) far from every surface leap
+    (kernels/leap.py): their cube from the clearance, then leap_path.
+    Returns the vesicles that did not leap (they step)."""
+    dt = run.dt
+    p = ves.pos[idx]
+    s = par.sigma[idx]
+    vx = np.full(idx.size, dom.flow[0])
+    vy = np.full(idx.size, dom.flow[1])
+    vz = dom.flow[2] - par.settling[idx]
+    speed = np.sqrt(vx * vx + vy * vy + vz * vz)
+    d = np.full(idx.size, np.inf)
+    for a in range(3):
+        if dom.face_kind[2 * a] != PERIODIC:
+            d = np.minimum(d, np.minimum(p[:, a], dom.box[a] - p[:, a]))
+    e = []
+    for a in range(3):
+        k = np.minimum(np.maximum(np.floor(p[:, a] / grid.bin_size[a]).astype(np.int64), 0),
+                       grid.nbins[a] - 1)
+        e.append(p[:, a] - (k.astype(np.float64) + 0.5) * grid.bin_size[a])
+    dist = np.sqrt(e[0] * e[0] + e[1] * e[1] + e[2] * e[2])
+    b = _bin_of(p, grid)
+    d = np.minimum(d, grid.clearance[b] - dist)  # the cells the bin does not list
+    first, count = grid.gstart[b], grid.gstart[b + 1] - grid.gstart[b]
+    for k in range(int(count.max(initial=0))):  # and those it lists, exactly
+        j = np.nonzero(k < count)[0]
+        c = grid.gitems[first[j] + k]
+        ex = _min_image(p[j, 0] - cells.ccenter[c, 0], 0, dom)
+        ey = _min_image(p[j, 1] - cells.ccenter[c, 1], 1, dom)
+        ez = _min_image(p[j, 2] - cells.ccenter[c, 2], 2, dom)
+        dc = np.sqrt(ex * ex + ey * ey + ez * ez) - (cells.cradius[c] + par.vradius[idx[j]])
+        d[j] = np.minimum(d[j], dc)
+    r = d - (LEAP_MARGIN_SIGMAS * s + speed * dt)
+    steps = np.full(idx.size, _leap_horizon(n, run), dtype=np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kmax = r / (2.0 * speed * dt)
+    short = (speed > 0.0) & (kmax < steps)
+    steps[short] = np.floor(np.maximum(kmax[short], -1.0)).astype(np.int64)
+    a = (r - speed * (steps * dt)) / SQRT3
+    a = np.minimum(a, LEAP_CAP_SPREADS * (s * np.sqrt(np.maximum(steps, 0).astype(np.float64))))
+    go = (s > 0.0) & (steps >= LEAP_MIN_STEPS) & (a >= LEAP_MIN_SIGMAS * s)
+    j = np.nonzero(go)[0]
+    if j.size == 0:
+        return idx
+    i = idx[j]
+    u_time, u_face, u_clear, u0 = uniforms4_np(i, n, STREAM_LEAP, run.k0, run.k1)
+    u1, u2, _, _ = uniforms4_np(i, n, STREAM_LEAP_POSITION, run.k0, run.k1)
+    out = [leap_path(u_time[m], u_face[m], u_clear[m], u0[m], u1[m], u2[m], int(steps[j[m]]),
+                     a[j[m]], par.diffusion[i[m]], dt, par.p_clear[par.species[i[m]]])
+           for m in range(i.size)]
+    k = np.array([o[0] for o in out], dtype=np.int64)
+    cleared = np.array([o[1] for o in out], dtype=bool)
+    c = np.array([o[2:5] for o in out], dtype=np.float64).reshape(-1, 3)
+    g = np.array([o[5] for o in out], dtype=np.float64)
+    z = [np.where(g > 0.0, zz, 0.0) for zz in normals4_np(i, n + k - 1, STREAM_DIFFUSE, run.k0, run.k1)[:3]]
+    t = k * dt
+    for ax, v in enumerate((vx[j], vy[j], vz[j])):
+        x = p[j, ax] + (a[j] * c[:, ax] + (v * t + g * z[ax]))
+        ves.pos[i, ax] = _fold(x, ax, dom, ves.image, i)
+    ves.leap_end[i] = n + k
+    ves.leaps[i] += 1
+    ves.leap_steps[i] += k
+    ves.state[i[cleared]] = CLEARED
+    ves.cleared_time[i[cleared]] = (n + k[cleared]) * dt
+    return idx[~go]
+
+
 # -- the loop -----------------------------------------------------------------------
 def step(n, args):
     """Advance every vesicle through step n (t_n -> t_{n+1}) in place."""
@@ -272,6 +350,8 @@ def step(n, args):
     _bound_events(ids[start_state == BOUND], n, t1, run, ves, par, dom, cells, types)
 
     idx = ids[start_state == FREE]
+    if run.adaptive:  # in flight: skipped; far from surfaces: leap
+        idx = _leap(idx[ves.leap_end[idx] <= n], n, run, ves, par, dom, cells, grid)
     D = par.diffusion[idx]
     Ddt = D * run.dt
     p0 = _displacement(idx, n, run, ves, par, dom)

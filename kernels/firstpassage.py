@@ -1,0 +1,413 @@
+"""Exact first-passage propagators of Brownian motion in an interval and a cube.
+
+The leap stage (DESIGN §2 "Stepping") moves a free vesicle far from every
+surface by a whole protective cube at once.  These scalar functions sample,
+from uniforms, the exit time from the cube and the position inside it at a
+given time, exactly (to round-off); kernels/exodiff_leap.cuh holds their C++
+twins, operation for operation, so the host harness matches them bit for bit.
+
+Dimensionless variables: a vesicle with diffusion coefficient D starts at the
+centre of a cube of half-width a; x = X/a and s = D t/a².
+
+1. One axis.  X(t) starts at 0 in (−a, a) with absorbing ends.  The
+   eigenfunctions of ∂_s = ∂²_x on (−1, 1) with zero ends that are not zero at
+   the start are cos((2k+1)πx/2) (normalized: ∫cos² = 1), with eigenvalues
+   λ_k = (2k+1)²π²/4, so the density of surviving paths is
+
+       p(x, s) = Σ_k cos((2k+1)πx/2) e^{−λ_k s}                      (eigen)
+               = Σ_n (−1)^n g(x − 2n),  g = N(0, 2s)                  (images)
+
+   (the two are Poisson-summation partners: a theta-function identity).
+   Integrating over (−1, 1) gives the survival probability
+
+       S(s) = (4/π) Σ_k (−1)^k e^{−λ_k s}/(2k+1)
+            = 1 − 2 Σ_m (−1)^m erfc((2m+1) z),   z = 1/(2√s),
+
+   and, given survival, the mass beyond ξ ∈ [0, 1) (the CDF by symmetry is
+   F(−ξ) = 1 − F(ξ) = H(ξ)/S) is, with φ = π(1 − ξ)/2,
+
+       H(ξ) = ∫_ξ^1 p = (4/π) Σ_k (−1)^k e^{−λ_k s} sin²((2k+1)φ/2)/(2k+1)
+            = ½erfc(ξz) + ½erfc((2−ξ)z) − ½erfc((2+ξ)z) − erfc(z)
+              + erfc(3z) − ½erfc((4−ξ)z) + ½erfc((4+ξ)z) − …
+
+   (the eigen form from ∫_ξ^1 cos((2k+1)πx/2) dx = (−1)^k (2/((2k+1)π))
+   (1 − cos((2k+1)φ)), the image form term by term).  The exact mean exit
+   time is ∫_0^∞ S ds = (4/π) Σ (−1)^k /((2k+1) λ_k) = 32/π³ · π³/32 = ½,
+   i.e. a²/(2D) (tests/test_firstpassage.py checks it).
+
+2. Why the eigen series for large s and the images for small s.  Relative to
+   the first term the eigen terms fall as c_k = e^{−(λ_k − λ_0)s} =
+   e^{−π² s k(k+1)}; the image terms as erfc((2m+1)z)/erfc(z) ≈ e^{−2m(m+1)/s}.
+   * survival and exit time: images below S_SWITCH = 0.1 with m = 0, 1
+     (the first dropped term, 2erfc(5z), is < 5e-28 of 1 − S); modes above,
+     summed while c_k ≥ MODE_CUTOFF = 1e-20 (k ≤ 6 at s = 0.1), so the
+     dropped tail is < 1.2e-20 of the sum.
+   * position: modes from X_SWITCH = 0.05 on (k ≤ 9), the three images
+     written above below it (dropped terms ≤ erfc(3z) < 2e-21 absolute, with
+     S = 1 − 2erfc(z) dropping 2erfc(3z) < 4e-21), and below GAUSS_SWITCH =
+     0.005 the free Gaussian alone (the images' mass, ≤ 2erfc(z) < 2e-23).
+   The eigen sums are evaluated without cancellation in the tails: the modes'
+   e^{−λ_k s} by the recurrence c_{k+1} = c_k·r^{k+1}, r = e^{−2π² s}, and
+   sin((2k+1)β), cos((2k+1)β) (β = φ/2) by Reinsch's difference form of the
+   Chebyshev recurrence (d += λ y; y += d with λ = −4 sin²β), which stays
+   accurate for small β where 2cos φ would lose it.
+
+3. The cube.  The three coordinates of 3-D Brownian motion are independent
+   1-D Brownian motions, and the cube (−a, a)³ is the product of three
+   intervals, so "still inside at t" is the intersection of three independent
+   events: P(T_cube > t) = S(s)³.  The exit time T_cube = min(T_x, T_y, T_z)
+   of three i.i.d. axis exit times is therefore sampled by inverting
+   S(s)³ = u (``cube_exit_time``); the axis that exits is each with
+   probability 1/3 and its end ±a with probability ½.  The other two
+   coordinates: T_cube is a stopping time, and by independence the event
+   {exit through axis x at time t} depends on the y-path only through
+   {T_y > t}; so, given the exit, Y(T_cube) follows the 1-D density of a path
+   that survived to t, p(y, s)/S(s) (the strong Markov property then lets the
+   walk restart from the exit point).  ``interval_position(u, s)`` samples it
+   by inversion; with three uniforms it also places all three coordinates at
+   a horizon that comes before the exit.
+
+4. Inversion, and the error bounds.  Each function is a pure function of its
+   arguments.  The inverses use Halley's iteration (cubic convergence; the
+   function and two derivatives come from the same sums) from an asymptotic
+   first guess, inside a bracket that every evaluation narrows, with a
+   bisection step wherever Halley would leave it: at most MAX_ITER = 60
+   steps, done after a Halley step below STOP = 1e-7 relative (the error it
+   leaves is ~ step³ ≈ 1e-21).  Typical counts: 2–3 evaluations.  The same
+   operations in the same order run in the C++ twin; they use only +, −, ×,
+   ÷, sqrt and libm's exp, log, sin, cos, erfc, so the host harness matches
+   bit for bit (and so do Numba and plain Python, which call the same libm).
+   * ``interval_survival(s)``: relative error below 1e-15 (rounding of a few
+     terms; truncation below 1e-20), and 1 − S to ~2e-16 absolute at small s.
+   * ``cube_exit_time(u)``: solves E(s) = −ln S(s) = −ln(u)/3: in s above
+     the switch (E is convex there; first guess the upper bound
+     s = (E + ln(4/π))/(π²/4)) and in w = 1/s below it,
+     on ln E (nearly linear in w: E ≈ 2erfc(√w/2)), starting from the
+     asymptotic inverse of erfc.  Computed −ln(1 − Q) uses log's own
+     rounding twice (Goldberg's log1p), so E is relatively accurate even for u
+     near 1.  The result is the exact root for some u' with |u'/u − 1| below
+     a few 1e-16 (E is a difference of terms ≈ 0.25 near the switch, where
+     E ≈ 0.05: there s is within ~7 ulps of the exact root, elsewhere 1–2).
+   * ``interval_position(u, s)``: solves ln H = ln(a·S), a = min(u, 1 − u)
+     (the tail mass on the side of u), in φ (modes) or t = ξz (images), so
+     tails keep relative precision.  The result is the exact quantile of some
+     u' with |u' − u| ≤ 3e-16 (absolute), and relative to a in the tails down
+     to what the double ξ can resolve next to ±1 (the image form of H also
+     cancels there).
+
+Sources: the series are the textbook solutions of the diffusion equation on an
+interval (Carslaw & Jaeger, Conduction of Heat in Solids, §3.3; Feller, vol. 2,
+§X.5 for the theta identity); cubic protective domains sampled axis by axis
+follow Donev et al., J. Comput. Phys. 229, 3214 (2010), after Oppelstrup et
+al., Phys. Rev. Lett. 97, 230602 (2006).  Reinsch's modification of the
+trigonometric recurrence: Stoer & Bulirsch, Introduction to Numerical Analysis,
+§2.3.  Goldberg's log1p: D. Goldberg, "What every computer scientist should
+know about floating-point arithmetic" (1991), Theorem 4.
+"""
+import math
+
+from .jit import njit
+
+# Constants correctly rounded (not computed from the rounded math.pi)
+PI_2 = 1.5707963267948966               # π/2
+PI2_4 = 2.4674011002723395              # π²/4 = λ_0
+PI2 = 9.869604401089358                 # π²
+PI4 = 97.40909103400244                 # π⁴
+TWO_PI2 = 19.739208802178716            # 2π²: r = e^{−2π² s}
+FOUR_OVER_PI = 1.2732395447351628       # 4/π
+TWO_OVER_PI = 0.6366197723675814        # 2/π
+LN_FOUR_OVER_PI = 0.24156447527049044   # ln(4/π)
+INV_SQRT_PI = 0.5641895835477563        # 1/√π
+LN_TWO_OVER_SQRT_PI = 0.12078223763524522  # ln(2/√π)
+SQRT_HALF = 0.7071067811865476          # 1/√2
+
+S_SWITCH = 0.1        # survival, exit time: images below, modes from here on
+X_SWITCH = 0.05       # position: images below, modes from here on
+GAUSS_SWITCH = 0.005  # position: the free Gaussian below (images < 2e-23)
+MODE_CUTOFF = 1e-20   # modes summed while e^{−(λ_k − λ_0)s} ≥ this
+MAX_MODES = 16        # never reached for s ≥ X_SWITCH (k ≤ 9 there)
+MAX_ITER = 60         # Halley/bisection steps at most
+STOP = 1e-7           # done after a Halley step below STOP (relative): the
+                      # error left is ~ (step)³, far below round-off
+# E(S_SWITCH) = −ln S(0.1) by the mode sum (PI2_4·s − LN_FOUR_OVER_PI − ln A):
+# cube_exit_time's regime switch
+E_SWITCH = 0.05202475901682888
+
+# A&S 26.2.23: normal quantile to 4.5e-4, the image regime's first guess
+QC0, QC1, QC2 = 2.515517, 0.802853, 0.010328
+QD1, QD2, QD3 = 1.432788, 0.189269, 0.001308
+
+
+@njit(cache=True)
+def _mode_sums(s):
+    """(A, B, C) = Σ_k (−1)^k (1, k(k+1), k²(k+1)²)·c_k/(2k+1), c_k =
+    e^{−π² s k(k+1)}: S = (4/π) e^{−π² s/4} A, A' = −π² B, A'' = π⁴ C."""
+    r = math.exp(-TWO_PI2 * s)
+    a = 1.0
+    b = 0.0
+    cc = 0.0
+    c = 1.0
+    ratio = 1.0
+    sign = 1.0
+    for k in range(1, MAX_MODES):
+        ratio = ratio * r
+        c = c * ratio
+        if c < MODE_CUTOFF:
+            break
+        sign = -sign
+        term = sign * c / (2.0 * k + 1.0)
+        kk = k * (k + 1.0)
+        a = a + term
+        b = b + kk * term
+        cc = cc + (kk * kk) * term
+    return a, b, cc
+
+
+@njit(cache=True)
+def interval_survival(s):
+    """Probability that 1-D Brownian motion started at the centre of (−a, a)
+    is still inside at dimensionless time s = D t/a² (1 for s ≤ 0)."""
+    if not s > 0.0:
+        return 1.0
+    if s < S_SWITCH:
+        z = 0.5 / math.sqrt(s)
+        return 1.0 - 2.0 * (math.erfc(z) - math.erfc(3.0 * z))
+    a, b, c = _mode_sums(s)
+    return FOUR_OVER_PI * math.exp(-PI2_4 * s) * a
+
+
+@njit(cache=True)
+def _neg_log1m(q):
+    """−ln(1 − q) for 0 ≤ q < 1, relatively accurate for small q (Goldberg)."""
+    w = 1.0 - q
+    if w == 1.0:
+        return q
+    return q * math.log(w) / (w - 1.0)
+
+
+@njit(cache=True)
+def _halley(x, f, f1, f2, lo, hi):
+    """(next x, whether it was a Halley step): x − 2 f f1/(2 f1² − f f2), or
+    the bracket's midpoint where that leaves [lo, hi]."""
+    xn = x - 2.0 * f * f1 / (2.0 * f1 * f1 - f * f2)
+    if xn >= lo and xn <= hi:
+        return xn, True
+    return 0.5 * (lo + hi), False
+
+
+@njit(cache=True)
+def cube_exit_time(u):
+    """The dimensionless s with interval_survival(s)³ = u for u in (0, 1):
+    the exit time from a cube of half-width a is s·a²/D (0 for u ≥ 1,
+    inf for u ≤ 0)."""
+    if not u < 1.0:
+        return 0.0
+    if not u > 0.0:
+        return math.inf
+    target = -math.log(u) / 3.0          # E(s) = −ln S(s) at the root
+    if target >= E_SWITCH:
+        # modes, in s: E = π²s/4 − ln(4/π) − ln A, convex; E ≥ π²s/4 − ln(4/π)
+        lo = S_SWITCH
+        hi = (target + LN_FOUR_OVER_PI) / PI2_4
+        x = hi
+        for it in range(MAX_ITER):
+            a, b, c = _mode_sums(x)
+            ba = b / a
+            f = PI2_4 * x - LN_FOUR_OVER_PI - math.log(a) - target
+            f1 = PI2_4 + PI2 * ba
+            f2 = PI4 * (ba * ba - c / a)
+            if f > 0.0:
+                hi = x
+            else:
+                lo = x
+            xn, halley = _halley(x, f, f1, f2, lo, hi)
+            done = halley and abs(xn - x) <= STOP * xn
+            x = xn
+            if done:
+                break
+        return x
+    # images, in w = 1/s = 4z²: ln E(w) − ln(target), E decreasing in w, with
+    # E ≈ Q = 2(erfc(z) − erfc(3z)); E(z0) < target at z0² = ln(2/(√π target))
+    # (erfc(z) < e^{−z²}/(z√π)), so w < 4z0²
+    lt = math.log(target)
+    z0sq = LN_TWO_OVER_SQRT_PI - lt
+    lo = 1.0 / S_SWITCH
+    hi = 4.0 * z0sq
+    x = 4.0 * (z0sq - 0.5 * math.log(z0sq))     # one fixed-point step of z² + ln z
+    if not (x > lo and x < hi):
+        x = 0.5 * (lo + hi)
+    for it in range(MAX_ITER):
+        z = 0.5 * math.sqrt(x)
+        zz = z * z
+        e1 = math.exp(-zz)
+        e9 = math.exp(-9.0 * zz)
+        q = 2.0 * (math.erfc(z) - math.erfc(3.0 * z))
+        e = _neg_log1m(q)
+        m = 1.0 - q
+        k = INV_SQRT_PI / (2.0 * z)
+        qw = -k * (e1 - 3.0 * e9)                                        # dQ/dw
+        qww = -k * (-2.0 * e1 + 54.0 * e9 - (e1 - 3.0 * e9) / zz) / (8.0 * z)  # d²Q/dw²
+        ew = qw / m
+        eww = qww / m + ew * ew
+        f = math.log(e) - lt
+        f1 = ew / e
+        f2 = eww / e - f1 * f1
+        if f > 0.0:
+            lo = x
+        else:
+            hi = x
+        xn, halley = _halley(x, f, f1, f2, lo, hi)
+        done = halley and abs(xn - x) <= STOP * xn
+        x = xn
+        if done:
+            break
+    return 1.0 / x
+
+
+@njit(cache=True)
+def _asin_guess(v):
+    """asin(v) for 0 ≤ v ≤ √½ to ~1e-3 relative (a first guess only)."""
+    v2 = v * v
+    return v * (1.0 + v2 * (1.0 / 6.0 + v2 * (0.075 + v2 * (5.0 / 112.0 + v2 * (35.0 / 1152.0)))))
+
+
+@njit(cache=True)
+def _mode_tail(phi, r):
+    """(h, p, p') at φ: h = Σ_k (−1)^k c_k sin²((2k+1)φ/2)/(2k+1) = H·(π/4)
+    e^{π² s/4}, p = 2 dh/dφ = Σ_k (−1)^k c_k sin((2k+1)φ) and its derivative
+    Σ_k (−1)^k c_k (2k+1) cos((2k+1)φ); r = e^{−2π² s}."""
+    sb = math.sin(0.5 * phi)
+    cb = math.cos(0.5 * phi)
+    lam = -4.0 * sb * sb
+    ys = sb          # sin((2k+1)β), Reinsch: ds += λ·ys, ys += ds
+    ds = 2.0 * sb
+    yc = cb          # cos((2k+1)β)
+    dc = 0.0
+    h = sb * sb
+    p = 2.0 * sb * cb
+    dp = cb * cb - sb * sb
+    c = 1.0
+    ratio = 1.0
+    sign = 1.0
+    for k in range(1, MAX_MODES):
+        ratio = ratio * r
+        c = c * ratio
+        if c < MODE_CUTOFF:
+            break
+        ds = ds + lam * ys
+        ys = ys + ds
+        dc = dc + lam * yc
+        yc = yc + dc
+        sign = -sign
+        sc = sign * c
+        odd = 2.0 * k + 1.0
+        h = h + sc * (ys * ys) / odd
+        p = p + sc * (2.0 * ys * yc)
+        dp = dp + sc * odd * (yc * yc - ys * ys)
+    return h, p, dp
+
+
+@njit(cache=True)
+def _mode_position(a, s):
+    """|ξ| ≥ 0 with mass a·S beyond it (modes, s ≥ X_SWITCH), by Halley in
+    φ = π(1 − ξ)/2 on ln h(φ) = ln(a·A)."""
+    r = math.exp(-TWO_PI2 * s)
+    amp, b, c = _mode_sums(s)
+    lt = math.log(a * amp)            # H = a·S  <=>  h = a·A
+    lo = 0.0
+    hi = PI_2
+    x = 2.0 * _asin_guess(math.sqrt(a * amp))    # the first mode alone
+    if x > hi:
+        x = hi
+    for it in range(MAX_ITER):
+        h, p, dp = _mode_tail(x, r)
+        if h > 0.0 and p > 0.0:
+            f = math.log(h) - lt
+            f1 = 0.5 * p / h                 # d ln h/dφ
+            f2 = 0.5 * dp / h - f1 * f1
+            if f > 0.0:
+                hi = x
+            else:
+                lo = x
+            xn, halley = _halley(x, f, f1, f2, lo, hi)
+        else:                                 # φ so small that h underflowed
+            lo = x
+            xn = 0.5 * (lo + hi)
+            halley = False
+        done = halley and abs(xn - x) <= STOP * xn
+        x = xn
+        if done:
+            break
+    return 1.0 - TWO_OVER_PI * x
+
+
+@njit(cache=True)
+def _image_position(a, s):
+    """|ξ| ≥ 0 with mass a·S beyond it (images, s < X_SWITCH), by Halley in
+    t = ξz on ln H(t) = ln(a·S)."""
+    z = 0.5 / math.sqrt(s)
+    images = s >= GAUSS_SWITCH
+    if images:
+        ez = math.erfc(z)
+        lt = math.log(a * (1.0 - 2.0 * ez))
+    else:
+        ez = 0.0
+        lt = math.log(a)
+    # first guess: the normal quantile of a (A&S 26.2.23), over √2
+    eta = math.sqrt(-2.0 * math.log(a))
+    x = (eta - (QC0 + eta * (QC1 + eta * QC2)) / (1.0 + eta * (QD1 + eta * (QD2 + eta * QD3)))) * SQRT_HALF
+    lo = 0.0
+    hi = z
+    if x < lo:
+        x = lo
+    if x > hi:
+        x = 0.5 * hi
+    for it in range(MAX_ITER):
+        h = 0.5 * math.erfc(x)
+        g = math.exp(-x * x)                 # √π·(−dH/dt)
+        dg = -2.0 * x * g
+        if images:
+            zm = 2.0 * z - x
+            zp = 2.0 * z + x
+            em = math.exp(-zm * zm)
+            ep = math.exp(-zp * zp)
+            h = h + 0.5 * (math.erfc(zm) - math.erfc(zp)) - ez
+            g = g - em - ep
+            dg = dg - 2.0 * zm * em + 2.0 * zp * ep
+        if h > 0.0 and g > 0.0:
+            f = math.log(h) - lt
+            f1 = -INV_SQRT_PI * g / h        # d ln H/dt
+            f2 = -INV_SQRT_PI * dg / h - f1 * f1
+            if f > 0.0:
+                lo = x
+            else:
+                hi = x
+            xn, halley = _halley(x, f, f1, f2, lo, hi)
+        else:                                 # so far out that H underflowed
+            hi = x
+            xn = 0.5 * (lo + hi)
+            halley = False
+        done = halley and abs(xn - x) <= STOP * (xn + 1.0)
+        x = xn
+        if done:
+            break
+    return x / z
+
+
+@njit(cache=True)
+def interval_position(u, s):
+    """ξ in (−1, 1): the u-quantile of X(t)/a at dimensionless time s given
+    that X, started at the centre, has not left (−a, a) by then (0 for s ≤ 0)."""
+    if not s > 0.0:
+        return 0.0
+    if u < 0.5:
+        a = u
+        sign = -1.0
+    else:
+        a = 1.0 - u
+        sign = 1.0
+    if not a > 0.0:
+        return sign
+    if s >= X_SWITCH:
+        return sign * _mode_position(a, s)
+    return sign * _image_position(a, s)
