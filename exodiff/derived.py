@@ -397,28 +397,26 @@ class LeapEstimate:
 # The model behind the estimate (checked against measured runs in
 # bench/README.md, "Adaptive stepping"):
 #  * vesicles spread uniformly over the free volume (sampled at
-#    LEAP_SAMPLES points drawn from a fixed seed);
-#  * a vesicle at x leaps when the cube of half-width w(x) around it keeps
-#    LEAP_MARGIN_STEPS step lengths s = √(2D dt) (and the drift over the
-#    leap) from every contact sphere (its corners are w√3 from x) and every
-#    non-periodic face, and w ≥ LEAP_MIN_STEPS·s;
-#  * a leap lasts ℓ = E[min(τ, h)], τ the exit time from the cube
-#    (survival S(Dt/w²)³, S the 1-D survival of kernels/firstpassage.py)
-#    and h the time between observations or snapshots, which no leap passes;
-#    ℓ = (w²/D)·G(Dh/w²), G(σ) = ∫_0^σ S(u)³ du (G(∞) = 0.2249);
-#  * a leap costs LEAP_COST_STEPS calibrated steps, and after each leap the
-#    vesicle takes one step back on the grid;
-#  * near surfaces every dt costs a step, as in fixed stepping.
-# Then, averaging over the sample points, the leap share is ⟨ℓ/(ℓ + dt)⟩
-# (0 where no leap fits) and the speed-up (1/dt)/⟨cost per second⟩ with the
-# cost per second (LEAP_COST_STEPS + 1)/(ℓ + dt) where it leaps and 1/dt
-# elsewhere.  Vesicles that bind, get absorbed or crowd near the cells are
-# not modelled: the measured speed-up is lower where many of them sit near
-# surfaces, higher where many leave the run.
+#    LEAP_SAMPLES points drawn from a fixed seed); bound ones, and vesicles
+#    crowding near the cells, are not modelled;
+#  * the kernels' rule (kernels/leap.py): with d the distance to the nearest
+#    non-periodic face or contact sphere (exact here; the kernels' clearance
+#    map is a lower bound), σ = √(2D dt), drift speed |v| and K the steps to
+#    the next observation or snapshot, r = d − (LEAP_MARGIN_SIGMAS·σ + |v|dt),
+#    K capped at r/(2|v|dt), a = (r − |v|K dt)/√3 capped at
+#    LEAP_CAP_SPREADS·σ√K; the vesicle leaps when a ≥ LEAP_MIN_SIGMAS·σ and
+#    K ≥ LEAP_MIN_STEPS, else it steps;
+#  * a leap lasts ℓ = E[min(τ, K dt)], τ the exit time from the cube
+#    (survival S(Dt/a²)³, S the 1-D survival of kernels/firstpassage.py):
+#    ℓ = (a²/D)·G(DK dt/a²), G(σ) = ∫_0^σ S(u)³ du (G(∞) = 0.2249); where a
+#    vesicle leaps it leaps again on landing, so all its time is in leaps;
+#  * a leap costs LEAP_COST_STEPS calibrated steps (measured, numba:
+#    bench/README.md), a step near surfaces one.
+# Then, averaging over the sample points, the leap share is the share of
+# points that leap and the speed-up (1/dt)/⟨cost per second⟩, the cost per
+# second LEAP_COST_STEPS/ℓ where it leaps and 1/dt elsewhere.
 LEAP_SAMPLES = 20_000
-LEAP_MARGIN_STEPS = 4.0
-LEAP_MIN_STEPS = 4.0
-LEAP_COST_STEPS = 10.0
+LEAP_COST_STEPS = 20.0
 
 
 def _cube_survival_integral():
@@ -436,39 +434,42 @@ def leap_estimate(config, cells):
     """[LeapEstimate] per population for run.stepping = "adaptive", from
     the geometry of ``config`` and its placed ``cells`` (layouts.Cells)
     (the model: the comment above)."""
+    from .kernels.leap import LEAP_CAP_SPREADS, LEAP_MARGIN_SIGMAS, LEAP_MIN_SIGMAS, LEAP_MIN_STEPS
     from .locality import Box
     domain, run = config.domain, config.run
     box = Box.from_faces(domain.size, domain.faces)
     rng = np.random.Generator(np.random.Philox(run.seed + 0x1EA9))
     x = rng.random((LEAP_SAMPLES, 3)) * box.lengths
-    # distance along each axis to its nearest non-periodic face (inf: periodic)
     face = np.where(box.periodic, np.inf, np.minimum(x, box.lengths - x)).min(axis=1)
-    sphere = np.full(LEAP_SAMPLES, np.inf)
+    centre = np.full(LEAP_SAMPLES, np.inf)       # to the nearest cell surface
     if cells.count:
         dist, idx = box.tree(cells.centers).query(x, k=1)
-        sphere = dist - cells.radii[idx]
-    horizon = min(run.observe_interval, run.snapshot_interval, run.duration)
-    flow = float(np.linalg.norm(config.medium.flow))
+        centre = dist - cells.radii[idx]
+    dt = run.dt
+    K = max(1, round(min(run.observe_interval, run.snapshot_interval, run.duration) / dt))
     u, G = _cube_survival_integral()
     d = derived_parameters(config)
     out = []
     for name, p in d.populations.items():
         vr = config.vesicles[name].radius.median
-        inside = sphere - vr < 0.0                  # points in a cell: no vesicle there
-        s, D, dt = p.step, p.diffusion, run.dt
-        margin = LEAP_MARGIN_STEPS * s + (flow + p.settling) * horizon
-        w = np.minimum(face - vr, (sphere - vr) / math.sqrt(3.0)) - margin
-        w = np.where(inside, 0.0, w)
-        leaps = w >= LEAP_MIN_STEPS * s
-        ww = np.where(leaps, w, 1.0)
-        sigma = D * horizon / ww ** 2
-        ell = np.where(sigma < u[0], horizon, ww ** 2 / D * np.interp(sigma, u, G))
-        ell = np.where(leaps, np.minimum(ell, horizon), 0.0)
-        free = ~inside
-        share = float(np.mean((ell / (ell + dt))[free])) if free.any() else 0.0
-        cost = np.where(leaps, (LEAP_COST_STEPS + 1.0) / (ell + dt), 1.0 / dt)[free]
+        free = centre > vr                           # no vesicle inside a cell
+        s, D = p.step, p.diffusion
+        v = np.asarray(config.medium.flow, dtype=np.float64) - np.array([0.0, 0.0, p.settling])
+        speed = float(np.linalg.norm(v))
+        r = np.minimum(face, centre - vr) - (LEAP_MARGIN_SIGMAS * s + speed * dt)
+        k = np.full(LEAP_SAMPLES, float(K))
+        if speed > 0:
+            k = np.minimum(k, np.floor(np.maximum(r / (2.0 * speed * dt), -1.0)))
+        a = np.minimum((r - speed * k * dt) / math.sqrt(3.0), LEAP_CAP_SPREADS * s * np.sqrt(np.maximum(k, 0.0)))
+        leaps = free & (k >= LEAP_MIN_STEPS) & (a >= LEAP_MIN_SIGMAS * s)
+        aa = np.where(leaps, a, 1.0)
+        ell = np.where(leaps, aa * aa / D * np.interp(D * k * dt / (aa * aa), u, G, left=0.0), 0.0)
+        ell = np.where(leaps & (D * k * dt / (aa * aa) < u[0]), k * dt, ell)
+        n_free = max(int(free.sum()), 1)
+        share = float(leaps.sum()) / n_free
+        cost = np.where(leaps, LEAP_COST_STEPS / np.maximum(ell, 1e-300), 1.0 / dt)[free]
         speedup = (1.0 / dt) / float(np.mean(cost)) if free.any() else 1.0
-        mean_leap = float(np.mean(ell[leaps & free])) if (leaps & free).any() else 0.0
+        mean_leap = float(np.mean(ell[leaps])) if leaps.any() else 0.0
         out.append(LeapEstimate(name, share, mean_leap, speedup))
     return out
 
