@@ -642,8 +642,9 @@ def _validate(args):
     from . import validate
     from .backends import select_backend
     if args.list:
+        width = max(len(name) for name in validate.CASES)
         for case in validate.CASES.values():
-            print(f"{case.name:24s} {case.title}")
+            print(f"{case.name:{width}s}  {case.title}")
         return 0
     cases = validate.select_cases(args.case)
     if args.plot:
