@@ -6,6 +6,7 @@ and pass when |z| < 3 (tolerance from the sample size); the full suite is
 ``exodiff validate``.  All but two cases run on every backend, those on numba.
 """
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -186,3 +187,47 @@ def test_release_fraction_keeps_the_reversible_equilibrium_exact(kappa_rd):
     """Deterministic: the equilibrium of the scheme's radial chain around one
     cell (s = 0.1 R) has bound/free = κA/k_off to the quadrature's 0.2 %."""
     assert exact.reversible_equilibrium_chain(kappa_rd, 0.1) == pytest.approx(1.0, abs=2e-3)
+
+
+# ------------------------------------------ exodiff check: the leap estimate
+
+def _leap_estimate(raw):
+    from exodiff.config import parse_config
+    from exodiff.derived import leap_estimate
+    from exodiff.layouts import make_cells
+    cfg = parse_config(raw)
+    return leap_estimate(cfg, make_cells(cfg.cells, cfg.domain.size, list(cfg.cell_types), cfg.run.seed))
+
+
+def _box(boundary, size=400.0, observe=1.0):
+    return {"run": {"duration": 10.0, "dt": 1e-3, "observe_interval": observe},
+            "domain": {"size": [size] * 3, "boundary": boundary},
+            "cells": {"layout": "list", "centers": [], "radius": 5.0}, "cell_types": {"none": {}},
+            "vesicles": {"ev": {"radius": 0.05, "diffusion": 4.0, "count": 10}}}
+
+
+def test_leap_estimate_limits():
+    from exodiff.derived import LEAP_COST_STEPS
+    # nothing to touch: every vesicle leaps from observation to observation
+    # (its cube is capped at 10 spreads: it never leaves it), 1000 steps each
+    (e,) = _leap_estimate(_box("periodic"))
+    assert e.leap_share == 1.0
+    assert e.mean_leap == pytest.approx(1.0)
+    assert e.speedup == pytest.approx(1000 / LEAP_COST_STEPS)
+    # a box too small for the margin: nobody leaps, nothing gained
+    (e,) = _leap_estimate(_box("absorb", size=2.0))
+    assert (e.leap_share, e.mean_leap, e.speedup) == (0.0, 0.0, 1.0)
+
+
+def test_check_prints_the_leap_estimate_or_says_fixed(capsys):
+    from exodiff.cli import main
+    well = str(Path(__file__).resolve().parent.parent / "configs" / "well_24h.toml")
+    assert main(["check", well]) == 0
+    out = capsys.readouterr().out
+    assert "Stepping: adaptive" in out
+    shares = [float(line.split("%")[0].split()[-1]) for line in out.splitlines() if "of vesicle-time leaping" in line]
+    assert len(shares) == 2 and all(s > 95 for s in shares)   # millimetres of medium over 30 µm of cells
+    assert "all vesicles: speed-up ≈" in out
+    assert main(["check", well, "--set", "run.stepping=fixed"]) == 0
+    out = capsys.readouterr().out
+    assert "Stepping: fixed" in out and "leaping" not in out
