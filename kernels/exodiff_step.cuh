@@ -55,7 +55,8 @@ constexpr double FAR_SIGMAS = 6.3245617;  // cells out of reach: see constants.p
     P(double, px) P(double, py) P(double, pz) P(int, ix) P(int, iy) P(int, iz)      \
     P(signed char, state) P(int, cell) P(double, first_bound_time)                  \
     P(double, internalized_time) P(double, exit_time) P(int, first_bound_cell)      \
-    P(double, cleared_time) P(long long, leap_end) P(long long, leaps) P(long long, leap_steps)
+    P(double, cleared_time) P(long long, leap_end) P(long long, leaps) P(long long, leap_steps)  \
+    P(long long, leap_look)
 #define EXO_VESICLE_PARAMS(P, S)                                                     \
     P(const double, diffusion) P(const double, sigma) P(const double, settling)     \
     P(const double, vradius) P(const int, species) P(const long long, birth_step)   \

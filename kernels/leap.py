@@ -80,12 +80,18 @@ LEAP_MARGIN_SIGMAS = 8.944281
 # A vesicle leaps when its cube's half-width is at least this many σ (and
 # the leap may last at least LEAP_MIN_STEPS): the expected exit time is then
 # ≳ 0.4·(a/σ)² steps, which must pay for the leap's cost (bench: S2).
-LEAP_MIN_SIGMAS = 4.0
+LEAP_MIN_SIGMAS = 6.0
 LEAP_MIN_STEPS = 2
 # Nor is a cube wider than this many spreads √(2 D K dt) of the whole leap
 # any use (it is left before the horizon with probability < 1e-20), and
 # without faces or cells nearby the clearance is infinite.
 LEAP_CAP_SPREADS = 10.0
+# A look that finds the vesicle Δ too close puts the next look off by
+# min((Δ/(LEAP_LOOK_SIGMAS·σ))², Δ/(|v| dt)) steps (never past the horizon),
+# about the time it needs to diffuse (or drift) that far: looking costs
+# almost as much as a step, and skipping looks changes no law (a step is
+# always exact).
+LEAP_LOOK_SIGMAS = 2.0
 SQRT3 = 1.7320508075688772  # √3 rounded to the nearest double
 
 

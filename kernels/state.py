@@ -99,6 +99,10 @@ Vesicles = _container(
           "point); every stage skips it while the step is below this", 0),
     Field("leaps", i64, ("N",), STATE, "leaps taken (for the run summary)", 0),
     Field("leap_steps", i64, ("N",), STATE, "steps spent in flight in those leaps", 0),
+    Field("leap_look", i64, ("N",), STATE,
+          "step from which a FREE vesicle looks for a leap again: a look that finds it too close "
+          "to a surface puts the next off by about the steps it needs to get far enough (never "
+          "past a horizon)", 0),
 )
 
 VesicleParams = _container(
@@ -172,11 +176,12 @@ FATES = tuple(n for n, f in FIELDS.items() if f.fate)
 """The fate-table columns the kernels record (first events and their cells);
 the cell of internalization is ``cell`` of an INTERNALIZED vesicle, which
 never changes again, so it needs no array of its own."""
-SNAPSHOT_ZEROS = ("leap_end", "leaps", "leap_steps")
+SNAPSHOT_ZEROS = ("leap_end", "leaps", "leap_steps", "leap_look")
 """STATE fields a snapshot need not hold (a state read back from one has them
 0): no leap passes an observation or snapshot (kernels/step_numpy.py
-``_leap``), so there every ``leap_end`` is at most the step, which is as good
-as 0; the leap counters only feed the run summary."""
+``_leap``) nor does a put-off look, so there every ``leap_end`` and
+``leap_look`` is at most the step, which is as good as 0; the leap counters
+only feed the run summary."""
 assert len(FIELDS) == sum(len(c.FIELDS) for c in CONTAINERS), "field names must be unique"
 
 

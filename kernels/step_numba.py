@@ -44,8 +44,8 @@ import numpy as np
 
 from .constants import (ABSORB, BOUND, BRIDGE_CUTOFF, CLEARED, EXITED, FAR_SIGMAS, FREE,
                         INTERNALIZED, PENDING, PERIODIC)
-from .leap import (LEAP_CAP_SPREADS, LEAP_MARGIN_SIGMAS, LEAP_MIN_SIGMAS, LEAP_MIN_STEPS, SQRT3,
-                   leap_path)
+from .leap import (LEAP_CAP_SPREADS, LEAP_LOOK_SIGMAS, LEAP_MARGIN_SIGMAS, LEAP_MIN_SIGMAS,
+                   LEAP_MIN_STEPS, SQRT3, leap_path)
 from .philox import STREAM_BOUND, STREAM_CONTACT, STREAM_DIFFUSE, STREAM_LEAP, STREAM_LEAP_POSITION
 from .philox_numba import normals4, uniforms4
 from .surface import binding_probability, release_fraction, unbind_distance
@@ -338,7 +338,9 @@ def _leap(i, n, horizon, run, ves, par, dom, cells, grid):
     b = (kx * grid.nbins[1] + ky) * grid.nbins[2] + kz
     d = min(d, grid.clearance[b] - dist)  # the cells the bin does not list
     margin = LEAP_MARGIN_SIGMAS * s + speed * dt
+    need = margin + SQRT3 * (LEAP_MIN_SIGMAS * s)
     if not d - margin > LEAP_MIN_SIGMAS * s:  # too close already (the test below fails too)
+        _put_off(i, n, horizon, need - d, s, speed, dt, ves)
         return False
     for k in range(grid.gstart[b], grid.gstart[b + 1]):  # the cells it lists, exactly
         c = grid.gitems[k]
@@ -352,11 +354,10 @@ def _leap(i, n, horizon, run, ves, par, dom, cells, grid):
         kmax = r / (2.0 * speed * dt)
         if kmax < steps:
             steps = int(math.floor(max(kmax, -1.0)))
-    if steps < LEAP_MIN_STEPS:
-        return False
     a = (r - speed * (steps * dt)) / SQRT3
     a = min(a, LEAP_CAP_SPREADS * (s * math.sqrt(steps)))
-    if not a >= LEAP_MIN_SIGMAS * s:
+    if steps < LEAP_MIN_STEPS or not a >= LEAP_MIN_SIGMAS * s:
+        _put_off(i, n, horizon, need - d, s, speed, dt, ves)
         return False
     u_time, u_face, u_clear, u0 = uniforms4(i, n, STREAM_LEAP, run.k0, run.k1)
     u1, u2, _, _ = uniforms4(i, n, STREAM_LEAP_POSITION, run.k0, run.k1)
@@ -378,6 +379,56 @@ def _leap(i, n, horizon, run, ves, par, dom, cells, grid):
         ves.state[i] = CLEARED
         ves.cleared_time[i] = (n + k) * dt
     return True
+
+
+@inline
+def _free_step(i, n, t1, z0, z1, z2, passive, run, ves, par, dom, cells, types, grid):
+    """Stages 1–5 and 8: one step of FREE vesicle i with its normals z
+    (``passive``: per axis, no absorbing face)."""
+    D = par.diffusion[i]
+    Ddt = D * run.dt
+    p0x, p0y, p0z = _displacement(i, z0, z1, z2, run, ves, par, dom)
+    u = (False, 0.0, 0.0, 0.0, 0.0)
+
+    exited = False
+    for a in range(3):
+        if passive[a] and 0.0 <= ves.pos[i, a] < dom.box[a]:
+            continue
+        x0 = p0x if a == 0 else (p0y if a == 1 else p0z)
+        exited, u = _cross_faces(i, a, x0, n, t1, D, Ddt, u, run, ves, dom)
+        if exited:  # its later axes keep their unfolded values
+            return
+
+    if grid.gitems.size > 0:
+        c, ex, ey, ez, r1, d1, u = _contact(i, n, p0x, p0y, p0z, Ddt, u, run, ves, par, dom,
+                                            cells, grid)
+        if c >= 0:
+            if r1 == 0.0:  # end point at the centre: any normal will do
+                ez = 1.0
+                r1 = 1.0
+            bound, u = _binding(i, c, n, t1, ex, ey, ez, r1, D, u, run, ves, par, dom, cells,
+                                types)
+            if bound:
+                return
+            if d1 < 0.0:
+                _reflection(i, c, ex, ey, ez, r1, ves, par, dom, cells)
+
+    _clearance(i, n, t1, u, run, ves, par)
+
+
+@inline
+def _put_off(i, n, horizon, gap, s, speed, dt, ves):
+    """Vesicle i, ``gap`` closer to a surface than a leap needs, looks
+    again after min((gap/(LEAP_LOOK_SIGMAS·σ))², gap/(|v| dt)) steps, at the
+    horizon at the latest (kernels/leap.py)."""
+    if not gap > 0.0:
+        return
+    q = gap / (LEAP_LOOK_SIGMAS * s)
+    j = q * q
+    if speed > 0.0:
+        j = min(j, gap / (speed * dt))
+    j = min(j, float(horizon))
+    ves.leap_look[i] = n + int(math.floor(j))
 
 
 # -- the loop -----------------------------------------------------------------------
@@ -402,7 +453,8 @@ def advance_block(i0, i1, n0, n1, scratch, run, ves, par, dom, cells, types, gri
         horizon = _leap_horizon(n, run) if adaptive else 0
         for i in range(i0, i1):
             if ves.state[i] == FREE:
-                if adaptive and (ves.leap_end[i] > n or _leap(i, n, horizon, run, ves, par, dom, cells, grid)):
+                if adaptive and (ves.leap_end[i] > n or (
+                        ves.leap_look[i] <= n and _leap(i, n, horizon, run, ves, par, dom, cells, grid))):
                     continue
                 free_ids[nfree] = i
                 nfree += 1
@@ -427,40 +479,53 @@ def advance_block(i0, i1, n0, n1, scratch, run, ves, par, dom, cells, types, gri
             if adaptive and ves.leap_end[i] > n:  # in flight
                 continue
 
-            D = par.diffusion[i]
-            Ddt = D * run.dt
-            p0x, p0y, p0z = _displacement(i, zx[kfree], zy[kfree], zz[kfree], run, ves, par, dom)
+            _free_step(i, n, t1, zx[kfree], zy[kfree], zz[kfree], passive, run, ves, par, dom, cells,
+                       types, grid)
             kfree += 1
-            u = (False, 0.0, 0.0, 0.0, 0.0)
-
-            exited = False
-            for a in range(3):
-                if passive[a] and 0.0 <= ves.pos[i, a] < dom.box[a]:
-                    continue
-                x0 = p0x if a == 0 else (p0y if a == 1 else p0z)
-                exited, u = _cross_faces(i, a, x0, n, t1, D, Ddt, u, run, ves, dom)
-                if exited:  # its later axes keep their unfolded values
-                    break
-            if exited:
-                continue
-
-            if grid.gitems.size > 0:
-                c, ex, ey, ez, r1, d1, u = _contact(i, n, p0x, p0y, p0z, Ddt, u, run, ves, par, dom,
-                                                    cells, grid)
-                if c >= 0:
-                    if r1 == 0.0:  # end point at the centre: any normal will do
-                        ez = 1.0
-                        r1 = 1.0
-                    bound, u = _binding(i, c, n, t1, ex, ey, ez, r1, D, u, run, ves, par, dom, cells,
-                                        types)
-                    if bound:
-                        continue
-                    if d1 < 0.0:
-                        _reflection(i, c, ex, ey, ez, r1, ves, par, dom, cells)
-
-            _clearance(i, n, t1, u, run, ves, par)
         if live == 0:  # every vesicle of the block has left
             break
+
+
+@numba.njit(cache=True, error_model="numpy", _nrt=False)
+def advance_vesicles(i0, i1, n0, n1, run, ves, par, dom, cells, types, grid):
+    """Advance vesicles i0..i1-1 through steps n0..n1-1 one vesicle at a
+    time, each with its own step counter (as the CUDA kernel does): a leap
+    or a wait for a birth costs one visit, not one per step.  The stages and
+    random numbers are the step-major loop's, so the results are the same
+    bits.  For independent vesicles only (no receptor capacity)."""
+    passive = (dom.face_kind[0] != ABSORB and dom.face_kind[1] != ABSORB,
+               dom.face_kind[2] != ABSORB and dom.face_kind[3] != ABSORB,
+               dom.face_kind[4] != ABSORB and dom.face_kind[5] != ABSORB)
+    adaptive = run.adaptive != 0
+    for i in range(i0, i1):
+        n = n0
+        while n < n1:
+            st = ves.state[i]
+            if st == PENDING:
+                if par.birth_step[i] > n:  # nothing happens before its birth step
+                    n = par.birth_step[i]
+                    continue
+                _births(i, n, ves, par)
+                n += 1
+                continue
+            t1 = (n + 1) * run.dt
+            if st == BOUND:
+                _bound_events(i, n, t1, run, ves, par, dom, cells, types)
+                n += 1
+                continue
+            if st != FREE:  # INTERNALIZED, EXITED, CLEARED: nothing more happens
+                break
+            if adaptive:
+                if ves.leap_end[i] > n:  # in flight
+                    n = ves.leap_end[i]
+                    continue
+                if ves.leap_look[i] <= n and _leap(i, n, _leap_horizon(n, run), run, ves, par, dom,
+                                                   cells, grid):
+                    n = ves.leap_end[i]
+                    continue
+            z0, z1, z2, _ = normals4(i, n, STREAM_DIFFUSE, run.k0, run.k1)
+            _free_step(i, n, t1, z0, z1, z2, passive, run, ves, par, dom, cells, types, grid)
+            n += 1
 
 
 @numba.njit(cache=True)
@@ -479,6 +544,16 @@ def _advance_blocks(n0, n1, block, run, ves, par, dom, cells, types, grid):
     for b in numba.prange(nblocks):
         advance_block(b * block, min((b + 1) * block, n), n0, n1, _scratch(block),
                       run, ves, par, dom, cells, types, grid)
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _advance_vesicle_blocks(n0, n1, block, run, ves, par, dom, cells, types, grid):
+    """Blocks of `block` vesicles in parallel, each vesicle by vesicle."""
+    n = ves.state.size
+    nblocks = (n + block - 1) // block
+    for b in numba.prange(nblocks):
+        advance_vesicles(b * block, min((b + 1) * block, n), n0, n1, run, ves, par, dom, cells, types,
+                         grid)
 
 
 @numba.njit(cache=True)
@@ -514,6 +589,9 @@ def advance(n0, n1, args):
     n = args.vesicles.state.size
     if np.any(args.cells.ccapacity > 0):
         _advance_synced(n0, n1, block_size(n), *args)
+    elif args.run.adaptive:  # leaps: vesicle by vesicle, so a leap costs one visit
+        _advance_vesicle_blocks(n0, n1, block_size(n), *args)
+        count_bound(args.vesicles, args.cells)
     else:
         _advance_blocks(n0, n1, block_size(n), *args)
         count_bound(args.vesicles, args.cells)

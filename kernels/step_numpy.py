@@ -14,7 +14,7 @@ import numpy as np
 
 from .constants import (ABSORB, BOUND, BRIDGE_CUTOFF, CLEARED, EXITED, FREE,
                         INTERNALIZED, PENDING, PERIODIC)
-from .leap import LEAP_CAP_SPREADS, LEAP_MARGIN_SIGMAS, LEAP_MIN_SIGMAS, LEAP_MIN_STEPS, SQRT3, leap_path
+from .leap import LEAP_CAP_SPREADS, LEAP_LOOK_SIGMAS, LEAP_MARGIN_SIGMAS, LEAP_MIN_SIGMAS, LEAP_MIN_STEPS, SQRT3, leap_path
 from .philox import (STREAM_BOUND, STREAM_CONTACT, STREAM_DIFFUSE, STREAM_LEAP, STREAM_LEAP_POSITION,
                      normals4_np, uniforms4_np)
 from .surface import (EPS_MAX, G1, G2, G3, G4, G5, Q10, Q11, Q12, Q20, Q21, Q22, Q30, Q31,
@@ -273,10 +273,11 @@ def _leap_horizon(n, run):
 
 
 def _leap(idx, n, run, ves, par, dom, cells, grid):
-    """10. FREE vesicles idx (not in flight) far from every surface leap
-    (kernels/leap.py): their cube from the clearance, then leap_path.
-    Returns the vesicles that did not leap (they step)."""
+    """10. FREE vesicles idx (not in flight, looking) far from every surface
+    leap (kernels/leap.py): their cube from the clearance, then leap_path;
+    those too close put their next look off.  Returns which leapt."""
     dt = run.dt
+    horizon = _leap_horizon(n, run)
     p = ves.pos[idx]
     s = par.sigma[idx]
     vx = np.full(idx.size, dom.flow[0])
@@ -295,6 +296,9 @@ def _leap(idx, n, run, ves, par, dom, cells, grid):
     dist = np.sqrt(e[0] * e[0] + e[1] * e[1] + e[2] * e[2])
     b = _bin_of(p, grid)
     d = np.minimum(d, grid.clearance[b] - dist)  # the cells the bin does not list
+    margin = LEAP_MARGIN_SIGMAS * s + speed * dt
+    near = ~(d - margin > LEAP_MIN_SIGMAS * s)  # too close already: the look ends here
+    d_near = d.copy()
     first, count = grid.gstart[b], grid.gstart[b + 1] - grid.gstart[b]
     for k in range(int(count.max(initial=0))):  # and those it lists, exactly
         j = np.nonzero(k < count)[0]
@@ -304,18 +308,21 @@ def _leap(idx, n, run, ves, par, dom, cells, grid):
         ez = _min_image(p[j, 2] - cells.ccenter[c, 2], 2, dom)
         dc = np.sqrt(ex * ex + ey * ey + ez * ez) - (cells.cradius[c] + par.vradius[idx[j]])
         d[j] = np.minimum(d[j], dc)
-    r = d - (LEAP_MARGIN_SIGMAS * s + speed * dt)
-    steps = np.full(idx.size, _leap_horizon(n, run), dtype=np.int64)
+    d = np.where(near, d_near, d)
+    r = d - margin
+    steps = np.full(idx.size, horizon, dtype=np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):
         kmax = r / (2.0 * speed * dt)
     short = (speed > 0.0) & (kmax < steps)
     steps[short] = np.floor(np.maximum(kmax[short], -1.0)).astype(np.int64)
     a = (r - speed * (steps * dt)) / SQRT3
     a = np.minimum(a, LEAP_CAP_SPREADS * (s * np.sqrt(np.maximum(steps, 0).astype(np.float64))))
-    go = (s > 0.0) & (steps >= LEAP_MIN_STEPS) & (a >= LEAP_MIN_SIGMAS * s)
+    go = (horizon >= LEAP_MIN_STEPS) & (s > 0.0) & ~near & (steps >= LEAP_MIN_STEPS) & (a >= LEAP_MIN_SIGMAS * s)
+    _put_off(idx, (horizon >= LEAP_MIN_STEPS) & (s > 0.0) & ~go, n, horizon,
+             margin + SQRT3 * (LEAP_MIN_SIGMAS * s) - d, s, speed, dt, ves)
     j = np.nonzero(go)[0]
     if j.size == 0:
-        return idx
+        return go
     i = idx[j]
     u_time, u_face, u_clear, u0 = uniforms4_np(i, n, STREAM_LEAP, run.k0, run.k1)
     u1, u2, _, _ = uniforms4_np(i, n, STREAM_LEAP_POSITION, run.k0, run.k1)
@@ -336,7 +343,20 @@ def _leap(idx, n, run, ves, par, dom, cells, grid):
     ves.leap_steps[i] += k
     ves.state[i[cleared]] = CLEARED
     ves.cleared_time[i[cleared]] = (n + k[cleared]) * dt
-    return idx[~go]
+    return go
+
+
+def _put_off(idx, which, n, horizon, gap, s, speed, dt, ves):
+    """The vesicles idx[which], ``gap`` closer to a surface than a leap
+    needs, look again after min((gap/(LEAP_LOOK_SIGMAS·σ))², gap/(|v| dt))
+    steps, at the horizon at the latest (kernels/leap.py)."""
+    which = which & (gap > 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = gap / (LEAP_LOOK_SIGMAS * s)
+        j = q * q
+        j = np.where(speed > 0.0, np.minimum(j, gap / (speed * dt)), j)
+    j = np.minimum(j, float(horizon))
+    ves.leap_look[idx[which]] = n + np.floor(j[which]).astype(np.int64)
 
 
 # -- the loop -----------------------------------------------------------------------
@@ -351,7 +371,10 @@ def step(n, args):
 
     idx = ids[start_state == FREE]
     if run.adaptive:  # in flight: skipped; far from surfaces: leap
-        idx = _leap(idx[ves.leap_end[idx] <= n], n, run, ves, par, dom, cells, grid)
+        idx = idx[ves.leap_end[idx] <= n]
+        look = np.nonzero(ves.leap_look[idx] <= n)[0]
+        leapt = look[_leap(idx[look], n, run, ves, par, dom, cells, grid)]
+        idx = np.delete(idx, leapt)
     D = par.diffusion[idx]
     Ddt = D * run.dt
     p0 = _displacement(idx, n, run, ves, par, dom)
