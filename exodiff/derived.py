@@ -411,16 +411,14 @@ class LeapEstimate:
 #    (survival S(Dt/a²)³, S the 1-D survival of kernels/firstpassage.py):
 #    ℓ = (a²/D)·G(DK dt/a²), G(σ) = ∫_0^σ S(u)³ du (G(∞) = 0.2249); where a
 #    vesicle leaps it leaps again on landing, so all its time is in leaps;
-#  * costs, in calibrated steps (numba, measured: bench/README.md): a leap
-#    LEAP_COST_STEPS, a step in flight IN_FLIGHT_COST_STEPS (the kernels
-#    still visit a vesicle in flight every step), a step near surfaces 1.
+#  * costs, in calibrated steps (numba, measured on S2: bench/README.md): a
+#    leap LEAP_COST_STEPS, a step near surfaces 1; a vesicle in flight is
+#    not visited (bench/leap_overhead.py).
 # Then, averaging over the sample points, the leap share is the share of
 # points that leap and the speed-up (1/dt)/⟨cost per second⟩, the cost per
-# second LEAP_COST_STEPS/ℓ + IN_FLIGHT_COST_STEPS/dt where it leaps and 1/dt
-# elsewhere.
+# second LEAP_COST_STEPS/ℓ where it leaps and 1/dt elsewhere.
 LEAP_SAMPLES = 20_000
-LEAP_COST_STEPS = 20.0
-IN_FLIGHT_COST_STEPS = 0.1
+LEAP_COST_STEPS = 23.0
 
 
 def _cube_survival_integral():
@@ -469,8 +467,7 @@ def leap_estimate(config, cells):
         ell = np.where(leaps & (D * k * dt / (aa * aa) < u[0]), k * dt, ell)
         n_free = max(int(free.sum()), 1)
         share = float(leaps.sum()) / n_free
-        cost = np.where(leaps, LEAP_COST_STEPS / np.maximum(ell, 1e-300) + IN_FLIGHT_COST_STEPS / dt,
-                        1.0 / dt)[free]
+        cost = np.where(leaps, LEAP_COST_STEPS / np.maximum(ell, 1e-300), 1.0 / dt)[free]
         speedup = (1.0 / dt) / float(np.mean(cost)) if free.any() else 1.0
         mean_leap = float(np.mean(ell[leaps])) if leaps.any() else 0.0
         out.append(LeapEstimate(name, share, mean_leap, speedup))
