@@ -31,7 +31,9 @@ print(json.dumps({"rate": m.rate, "tree": bench.__file__}))
 def rate(python, scenario, steps):
     # run outside any tree: "-c" would put the working folder first on sys.path
     out = subprocess.run([python, "-c", CHILD, scenario, str(steps)], capture_output=True, text=True,
-                         check=True, cwd=tempfile.gettempdir())
+                         cwd=tempfile.gettempdir())
+    if out.returncode != 0:
+        sys.exit(f"{python} on {scenario} failed:\n{out.stderr}")
     res = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"  {res['tree']}", file=sys.stderr)
     return res["rate"]
