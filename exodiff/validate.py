@@ -24,7 +24,7 @@ Cases:
   well_settling             the same with settling (gravity)
   secretion_clearance       steady profile s e^{−(r−R)/λ}/(4πD r (1 + R/λ))
 and, where adaptive stepping leaps most (far from surfaces, long times;
-one time step each):
+one time step each, the column two):
   leap_free_diffusion       mean = v t and MSD = 6Dt after 1 h, periodic box
   leap_well_column          3 mm column with settling over 4 h (semi-infinite deposit)
   leap_smoluchowski         absorbing sphere from r0 = 10 R
@@ -456,9 +456,9 @@ CASES = {c.name: c for c in [
          "Secreting cell with clearance: steady profile", _secretion,
          xlabel="distance from the donor centre [µm]", ylabel="free vesicles [1/µm³]"),
     # Cases for the exact leaps of adaptive stepping: far from every surface
-    # and over long times, where vesicles leap most.  One time step each (the
-    # accuracy of the step near surfaces is what the cases above check at
-    # two); the leaps must not change the answer.
+    # and over long times, where vesicles leap most.  One time step each
+    # (the column, cheap, two): the accuracy of the step near surfaces is
+    # what the cases above check at two; the leaps must not change the answer.
     Case("leap_free_diffusion", "leap_free_diffusion.toml",
          "Free diffusion with drift over 1 h: mean = vt, MSD = 6Dt",
          lambda ctx, raw, step: _free_diffusion(ctx, raw, step, "leap_free_diffusion"),
