@@ -41,13 +41,20 @@ LAUNCH_WORK = 1 << 30   # most vesicle-steps per fused launch: ~0.05 s at 2e10/s
 SOURCE = "exodiff_step.cu"
 # the kernels launched, by name: the step per run.precision, and the recount
 ADVANCE = {"double": "advance_f64", "mixed": "advance_mixed"}
-ENTRY_POINTS = (*ADVANCE.values(), "count_bound")
+# ... and per run.precision with the leap stage, for run.stepping = "adaptive"
+ADVANCE_ADAPTIVE = {"double": "advance_f64_adaptive", "mixed": "advance_mixed_adaptive"}
+ENTRY_POINTS = (*ADVANCE.values(), "count_bound", *ADVANCE_ADAPTIVE.values())
+
+
+def advance_entry(model):
+    """The step kernel's name for a model's run.precision and run.stepping."""
+    return (ADVANCE_ADAPTIVE if model.stepping == "adaptive" else ADVANCE)[model.precision]
 
 # The entry points' parameters (kernels/exodiff_step.cuh: EXO_ADVANCE_PARAMS)
 # are the fields of kernels/state.py in order, (N, 3) arrays split by axis,
 # between the counts and step range the launcher adds:
 LEADING = {"n_vesicles": np.int64, "n0": np.int64, "n1": np.int64}
-TRAILING = {"n_gitems": np.int64}
+TRAILING = {"n_gitems": np.int64, "n_stops": np.int64}
 
 
 def _param_dtypes():
@@ -99,7 +106,7 @@ def to_device_layout(arrays, xp):
     harness).  Returns a dict: every array as a C-ordered copy of its declared
     dtype, split (N, 3) arrays as (3, N) arrays plus their rows under the
     split names, scalars as NumPy scalars of their type, and the counts
-    n_vesicles and n_gitems."""
+    n_vesicles, n_gitems and n_stops."""
     out = {}
     for name, f in state.FIELDS.items():
         if not f.shape:
@@ -117,6 +124,7 @@ def to_device_layout(arrays, xp):
             out[name] = xp.array(np.ascontiguousarray(host))
     out["n_vesicles"] = np.int64(np.asarray(arrays["state"]).size)
     out["n_gitems"] = np.int64(np.asarray(arrays["gitems"]).size)
+    out["n_stops"] = np.int64(np.asarray(arrays["horizon_stops"]).size)
     return out
 
 
@@ -192,10 +200,11 @@ class CudaBackend:
 
     def prepare(self, model):
         """Compile (first time on this device) and upload the model's arrays;
-        the step kernel is model.precision's (run.precision)."""
+        the step kernel is model.precision's (run.precision) and
+        model.stepping's."""
         with self._device:
             kernels = _functions(self._device.id)
-            self._advance, self._count = kernels[ADVANCE[model.precision]], kernels["count_bound"]
+            self._advance, self._count = kernels[advance_entry(model)], kernels["count_bound"]
             self._dev = to_device_layout(model.arrays, self._cupy)
         self._n = int(self._dev["n_vesicles"])
         self._blocks = ((self._n + BLOCK - 1) // BLOCK,)

@@ -26,6 +26,15 @@
 #ifndef EXO_MIN_BLOCKS
 #define EXO_MIN_BLOCKS 2
 #endif
+// The adaptive entry points (the leap stage inlined: exodiff_step.cuh
+// try_leap) need more registers than 2 blocks allow without spilling (ptxas,
+// sm_90: 128 registers and a 144-byte frame at 2 blocks), so they run one
+// block of 256 threads per SM at least; a leap saves tens to hundreds of
+// steps, which pays for the lower occupancy (tests/test_nvrtc.py:
+// MAX_REGISTERS_ADAPTIVE).
+#ifndef EXO_MIN_BLOCKS_ADAPTIVE
+#define EXO_MIN_BLOCKS_ADAPTIVE 1
+#endif
 
 // Vesicles i < n_vesicles, advanced from step n0 to n1: advance_f64 in float64
 // throughout (run.precision = "double", bitwise with the CPU backends),
@@ -33,13 +42,28 @@
 extern "C" __global__ void __launch_bounds__(EXO_BLOCK, EXO_MIN_BLOCKS) advance_f64(EXO_ADVANCE_PARAMS) {
     EXO_ADVANCE_ARGS;
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n_vesicles) exo::advance_one<exo::DOUBLE>(i, n0, n1, args);
+    if (i < n_vesicles) exo::advance_one<exo::DOUBLE, false>(i, n0, n1, args);
 }
 
 extern "C" __global__ void __launch_bounds__(EXO_BLOCK, EXO_MIN_BLOCKS) advance_mixed(EXO_ADVANCE_PARAMS) {
     EXO_ADVANCE_ARGS;
     const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < n_vesicles) exo::advance_one<exo::MIXED>(i, n0, n1, args);
+    if (i < n_vesicles) exo::advance_one<exo::MIXED, false>(i, n0, n1, args);
+}
+
+// The same with the leap stage (run.stepping = "adaptive").
+extern "C" __global__ void __launch_bounds__(EXO_BLOCK, EXO_MIN_BLOCKS_ADAPTIVE)
+    advance_f64_adaptive(EXO_ADVANCE_PARAMS) {
+    EXO_ADVANCE_ARGS;
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n_vesicles) exo::advance_one<exo::DOUBLE, true>(i, n0, n1, args);
+}
+
+extern "C" __global__ void __launch_bounds__(EXO_BLOCK, EXO_MIN_BLOCKS_ADAPTIVE)
+    advance_mixed_adaptive(EXO_ADVANCE_PARAMS) {
+    EXO_ADVANCE_ARGS;
+    const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n_vesicles) exo::advance_one<exo::MIXED, true>(i, n0, n1, args);
 }
 
 // bound_count[c] += number of BOUND vesicles on cell c (zero it first).

@@ -22,6 +22,7 @@
 #ifndef EXODIFF_STEP_CUH
 #define EXODIFF_STEP_CUH
 
+#include "exodiff_leap.cuh"
 #include "exodiff_rng.cuh"
 #include "exodiff_surface.cuh"
 
@@ -43,6 +44,13 @@ enum FaceKind : int { REFLECT = 0, PERIODIC = 1, ABSORB = 2 };
 enum Precision : int { DOUBLE = 0, MIXED = 1 };
 constexpr double BRIDGE_CUTOFF = 40.0;
 constexpr double FAR_SIGMAS = 6.3245617;  // cells out of reach: see constants.py
+// Leaps: mirror of kernels/leap.py (tests/test_leaps.py checks that they agree).
+constexpr double LEAP_MARGIN_SIGMAS = 8.944281;
+constexpr double LEAP_MIN_SIGMAS = 4.0;
+constexpr long long LEAP_MIN_STEPS = 2;
+constexpr double LEAP_CAP_SPREADS = 10.0;
+constexpr double LEAP_LOOK_SIGMAS = 2.0;
+constexpr double SQRT3 = 1.7320508075688772;
 
 // The kernels' arguments, container by container and field by field in the
 // order of kernels/state.py (tests/test_cuda_host.py checks that they agree).
@@ -73,7 +81,10 @@ constexpr double FAR_SIGMAS = 6.3245617;  // cells out of reach: see constants.p
 
 #define EXO_MEMBER_P(T, name) T* name;
 #define EXO_MEMBER_S(T, name) T name;
-struct Run { EXO_RUN(EXO_MEMBER_P, EXO_MEMBER_S) };
+struct Run {
+    EXO_RUN(EXO_MEMBER_P, EXO_MEMBER_S)
+    long long n_stops;  // size of horizon_stops (the launcher's count)
+};
 struct Vesicles { EXO_VESICLES(EXO_MEMBER_P, EXO_MEMBER_S) };
 struct VesicleParams { EXO_VESICLE_PARAMS(EXO_MEMBER_P, EXO_MEMBER_S) };
 struct Domain { EXO_DOMAIN(EXO_MEMBER_P, EXO_MEMBER_S) };
@@ -392,12 +403,184 @@ __host__ __device__ __forceinline__ bool births(Vesicle& v, long long i, long lo
     return true;
 }
 
+// 10. Leaps (kernels/leap.py; twins: step_numpy._try_leap, step_numba._try_leap).
+
+// Steps a leap from step n may last: to the next observation, snapshot or
+// horizon stop.
+__host__ __device__ __forceinline__ long long leap_horizon(long long n, const Run& run) {
+    const long long e0 = EXO_LDG(run.horizon_every + 0), e1 = EXO_LDG(run.horizon_every + 1);
+    const long long h0 = (n / e0 + 1) * e0, h1 = (n / e1 + 1) * e1;
+    long long h = h0 < h1 ? h0 : h1;
+    long long k = 0;
+    while (k < run.n_stops - 1 && EXO_LDG(run.horizon_stops + k) <= n) ++k;
+    const long long stop = EXO_LDG(run.horizon_stops + k);
+    h = stop < h ? stop : h;
+    return h - n;
+}
+
+// Where a leap ends (leap.leap_path): k steps later at the cube's centre +
+// a·c + drift·k·dt + g·(normals of its last step); cleared at its end.
+struct LeapPath {
+    long long k;
+    bool cleared;
+    double c[3];
+    double g;
+};
+
+__host__ __device__ inline LeapPath leap_path(double u_time, double u_face, double u_clear, double u0,
+                                              double u1, double u2, long long steps, double a, double D,
+                                              double dt, double p_clear) {
+    bool cleared = false;
+    if (p_clear > 0.0) {
+        const double survived = floor(log(u_clear) / log1p(-p_clear));
+        if (survived < (double)steps) {
+            steps = (long long)survived + 1;
+            cleared = true;
+        }
+    }
+    const double s = cube_exit_time(u_time);
+    const double tau = s * a * a / D;
+    if (tau >= (double)steps * dt) {  // still inside at the horizon
+        const double sh = D * ((double)steps * dt) / (a * a);
+        return {steps, cleared, {interval_position(u0, sh), interval_position(u1, sh),
+                                 interval_position(u2, sh)}, 0.0};
+    }
+    long long k = (long long)ceil(tau / dt);
+    k = k > 1 ? k : 1;
+    k = k < steps ? k : steps;
+    double delta = (double)k * dt - tau;
+    delta = delta > 0.0 ? delta : 0.0;
+    const double g = sqrt(2.0 * D * delta);
+    int face = (int)(6.0 * u_face);
+    face = face < 5 ? face : 5;
+    const double side = (face & 1) ? 1.0 : -1.0;
+    const double q0 = interval_position(u0, s);
+    const double q1 = interval_position(u1, s);
+    const int axis = face >> 1;
+    LeapPath out = {k, cleared && k == steps, {q0, q1, side}, g};
+    if (axis == 0) {
+        out.c[0] = side;
+        out.c[1] = q0;
+        out.c[2] = q1;
+    } else if (axis == 1) {
+        out.c[0] = q0;
+        out.c[1] = side;
+        out.c[2] = q1;
+    }
+    return out;
+}
+
+// A look that finds the vesicle `gap` too close puts the next one off
+// (step_numba._put_off).
+__host__ __device__ __forceinline__ void put_off(long long i, long long n, long long horizon, double gap,
+                                                 double s, double speed, double dt, const Args& args) {
+    if (!(gap > 0.0)) return;
+    const double q = gap / (LEAP_LOOK_SIGMAS * s);
+    double j = q * q;
+    if (speed > 0.0) {
+        const double jd = gap / (speed * dt);
+        j = jd < j ? jd : j;
+    }
+    const double hz = (double)horizon;
+    j = hz < j ? hz : j;
+    args.ves.leap_look[i] = n + (long long)floor(j);
+}
+
+// A FREE vesicle (not in flight, looking) far from every surface leaps: its
+// cube from the clearance, then leap_path.  Returns the steps it flies (0: it
+// did not leap).
+__host__ __device__ inline long long try_leap(Vesicle& v, long long i, long long n, double D, double s,
+                                                double vr, const Box& box, const Args& args) {
+    const double dt = args.run.dt;
+    const long long horizon = leap_horizon(n, args.run);
+    if (horizon < LEAP_MIN_STEPS || !(s > 0.0)) return 0;
+    const double vx = EXO_LDG(args.dom.flow + 0), vy = EXO_LDG(args.dom.flow + 1);
+    const double vz = EXO_LDG(args.dom.flow + 2) - EXO_LDG(args.par.settling + i);
+    const double speed = sqrt(vx * vx + vy * vy + vz * vz);
+    double d = infinity();
+    for (int a = 0; a < 3; ++a) {
+        if (box.periodic[a]) continue;
+        const double lo = v.p[a], hi = box.L[a] - v.p[a];
+        const double m = hi < lo ? hi : lo;
+        d = m < d ? m : d;
+    }
+    long long kb[3];
+    double e2 = 0.0;
+    for (int a = 0; a < 3; ++a) {
+        const long long nb = EXO_LDG(args.grid.nbins + a);
+        const double h = EXO_LDG(args.grid.bin_size + a);
+        long long k = (long long)floor(v.p[a] / h);
+        k = k > 0 ? k : 0;
+        kb[a] = k < nb - 1 ? k : nb - 1;
+        const double e = v.p[a] - ((double)kb[a] + 0.5) * h;
+        e2 = a == 0 ? e * e : e2 + e * e;
+    }
+    const long long b = (kb[0] * EXO_LDG(args.grid.nbins + 1) + kb[1]) * EXO_LDG(args.grid.nbins + 2) + kb[2];
+    const double unlisted = EXO_LDG(args.grid.clearance + b) - sqrt(e2);
+    d = unlisted < d ? unlisted : d;  // the cells the bin does not list
+    const double margin = LEAP_MARGIN_SIGMAS * s + speed * dt;
+    const double need = margin + SQRT3 * (LEAP_MIN_SIGMAS * s);
+    if (!(d - margin > LEAP_MIN_SIGMAS * s)) {  // too close already
+        put_off(i, n, horizon, need - d, s, speed, dt, args);
+        return 0;
+    }
+    const long long kend = EXO_LDG(args.grid.gstart + b + 1);
+    for (long long k = EXO_LDG(args.grid.gstart + b); k < kend; ++k) {  // and those it lists, exactly
+        const int c = EXO_LDG(args.grid.gitems + k);
+        double ce[3], e[3];
+        const double dc = sqrt(separation(v.p, c, ce, e, box, args)) - (EXO_LDG(args.cells.cradius + c) + vr);
+        d = dc < d ? dc : d;
+    }
+    const double r = d - margin;
+    long long steps = horizon;
+    if (speed > 0.0) {
+        const double kmax = r / (2.0 * speed * dt);
+        if (kmax < (double)steps) steps = (long long)floor(kmax > -1.0 ? kmax : -1.0);
+    }
+    double a = (r - speed * ((double)steps * dt)) / SQRT3;
+    const double cap = LEAP_CAP_SPREADS * (s * sqrt((double)steps));
+    a = cap < a ? cap : a;
+    if (steps < LEAP_MIN_STEPS || !(a >= LEAP_MIN_SIGMAS * s)) {
+        put_off(i, n, horizon, need - d, s, speed, dt, args);
+        return 0;
+    }
+    const unsigned long long id = (unsigned long long)i;
+    const Doubles4 w = uniforms4(id, (unsigned int)n, STREAM_LEAP, args.run.k0, args.run.k1);
+    const Doubles4 q = uniforms4(id, (unsigned int)n, STREAM_LEAP_POSITION, args.run.k0, args.run.k1);
+    const LeapPath path = leap_path(w.v0, w.v1, w.v2, w.v3, q.v0, q.v1, steps, a, D, dt,
+                                    EXO_LDG(args.par.p_clear + EXO_LDG(args.par.species + i)));
+    const long long k = path.k;
+    double z[3] = {0.0, 0.0, 0.0};
+    if (path.g > 0.0) {
+        const Doubles4 zz = normals4(id, (unsigned int)(n + k - 1), STREAM_DIFFUSE, args.run.k0, args.run.k1);
+        z[0] = zz.v0;
+        z[1] = zz.v1;
+        z[2] = zz.v2;
+    }
+    const double t = (double)k * dt;
+    const double vel[3] = {vx, vy, vz};
+    for (int ax = 0; ax < 3; ++ax)
+        v.p[ax] = fold(v.p[ax] + (a * path.c[ax] + (vel[ax] * t + path.g * z[ax])), box.L[ax],
+                       box.periodic[ax], v.image[ax]);
+    args.ves.leap_end[i] = n + k;
+    args.ves.leaps[i] += 1;
+    args.ves.leap_steps[i] += k;
+    if (path.cleared) {
+        v.state = CLEARED;
+        args.ves.cleared_time[i] = (double)(n + k) * dt;
+    }
+    return k;
+}
+
 // -- the loop -------------------------------------------------------------------
 
 // Advance vesicle i through steps n0..n1-1 (step n takes t_n = n·dt to t_{n+1}).
 // Returns whether anything changed (a bound or pending vesicle often waits
 // out the whole launch, and then need not be written back).
-template <Precision P>
+// ADAPTIVE: the entry points of run.stepping = "adaptive" (with the leap
+// stage); the fixed ones have no leap code at all, so their registers and
+// occupancy stay as they were (exodiff_step.cu).
+template <Precision P, bool ADAPTIVE>
 __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long n0, long long n1,
                                                          Vesicle& v, const Args& args) {
     const double dt = args.run.dt;
@@ -419,9 +602,16 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
     const double drift[3] = {EXO_LDG(args.dom.flow + 0) * dt, EXO_LDG(args.dom.flow + 1) * dt,
                              (EXO_LDG(args.dom.flow + 2) - EXO_LDG(args.par.settling + i)) * dt};
     const double pcl = EXO_LDG(args.par.p_clear + EXO_LDG(args.par.species + i));
+    const bool adaptive = ADAPTIVE && args.run.adaptive != 0;
     bool changed = false;
 
-    for (long long n = n0; n < n1; ++n) {
+    // a vesicle in flight is skipped until it lands
+    long long start = n0;
+    if (adaptive && v.state == FREE) {
+        const long long end = args.ves.leap_end[i];
+        start = end > n0 ? end : n0;
+    }
+    for (long long n = start; n < n1; ++n) {
         const int st = v.state;
         if (st == INTERNALIZED || st == EXITED || st == CLEARED) break;
         // the step's end time, (n + 1)·dt, is computed where it is written
@@ -437,6 +627,14 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
         }
 
         changed = true;
+        if (adaptive && args.ves.leap_look[i] <= n) {
+            const long long k = try_leap(v, i, n, D, s, vr, box, args);
+            if (k > 0) {
+                if (v.state == CLEARED) break;
+                n += k - 1;  // in flight until step n + k
+                continue;
+            }
+        }
         double p0[3];
         displacement<P>(v, p0, s, drift, id, nn, args.run);
         ContactUniform<0> uf = {false, 0.0};
@@ -471,7 +669,7 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
 // Load vesicle i, advance it through steps n0..n1-1, store it back if it
 // changed.  Vesicles in a final state are neither read nor written: with one
 // launch per step (finite capacity) the memory traffic is the cost.
-template <Precision P>
+template <Precision P, bool ADAPTIVE>
 __host__ __device__ __forceinline__ void advance_one(long long i, long long n0, long long n1,
                                                      const Args& args) {
     const Vesicles& A = args.ves;
@@ -486,7 +684,7 @@ __host__ __device__ __forceinline__ void advance_one(long long i, long long n0, 
     v.image[2] = A.iz[i];
     v.state = st;
     v.cell = A.cell[i];
-    if (!advance_vesicle<P>(i, n0, n1, v, args)) return;
+    if (!advance_vesicle<P, ADAPTIVE>(i, n0, n1, v, args)) return;
     A.px[i] = v.p[0];
     A.py[i] = v.p[1];
     A.pz[i] = v.p[2];
@@ -511,12 +709,12 @@ __host__ __device__ __forceinline__ void advance_one(long long i, long long n0, 
         EXO_VESICLES(EXO_PARAM_P, EXO_PARAM_S) EXO_VESICLE_PARAMS(EXO_PARAM_P, EXO_PARAM_S) \
         EXO_DOMAIN(EXO_PARAM_P, EXO_PARAM_S) EXO_CELLS(EXO_PARAM_P, EXO_PARAM_S)            \
         EXO_CELL_TYPES(EXO_PARAM_P, EXO_PARAM_S) EXO_GRID(EXO_PARAM_P, EXO_PARAM_S),       \
-        long long n_gitems
+        long long n_gitems, long long n_stops
 
 // The containers from those parameters (inside an entry point).
 #define EXO_INIT(T, name) name,
 #define EXO_ADVANCE_ARGS                                                                     \
-    const exo::Args args = {{EXO_RUN(EXO_INIT, EXO_INIT)},                                   \
+    const exo::Args args = {{EXO_RUN(EXO_INIT, EXO_INIT) n_stops},                           \
                             {EXO_VESICLES(EXO_INIT, EXO_INIT)},                              \
                             {EXO_VESICLE_PARAMS(EXO_INIT, EXO_INIT)},                        \
                             {EXO_DOMAIN(EXO_INIT, EXO_INIT)},                                \

@@ -32,20 +32,20 @@ centre of a cube of half-width a; x = X/a and s = D t/a².
 
    (the eigen form from ∫_ξ^1 cos((2k+1)πx/2) dx = (−1)^k (2/((2k+1)π))
    (1 − cos((2k+1)φ)), the image form term by term).  The exact mean exit
-   time is ∫_0^∞ S ds = (4/π) Σ (−1)^k /((2k+1) λ_k) = 32/π³ · π³/32 = ½,
+   time is ∫_0^∞ S ds = (4/π) Σ (−1)^k /((2k+1) λ_k) = (16/π³)·(π³/32) = ½,
    i.e. a²/(2D) (tests/test_firstpassage.py checks it).
 
 2. Why the eigen series for large s and the images for small s.  Relative to
    the first term the eigen terms fall as c_k = e^{−(λ_k − λ_0)s} =
    e^{−π² s k(k+1)}; the image terms as erfc((2m+1)z)/erfc(z) ≈ e^{−2m(m+1)/s}.
    * survival and exit time: images below S_SWITCH = 0.1 with m = 0, 1
-     (the first dropped term, 2erfc(5z), is < 5e-28 of 1 − S); modes above,
+     (the first dropped term, 2erfc(5z), is < 3e-27 of 1 − S); modes above,
      summed while c_k ≥ MODE_CUTOFF = 1e-20 (k ≤ 6 at s = 0.1), so the
      dropped tail is < 1.2e-20 of the sum.
    * position: modes from X_SWITCH = 0.05 on (k ≤ 9), the three images
-     written above below it (dropped terms ≤ erfc(3z) < 2e-21 absolute, with
-     S = 1 − 2erfc(z) dropping 2erfc(3z) < 4e-21), and below GAUSS_SWITCH =
-     0.005 the free Gaussian alone (the images' mass, ≤ 2erfc(z) < 2e-23).
+     written above below it (dropped terms ≤ erfc(3z) < 2.4e-21 absolute, with
+     S = 1 − 2erfc(z) dropping 2erfc(3z) < 5e-21), and below GAUSS_SWITCH =
+     0.005 the free Gaussian alone (the images' mass, ≤ 2erfc(z) < 3.1e-23).
    The eigen sums are evaluated without cancellation in the tails: the modes'
    e^{−λ_k s} by the recurrence c_{k+1} = c_k·r^{k+1}, r = e^{−2π² s}, and
    sin((2k+1)β), cos((2k+1)β) (β = φ/2) by Reinsch's difference form of the
@@ -59,11 +59,12 @@ centre of a cube of half-width a; x = X/a and s = D t/a².
    of three i.i.d. axis exit times is therefore sampled by inverting
    S(s)³ = u (``cube_exit_time``); the axis that exits is each with
    probability 1/3 and its end ±a with probability ½.  The other two
-   coordinates: T_cube is a stopping time, and by independence the event
-   {exit through axis x at time t} depends on the y-path only through
-   {T_y > t}; so, given the exit, Y(T_cube) follows the 1-D density of a path
-   that survived to t, p(y, s)/S(s) (the strong Markov property then lets the
-   walk restart from the exit point).  ``interval_position(u, s)`` samples it
+   coordinates: the event {the x axis exits first, at t} is {T_x = t} ∩
+   {T_y > t} ∩ {T_z > t}, and the y-path is independent of the x- and
+   z-paths, so given it Y(t) has the law of a 1-D path given only T_y > t:
+   density p(y, s)/S(s), independently of Z(t).  T_cube is a stopping time,
+   so by the strong Markov property the walk then restarts afresh from the
+   exit point.  ``interval_position(u, s)`` samples it
    by inversion; with three uniforms it also places all three coordinates at
    a horizon that comes before the exit.
 
@@ -77,8 +78,9 @@ centre of a cube of half-width a; x = X/a and s = D t/a².
    operations in the same order run in the C++ twin; they use only +, −, ×,
    ÷, sqrt and libm's exp, log, sin, cos, erfc, so the host harness matches
    bit for bit (and so do Numba and plain Python, which call the same libm).
-   * ``interval_survival(s)``: relative error below 1e-15 (rounding of a few
-     terms; truncation below 1e-20), and 1 − S to ~2e-16 absolute at small s.
+   * ``interval_survival(s)``: relative error ≤ 4ε(1 + π²s/4), ε = 2^-52 (a
+     few roundings, and the argument's own rounding amplified by e^{−π²s/4};
+     truncation below 1e-20).
    * ``cube_exit_time(u)``: solves E(s) = −ln S(s) = −ln(u)/3: in s above
      the switch (E is convex there; first guess the upper bound
      s = (E + ln(4/π))/(π²/4)) and in w = 1/s below it,
@@ -86,8 +88,10 @@ centre of a cube of half-width a; x = X/a and s = D t/a².
      asymptotic inverse of erfc.  Computed −ln(1 − Q) uses log's own
      rounding twice (Goldberg's log1p), so E is relatively accurate even for u
      near 1.  The result is the exact root for some u' with |u'/u − 1| below
-     a few 1e-16 (E is a difference of terms ≈ 0.25 near the switch, where
-     E ≈ 0.05: there s is within ~7 ulps of the exact root, elsewhere 1–2).
+     a few 1e-16.  In ulps of s, against 40-digit mpmath at ~500 points: ≤ 3.2
+     below the switch, ≤ 7.4 above it, the largest next to it, where E ≈ 0.05
+     is a difference of terms ≈ 0.25 and s moves with E/(s E') ≈ 1/3 of E's
+     relative error.
    * ``interval_position(u, s)``: solves ln H = ln(a·S), a = min(u, 1 − u)
      (the tail mass on the side of u), in φ (modes) or t = ξz (images), so
      tails keep relative precision.  The result is the exact quantile of some
@@ -123,7 +127,7 @@ SQRT_HALF = 0.7071067811865476          # 1/√2
 
 S_SWITCH = 0.1        # survival, exit time: images below, modes from here on
 X_SWITCH = 0.05       # position: images below, modes from here on
-GAUSS_SWITCH = 0.005  # position: the free Gaussian below (images < 2e-23)
+GAUSS_SWITCH = 0.005  # position: the free Gaussian below (images < 3.1e-23)
 MODE_CUTOFF = 1e-20   # modes summed while e^{−(λ_k − λ_0)s} ≥ this
 MAX_MODES = 16        # never reached for s ≥ X_SWITCH (k ≤ 9 there)
 MAX_ITER = 60         # Halley/bisection steps at most
@@ -186,13 +190,20 @@ def _neg_log1m(q):
 
 
 @njit(cache=True)
-def _halley(x, f, f1, f2, lo, hi):
-    """(next x, whether it was a Halley step): x − 2 f f1/(2 f1² − f f2), or
-    the bracket's midpoint where that leaves [lo, hi]."""
+def _halley(x, f, f1, f2, lo, hi, floor):
+    """One safeguarded Halley step on a monotone f (f1's sign tells which way)
+    with f, f', f'' = f, f1, f2 at x: the bracket [lo, hi] narrowed by x, then
+    x − 2 f f1/(2 f1² − f f2), or the bracket's midpoint where that leaves it.
+    Returns (next x, lo, hi, done): done after a Halley step below
+    STOP·(x + floor)."""
+    if (f > 0.0) == (f1 > 0.0):
+        hi = x
+    else:
+        lo = x
     xn = x - 2.0 * f * f1 / (2.0 * f1 * f1 - f * f2)
     if xn >= lo and xn <= hi:
-        return xn, True
-    return 0.5 * (lo + hi), False
+        return xn, lo, hi, abs(xn - x) <= STOP * (xn + floor)
+    return 0.5 * (lo + hi), lo, hi, False
 
 
 @njit(cache=True)
@@ -216,13 +227,7 @@ def cube_exit_time(u):
             f = PI2_4 * x - LN_FOUR_OVER_PI - math.log(a) - target
             f1 = PI2_4 + PI2 * ba
             f2 = PI4 * (ba * ba - c / a)
-            if f > 0.0:
-                hi = x
-            else:
-                lo = x
-            xn, halley = _halley(x, f, f1, f2, lo, hi)
-            done = halley and abs(xn - x) <= STOP * xn
-            x = xn
+            x, lo, hi, done = _halley(x, f, f1, f2, lo, hi, 0.0)
             if done:
                 break
         return x
@@ -246,29 +251,38 @@ def cube_exit_time(u):
         m = 1.0 - q
         k = INV_SQRT_PI / (2.0 * z)
         qw = -k * (e1 - 3.0 * e9)                                        # dQ/dw
-        qww = -k * (-2.0 * e1 + 54.0 * e9 - (e1 - 3.0 * e9) / zz) / (8.0 * z)  # d²Q/dw²
+        qww = -k * (-2.0 * e1 + 54.0 * e9 - (e1 - 3.0 * e9) / zz) / 8.0    # d²Q/dw²
         ew = qw / m
         eww = qww / m + ew * ew
         f = math.log(e) - lt
         f1 = ew / e
         f2 = eww / e - f1 * f1
-        if f > 0.0:
-            lo = x
-        else:
-            hi = x
-        xn, halley = _halley(x, f, f1, f2, lo, hi)
-        done = halley and abs(xn - x) <= STOP * xn
-        x = xn
+        x, lo, hi, done = _halley(x, f, f1, f2, lo, hi, 0.0)
         if done:
             break
     return 1.0 / x
 
 
 @njit(cache=True)
-def _asin_guess(v):
-    """asin(v) for 0 ≤ v ≤ √½ to ~1e-3 relative (a first guess only)."""
+def _asin_series(v):
+    """asin(v) for 0 ≤ v ≤ ½ by its Taylor series to v⁹ (error < 1.2e-5)."""
     v2 = v * v
     return v * (1.0 + v2 * (1.0 / 6.0 + v2 * (0.075 + v2 * (5.0 / 112.0 + v2 * (35.0 / 1152.0)))))
+
+
+@njit(cache=True)
+def _mode_guess(v2, r):
+    """First guess of φ with h(φ) = v2 (≤ ½): the first mode's root β0 =
+    asin(√v2) (for √v2 > ½ as π/2 − 2 asin(√((1 − √v2)/2))), moved by one
+    Newton step for the second mode, −(c1/3) sin²3β: β0 + (c1/6) sin β0
+    (3 − 4 v2)²/cos β0, c1 = r.  Error ~ c1² + 1e-5."""
+    sb = math.sqrt(v2)
+    if sb <= 0.5:
+        b0 = _asin_series(sb)
+    else:
+        b0 = PI_2 - 2.0 * _asin_series(math.sqrt(0.5 * (1.0 - sb)))
+    w = 3.0 - 4.0 * v2
+    return 2.0 * (b0 + r / 6.0 * sb * (w * w) / math.sqrt(1.0 - v2))
 
 
 @njit(cache=True)
@@ -316,7 +330,7 @@ def _mode_position(a, s):
     lt = math.log(a * amp)            # H = a·S  <=>  h = a·A
     lo = 0.0
     hi = PI_2
-    x = 2.0 * _asin_guess(math.sqrt(a * amp))    # the first mode alone
+    x = _mode_guess(a * amp, r)
     if x > hi:
         x = hi
     for it in range(MAX_ITER):
@@ -325,19 +339,12 @@ def _mode_position(a, s):
             f = math.log(h) - lt
             f1 = 0.5 * p / h                 # d ln h/dφ
             f2 = 0.5 * dp / h - f1 * f1
-            if f > 0.0:
-                hi = x
-            else:
-                lo = x
-            xn, halley = _halley(x, f, f1, f2, lo, hi)
+            x, lo, hi, done = _halley(x, f, f1, f2, lo, hi, 0.0)
+            if done:
+                break
         else:                                 # φ so small that h underflowed
             lo = x
-            xn = 0.5 * (lo + hi)
-            halley = False
-        done = halley and abs(xn - x) <= STOP * xn
-        x = xn
-        if done:
-            break
+            x = 0.5 * (lo + hi)
     return 1.0 - TWO_OVER_PI * x
 
 
@@ -378,19 +385,12 @@ def _image_position(a, s):
             f = math.log(h) - lt
             f1 = -INV_SQRT_PI * g / h        # d ln H/dt
             f2 = -INV_SQRT_PI * dg / h - f1 * f1
-            if f > 0.0:
-                lo = x
-            else:
-                hi = x
-            xn, halley = _halley(x, f, f1, f2, lo, hi)
+            x, lo, hi, done = _halley(x, f, f1, f2, lo, hi, 1.0)
+            if done:
+                break
         else:                                 # so far out that H underflowed
             hi = x
-            xn = 0.5 * (lo + hi)
-            halley = False
-        done = halley and abs(xn - x) <= STOP * (xn + 1.0)
-        x = xn
-        if done:
-            break
+            x = 0.5 * (lo + hi)
     return x / z
 
 

@@ -14,12 +14,23 @@
 
 extern "C" void advance_f64(EXO_ADVANCE_PARAMS) {
     EXO_ADVANCE_ARGS;
-    for (long long i = 0; i < n_vesicles; ++i) exo::advance_one<exo::DOUBLE>(i, n0, n1, args);
+    for (long long i = 0; i < n_vesicles; ++i) exo::advance_one<exo::DOUBLE, false>(i, n0, n1, args);
 }
 
 extern "C" void advance_mixed(EXO_ADVANCE_PARAMS) {
     EXO_ADVANCE_ARGS;
-    for (long long i = 0; i < n_vesicles; ++i) exo::advance_one<exo::MIXED>(i, n0, n1, args);
+    for (long long i = 0; i < n_vesicles; ++i) exo::advance_one<exo::MIXED, false>(i, n0, n1, args);
+}
+
+// run.stepping = "adaptive": the same with the leap stage.
+extern "C" void advance_f64_adaptive(EXO_ADVANCE_PARAMS) {
+    EXO_ADVANCE_ARGS;
+    for (long long i = 0; i < n_vesicles; ++i) exo::advance_one<exo::DOUBLE, true>(i, n0, n1, args);
+}
+
+extern "C" void advance_mixed_adaptive(EXO_ADVANCE_PARAMS) {
+    EXO_ADVANCE_ARGS;
+    for (long long i = 0; i < n_vesicles; ++i) exo::advance_one<exo::MIXED, true>(i, n0, n1, args);
 }
 
 extern "C" void count_bound(long long n_vesicles, const signed char* state, const int* cell,

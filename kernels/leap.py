@@ -5,8 +5,8 @@ one by one: Brownian motion inside a region that holds no surface is free
 diffusion, whose first passage out of a cube is known exactly (Oppelstrup et
 al., PRL 97, 230602 (2006); Donev et al., JCP 229, 3214 (2010): a cube
 factorizes into three independent 1-D intervals).  The kernels' stage
-``leap`` (``_leap`` in step_numpy.py and step_numba.py, ``leap`` in
-exodiff_step.cuh) does this, at the start of a step n, for a FREE vesicle
+10 (``_try_leap`` in step_numpy.py and step_numba.py, ``try_leap`` in
+exodiff_step.cuh; ``try``: namespace exo::leap holds the propagators) does this, at the start of a step n, for a FREE vesicle
 that is not in flight:
 
 1. Clearance d: the distance from its centre x to the nearest surface it may
@@ -80,7 +80,7 @@ LEAP_MARGIN_SIGMAS = 8.944281
 # A vesicle leaps when its cube's half-width is at least this many σ (and
 # the leap may last at least LEAP_MIN_STEPS): the expected exit time is then
 # ≳ 0.4·(a/σ)² steps, which must pay for the leap's cost (bench: S2).
-LEAP_MIN_SIGMAS = 6.0
+LEAP_MIN_SIGMAS = 4.0
 LEAP_MIN_STEPS = 2
 # Nor is a cube wider than this many spreads √(2 D K dt) of the whole leap
 # any use (it is left before the horizon with probability < 1e-20), and

@@ -179,7 +179,7 @@ never changes again, so it needs no array of its own."""
 SNAPSHOT_ZEROS = ("leap_end", "leaps", "leap_steps", "leap_look")
 """STATE fields a snapshot need not hold (a state read back from one has them
 0): no leap passes an observation or snapshot (kernels/step_numpy.py
-``_leap``) nor does a put-off look, so there every ``leap_end`` and
+``_try_leap``) nor does a put-off look, so there every ``leap_end`` and
 ``leap_look`` is at most the step, which is as good as 0; the leap counters
 only feed the run summary."""
 assert len(FIELDS) == sum(len(c.FIELDS) for c in CONTAINERS), "field names must be unique"

@@ -309,7 +309,7 @@ def _leap_horizon(n, run):
 
 
 @inline
-def _leap(i, n, horizon, run, ves, par, dom, cells, grid):
+def _try_leap(i, n, horizon, run, ves, par, dom, cells, grid):
     """10. A FREE vesicle (not in flight) far from every surface leaps
     (kernels/leap.py): its cube from the clearance, then leap_path, landing
     at step leap_end.  Returns whether it leapt."""
@@ -454,7 +454,7 @@ def advance_block(i0, i1, n0, n1, scratch, run, ves, par, dom, cells, types, gri
         for i in range(i0, i1):
             if ves.state[i] == FREE:
                 if adaptive and (ves.leap_end[i] > n or (
-                        ves.leap_look[i] <= n and _leap(i, n, horizon, run, ves, par, dom, cells, grid))):
+                        ves.leap_look[i] <= n and _try_leap(i, n, horizon, run, ves, par, dom, cells, grid))):
                     continue
                 free_ids[nfree] = i
                 nfree += 1
@@ -519,7 +519,7 @@ def advance_vesicles(i0, i1, n0, n1, run, ves, par, dom, cells, types, grid):
                 if ves.leap_end[i] > n:  # in flight
                     n = ves.leap_end[i]
                     continue
-                if ves.leap_look[i] <= n and _leap(i, n, _leap_horizon(n, run), run, ves, par, dom,
+                if ves.leap_look[i] <= n and _try_leap(i, n, _leap_horizon(n, run), run, ves, par, dom,
                                                    cells, grid):
                     n = ves.leap_end[i]
                     continue

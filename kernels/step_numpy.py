@@ -272,7 +272,7 @@ def _leap_horizon(n, run):
     return int(min(h, stops[min(np.searchsorted(stops, n, side="right"), stops.size - 1)]) - n)
 
 
-def _leap(idx, n, run, ves, par, dom, cells, grid):
+def _try_leap(idx, n, run, ves, par, dom, cells, grid):
     """10. FREE vesicles idx (not in flight, looking) far from every surface
     leap (kernels/leap.py): their cube from the clearance, then leap_path;
     those too close put their next look off.  Returns which leapt."""
@@ -373,7 +373,7 @@ def step(n, args):
     if run.adaptive:  # in flight: skipped; far from surfaces: leap
         idx = idx[ves.leap_end[idx] <= n]
         look = np.nonzero(ves.leap_look[idx] <= n)[0]
-        leapt = look[_leap(idx[look], n, run, ves, par, dom, cells, grid)]
+        leapt = look[_try_leap(idx[look], n, run, ves, par, dom, cells, grid)]
         idx = np.delete(idx, leapt)
     D = par.diffusion[idx]
     Ddt = D * run.dt

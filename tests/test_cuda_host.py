@@ -88,7 +88,7 @@ def lib(tmp_path_factory):
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stderr}"
     lib = ctypes.CDLL(str(out))
-    for name in backend_cuda.ADVANCE.values():
+    for name in (*backend_cuda.ADVANCE.values(), *backend_cuda.ADVANCE_ADAPTIVE.values()):
         getattr(lib, name).argtypes = [ctypes.c_void_p if t.endswith("*") else C_TYPES[t][0]
                                        for t, _ in header_params()]
         getattr(lib, name).restype = None
@@ -118,7 +118,7 @@ class HostBackend:
     def prepare(self, model):
         self.dev = backend_cuda.to_device_layout(model.arrays, np)
         self.capacity = bool(np.any(model.arrays["ccapacity"] > 0))
-        self.step = getattr(self.lib, backend_cuda.ADVANCE[model.precision])
+        self.step = getattr(self.lib, backend_cuda.advance_entry(model))
 
     def advance(self, n0, n1):
         d = self.dev
@@ -280,6 +280,20 @@ def test_cuda_backend_matches_numba_with_the_harness_as_its_gpu(lib, tmp_path):
         np.testing.assert_array_equal(sim.model.arrays[name], ref[name], err_msg=name)
 
 
+@pytest.mark.parametrize("capacity", [0, 3], ids=["independent", "capacity-limited"])
+def test_host_harness_matches_numba_with_leaps(lib, capacity, tmp_path):
+    """Adaptive stepping (tests/test_leaps.py's scene: leaps past cells,
+    faces, drift and births, clearance within leaps), launches cut every 7
+    steps so that they cut through leaps."""
+    from test_leaps import sparse
+    cfg = sparse(capacity)
+    ref = _run(cfg, tmp_path, "numba.h5")
+    host = _run(cfg, tmp_path, "host.h5", host=HostBackend(lib, work=7 * ref["state"].size))
+    assert ref["leaps"].sum() > 1000
+    for name in STATE_ARRAYS:
+        np.testing.assert_array_equal(host[name], ref[name], err_msg=name)
+
+
 # -- run.precision = "mixed" ---------------------------------------------------
 class _CountingLib:
     """The harness with a count of the calls of each entry point."""
@@ -352,7 +366,9 @@ def test_mixed_precision_passes_the_validation_cases(lib, case, tmp_path):
     with fake_cupy.installed(counting):
         result = validate.run_case(validate.CASES[case], backend="cuda", quick=True,
                                    config_dir=_mixed_validation_configs(tmp_path))
-    assert counting.calls["advance_mixed"] > 0 and counting.calls["advance_f64"] == 0, counting.calls
+    calls = counting.calls
+    assert calls["advance_mixed"] + calls["advance_mixed_adaptive"] > 0, calls
+    assert calls["advance_f64"] + calls["advance_f64_adaptive"] == 0, calls
     print("\n" + validate.format_table([result]))
     _assert_passes(result)
 
@@ -384,7 +400,7 @@ def test_cuda_sources_compile_without_warnings(source, arch, nvcc_dir):
     assert ok, log
 
 
-@pytest.mark.parametrize("entry", backend_cuda.ADVANCE.values())
+@pytest.mark.parametrize("entry", [*backend_cuda.ADVANCE.values(), *backend_cuda.ADVANCE_ADAPTIVE.values()])
 def test_step_kernel_keeps_its_state_in_registers(nvcc_dir, entry):
     """No stack frame (spills or local arrays) in the step kernels on Hopper:
     the fused launch is meant to touch global memory once per launch."""

@@ -28,6 +28,10 @@ import nvrtc_build
 # 3 blocks, needs 80, where ptxas still spills 48 bytes (see the note in
 # kernels/exodiff_step.cu).  Lower this as kernels shrink.
 MAX_REGISTERS = 122
+# The adaptive entry points (run.stepping = "adaptive", with the leap stage)
+# run at __launch_bounds__(256, 1): nvcc 13 -Xptxas -v, sm_90: 186 registers,
+# no stack frame (at (256, 2) ptxas capped them at 128 with a 144-byte frame).
+MAX_REGISTERS_ADAPTIVE = 192
 
 
 def _missing():
@@ -66,7 +70,8 @@ def test_kernels_compile_as_the_backend_builds_them(arch, record_property):
         assert symbol in kernels, f"{entry} is not in the sm_{arch} cubin (it has {sorted(kernels)})"
         k = kernels[symbol]
         record_property(f"{entry}_sm_{arch}_registers", k.registers)
-        assert 0 < k.registers <= MAX_REGISTERS, f"{entry} on sm_{arch}: {k.registers} registers"
+        bound = MAX_REGISTERS_ADAPTIVE if entry in backend_cuda.ADVANCE_ADAPTIVE.values() else MAX_REGISTERS
+        assert 0 < k.registers <= bound, f"{entry} on sm_{arch}: {k.registers} registers"
         assert k.frame_bytes == 0, (f"{entry} on sm_{arch} has a {k.frame_bytes}-byte stack frame: "
                                     "register spills or an array indexed at run time")
     record_property(f"compile_seconds_sm_{arch}", round(build.seconds, 2))
