@@ -60,7 +60,7 @@ class Derived:
     memory: float
 
 
-BYTES_PER_VESICLE = 400  # peak, measured: ~370 B (numba, N = 2e6 and 4e6)
+BYTES_PER_VESICLE = 440  # peak, measured: ~370 B (numba, N = 2e6 and 4e6) in 0.3.0, + 32 B of leap state
 
 
 def population_diffusion(config, vesicles):

@@ -7,7 +7,9 @@
 // The stage functions are the twins' (``_name`` there, ``name`` here), in the
 // same order with the same operations (see step_numba for the physics):
 // 1. displacement, 2. cross_faces, 3. contact, 4. binding, 5. reflection,
-// 6. unbinding_placement, 7. bound_events, 8. clearance, 9. births.  Loop
+// 6. unbinding_placement, 7. bound_events, 8. clearance, 9. births, and with
+// run.stepping = "adaptive" 10. try_leap (kernels/leap.py: the vesicle then
+// jumps its step counter to the landing step; entry points *_adaptive).  Loop
 // invariants are hoisted, and two shortcuts (min_image, bridge) skip divisions
 // only where they provably change no bit.  Contact uniforms are drawn lazily,
 // like Numba, but each stage draws the STREAM_CONTACT words again (a pure

@@ -21,6 +21,11 @@ A BOUND vesicle (7. bound-state events) unbinds or is internalized (competing
 first-order rates); an unbinding releases it with ``release_fraction`` (else it
 rebinds within the step), 6. placing it outside contact at ``unbind_distance``.
 A PENDING vesicle becomes FREE at the end of its birth step (9. births).
+With run.stepping = "adaptive", a FREE vesicle far from every surface first
+tries 10. a leap (kernels/leap.py): it then flies over many steps, skipped by
+every stage until it lands (Vesicles.leap_end).  Without receptor capacity
+adaptive runs go vesicle by vesicle (``advance_vesicles``, each with its own
+step counter, as on the GPU), so a leap costs one visit, not one per step.
 
 Each block of vesicles runs step by step: the block's normals first, in a
 loop free of branches and libm calls (philox.normals4 uses polynomials) that

@@ -14,7 +14,8 @@ import numpy as np
 
 from .constants import (ABSORB, BOUND, BRIDGE_CUTOFF, CLEARED, EXITED, FREE,
                         INTERNALIZED, PENDING, PERIODIC)
-from .leap import LEAP_CAP_SPREADS, LEAP_LOOK_SIGMAS, LEAP_MARGIN_SIGMAS, LEAP_MIN_SIGMAS, LEAP_MIN_STEPS, SQRT3, leap_path
+from .leap import (LEAP_CAP_SPREADS, LEAP_LOOK_SIGMAS, LEAP_MARGIN_SIGMAS, LEAP_MIN_SIGMAS,
+                   LEAP_MIN_STEPS, SQRT3, leap_path)
 from .philox import (STREAM_BOUND, STREAM_CONTACT, STREAM_DIFFUSE, STREAM_LEAP, STREAM_LEAP_POSITION,
                      normals4_np, uniforms4_np)
 from .surface import (EPS_MAX, G1, G2, G3, G4, G5, Q10, Q11, Q12, Q20, Q21, Q22, Q30, Q31,
@@ -333,7 +334,8 @@ def _try_leap(idx, n, run, ves, par, dom, cells, grid):
     cleared = np.array([o[1] for o in out], dtype=bool)
     c = np.array([o[2:5] for o in out], dtype=np.float64).reshape(-1, 3)
     g = np.array([o[5] for o in out], dtype=np.float64)
-    z = [np.where(g > 0.0, zz, 0.0) for zz in normals4_np(i, n + k - 1, STREAM_DIFFUSE, run.k0, run.k1)[:3]]
+    z = [np.where(g > 0.0, zz, 0.0)  # drawn only where there is a partial step
+         for zz in normals4_np(i, n + k - 1, STREAM_DIFFUSE, run.k0, run.k1)[:3]]
     t = k * dt
     for ax, v in enumerate((vx[j], vy[j], vz[j])):
         x = p[j, ax] + (a[j] * c[:, ax] + (v * t + g * z[ax]))
