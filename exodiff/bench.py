@@ -21,6 +21,7 @@ vesicle sees the same neighbourhood; the cell grid must then keep the cost per
 vesicle-step flat (DESIGN §3).  Only the CLI prints: this module returns
 rows and formats them.
 """
+import copy
 import math
 import statistics
 import time
@@ -47,14 +48,17 @@ SCENARIOS = {
 }
 
 
-def scenario_config(vesicles, cells, kappa="inf", box=BOX, seed=1, capacity=0, k_off=0.0, steps=1000):
+def scenario_config(vesicles, cells, kappa="inf", box=BOX, seed=1, capacity=0, k_off=0.0, steps=1000,
+                    stepping="fixed"):
     """A Config for a reflective cube of side `box` [µm] with `vesicles`
     vesicles (D = 4 µm²/s) and `cells` randomly packed cells of contact radius
     5 µm, reactivity `kappa` [µm/s] ("inf": absorbing), receptor `capacity`
     (0: unlimited) and unbinding rate `k_off` [1/s]; a run of `steps` steps
-    of 1 ms observed and snapshotted at its end only."""
+    of 1 ms observed and snapshotted at its end only.  Fixed stepping by
+    default: the tables count the kernel's vesicle-steps; adaptive stepping
+    has its own table (measure_stepping)."""
     raw = {
-        "run": {"duration": steps * DT, "dt": DT, "seed": seed},
+        "run": {"duration": steps * DT, "dt": DT, "seed": seed, "stepping": stepping},
         "domain": {"size": [box] * 3, "boundary": "reflect"},
         "cell_types": {"target": {"kappa": kappa, "capacity": int(capacity), "k_off": float(k_off)}},
         "vesicles": {"ev": {"radius": VESICLE_RADIUS, "diffusion": DIFFUSION, "count": int(vesicles)}},
@@ -262,3 +266,139 @@ def format_report(res, quick=False):
                            for m in cs]))
         out.append("")
     return "\n".join(out).rstrip() + "\n"
+
+
+# ------------------------------------------- adaptive against fixed stepping
+
+# Each entry: a config and the windows [steps] timed with each stepping, both
+# from the start of the run.  S2 and the co-culture time the same window with
+# both schemes; the 96-well's fixed window is short (its 24 h take the fixed
+# scheme about six hours here), its adaptive window one hour.
+STEPPING_SCENARIOS = {
+    "S2": dict(fixed=1000, adaptive=1000, text="10⁵ vesicles, 1000 absorbing cells, 1 s"),
+    "well_24h": dict(config="well_24h.toml", fixed=500, adaptive=45_000,
+                     text="configs/well_24h.toml: fixed its first 10 s, adaptive its first 15 min "
+                          "(one observation interval; every later one is alike)"),
+    "coculture": dict(config="coculture.toml", fixed=30_000, adaptive=30_000,
+                      text="configs/coculture.toml: the first 5 min"),
+}
+
+
+def _configs_dir():
+    from pathlib import Path
+    return Path(__file__).resolve().parent.parent / "configs"
+
+
+def stepping_config(name, stepping, steps, quick=False):
+    """The Config of STEPPING_SCENARIOS[name] with run.stepping = `stepping`,
+    cut to `steps` steps (observations and snapshots as the config has them)."""
+    from .config import load_config
+    if name == "S2":
+        raw = scenario_config(20_000 if quick else N_STANDARD, CELLS_STANDARD, "inf", steps=steps,
+                              stepping=stepping).raw
+    else:
+        raw = load_config(_configs_dir() / STEPPING_SCENARIOS[name]["config"]).raw
+    raw = copy.deepcopy(raw)
+    run = parse_config(raw).run
+    raw["run"].update(duration=steps * run.dt, stepping=stepping,   # intervals: no longer than the window
+                      snapshot_interval=min(run.snapshot_interval, steps * run.dt),
+                      observe_interval=min(run.observe_interval, steps * run.dt))
+    return parse_config(raw)
+
+
+@dataclass
+class SteppingMeasurement:
+    """Simulated vesicle-seconds per wall-second of one scenario and stepping."""
+    label: str
+    stepping: str
+    steps: int
+    dt: float
+    vesicle_seconds: list = field(default_factory=list)
+    seconds: list = field(default_factory=list)
+    cpu_seconds: list = field(default_factory=list)   # of the process, all threads
+    leaps: int = 0
+
+    @property
+    def rate(self):
+        return statistics.median(v / s for v, s in zip(self.vesicle_seconds, self.seconds)) \
+            if self.seconds else math.nan
+
+    @property
+    def cpu_rate(self):
+        """Per CPU-second: moves less than the wall clock with other people's load."""
+        return statistics.median(v / s for v, s in zip(self.vesicle_seconds, self.cpu_seconds)) \
+            if self.cpu_seconds else math.nan
+
+
+def _time_window(config, backend_name):
+    """Build `config`, warm the backend up (one step, outside the clock), run
+    the rest of it from observation to observation; returns (simulated
+    vesicle-seconds, wall seconds, CPU seconds, leaps)."""
+    from .backends import select_backend
+    from .model import build_model
+    model = build_model(config)
+    backend, _ = select_backend(backend_name)
+    backend.prepare(model)
+    backend.advance(0, 1)
+    backend.fetch(model)
+    a = model.arrays
+    dt, n_end = config.run.dt, model.n_steps
+    every = max(1, int(round(min(config.run.observe_interval, config.run.snapshot_interval) / dt)))
+    births = np.sort(a["birth_step"][a["birth_step"] >= 1])
+    n, work, wall, cpu = 1, 0, 0.0, 0.0
+    while n < n_end:
+        n1 = min(n_end, (n // every + 1) * every)
+        n_active = int(np.count_nonzero((a["state"] == FREE) | (a["state"] == BOUND)))
+        t, c = time.perf_counter(), time.process_time()
+        backend.advance(n, n1)
+        backend.fetch(model)
+        wall += time.perf_counter() - t
+        cpu += time.process_time() - c
+        # as the driver counts them: one born in step b is active from b + 1 on
+        born = births[np.searchsorted(births, n):np.searchsorted(births, n1)]
+        work += n_active * (n1 - n) + int((n1 - 1 - born).sum())
+        n = n1
+    leaps = int(a["leaps"].sum()) if "leaps" in a else 0
+    return work * dt, wall, cpu, leaps
+
+
+def measure_stepping(names=None, backend_name="numba", repeats=3, quick=False, progress=None):
+    """[(fixed, adaptive) SteppingMeasurement] per scenario of
+    STEPPING_SCENARIOS (all when `names` is None), timed alternately (fixed,
+    adaptive, adaptive, fixed, …), each repeat on a freshly built model so
+    every repeat times the same window."""
+    say = progress or (lambda s: None)
+    out = []
+    for name in names or STEPPING_SCENARIOS:
+        sc = STEPPING_SCENARIOS[name]
+        pair = []
+        for stepping in ("fixed", "adaptive"):
+            steps = sc[stepping] if not quick else max(100, sc[stepping] // 10)
+            cfg = stepping_config(name, stepping, steps + 1, quick)
+            pair.append((SteppingMeasurement(name, stepping, steps, cfg.run.dt), cfg))
+        for r in range(max(1, repeats)):
+            for m, cfg in (pair if r % 2 == 0 else pair[::-1]):
+                say(f"{name} {m.stepping}: {m.steps} steps (repeat {r + 1} of {repeats})")
+                vs, wall, cpu, leaps = _time_window(cfg, backend_name)
+                m.vesicle_seconds.append(vs)
+                m.seconds.append(wall)
+                m.cpu_seconds.append(cpu)
+                m.leaps = leaps
+        out.append(tuple(m for m, _ in pair))
+    return out
+
+
+def format_stepping(pairs, repeats):
+    """The adaptive-against-fixed table as markdown."""
+    rows = []
+    for fixed, adaptive in pairs:
+        rows.append([fixed.label, f"{fixed.dt * 1e3:g} ms",
+                     f"{fixed.steps} / {adaptive.steps}",
+                     _rate(fixed.rate), _rate(adaptive.rate), f"{adaptive.leaps:.3g}",
+                     f"{adaptive.rate / fixed.rate:.1f}×", f"{adaptive.cpu_rate / fixed.cpu_rate:.1f}×"])
+    head = ["scenario", "dt", "steps timed (fixed / adaptive)", "fixed [vesicle-s/s]",
+            "adaptive [vesicle-s/s]", "leaps", "adaptive / fixed", "same, per CPU-second"]
+    notes = "\n".join(f"- {k}: {v['text']}" for k, v in STEPPING_SCENARIOS.items()
+                      if k in {p[0].label for p in pairs})
+    return (f"Adaptive against fixed stepping: simulated vesicle-seconds per wall-second, same dt, "
+            f"median of {repeats} (alternating)\n\n" + _table(head, rows) + "\n\n" + notes + "\n")

@@ -302,7 +302,7 @@ class _progress_bar:
 
 
 def _check(args):
-    from .derived import derived_parameters, format_check
+    from .derived import derived_parameters, format_check, format_leaps
     from .formats import format_bytes, format_count
     from .io.layout import FATE_BYTES_PER_VESICLE
     from .layouts import make_cells
@@ -312,6 +312,8 @@ def _check(args):
     cells = make_cells(cfg.cells, cfg.domain.size, list(cfg.cell_types), cfg.run.seed)
     print(format_check(cfg))
     print(f"cells: {cells.centers.shape[0]} placed")
+    for line in format_leaps(cfg, cells):
+        print(line)
     total = derived_parameters(cfg).total_vesicles
     print(f"run file: fate table {FATE_BYTES_PER_VESICLE} bytes per vesicle, "
           f"≈ {format_bytes(FATE_BYTES_PER_VESICLE * total)} for {format_count(total)} vesicles "
@@ -612,6 +614,10 @@ def _add_bench_parser(sub):
     b.add_argument("--backend", action="append", metavar="B",
                    help="numba, numpy or cuda (repeatable; default: every backend that works here)")
     b.add_argument("--quick", action="store_true", help="small sizes, one repeat (about a minute)")
+    b.add_argument("--stepping", action="append", metavar="SCENARIO", nargs="?", const="all",
+                   help="instead: adaptive against fixed stepping, simulated vesicle-seconds per "
+                        "wall-second on S2, well_24h, coculture (or the SCENARIO named; repeatable)")
+    b.add_argument("--repeats", type=int, metavar="R", help="repeats of --stepping (default 3, quick 1)")
     _add_threads(b)
 
 
@@ -627,6 +633,17 @@ def _bench(args):
         reason = cuda_unavailable_reason()
         if reason:
             raise InputError(f"--backend cuda: {reason}")
+    if args.stepping:
+        names = None if "all" in args.stepping else args.stepping
+        for name in names or ():
+            if name not in bench.STEPPING_SCENARIOS:
+                raise InputError(f"--stepping {name}: no such scenario "
+                                 f"(scenarios: {', '.join(bench.STEPPING_SCENARIOS)})")
+        repeats = args.repeats or (1 if args.quick else 3)
+        pairs = bench.measure_stepping(names, backends[0], repeats=repeats, quick=args.quick,
+                                       progress=lambda s: print(f"bench: {s}", file=sys.stderr, flush=True))
+        print(bench.format_stepping(pairs, repeats), end="")
+        return 0
     res = bench.run_all(backends, quick=args.quick,
                         progress=lambda s: print(f"bench: {s}", file=sys.stderr, flush=True))
     print(bench.format_report(res, quick=args.quick), end="")
@@ -643,6 +660,8 @@ def _add_validate_parser(sub):
     v.add_argument("--plot", metavar="DIR", help="write one PNG per case into DIR (needs matplotlib)")
     v.add_argument("--backend", default="auto", help="auto (default), cuda, numba or numpy")
     v.add_argument("--list", action="store_true", help="list the cases and exit")
+    v.add_argument("--stepping", choices=("fixed", "adaptive"),
+                   help="run every case with this run.stepping only (default: both, fixed first)")
     _add_threads(v)
 
 
@@ -650,8 +669,9 @@ def _validate(args):
     from . import validate
     from .backends import select_backend
     if args.list:
+        width = max(len(name) for name in validate.CASES)
         for case in validate.CASES.values():
-            print(f"{case.name:24s} {case.title}")
+            print(f"{case.name:{width}s}  {case.title}")
         return 0
     cases = validate.select_cases(args.case)
     if args.plot:
@@ -659,17 +679,21 @@ def _validate(args):
     backend, note = select_backend(args.backend)
     if note:
         print(note, file=sys.stderr)
-    print(f"exodiff {__version__} validate: {len(cases)} cases on {backend.name} [{backend.device}]"
-          + (" (quick)" if args.quick else ""), file=sys.stderr)
+    steppings = [args.stepping] if args.stepping else list(validate.STEPPINGS)
+    print(f"exodiff {__version__} validate: {len(cases)} cases on {backend.name} [{backend.device}], "
+          f"stepping {' and '.join(steppings)}" + (" (quick)" if args.quick else ""), file=sys.stderr)
     results = []
-    for case in cases:
-        res = validate.run_case(case, backend=backend.name, quick=args.quick, progress=lambda name, step:
-                                print(f"  {name}: s = {step:g} L ...", file=sys.stderr, flush=True))
-        print(f"  {case.name}: {sum(c.passed for c in res.checks)}/{len(res.checks)} pass, "
-              f"{res.vesicle_steps:.3g} vesicle-steps in {res.wall_time:.0f} s", file=sys.stderr, flush=True)
-        if args.plot:
-            validate.plot_case(res, args.plot)
-        results.append(res)
+    for stepping in steppings:
+        for case in cases:
+            res = validate.run_case(case, backend=backend.name, quick=args.quick, stepping=stepping,
+                                    progress=lambda name, step: print(f"  {name} ({stepping}): s = {step:g} L ...",
+                                                                      file=sys.stderr, flush=True))
+            print(f"  {case.name} ({stepping}): {sum(c.passed for c in res.checks)}/{len(res.checks)} pass, "
+                  f"{res.vesicle_steps:.3g} vesicle-steps" + (f", {res.leaps:.3g} leaps" if res.leaps else "")
+                  + f" in {res.wall_time:.0f} s", file=sys.stderr, flush=True)
+            if args.plot:
+                validate.plot_case(res, args.plot)
+            results.append(res)
     print(validate.format_table(results))
     checks = [c for r in results for c in r.checks]
     failed = [c for c in checks if not c.passed]

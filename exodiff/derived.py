@@ -12,6 +12,8 @@ import csv
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from . import physics
 from .config_types import AXES, INF
 from .errors import ConfigError
@@ -440,3 +442,148 @@ def _schedule_lines(config, n_steps):
 
 # The unit of a scheduled key (its third dotted part) if not 1/s, as exodiff check prints it.
 SCHEDULE_UNITS = {"kappa": "µm/s", "half_life": "s"}
+
+
+# ------------------------------------------------------- adaptive stepping
+
+@dataclass
+class LeapEstimate:
+    """What ``exodiff check`` expects of run.stepping = "adaptive" for one
+    population (see :func:`leap_estimate`): the share of vesicle-time spent
+    leaping, the mean leap duration [s] and the speed-up over fixed steps."""
+    name: str
+    leap_share: float
+    mean_leap: float
+    speedup: float
+
+
+# The model behind the estimate (checked against measured runs in
+# bench/README.md, "Adaptive stepping"):
+#  * vesicles spread uniformly over the free volume (sampled at
+#    LEAP_SAMPLES points drawn from a fixed seed); bound ones, and vesicles
+#    crowding near the cells, are not modelled;
+#  * the kernels' rule (kernels/leap.py): d is the distance to the nearest
+#    non-periodic face or contact sphere as the kernels see it (the cells
+#    the grid bin lists exactly, the others through the clearance map's
+#    lower bound, exodiff/grid.py), σ = √(2D dt), |v| the drift speed and K
+#    the steps to the next observation or snapshot; r = d −
+#    (LEAP_MARGIN_SIGMAS·σ + |v|dt), K capped at r/(2|v|dt), a = (r −
+#    |v|K dt)/√3 capped at LEAP_CAP_SPREADS·σ√K; the vesicle leaps when
+#    a ≥ LEAP_MIN_SIGMAS·σ and K ≥ LEAP_MIN_STEPS, else it steps;
+#  * a leap lasts ℓ = E[min(τ, K dt)], τ the exit time from the cube
+#    (survival S(Dt/a²)³, S the 1-D survival of kernels/firstpassage.py):
+#    ℓ = (a²/D)·G(DK dt/a²), G(σ) = ∫_0^σ S(u)³ du (G(∞) = 0.2249); where a
+#    vesicle leaps it leaps again on landing, so all its time is in leaps;
+#  * costs, in calibrated steps (numba, measured on S2: bench/README.md): a
+#    leap LEAP_COST_STEPS, a step near surfaces 1; a vesicle in flight is
+#    not visited (bench/leap_overhead.py).
+# Then, averaging over the sample points, the leap share is the share of
+# points that leap and the speed-up (1/dt)/⟨cost per second⟩, the cost per
+# second LEAP_COST_STEPS/ℓ where it leaps and 1/dt elsewhere.
+LEAP_SAMPLES = 20_000
+LEAP_COST_STEPS = 23.0
+
+
+def _cube_survival_integral():
+    """(σ grid, G(σ) = ∫_0^σ S(u)³ du) on a log grid: S(u) = Σ_k (4/π)
+    (−1)^k/(2k+1) e^{−(2k+1)²π²u/4}, 1 below the grid (error < 1e-20)."""
+    u = np.geomspace(1e-4, 20.0, 3000)
+    k = np.arange(200)[:, None]
+    S = np.sum(4.0 / np.pi * (-1.0) ** k / (2 * k + 1) * np.exp(-(2 * k + 1) ** 2 * np.pi ** 2 * u / 4), axis=0)
+    S = np.clip(S, 0.0, 1.0)
+    G = u[0] + np.concatenate([[0.0], np.cumsum(0.5 * (S[1:] ** 3 + S[:-1] ** 3) * np.diff(u))])
+    return u, G
+
+
+def leap_estimate(config, cells):
+    """[LeapEstimate] per population for run.stepping = "adaptive", from
+    the geometry of ``config`` and its placed ``cells`` (layouts.Cells)
+    (the model: the comment above)."""
+    from .kernels.leap import LEAP_CAP_SPREADS, LEAP_MARGIN_SIGMAS, LEAP_MIN_SIGMAS, LEAP_MIN_STEPS
+    from .locality import Box
+    domain, run = config.domain, config.run
+    box = Box.from_faces(domain.size, domain.faces)
+    rng = np.random.Generator(np.random.Philox(run.seed + 0x1EA9))
+    x = rng.random((LEAP_SAMPLES, 3)) * box.lengths
+    face = np.where(box.periodic, np.inf, np.minimum(x, box.lengths - x)).min(axis=1)
+    d = derived_parameters(config)
+    vr_max = max(config.vesicles[name].radius.median for name in d.populations)
+    inside, listed, unlisted = _cell_distances(config, cells, box, x, d, vr_max)
+    dt = run.dt
+    K = max(1, round(min(run.observe_interval, run.snapshot_interval, run.duration) / dt))
+    u, G = _cube_survival_integral()
+    out = []
+    for name, p in d.populations.items():
+        vr = config.vesicles[name].radius.median
+        free = ~inside                               # no vesicle inside a cell
+        s, D = p.step, p.diffusion
+        v = np.asarray(config.medium.flow, dtype=np.float64) - np.array([0.0, 0.0, p.settling])
+        speed = float(np.linalg.norm(v))
+        r = np.minimum(face, np.minimum(listed - vr, unlisted)) - (LEAP_MARGIN_SIGMAS * s + speed * dt)
+        k = np.full(LEAP_SAMPLES, float(K))
+        if speed > 0:
+            k = np.minimum(k, np.floor(np.maximum(r / (2.0 * speed * dt), -1.0)))
+        a = np.minimum((r - speed * k * dt) / math.sqrt(3.0), LEAP_CAP_SPREADS * s * np.sqrt(np.maximum(k, 0.0)))
+        leaps = free & (k >= LEAP_MIN_STEPS) & (a >= LEAP_MIN_SIGMAS * s)
+        aa = np.where(leaps, a, 1.0)
+        ell = np.where(leaps, aa * aa / D * np.interp(D * k * dt / (aa * aa), u, G, left=0.0), 0.0)
+        ell = np.where(leaps & (D * k * dt / (aa * aa) < u[0]), k * dt, ell)
+        n_free = max(int(free.sum()), 1)
+        share = float(leaps.sum()) / n_free
+        cost = np.where(leaps, LEAP_COST_STEPS / np.maximum(ell, 1e-300), 1.0 / dt)[free]
+        speedup = (1.0 / dt) / float(np.mean(cost)) if free.any() else 1.0
+        mean_leap = float(np.mean(ell[leaps])) if leaps.any() else 0.0
+        out.append(LeapEstimate(name, share, mean_leap, speedup))
+    return out
+
+
+def _cell_distances(config, cells, box, x, d, vr_max):
+    """At points x[n, 3]: (inside a cell, distance to the nearest cell
+    surface of the cells x's grid bin lists, lower bound on the distance to
+    the contact spheres of the others), as the kernels' leap stage sees them
+    (the grid and clearance map of exodiff/model.py)."""
+    from .grid import bin_of, build_cell_grid, clearance_map
+    from .model import GRID_REACH_STEPS
+    n = x.shape[0]
+    if not cells.count:
+        return np.zeros(n, dtype=bool), np.full(n, np.inf), np.full(n, np.inf)
+    dist, idx = box.tree(cells.centers).query(x, k=1)
+    inside = dist < cells.radii[idx] + vr_max
+    D_max = max(p.diffusion for p in d.populations.values())
+    reach = vr_max + GRID_REACH_STEPS * float(physics.step_length(D_max, config.run.dt))
+    grid = build_cell_grid(cells.centers, cells.radii, box.lengths, box.periodic, reach)
+    clearance = clearance_map(grid, cells.centers, cells.radii, box.lengths, box.periodic, vr_max)
+    b = bin_of(grid, x)
+    k = np.stack([b // (grid.nbins[1] * grid.nbins[2]), (b // grid.nbins[2]) % grid.nbins[1],
+                  b % grid.nbins[2]], axis=1)
+    unlisted = clearance[b] - np.linalg.norm(x - (k + 0.5) * grid.bin_size, axis=1)
+    listed = np.full(n, np.inf)
+    first, count = grid.start[b], grid.start[b + 1] - grid.start[b]
+    for j in range(int(count.max(initial=0))):
+        m = np.nonzero(j < count)[0]
+        c = grid.items[first[m] + j]
+        e = box.minimum_image(x[m] - cells.centers[c])
+        listed[m] = np.minimum(listed[m], np.linalg.norm(e, axis=1) - cells.radii[c])
+    return inside, listed, unlisted
+
+
+def format_leaps(config, cells):
+    """The lines ``exodiff check`` prints about run.stepping."""
+    if config.run.stepping != "adaptive":
+        return ["Stepping: fixed (one calibrated step per dt for every free vesicle; no leaps)"]
+    lines = ["Stepping: adaptive (exact leaps far from surfaces); expected for vesicles spread uniformly:"]
+    d = derived_parameters(config)
+    weight = cost = 0.0
+    for e in leap_estimate(config, cells):
+        n = max(d.populations[e.name].total, 1e-300)
+        weight += n
+        cost += n / e.speedup
+        lines.append(f"  {e.name}: {e.leap_share:.1%} of vesicle-time leaping"
+                     + (f" (mean leap {format_time(e.mean_leap)})" if e.mean_leap > 0 else "")
+                     + f", speed-up ≈ {e.speedup:.3g}× over fixed stepping")
+    overall = weight / cost if cost > 0 else 1.0
+    if len(lines) > 2:
+        lines.append(f"  all vesicles: speed-up ≈ {overall:.3g}×")
+    if overall < 1.0:
+        lines.append('  (fixed stepping is as fast here: leaps are rare or short)')
+    return lines

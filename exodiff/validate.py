@@ -23,6 +23,17 @@ Cases:
   well_diffusion            deposition on an absorbing floor, diffusion only
   well_settling             the same with settling (gravity)
   secretion_clearance       steady profile s e^{−(r−R)/λ}/(4πD r (1 + R/λ))
+and, where adaptive stepping leaps most (far from surfaces, long times;
+one time step each, the column two):
+  leap_free_diffusion       mean = v t and MSD = 6Dt after 1 h, periodic box
+  leap_well_column          3 mm column with settling over 4 h (semi-infinite deposit)
+  leap_smoluchowski         absorbing sphere from r0 = 10 R
+  leap_collins_kimball      Collins–Kimball sphere (κR/D = 10) from r0 = 10 R
+  leap_reversible_equilibrium  bound/free = κA/(k_off V) in a 50 µm periodic box
+
+Every case runs with run.stepping = "fixed" (one calibrated step per dt,
+the oracle) and "adaptive" (exact first-passage leaps far from surfaces);
+each must pass on its own (``exodiff validate --stepping`` picks one).
 
 Lengths in µm, times in s.  Only NumPy is needed; ``plot_case`` imports
 matplotlib when called.
@@ -62,6 +73,7 @@ class Check:
     exact: float
     simulated: float
     se: float
+    stepping: str = ""   # "fixed" or "adaptive" (run.stepping); "" as the config says
 
     @property
     def z(self):
@@ -92,6 +104,8 @@ class CaseResult:
     curves: list = field(default_factory=list)
     wall_time: float = 0.0
     vesicle_steps: int = 0
+    stepping: str = ""
+    leaps: int = 0       # leaps taken (adaptive stepping), from the runs' summaries
 
 
 @dataclass(frozen=True)
@@ -103,6 +117,7 @@ class Case:
     xlabel: str = "time [s]"
     ylabel: str = ""
     seed_offset: int = 0   # cases sharing a config draw independent numbers
+    steps: tuple = STEP_FRACTIONS   # s / L of its time steps (quick: the last)
 
 
 class _Context:
@@ -111,6 +126,7 @@ class _Context:
         self.quick = quick
         self.workdir = workdir
         self.target = SE_TARGET_QUICK if quick else SE_TARGET
+        self.leaps = 0
 
 
 def validation_config_dir():
@@ -188,7 +204,9 @@ def _simulate(ctx, raw, batches, configure, prepare=None, collect=None):
         if prepare is not None:
             prepare(sim)
         path = os.path.join(ctx.workdir, f"batch{b}.h5")
-        work += sim.run(path)["vesicle_steps"]
+        summary = sim.run(path)
+        work += summary["vesicle_steps"]
+        ctx.leaps += int(summary.get("leaps", 0))
         with open_run(path) as run:
             times = np.asarray(run.observation_times, dtype=np.float64)
             c = np.stack([np.asarray(run.counts[s], dtype=np.int64) for s in STATE_NAMES], axis=1)
@@ -237,7 +255,7 @@ def _fraction_case(ctx, raw, step, case, quantity, column, exact_fn, n, compleme
 
 # -- free diffusion with drift ---------------------------------------------------
 
-def _free_diffusion(ctx, raw, step):
+def _free_diffusion(ctx, raw, step, case="free_diffusion"):
     raw, cfg, name, D, _ = _setup(raw, step, lambda c, D, R: math.sqrt(6.0 * D * c.run.duration))
     t = _final_time(cfg)
     v = np.asarray(cfg.medium.flow, dtype=np.float64)
@@ -259,9 +277,9 @@ def _free_diffusion(ctx, raw, step):
     msd = np.mean(np.sum((final - v * ts[-1]) ** 2, axis=1))
     t = ts[-1]
     checks = [
-        Check("free_diffusion", step, "mean displacement along the flow [µm]", speed * t,
+        Check(case, step, "mean displacement along the flow [µm]", speed * t,
               float(along.mean()), math.sqrt(2.0 * D * t / n)),
-        Check("free_diffusion", step, "MSD about the drift [µm²]", 6.0 * D * t, float(msd),
+        Check(case, step, "MSD about the drift [µm²]", 6.0 * D * t, float(msd),
               6.0 * D * t * math.sqrt(2.0 / (3.0 * n))),
     ]
     ok = ts > 0
@@ -304,15 +322,13 @@ def _radiation_wall(ctx, raw, step):
 
 # -- reversible binding -------------------------------------------------------------
 
-def _reversible_equilibrium(ctx, raw, step):
+def _reversible_equilibrium(ctx, raw, step, case="reversible_equilibrium"):
     raw, cfg, name, D, R = _setup(raw, step)
     (ct,) = cfg.cell_types.values()
     volume = float(np.prod(cfg.domain.size)) - 4.0 / 3.0 * math.pi * R ** 3
     p = reversible_bound_fraction(ct.kappa.value, 4.0 * math.pi * R * R, ct.k_off.value, volume)
     n = _binomial_size(p, ctx.target)
-    checks, curve, work = _fraction_case(ctx, raw, step, "reversible_equilibrium", "bound fraction",
-                                         BOUND, lambda x: p, n)
-    return checks, curve, work
+    return _fraction_case(ctx, raw, step, case, "bound fraction", BOUND, lambda x: p, n)
 
 
 def _bound_kinetics(ctx, raw, step):
@@ -343,7 +359,7 @@ def _bound_kinetics(ctx, raw, step):
 
 # -- in-vitro well ------------------------------------------------------------------
 
-def _well(ctx, raw, step, settling):
+def _well(ctx, raw, step, settling, case=None):
     from . import physics
     if settling:
         raw, cfg, name, D, _ = _setup(raw, step, lambda c, D, R: math.sqrt(D * c.run.duration))
@@ -359,7 +375,7 @@ def _well(ctx, raw, step, settling):
         H = float(cfg.domain.size[2])
         exact_fn = lambda x: well_deposition(x, H, D)
     n = _binomial_size(exact_fn(_final_time(cfg)), ctx.target)
-    case = "well_settling" if settling else "well_diffusion"
+    case = case or ("well_settling" if settling else "well_diffusion")
     return _fraction_case(ctx, raw, step, case, "delivered fraction", EXITED, exact_fn, n)
 
 
@@ -439,6 +455,26 @@ CASES = {c.name: c for c in [
     Case("secretion_clearance", "secretion_clearance.toml",
          "Secreting cell with clearance: steady profile", _secretion,
          xlabel="distance from the donor centre [µm]", ylabel="free vesicles [1/µm³]"),
+    # Cases for the exact leaps of adaptive stepping: far from every surface
+    # and over long times, where vesicles leap most.  One time step each
+    # (the column, cheap, two): the accuracy of the step near surfaces is
+    # what the cases above check at two; the leaps must not change the answer.
+    Case("leap_free_diffusion", "leap_free_diffusion.toml",
+         "Free diffusion with drift over 1 h: mean = vt, MSD = 6Dt",
+         lambda ctx, raw, step: _free_diffusion(ctx, raw, step, "leap_free_diffusion"),
+         ylabel="MSD about the drift [µm²]", steps=(0.002,)),
+    Case("leap_well_column", "leap_well_column.toml", "3 mm column with settling over 4 h",
+         lambda ctx, raw, step: _well(ctx, raw, step, True, "leap_well_column"), ylabel="delivered fraction"),
+    Case("leap_smoluchowski", "leap_smoluchowski.toml", "Absorbing sphere from r0 = 10 R",
+         lambda ctx, raw, step: _sphere_case(ctx, raw, step, "leap_smoluchowski"),
+         ylabel="absorbed fraction", steps=(0.1,)),
+    Case("leap_collins_kimball", "leap_collins_kimball.toml", "Collins–Kimball sphere (κR/D = 10) from r0 = 10 R",
+         lambda ctx, raw, step: _sphere_case(ctx, raw, step, "leap_collins_kimball"),
+         ylabel="bound fraction", steps=(0.1,)),
+    Case("leap_reversible_equilibrium", "leap_reversible_equilibrium.toml",
+         "Reversible binding in a 50 µm periodic box: bound/free = κA/(k_off V)",
+         lambda ctx, raw, step: _reversible_equilibrium(ctx, raw, step, "leap_reversible_equilibrium"),
+         ylabel="bound fraction", steps=(0.1,)),
 ]}
 
 
@@ -456,12 +492,21 @@ def select_cases(names=None):
     return out
 
 
-def run_case(case, backend="auto", quick=False, config_dir=None, progress=None):
-    """Run one case at its time steps; returns a CaseResult."""
+STEPPINGS = ("fixed", "adaptive")   # run.stepping: `exodiff validate` runs both by default
+
+
+def run_case(case, backend="auto", quick=False, config_dir=None, progress=None, stepping=None):
+    """Run one case at its time steps with run.stepping = `stepping`
+    ("fixed" or "adaptive"; None: as the config says); returns a CaseResult.
+    Both schemes draw from the same seeds: each must pass on its own."""
     config_dir = validation_config_dir() if config_dir is None else Path(config_dir)
     raw = _load_raw(case.config, config_dir)
-    result = CaseResult(case.name, case.title, case.xlabel, case.ylabel)
-    steps = STEP_FRACTIONS[-1:] if quick else STEP_FRACTIONS
+    if stepping is not None:
+        if stepping not in STEPPINGS:
+            raise InputError(f"--stepping {stepping}: expected {' or '.join(STEPPINGS)}")
+        raw["run"]["stepping"] = stepping
+    result = CaseResult(case.name, case.title, case.xlabel, case.ylabel, stepping=stepping or "")
+    steps = case.steps[-1:] if quick else case.steps
     t0 = _time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="exodiff-validate-") as work:
         ctx = _Context(backend, quick, work)
@@ -472,23 +517,26 @@ def run_case(case, backend="auto", quick=False, config_dir=None, progress=None):
             # add 1, 2, … to this seed)
             r = copy.deepcopy(raw)
             r["run"]["seed"] = int(raw["run"].get("seed", 42)) + case.seed_offset \
-                + 1000 * STEP_FRACTIONS.index(step)
+                + 1000 * case.steps.index(step)
             checks, curve, done = case.run(ctx, r, step)
+            for c in checks:
+                c.stepping = result.stepping
             result.checks += checks
             result.curves.append(curve)
             result.vesicle_steps += done
+        result.leaps = ctx.leaps
     result.wall_time = _time.perf_counter() - t0
     return result
 
 
 def format_table(results):
     """The validation table as text (one row per check)."""
-    head = ("case", "s/L", "quantity", "exact", "simulated", "SE", "|z|", "result")
-    rows = [(c.case, f"{c.step:g}", c.quantity, f"{c.exact:.6g}", f"{c.simulated:.6g}",
-             f"{c.se:.3g}", f"{c.z:.2f}", "pass" if c.passed else "FAIL")
+    head = ("case", "stepping", "s/L", "quantity", "exact", "simulated", "SE", "|z|", "result")
+    rows = [(c.case, c.stepping or "as config", f"{c.step:g}", c.quantity, f"{c.exact:.6g}",
+             f"{c.simulated:.6g}", f"{c.se:.3g}", f"{c.z:.2f}", "pass" if c.passed else "FAIL")
             for r in results for c in r.checks]
     widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h) for i, h in enumerate(head)]
-    right = {1, 3, 4, 5, 6}
+    right = {2, 4, 5, 6, 7}
     fmt = lambda row: "  ".join(v.rjust(w) if i in right else v.ljust(w)
                                 for i, (v, w) in enumerate(zip(row, widths)))
     lines = [fmt(head), "  ".join("-" * w for w in widths)] + [fmt(row) for row in rows]
@@ -521,10 +569,10 @@ def plot_case(result, directory):
                     label=f"exodiff, s = {curve.step:g} L")
     ax.set_xlabel(result.xlabel)
     ax.set_ylabel(result.ylabel)
-    ax.set_title(result.title, fontsize=10)
+    ax.set_title(result.title + (f" ({result.stepping} stepping)" if result.stepping else ""), fontsize=10)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path = directory / f"{result.name}.png"
+    path = directory / (f"{result.name}_{result.stepping}.png" if result.stepping else f"{result.name}.png")
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path

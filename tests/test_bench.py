@@ -81,3 +81,16 @@ def test_peer_doi_rate_matches_collins_kimball(scenarios):
 def test_peer_exact_absorbed_fraction(scenarios):
     assert scenarios.exact_absorbed(0.25) == pytest.approx(5 / 6 * math.erfc(0.5))
     assert scenarios.exact_absorbed(1e9) == pytest.approx(5 / 6, rel=1e-4)
+
+
+def test_stepping_table_times_both_schemes_on_the_same_window():
+    from exodiff import bench
+    (pair,) = bench.measure_stepping(["S2"], "numba", repeats=2, quick=True)
+    fixed, adaptive = pair
+    assert (fixed.stepping, adaptive.stepping) == ("fixed", "adaptive")
+    assert fixed.leaps == 0 and adaptive.leaps > 0
+    # every repeat builds the model afresh: the same window, the same work
+    assert fixed.vesicle_seconds[0] == fixed.vesicle_seconds[1] == adaptive.vesicle_seconds[0] > 0
+    assert all(s > 0 for s in fixed.seconds + adaptive.seconds + fixed.cpu_seconds)
+    text = bench.format_stepping([pair], 2)
+    assert "| S2" in text and "adaptive / fixed" in text

@@ -6,6 +6,7 @@ and pass when |z| < 3 (tolerance from the sample size); the full suite is
 ``exodiff validate``.  All but two cases run on every backend, those on numba.
 """
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,10 +115,14 @@ def test_exact_solutions_agree_with_their_limits():
 
 # ------------------------------------------------------- the cases, quick mode
 
-# on every backend (NumPy runs these in ~30 s); the reaction-limited
-# Collins–Kimball cases need 10⁷–10⁸ vesicle-steps and run on numba only
+# on every backend (NumPy runs these in ~30 s) with both steppings; the
+# reaction-limited Collins–Kimball cases need 10⁷–10⁸ vesicle-steps and run
+# on numba only; the leap cases (10⁸–10⁹ vesicle-steps over hours) run on
+# numba with adaptive stepping, what they are for (`exodiff validate` runs
+# them with both schemes at full size)
 NUMBA_ONLY = ["collins_kimball_0.01", "collins_kimball_0.1"]
-CHEAP = [name for name in validate.CASES if name not in NUMBA_ONLY]
+LEAP_CASES = [name for name in validate.CASES if name.startswith("leap_")]
+CHEAP = [name for name in validate.CASES if name not in NUMBA_ONLY + LEAP_CASES]
 
 
 def _assert_passes(result):
@@ -129,21 +134,34 @@ def _assert_passes(result):
 
 
 @pytest.mark.validate
+@pytest.mark.parametrize("stepping", validate.STEPPINGS)
 @pytest.mark.parametrize("name", CHEAP)
-def test_cheap_validation_cases_pass_on_every_backend(name, backend):
-    _assert_passes(validate.run_case(validate.CASES[name], backend=backend, quick=True))
+def test_cheap_validation_cases_pass_on_every_backend(name, backend, stepping):
+    _assert_passes(validate.run_case(validate.CASES[name], backend=backend, quick=True, stepping=stepping))
 
 
 @pytest.mark.validate
+@pytest.mark.parametrize("stepping", validate.STEPPINGS)
 @pytest.mark.parametrize("name", NUMBA_ONLY)
-def test_validation_case_passes(name):
-    _assert_passes(validate.run_case(validate.CASES[name], backend="numba", quick=True))
+def test_validation_case_passes(name, stepping):
+    _assert_passes(validate.run_case(validate.CASES[name], backend="numba", quick=True, stepping=stepping))
+
+
+@pytest.mark.validate
+@pytest.mark.parametrize("name", LEAP_CASES)
+def test_leap_case_passes_with_adaptive_stepping(name):
+    result = validate.run_case(validate.CASES[name], backend="numba", quick=True, stepping="adaptive")
+    _assert_passes(result)
+    assert all(c.stepping == "adaptive" for c in result.checks)
+    assert result.leaps > 0, "the case is there to check leaps, and none was taken"
 
 
 def test_case_selection_by_prefix_and_unknown_names():
     from exodiff.errors import InputError
     names = [c.name for c in validate.select_cases(["collins_kimball"])]
     assert names == [f"collins_kimball_{k:g}" for k in validate.CK_VALUES]
+    assert [c.name for c in validate.select_cases(["leap"])] == LEAP_CASES
+    assert len(LEAP_CASES) == 5
     with pytest.raises(InputError, match="no such validation case"):
         validate.select_cases(["nonsense"])
 
@@ -152,7 +170,14 @@ def test_cli_validate_prints_the_table_and_exit_codes(capsys):
     from exodiff.cli import main
     assert main(["validate", "--quick", "--case", "well_diffusion", "--backend", "numba"]) == 0
     out = capsys.readouterr().out
-    assert "well_diffusion" in out and "pass" in out and "1/1 checks" in out
+    # both schemes by default, each row saying which
+    assert "well_diffusion" in out and "pass" in out and "2/2 checks" in out
+    rows = [line for line in out.splitlines() if line.startswith("well_diffusion")]
+    assert [row.split()[1] for row in rows] == ["fixed", "adaptive"]
+    assert main(["validate", "--quick", "--case", "well_diffusion", "--backend", "numba",
+                 "--stepping", "adaptive"]) == 0
+    out = capsys.readouterr().out
+    assert "1/1 checks" in out and " fixed " not in out
     assert main(["validate", "--case", "nonsense"]) == 2
     assert "no such validation case" in capsys.readouterr().err
 
@@ -162,3 +187,47 @@ def test_release_fraction_keeps_the_reversible_equilibrium_exact(kappa_rd):
     """Deterministic: the equilibrium of the scheme's radial chain around one
     cell (s = 0.1 R) has bound/free = κA/k_off to the quadrature's 0.2 %."""
     assert exact.reversible_equilibrium_chain(kappa_rd, 0.1) == pytest.approx(1.0, abs=2e-3)
+
+
+# ------------------------------------------ exodiff check: the leap estimate
+
+def _leap_estimate(raw):
+    from exodiff.config import parse_config
+    from exodiff.derived import leap_estimate
+    from exodiff.layouts import make_cells
+    cfg = parse_config(raw)
+    return leap_estimate(cfg, make_cells(cfg.cells, cfg.domain.size, list(cfg.cell_types), cfg.run.seed))
+
+
+def _box(boundary, size=400.0, observe=1.0):
+    return {"run": {"duration": 10.0, "dt": 1e-3, "observe_interval": observe},
+            "domain": {"size": [size] * 3, "boundary": boundary},
+            "cells": {"layout": "list", "centers": [], "radius": 5.0}, "cell_types": {"none": {}},
+            "vesicles": {"ev": {"radius": 0.05, "diffusion": 4.0, "count": 10}}}
+
+
+def test_leap_estimate_limits():
+    from exodiff.derived import LEAP_COST_STEPS
+    # nothing to touch: every vesicle leaps from observation to observation
+    # (its cube is capped at 10 spreads: it never leaves it), 1000 steps each
+    (e,) = _leap_estimate(_box("periodic"))
+    assert e.leap_share == 1.0
+    assert e.mean_leap == pytest.approx(1.0)
+    assert e.speedup == pytest.approx(1000 / LEAP_COST_STEPS)
+    # a box too small for the margin: nobody leaps, nothing gained
+    (e,) = _leap_estimate(_box("absorb", size=2.0))
+    assert (e.leap_share, e.mean_leap, e.speedup) == (0.0, 0.0, 1.0)
+
+
+def test_check_prints_the_leap_estimate_or_says_fixed(capsys):
+    from exodiff.cli import main
+    well = str(Path(__file__).resolve().parent.parent / "configs" / "well_24h.toml")
+    assert main(["check", well]) == 0
+    out = capsys.readouterr().out
+    assert "Stepping: adaptive" in out
+    shares = [float(line.split("%")[0].split()[-1]) for line in out.splitlines() if "of vesicle-time leaping" in line]
+    assert len(shares) == 2 and all(s > 95 for s in shares)   # millimetres of medium over 30 µm of cells
+    assert "all vesicles: speed-up ≈" in out
+    assert main(["check", well, "--set", "run.stepping=fixed"]) == 0
+    out = capsys.readouterr().out
+    assert "Stepping: fixed" in out and "leaping" not in out

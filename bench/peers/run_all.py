@@ -1,7 +1,7 @@
 """exodiff against its peers, side by side in one run.
 
     python bench/peers/run_all.py [--quick] [--repeats R] [--tools exodiff,smoldyn,readdy]
-                                  [--scenarios S1,S2,S3,ACC] [--no-write]
+                                  [--scenarios S1,S2,S3,ACC] [--stepping adaptive|fixed] [--no-write]
 
 Runs each tool's script (run_<tool>.py, one subprocess per run, each tool in
 its own Python: see bench/README.md) on the scenarios of scenarios.py,
@@ -116,6 +116,8 @@ def main(argv=None):
     p.add_argument("--n", type=int, help="vesicles for S1–S3 (default 10⁵)")
     p.add_argument("--timeout", type=float, default=3600.0, help="per run [s]")
     p.add_argument("--no-write", action="store_true", help="print only; leave bench/README.md alone")
+    p.add_argument("--stepping", default="adaptive", choices=("adaptive", "fixed"),
+                   help="exodiff's run.stepping (default: adaptive, its default)")
     a = p.parse_args(argv)
     repeats = a.repeats or (1 if a.quick else 3)
     steps = a.steps or (100 if a.quick else None)
@@ -146,7 +148,8 @@ def main(argv=None):
             order = [t for t in tools if t in avail]
             k = rep % max(1, len(order))
             for t in order[k:] + order[:k]:
-                r = run_one(avail[t], t, scen, n, st, a.timeout)
+                r = run_one(avail[t], t, scen, n, st, a.timeout,
+                            ["--stepping", a.stepping] if t == "exodiff" else ())
                 if "error" in r:
                     errors[(t, scen)] = r["error"]
                     print(f"  {scen} {t}: {r['error']}", file=sys.stderr)
