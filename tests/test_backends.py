@@ -15,15 +15,15 @@ from scenarios import scenario
 STATE_ARRAYS = FETCHED
 
 
-def _everything(capacity, fates=False):
+def _everything(capacity, fates=False, stepping="adaptive"):
     """A small scenario that exercises every branch of the step: periodic,
     reflecting and partially absorbing faces, drift and settling, dense cells
     with binding (capacity-limited or not), unbinding, internalization,
     clearance and secretion; with ``fates`` also fusion, escape, degradation
-    and recycling (issue 18)."""
+    and recycling (issue 18); ``stepping``: run.stepping."""
     after = {"k_fuse": 1.5, "k_escape": 2.0, "k_degrade": 3.0, "k_recycle": 4.0} if fates else {}
     return scenario(
-        run={"duration": 0.4, "dt": 2e-3, "seed": 1234, "observe_interval": 0.1},
+        run={"duration": 0.4, "dt": 2e-3, "seed": 1234, "observe_interval": 0.1, "stepping": stepping},
         medium={"gravity": True, "flow": [3.0, 0.0, -1.0]},
         domain={"size": [40.0, 40.0, 30.0],
                 "boundary": {"x": "periodic", "y": "reflect", "z": ["reflect", "absorb"]},
