@@ -23,7 +23,7 @@ FACES = st.sampled_from(["reflect", "periodic", "absorb", ["reflect", "absorb"],
 def scenarios(draw):
     """A raw config: up to 5 cells of two types (one may secrete), up to 300
     vesicles of one or two populations, any faces, flow, gravity, clearance,
-    receptor capacity, fates after uptake, 5 to 60 steps."""
+    receptor capacity, 5 to 60 steps."""
     dt = draw(st.sampled_from([1e-4, 1e-3, 4e-3]))
     steps = draw(st.integers(5, 60))
     size = [draw(st.floats(20.0, 50.0)) for _ in range(3)]
@@ -31,8 +31,6 @@ def scenarios(draw):
               "k_off": draw(st.sampled_from([0.0, 5.0, 50.0])),
               "k_int": draw(st.sampled_from([0.0, 5.0, 50.0])),
               "capacity": draw(st.sampled_from([0, 2, 50]))}
-    for rate in ("k_fuse", "k_escape", "k_degrade", "k_recycle"):
-        target[rate] = draw(st.sampled_from([0.0, 50.0]))
     donor = {"kappa": draw(st.sampled_from([0.0, 5.0])),
              "secretion_rate": draw(st.sampled_from([0.0, 200.0, 2000.0])), "secretes": "a"}
     n_cells = draw(st.integers(0, 5))
