@@ -25,7 +25,7 @@ KINDS = ("uptake", "dose", "range", "fpt", "msd", "profile", "snapshot", "transf
 # bound (yellow) and internalized (purple) differ in hue and lightness.
 STATE_COLORS = {"pending": "#BBBBBB", "free": "#4477AA", "bound": "#CCBB44",
                 "internalized": "#AA3377", "exited": "#228833", "cleared": "#66CCEE",
-                "delivered": "#117733", "degraded": "#999999"}
+                "delivered": "#005F73", "degraded": "#999999"}  # dark teal: unlike exited's green
 # One colour per cell type, by type index, the same in every figure
 # (Okabe & Ito's qualitative palette: distinct hues, colour-blind safe).
 _TYPE_COLORS = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]

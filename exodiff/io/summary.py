@@ -48,7 +48,7 @@ def _summary_text(run):
     lines.append(f"  uptake per cell type at t = {t_end} (bound, internalized; cargo "
                  + ("in endosomes; in the cytosol, degraded):" if run.has_destinations else "delivered):"))
     last_cargo = run.cargo_per_cell[-1]
-    if run.has_destinations:  # where the rest went (exodiff >= 0.4)
+    if run.has_destinations:  # where the rest went (files since the fates after uptake)
         delivered = run.delivered_by_donor[-1].sum(axis=(1, 2))
         degraded = run.per_cell_species("degraded")[-1].sum(axis=1)
     for k, name in enumerate(run.cells.type_names):
