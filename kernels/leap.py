@@ -4,18 +4,20 @@ A FREE vesicle far from every surface it could touch need not take its steps
 one by one: Brownian motion inside a region that holds no surface is free
 diffusion, whose first passage out of a cube is known exactly (Oppelstrup et
 al., PRL 97, 230602 (2006); Donev et al., JCP 229, 3214 (2010): a cube
-factorizes into three independent 1-D intervals).  The kernels' stage
-10 (``_try_leap`` in step_numpy.py and step_numba.py, ``try_leap`` in
-exodiff_step.cuh; ``try``: namespace exo::leap holds the propagators) does this, at the start of a step n, for a FREE vesicle
-that is not in flight:
+factorizes into three independent 1-D intervals).  The kernels' stage 11
+(``_try_leap`` in step_numpy.py and step_numba.py, ``try_leap`` in
+exodiff_step.cuh, whose namespace exo::leap holds the propagators) does
+this, at the start of a step n, for a FREE vesicle that is not in flight:
 
 1. Clearance d: the distance from its centre x to the nearest surface it may
    not cross within a leap — each non-periodic face (reflecting or
-   absorbing) and every cell's contact sphere (R_cell + r_vesicle).  For the
-   cells the kernels read Grid.clearance[b] (exodiff/grid.py: the distance
-   from the centre of bin b to the nearest contact sphere with the largest
-   vesicle radius, so a lower bound for every vesicle) and use that distance
-   is 1-Lipschitz: d_cells(x) ≥ clearance[b] − |x − centre_b|.  O(1).
+   absorbing) and every cell's contact sphere (R_cell + r_vesicle).  The
+   cells listed in the vesicle's grid bin are measured exactly; for all
+   the others the kernels read Grid.clearance[b] (exodiff/grid.py: the
+   distance from the centre of bin b to the nearest contact sphere, with
+   the largest vesicle radius, of a cell the bin does not list: a lower
+   bound for every vesicle) and use that a distance is 1-Lipschitz:
+   d(x) ≥ clearance[b] − |x − centre_b|.  O(1).
 2. Horizon: the leap may last at most K steps, K = H − n where H is the
    first step after n that is an observation, a snapshot, a schedule change
    or the end of the run (Run.horizon_every, Run.horizon_stops): so it never
