@@ -587,8 +587,10 @@ __host__ __device__ inline long long try_leap(Vesicle& v, long long i, long long
         put_off(i, n, horizon, need - d, s, speed, dt, args);
         return 0;
     }
-    const long long kend = EXO_LDG(args.grid.gstart + b + 1);
-    for (long long k = EXO_LDG(args.grid.gstart + b); k < kend; ++k) {  // and those it lists, exactly
+    // and those it lists, exactly (none without a cell lookup: no gitems, as in contact)
+    const long long kbeg = EXO_LDG(args.grid.gstart + b);
+    const long long kend = args.grid.n_gitems > 0 ? EXO_LDG(args.grid.gstart + b + 1) : kbeg;
+    for (long long k = kbeg; k < kend; ++k) {
         const int c = EXO_LDG(args.grid.gitems + k);
         double ce[3], e[3];
         const double dc = sqrt(separation(v.p, c, ce, e, box, args)) - (EXO_LDG(args.cells.cradius + c) + vr);

@@ -390,7 +390,9 @@ def _try_leap(i, n, horizon, run, ves, par, dom, cells, grid):
     if not d - margin > LEAP_MIN_SIGMAS * s:  # too close already (the test below fails too)
         _put_off(i, n, horizon, need - d, s, speed, dt, ves)
         return False
-    for k in range(grid.gstart[b], grid.gstart[b + 1]):  # the cells it lists, exactly
+    # the cells it lists, exactly (none without a cell lookup: gitems empty, as in _contact)
+    listed_end = grid.gstart[b + 1] if grid.gitems.size > 0 else grid.gstart[b]
+    for k in range(grid.gstart[b], listed_end):
         c = grid.gitems[k]
         qx = _min_image(x - cells.ccenter[c, 0], 0, dom)
         qy = _min_image(y - cells.ccenter[c, 1], 1, dom)

@@ -330,6 +330,8 @@ def _try_leap(idx, n, run, ves, par, dom, cells, grid):
     near = ~(d - margin > LEAP_MIN_SIGMAS * s)  # too close already: the look ends here
     d_near = d.copy()
     first, count = grid.gstart[b], grid.gstart[b + 1] - grid.gstart[b]
+    if grid.gitems.size == 0:  # no cell lookup (as in _contact): no listed cells
+        count = np.zeros_like(count)
     for k in range(int(count.max(initial=0))):  # and those it lists, exactly
         j = np.nonzero(k < count)[0]
         c = grid.gitems[first[j] + k]
