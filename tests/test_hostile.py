@@ -115,7 +115,7 @@ CONFIGS = {
     "more vesicles than 64-bit ids": (sub("count = 200", "count = 1e30"),
                                        "vesicles.ev.count: 1e+30 vesicles in all (1e+30 at t = 0 + 0 expected secreted); at most 9.22e+18 can have"),
     "more vesicles than memory": (sub("count = 200", "count = 4000000000"),
-                                  "vesicles.ev.count: 4,000,000,000 vesicles in all (4,000,000,000 at t = 0 + 0 expected secreted) need about 1.6 TB of memory, more than the"),
+                                  "vesicles.ev.count: 4,000,000,000 vesicles in all (4,000,000,000 at t = 0 + 0 expected secreted) need about 1.76 TB of memory, more than the"),
     "secretion beyond memory": (add("cell_types.target", 'secretion_rate = "1e9 /s"\nsecretes = "ev"'),
                                 "vesicles.ev: 100,000,200 vesicles in all (200 at t = 0 + 100,000,000 expected"),
     "more cells than memory": (sub('layout = "list"\ncenters = [[10, 10, 10], [30, 30, 10]]',
