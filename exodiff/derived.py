@@ -485,12 +485,12 @@ LEAP_COST_STEPS = 23.0
 
 
 def _cube_survival_integral():
-    """(σ grid, G(σ) = ∫_0^σ S(u)³ du) on a log grid: S(u) = Σ_k (4/π)
-    (−1)^k/(2k+1) e^{−(2k+1)²π²u/4}, 1 below the grid (error < 1e-20)."""
+    """(σ grid, G(σ) = ∫_0^σ S(u)³ du) on a log grid, S the interval's
+    survival the kernels sample from (kernels/firstpassage.py), 1 below the
+    grid (error < 1e-20)."""
+    from .kernels.firstpassage import interval_survival
     u = np.geomspace(1e-4, 20.0, 3000)
-    k = np.arange(200)[:, None]
-    S = np.sum(4.0 / np.pi * (-1.0) ** k / (2 * k + 1) * np.exp(-(2 * k + 1) ** 2 * np.pi ** 2 * u / 4), axis=0)
-    S = np.clip(S, 0.0, 1.0)
+    S = np.array([interval_survival(x) for x in u])
     G = u[0] + np.concatenate([[0.0], np.cumsum(0.5 * (S[1:] ** 3 + S[:-1] ** 3) * np.diff(u))])
     return u, G
 
