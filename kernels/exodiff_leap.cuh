@@ -55,15 +55,6 @@ struct Step {
     bool done;
 };
 
-// +inf, the exit time for u ≤ 0 (NVRTC has no HUGE_VAL)
-__host__ __device__ __forceinline__ double never() {
-#if defined(__CUDA_ARCH__)
-    return __longlong_as_double(0x7ff0000000000000LL);
-#else
-    return HUGE_VAL;
-#endif
-}
-
 // (A, B, C) = Σ_k (−1)^k (1, k(k+1), k²(k+1)²)·c_k/(2k+1), c_k = e^{−π² s k(k+1)}.
 __host__ __device__ __forceinline__ Sums3 mode_sums(double s) {
     const double r = exp(-TWO_PI2 * s);
@@ -247,7 +238,7 @@ __host__ __device__ inline double interval_survival(double s) {
 // exit time from a cube of half-width a is s·a²/D (0 for u ≥ 1, inf for u ≤ 0).
 __host__ __device__ inline double cube_exit_time(double u) {
     if (!(u < 1.0)) return 0.0;
-    if (!(u > 0.0)) return leap::never();
+    if (!(u > 0.0)) return infinity();
     const double target = -log(u) / 3.0;
     if (target >= leap::E_SWITCH) {
         double lo = leap::S_SWITCH;

@@ -38,6 +38,17 @@
 
 namespace exo {
 
+// +inf without headers under NVRTC (no HUGE_VAL there): the contact radius
+// of a flat face, a leap's clearance before the faces are seen, the exit
+// time for u <= 0.
+__host__ __device__ __forceinline__ double infinity() {
+#if defined(__CUDA_ARCH__)
+    return __longlong_as_double(0x7ff0000000000000LL);
+#else
+    return HUGE_VAL;
+#endif
+}
+
 // Stream ids: the third counter word.  Mirror of the STREAM_* list in
 // kernels/philox.py (tests/test_cuda_host.py checks that they agree).
 enum Stream : unsigned int {

@@ -133,15 +133,6 @@ struct Box {
     bool absorb[6];
 };
 
-// +inf (the contact radius of a flat face), without headers under NVRTC.
-__host__ __device__ __forceinline__ double infinity() {
-#if defined(__CUDA_ARCH__)
-    return __longlong_as_double(0x7ff0000000000000LL);
-#else
-    return HUGE_VAL;
-#endif
-}
-
 // Bring coordinate x back into [0, L]: wrap on a periodic axis (counting
 // images), mirror on a closed one.  Twin of step_numba._fold.
 __host__ __device__ __forceinline__ double fold(double x, double L, bool periodic, int& image) {
