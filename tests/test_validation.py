@@ -136,21 +136,21 @@ def _assert_passes(result):
 @pytest.mark.validate
 @pytest.mark.parametrize("stepping", validate.STEPPINGS)
 @pytest.mark.parametrize("name", CHEAP)
-def test_cheap_validation_cases_pass_on_every_backend(name, backend, stepping):
-    _assert_passes(validate.run_case(validate.CASES[name], backend=backend, quick=True, stepping=stepping))
+def test_cheap_validation_cases_pass_on_every_backend(name, backend, stepping, quick_case):
+    _assert_passes(quick_case(name, backend, stepping))
 
 
 @pytest.mark.validate
 @pytest.mark.parametrize("stepping", validate.STEPPINGS)
 @pytest.mark.parametrize("name", NUMBA_ONLY)
-def test_validation_case_passes(name, stepping):
-    _assert_passes(validate.run_case(validate.CASES[name], backend="numba", quick=True, stepping=stepping))
+def test_validation_case_passes(name, stepping, quick_case):
+    _assert_passes(quick_case(name, "numba", stepping))
 
 
 @pytest.mark.validate
 @pytest.mark.parametrize("name", LEAP_CASES)
-def test_leap_case_passes_with_adaptive_stepping(name):
-    result = validate.run_case(validate.CASES[name], backend="numba", quick=True, stepping="adaptive")
+def test_leap_case_passes_with_adaptive_stepping(name, quick_case):
+    result = quick_case(name, "numba", "adaptive")
     _assert_passes(result)
     assert all(c.stepping == "adaptive" for c in result.checks)
     assert result.leaps > 0, "the case is there to check leaps, and none was taken"
