@@ -58,11 +58,13 @@ import numba
 import numpy as np
 
 from .constants import (ABSORB, BOUND, BRIDGE_CUTOFF, CLEARED, DEGRADED, DELIVERED, EXITED,
-                        FAR_SIGMAS, FREE, INTERNALIZED, PENDING, PERIODIC)
-from .leap import (LEAP_CAP_SPREADS, LEAP_LOOK_SIGMAS, LEAP_MARGIN_SIGMAS, LEAP_MIN_SIGMAS,
-                   LEAP_MIN_STEPS, SQRT3, leap_path)
+                        FAR_SIGMAS, FREE, INTERNALIZED, PENDING, PERIODIC, REFLECT)
+from .firstpassage import ball_horizon_uniform
+from .leap import (LEAP_ACCEPT_OFFSET, LEAP_ATTEMPT_STRIDE, LEAP_CAP_SPREADS, LEAP_LOOK_SIGMAS,
+                   LEAP_MARGIN_SIGMAS, LEAP_MAX_ATTEMPTS, LEAP_MIN_SIGMAS, LEAP_MIN_STEPS,
+                   fold_reflecting, horizon_proposal, leap_path, sphere_point)
 from .philox import STREAM_BOUND, STREAM_CONTACT, STREAM_DIFFUSE, STREAM_LEAP, STREAM_LEAP_POSITION
-from .philox_numba import normals4, uniforms4
+from .philox_numba import normals4, poly_cos_sin_2pi, uniforms4
 from .surface import binding_probability, release_fraction, unbind_distance
 
 inline = numba.njit(cache=True, inline="always")
@@ -357,10 +359,54 @@ def _leap_horizon(n, run):
 
 
 @inline
+def _leap_bound(d, a, x, va, dom):
+    """d lowered to the faces of axis a that a leap from coordinate x may not
+    cross: absorbing faces, and reflecting ones under drift va (a reflecting
+    face on a drift-free axis is crossed by folding; kernels/leap.py, item 5)."""
+    if dom.face_kind[2 * a] == PERIODIC:
+        return d
+    if va != 0.0 or dom.face_kind[2 * a] != REFLECT:
+        d = min(d, x)
+    if va != 0.0 or dom.face_kind[2 * a + 1] != REFLECT:
+        d = min(d, dom.box[a] - x)
+    return d
+
+
+@inline
+def _horizon_point(i, n, sh, run):
+    """Position in the unit ball at dimensionless time sh given survival,
+    for the leap of vesicle i from step n: exact rejection (kernels/leap.py, item 4)."""
+    uniform = ball_horizon_uniform(sh)
+    for j in range(LEAP_MAX_ATTEMPTS):
+        w = STREAM_LEAP_POSITION + LEAP_ATTEMPT_STRIDE * j
+        if uniform:
+            u0, u1, u2, u3 = uniforms4(i, n, w, run.k0, run.k1)
+            c_phi, s_phi = poly_cos_sin_2pi(u2)
+            y0, y1, y2, acc = horizon_proposal(True, u0, u1, 0.0, c_phi, s_phi, sh)
+            if u3 < acc:
+                return y0, y1, y2
+        else:
+            z0, z1, z2, _ = normals4(i, n, w, run.k0, run.k1)
+            y0, y1, y2, acc = horizon_proposal(False, z0, z1, z2, 0.0, 0.0, sh)
+            if acc > 0.0 and uniforms4(i, n, w + LEAP_ACCEPT_OFFSET, run.k0, run.k1)[0] < acc:
+                return y0, y1, y2
+    return 0.0, 0.0, 0.0
+
+
+@inline
+def _land(i, a, x, dom, image):
+    """A leap's landing coordinate x on axis a into the box: wrapped on a
+    periodic axis, folded on a closed one (kernels/leap.py, item 5)."""
+    if dom.face_kind[2 * a] == PERIODIC:
+        return _fold(i, a, x, dom, image)
+    return fold_reflecting(x, dom.box[a])
+
+
+@inline
 def _try_leap(i, n, horizon, run, ves, par, dom, cells, grid):
     """11. A FREE vesicle (not in flight) far from every surface leaps
-    (kernels/leap.py): its cube from the clearance, then leap_path, landing
-    at step leap_end.  Returns whether it leapt."""
+    (kernels/leap.py): its ball from the clearance, then leap_path (and the
+    horizon sampler), landing at step leap_end.  Returns whether it leapt."""
     dt = run.dt
     s = par.sigma[i]
     if horizon < LEAP_MIN_STEPS or not s > 0.0:
@@ -369,13 +415,12 @@ def _try_leap(i, n, horizon, run, ves, par, dom, cells, grid):
     vy = dom.flow[1]
     vz = dom.flow[2] - par.settling[i]
     speed = math.sqrt(vx * vx + vy * vy + vz * vz)
-    d = math.inf
-    for a in range(3):
-        if dom.face_kind[2 * a] != PERIODIC:
-            d = min(d, min(ves.pos[i, a], dom.box[a] - ves.pos[i, a]))
     x = ves.pos[i, 0]
     y = ves.pos[i, 1]
     z = ves.pos[i, 2]
+    d = _leap_bound(math.inf, 0, x, vx, dom)
+    d = _leap_bound(d, 1, y, vy, dom)
+    d = _leap_bound(d, 2, z, vz, dom)
     kx = min(max(int(math.floor(x / grid.bin_size[0])), 0), grid.nbins[0] - 1)
     ky = min(max(int(math.floor(y / grid.bin_size[1])), 0), grid.nbins[1] - 1)
     kz = min(max(int(math.floor(z / grid.bin_size[2])), 0), grid.nbins[2] - 1)
@@ -386,7 +431,7 @@ def _try_leap(i, n, horizon, run, ves, par, dom, cells, grid):
     b = (kx * grid.nbins[1] + ky) * grid.nbins[2] + kz
     d = min(d, grid.clearance[b] - dist)  # the cells the bin does not list
     margin = LEAP_MARGIN_SIGMAS * s + speed * dt
-    need = margin + SQRT3 * (LEAP_MIN_SIGMAS * s)
+    need = margin + LEAP_MIN_SIGMAS * s
     if not d - margin > LEAP_MIN_SIGMAS * s:  # too close already (the test below fails too)
         _put_off(i, n, horizon, need - d, s, speed, dt, ves)
         return False
@@ -404,24 +449,28 @@ def _try_leap(i, n, horizon, run, ves, par, dom, cells, grid):
         kmax = r / (2.0 * speed * dt)
         if kmax < steps:
             steps = int(math.floor(max(kmax, -1.0)))
-    a = (r - speed * (steps * dt)) / SQRT3
-    a = min(a, LEAP_CAP_SPREADS * (s * math.sqrt(steps)))
-    if steps < LEAP_MIN_STEPS or not a >= LEAP_MIN_SIGMAS * s:
+    R = r - speed * (steps * dt)
+    R = min(R, LEAP_CAP_SPREADS * (s * math.sqrt(steps)))
+    if steps < LEAP_MIN_STEPS or not R >= LEAP_MIN_SIGMAS * s:
         _put_off(i, n, horizon, need - d, s, speed, dt, ves)
         return False
-    u_time, u_face, u_clear, u0 = uniforms4(i, n, STREAM_LEAP, run.k0, run.k1)
-    u1, u2, _, _ = uniforms4(i, n, STREAM_LEAP_POSITION, run.k0, run.k1)
-    k, cleared, c0, c1, c2, g = leap_path(u_time, u_face, u_clear, u0, u1, u2, steps, a,
-                                          par.diffusion[i], dt, par.p_clear[par.species[i]])
+    u_time, u_clear, u_cos, u_phi = uniforms4(i, n, STREAM_LEAP, run.k0, run.k1)
+    k, cleared, g, sh = leap_path(u_time, u_clear, steps, R, par.diffusion[i], dt,
+                                  par.p_clear[par.species[i]])
     z0 = 0.0
     z1 = 0.0
     z2 = 0.0
-    if g > 0.0:
-        z0, z1, z2, _ = normals4(i, n + k - 1, STREAM_DIFFUSE, run.k0, run.k1)
+    if sh > 0.0:  # inside at the horizon
+        y0, y1, y2 = _horizon_point(i, n, sh, run)
+    else:
+        c_phi, s_phi = poly_cos_sin_2pi(u_phi)
+        y0, y1, y2 = sphere_point(u_cos, c_phi, s_phi, 1.0)
+        if g > 0.0:
+            z0, z1, z2, _ = normals4(i, n + k - 1, STREAM_DIFFUSE, run.k0, run.k1)
     t = k * dt
-    ves.pos[i, 0] = _fold(i, 0, x + (a * c0 + (vx * t + g * z0)), dom, ves.image)
-    ves.pos[i, 1] = _fold(i, 1, y + (a * c1 + (vy * t + g * z1)), dom, ves.image)
-    ves.pos[i, 2] = _fold(i, 2, z + (a * c2 + (vz * t + g * z2)), dom, ves.image)
+    ves.pos[i, 0] = _land(i, 0, x + (R * y0 + (vx * t + g * z0)), dom, ves.image)
+    ves.pos[i, 1] = _land(i, 1, y + (R * y1 + (vy * t + g * z1)), dom, ves.image)
+    ves.pos[i, 2] = _land(i, 2, z + (R * y2 + (vz * t + g * z2)), dom, ves.image)
     ves.leap_end[i] = n + k
     ves.leaps[i] += 1
     ves.leap_steps[i] += k

@@ -233,7 +233,6 @@ def test_the_margin_bounds_the_partial_step_by_e_minus_40():
     M = leap.LEAP_MARGIN_SIGMAS
     assert M * M / 2.0 >= BRIDGE_CUTOFF
     assert math.erfc(M / math.sqrt(2.0)) <= math.exp(-BRIDGE_CUTOFF)
-    assert leap.SQRT3 == math.sqrt(3.0)
 
 
 def test_stepping_key_is_checked(tmp_path):
