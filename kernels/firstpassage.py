@@ -413,3 +413,195 @@ def interval_position(u, s):
     if s >= X_SWITCH:
         return sign * _mode_position(a, s)
     return sign * _image_position(a, s)
+
+
+# -- the ball ---------------------------------------------------------------------
+PI = 3.141592653589793                   # π
+LN_TWO = 0.6931471805599453              # ln 2
+FOUR_OVER_SQRT_PI = 2.256758334191025    # 4/√π
+LN_FOUR_OVER_SQRT_PI = 0.8139294181951905  # ln(4/√π)
+
+BALL_SWITCH = 0.1     # survival, exit time: images below, modes from here on
+# S_ball at the double BALL_SWITCH, correctly rounded (40-digit sums of both series):
+# ball_exit_time's regime switch (images for u above it)
+BALL_U_SWITCH = 0.707100348157759
+BALL_Y_LO = 2.0       # exit time, images: bracket 1/(4s) ≥ 2 (s ≤ ⅛; the first
+                      # dropped image there is e^{−48} ≈ 1.4e-21 of 1 − S)
+BALL_X_HI = 0.5       # exit time, modes: bracket e^{−π² s} ≤ ½ (2P(½) = 0.879 > u)
+BALL_U_TINY = 2.0 ** -24  # below: e^{−π² s} = u/2 exactly (next term (u/2)³ < 3e-23)
+MAX_BALL_MODES = 12   # never reached for e^{−π² s} ≤ ½ (n ≤ 9 there)
+HORIZON_SWITCH = 0.19  # horizon: free-Gaussian proposal below, uniform from here on
+HORIZON_TINY = 1e-18  # horizon below: the acceptance is 1.0 in doubles for every r < 1
+IMAGE_PAIRS = 3       # horizon, images: n = ±1, ±2, ±3 (±4 < 2.4e-25 for s < 0.19)
+SHC_SWITCH = 0.5      # sinh(x)/x by its series below (7 terms, error < 5e-17)
+
+
+@njit(cache=True)
+def _ball_modes(x):
+    """(A, B, C) = Σ_{n≥1} (−1)^{n+1} (1, n², n²(n²−1))·x^{n²−1} for
+    x = e^{−π² s}: S = 2xA, and with P(x) = xA: P' = B, x·P'' = C.  Summed
+    while x^{n²−1} ≥ MODE_CUTOFF (the dropped tail alternates and falls)."""
+    x2 = x * x
+    ratio = x
+    c = 1.0
+    a = 1.0
+    b = 1.0
+    cc = 0.0
+    sign = 1.0
+    for n in range(2, MAX_BALL_MODES):
+        ratio = ratio * x2          # x^{2n−1}
+        c = c * ratio               # x^{n²−1}
+        if c < MODE_CUTOFF:
+            break
+        sign = -sign
+        term = sign * c
+        nn = n * n * 1.0
+        a = a + term
+        b = b + nn * term
+        cc = cc + (nn * (nn - 1.0)) * term
+    return a, b, cc
+
+
+@njit(cache=True)
+def ball_survival(s):
+    """Probability that Brownian motion started at the centre of a ball of
+    radius R is still inside at dimensionless time s = D t/R² (1 for s ≤ 0)."""
+    if not s > 0.0:
+        return 1.0
+    if s < BALL_SWITCH:
+        y = 0.25 / s
+        q = math.exp(-y)
+        q2 = q * q
+        q4 = q2 * q2
+        return 1.0 - FOUR_OVER_SQRT_PI * math.sqrt(y) * q * (1.0 + q4 * q4)
+    x = math.exp(-PI2 * s)
+    a, b, c = _ball_modes(x)
+    return 2.0 * x * a
+
+
+@njit(cache=True)
+def ball_exit_time(u):
+    """The dimensionless s with ball_survival(s) = u for u in (0, 1): the exit
+    time from a ball of radius R is s·R²/D (0 for u ≥ 1, inf for u ≤ 0)."""
+    if not u < 1.0:
+        return 0.0
+    if not u > 0.0:
+        return math.inf
+    if u > BALL_U_SWITCH:
+        # images, in y = 1/(4s): ln(1 − S) = ln(4/√π) + ½ ln y − y + ln(1 + e^{−8y});
+        # 1 − u is exact here (Sterbenz), so solve y − ½ ln y − ln(1 + e^{−8y}) = L
+        big_l = LN_FOUR_OVER_SQRT_PI - math.log(1.0 - u)
+        ll = math.log(big_l)
+        x = big_l + 0.5 * ll + 0.25 * ll / big_l      # y = L + ½ ln y, asymptotically
+        lo = BALL_Y_LO
+        hi = 2.0 * big_l
+        if not (x > lo and x < hi):
+            x = 0.5 * (lo + hi)
+        for it in range(MAX_ITER):
+            e8 = math.exp(-8.0 * x)
+            f = x - 0.5 * math.log(x) - e8 * (1.0 - 0.5 * e8) - big_l
+            f1 = 1.0 - 0.5 / x + 8.0 * e8
+            f2 = 0.5 / (x * x) - 64.0 * e8
+            x, lo, hi, done = _halley(x, f, f1, f2, lo, hi, 0.0)
+            if done:
+                break
+        return 0.25 / x
+    if u < BALL_U_TINY:
+        return (LN_TWO - math.log(u)) / PI2
+    # modes, in x = e^{−π² s}: P(x) = x − x⁴ + x⁹ − … = u/2, P increasing on
+    # (0, ½]; P(v) ≤ v, so the root is ≥ v = u/2; first guess from x = v + x⁴ − x⁹
+    v = 0.5 * u
+    v3 = v * v * v
+    x = v + v * v3 * (1.0 + v3 * (4.0 + v * v * (22.0 * v - 1.0)))
+    lo = v
+    hi = BALL_X_HI
+    if not (x >= lo and x < hi):
+        x = 0.5 * (lo + hi)
+    for it in range(MAX_ITER):
+        a, b, c = _ball_modes(x)
+        f = x * a - v
+        x, lo, hi, done = _halley(x, f, b, c / x, lo, hi, 0.0)
+        if done:
+            break
+    return -math.log(x) / PI2
+
+
+@njit(cache=True)
+def ball_horizon_uniform(s):
+    """Which proposal the horizon sampler uses at s: True = uniform in the
+    ball, False = the free Gaussian N(0, 2s I)."""
+    return s >= HORIZON_SWITCH
+
+
+@njit(cache=True)
+def _sinhc(x):
+    """sinh(x)/x for 0 ≤ x < SHC_SWITCH by its Taylor series to x¹² (error < 5e-17)."""
+    x2 = x * x
+    return 1.0 + x2 * (1.0 / 6.0 + x2 * (1.0 / 120.0 + x2 * (1.0 / 5040.0 + x2 * (
+        1.0 / 362880.0 + x2 * (1.0 / 39916800.0 + x2 * (1.0 / 6227020800.0))))))
+
+
+@njit(cache=True)
+def ball_horizon_accept(r, s):
+    """Acceptance probability, in [0, 1], of a proposal at radius r (of the
+    unit ball) for the position at time s given survival: p_ball/p_free for
+    the Gaussian proposal (s < HORIZON_SWITCH), p_ball(r)/p_ball(0) for the
+    uniform one; 0 for r ≥ 1."""
+    if not r < 1.0:
+        return 0.0
+    if not s >= HORIZON_TINY:
+        return 1.0
+    if s >= HORIZON_SWITCH:
+        # modes: Σ n sin(nπr)/(πr)·c_n / Σ n² c_n, c_n = x^{n²−1};
+        # sin(nθ)/sin θ = U_{n−1}(cos θ) by its recurrence
+        x = math.exp(-PI2 * s)
+        th = PI * r
+        sn = math.sin(th)
+        cs = math.cos(th)
+        two_cs = 2.0 * cs
+        u_prev = 1.0               # U_{n−2}
+        u_cur = two_cs             # U_{n−1}, n = 2
+        x2 = x * x
+        ratio = x
+        c = 1.0
+        num = 1.0
+        den = 1.0
+        for n in range(2, MAX_BALL_MODES):
+            ratio = ratio * x2
+            c = c * ratio
+            nn = n * n * 1.0
+            if nn * c < MODE_CUTOFF:
+                break
+            num = num + (n * u_cur) * c
+            den = den + nn * c
+            u_next = two_cs * u_cur - u_prev
+            u_prev = u_cur
+            u_cur = u_next
+        sinc = 1.0
+        if th > 0.0:
+            sinc = sn / th
+        return sinc * num / den
+    # images: 1 + Σ_{n≥1} e^{−n²/s}[2cosh(nr/s) − (4n/r) sinh(nr/s)], with
+    # am, ap = e^{−n(n∓r)/s} and gn = e^{−n²/s} by recurrence from n = 1
+    inv_s = 1.0 / s
+    g = math.exp(-inv_s)
+    am1 = math.exp(-(1.0 - r) * inv_s)
+    ap1 = math.exp(-(1.0 + r) * inv_s)
+    g2 = g * g
+    am = am1
+    ap = ap1
+    gn = g
+    g2n = g2                      # g^{2n}
+    acc = 1.0
+    for n in range(1, IMAGE_PAIRS + 1):
+        xn = n * r * inv_s
+        if xn < SHC_SWITCH:       # (4n/r) sinh(nr/s) = (4n²/s) sinh(x)/x
+            term = (am + ap) - (4.0 * n * n) * inv_s * gn * _sinhc(xn)
+        else:
+            term = (am + ap) - (2.0 * n / r) * (am - ap)
+        acc = acc + term
+        am = am * am1 * g2n
+        ap = ap * ap1 * g2n
+        gn = gn * g2n * g
+        g2n = g2n * g2
+    return acc

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import numba
+import mpmath as mp
 import pytest
 from scipy import integrate, special, stats
 
@@ -328,6 +329,251 @@ def test_position_at_a_horizon_matches_brute_force(s):
     # and the survivors' share against the survival, within 4 binomial sigmas
     p = fp.interval_survival(steps * H)
     assert abs(x_bf.size - n * p) < 4 * math.sqrt(n * p * (1 - p))
+
+
+# -- the ball ---------------------------------------------------------------------
+# Independent references: the eigen and image series of the unit ball summed
+# directly (many terms, NumPy or 40-digit mpmath), not the module's recurrences.
+N_BALL = np.arange(1, 400)
+
+
+def ball_survival_eigen(s):
+    s = np.atleast_1d(np.asarray(s, float))[:, None]
+    return (2 * (-1.0) ** (N_BALL + 1) * np.exp(-N_BALL ** 2 * math.pi ** 2 * s)).sum(axis=1)
+
+
+def ball_survival_images(s):
+    s = np.atleast_1d(np.asarray(s, float))[:, None]
+    odd = ODD[:30]
+    return 1.0 - (2 / np.sqrt(math.pi * s) * np.exp(-odd ** 2 / (4 * s))).sum(axis=1)
+
+
+def ball_survival_ref(s):
+    s = np.asarray(s, float)
+    return np.where(s < 0.15, ball_survival_images(np.minimum(s, 0.15)), ball_survival_eigen(np.maximum(s, 0.15)))
+
+
+def ball_tail_ref(xi, s):
+    """H(ξ) = ∫_{|x|>ξ} p_ball(x, s) dx = 2 Σ_n e^{−n²π²s}[(−1)^{n+1} + ξ cos(nπξ)
+    − sin(nπξ)/(nπ)] (from ∫ r sin(kr) dr = sin(kr)/k² − r cos(kr)/k)."""
+    xi = np.atleast_1d(np.asarray(xi, float))[:, None]
+    k = N_BALL * math.pi
+    w = np.exp(-N_BALL ** 2 * math.pi ** 2 * s)
+    return (2 * w * ((-1.0) ** (N_BALL + 1) + xi * np.cos(k * xi) - np.sin(k * xi) / k)).sum(axis=1)
+
+
+def ball_radius_cdf(xi, s):
+    """P(|X| ≤ ξ | survived to s) = 1 − H(ξ)/S."""
+    return 1.0 - ball_tail_ref(xi, s) / ball_tail_ref(0.0, s)[0]
+
+
+def ball_density_images_mp(r, s):
+    """p_ball(r, s) = Σ_{n∈Z} v0(r − 2n)/r, v0(x) = x·(4πs)^{−3/2} e^{−x²/(4s)}: the
+    odd, 2-periodic extension of v = r·p (the 1-D heat equation, zero at ±1)."""
+    r, s = mp.mpf(r), mp.mpf(s)
+    return sum((r - 2 * n) * mp.exp(-(r - 2 * n) ** 2 / (4 * s)) for n in range(-12, 13)) \
+        / (r * (4 * mp.pi * s) ** 1.5)
+
+
+def ball_density_eigen_mp(r, s):
+    """p_ball(r, s) = Σ_n φ_n(0) φ_n(r) e^{−n²π²s}, φ_n = sin(nπr)/(r√(2π))."""
+    r, s = mp.mpf(r), mp.mpf(s)
+    if r == 0:
+        return sum(n * n * mp.pi / 2 * mp.exp(-n * n * mp.pi ** 2 * s) for n in range(1, 60))
+    return sum(n / 2 * mp.sin(n * mp.pi * r) / r * mp.exp(-n * n * mp.pi ** 2 * s) for n in range(1, 60))
+
+
+def ball_acceptance_rate(s):
+    """The sampler's acceptance rate: S(s) for the Gaussian proposal (∫ p_ball),
+    S/(V p_ball(0, s)) for the uniform one (V = 4π/3)."""
+    S = ball_survival_eigen(s)[0]
+    if not fp.ball_horizon_uniform(s):
+        return S
+    return S / (4 * math.pi / 3 * math.pi / 2 * (N_BALL ** 2 * np.exp(-N_BALL ** 2 * math.pi ** 2 * s)).sum())
+
+
+@numba.njit
+def _ball_exit_times(u):
+    out = np.empty(u.size)
+    for i in range(u.size):
+        out[i] = fp.ball_exit_time(u[i])
+    return out
+
+
+@numba.njit
+def _sample_horizon(s):
+    """One position at time s given survival in the unit ball (NumPy's
+    generator standing in for Philox; the kernels draw as OWNERS.md says),
+    and the attempts it took."""
+    attempts = 0
+    while True:
+        attempts += 1
+        if fp.ball_horizon_uniform(s):          # uniform in the ball
+            r = np.random.random() ** (1.0 / 3.0)
+            ct = 2.0 * np.random.random() - 1.0
+            phi = 2.0 * math.pi * np.random.random()
+            st = math.sqrt(max(0.0, 1.0 - ct * ct))
+            x, y, z = r * st * math.cos(phi), r * st * math.sin(phi), r * ct
+        else:                                     # the free Gaussian N(0, 2s I)
+            sd = math.sqrt(2.0 * s)
+            x = sd * np.random.standard_normal()
+            y = sd * np.random.standard_normal()
+            z = sd * np.random.standard_normal()
+            r = math.sqrt(x * x + y * y + z * z)
+        if np.random.random() < fp.ball_horizon_accept(r, s):
+            return x, y, z, attempts
+
+
+@numba.njit
+def _horizon_radii(n, s, seed):
+    np.random.seed(seed)
+    radii = np.empty(n)
+    attempts = 0
+    for i in range(n):
+        x, y, z, k = _sample_horizon(s)
+        radii[i] = math.sqrt(x * x + y * y + z * z)
+        attempts += k
+    return radii, attempts
+
+
+def test_ball_series_agree_and_the_module_matches_them():
+    s = np.geomspace(0.01, 1.0, 60)
+    eig, img = ball_survival_eigen(s), ball_survival_images(s)
+    # (each is relatively accurate only where it is used: images for 1 − S at
+    # small s, modes for S at large s)
+    assert np.max(np.abs(eig - img)) < 4 * EPS
+    s = np.concatenate([np.geomspace(1e-4, 60.0, 400),      # S(60) ≈ 1e-257
+                        [fp.BALL_SWITCH, np.nextafter(fp.BALL_SWITCH, 0), np.nextafter(fp.BALL_SWITCH, 1)]])
+    got = np.array([fp.ball_survival(x) for x in s])
+    # the argument's own rounding makes e^{−π²s} uncertain by π²s ulps
+    assert np.all(np.abs(got / ball_survival_ref(s) - 1) <= 4 * EPS * (1 + math.pi ** 2 * s))
+    assert fp.ball_survival(0.0) == 1.0 and fp.ball_survival(-1.0) == 1.0
+    assert fp.ball_survival(1e4) == 0.0
+    # the switch constant is S at the switch (40 digits, both series)
+    mp.mp.dps = 40
+    sw = mp.mpf(fp.BALL_SWITCH)
+    eigen = 2 * mp.nsum(lambda n: (-1) ** (n + 1) * mp.exp(-n * n * mp.pi ** 2 * sw), [1, mp.inf])
+    images = 1 - 2 / mp.sqrt(mp.pi * sw) * mp.nsum(lambda m: mp.exp(-(2 * m + 1) ** 2 / (4 * sw)), [0, mp.inf])
+    assert abs(eigen - images) < mp.mpf(10) ** -35 and float(eigen) == fp.BALL_U_SWITCH
+
+
+def test_mean_exit_time_of_the_ball_is_R2_over_6D():
+    """∫_0^∞ S ds = 1/6 (E T = R²/(6D) from the centre), and the mean of
+    ball_exit_time over a fine midpoint grid of quantiles."""
+    mean = sum(integrate.quad(fp.ball_survival, lo, hi, epsabs=1e-14, epsrel=1e-13, limit=200)[0]
+               for lo, hi in [(0, 0.1), (0.1, 1), (1, 10), (10, 100)])
+    assert abs(mean - 1 / 6) < 1e-12
+    n = 400000
+    mid = _ball_exit_times((np.arange(n) + 0.5) / n).mean()
+    # the midpoint rule's error, from T ≈ −ln(u/2)/π² near u = 0: ≈ ln2/(π² n)·…
+    assert abs(mid - 1 / 6) < 1e-5
+
+
+def test_ball_exit_time_inverts_the_survival_to_round_off():
+    """S(s) = u with S summed independently; the tolerance is the rounding of
+    s (a relative ε moves ln S by s·|d ln S/ds|·ε ≤ π² s ε) plus a few ε."""
+    u = np.concatenate([np.linspace(0.0005, 0.9995, 2000), [2 ** -33, 1 - 2 ** -33, 1e-300, 1e-20,
+                        1 - 1e-12, np.nextafter(1, 0), fp.BALL_U_SWITCH, np.nextafter(fp.BALL_U_SWITCH, 1),
+                        fp.BALL_U_TINY, np.nextafter(fp.BALL_U_TINY, 0)]])
+    s = _ball_exit_times(u)
+    err = np.abs(np.log(ball_survival_ref(s)) - np.log(u))
+    # for u near 1, ln S ≈ −(1 − S): compare 1 − S instead, relatively
+    near = u > 0.99
+    err[near] = np.abs((1 - ball_survival_ref(s[near])) / (1 - u[near]) - 1)
+    assert np.all(err <= 8 * EPS * (1 + math.pi ** 2 * s)), (u[np.argmax(err)], err.max())
+    assert np.all(np.diff(s[:2000]) < 0)
+    assert fp.ball_exit_time(1.0) == 0.0 and fp.ball_exit_time(0.0) == math.inf
+    assert fp.ball_exit_time(-0.5) == math.inf and fp.ball_exit_time(2.0) == 0.0
+
+
+def test_ball_exit_time_is_the_root_to_a_few_ulps():
+    """Against 40-digit mpmath: Newton on the directly summed series (images
+    below s = 0.3, modes above) from the module's s, at ~500 quantiles."""
+    mp.mp.dps = 40
+
+    def survival_and_slope(s):
+        if s < 0.3:
+            terms = [(mp.exp(-(2 * m + 1) ** 2 / (4 * s)), (2 * m + 1) ** 2) for m in range(8)]
+            q = 2 / mp.sqrt(mp.pi * s) * sum(e for e, _ in terms)
+            dq = 2 / mp.sqrt(mp.pi * s) * sum(e * (k / (4 * s * s) - 1 / (2 * s)) for e, k in terms)
+            return 1 - q, -dq
+        terms = [(-1) ** (n + 1) * mp.exp(-n * n * mp.pi ** 2 * s) for n in range(1, 12)]
+        return 2 * sum(terms), -2 * mp.pi ** 2 * sum(n * n * t for n, t in zip(range(1, 12), terms))
+    u = np.concatenate([1 - np.geomspace(1e-16, 0.29, 200), np.linspace(0.001, 0.75, 200),
+                        np.geomspace(1e-300, 1e-3, 100)])
+    s = _ball_exit_times(u)
+    ulps = np.empty(u.size)
+    for i in range(u.size):
+        root = mp.mpf(s[i])
+        for _ in range(3):
+            f, df = survival_and_slope(root)
+            root -= (f - mp.mpf(u[i])) / df
+        ulps[i] = float(abs(mp.mpf(s[i]) - root)) / np.spacing(float(root))
+    # seen: ≤ 2.2 (images), ≤ 2.7 (modes)
+    assert np.all(ulps <= 4), (u[np.argmax(ulps)], ulps.max())
+
+
+@pytest.mark.parametrize("s", [0.002, 0.02, 0.1, 0.18, 0.19, 0.5, 2.0])
+def test_horizon_acceptance_is_the_density_ratio(s):
+    """p_ball/p_free (Gaussian proposal) or p_ball(r)/p_ball(0) (uniform), from
+    60-digit image and eigen sums; within [0, 1]; 0 at r ≥ 1; continuous at
+    r → 0 (the image form's paired terms, the eigen form's sin(nπr)/r)."""
+    mp.mp.dps = 60
+    r = np.concatenate([np.linspace(0.0, 0.999, 40), [1e-300, 1e-9, 0.5 * fp.SHC_SWITCH * s,
+                        np.nextafter(fp.SHC_SWITCH * s, 0), fp.SHC_SWITCH * s, 1 - 1e-9, np.nextafter(1, 0)]])
+    got = np.array([fp.ball_horizon_accept(x, s) for x in r])
+    uniform = fp.ball_horizon_uniform(s)
+    want = []
+    for x in r:
+        rx = max(x, 1e-12)      # the limit r → 0 (its error ~ r²; 60 digits for
+                                # the images' cancelling ±n terms, ~ 1/r)
+        if uniform:
+            want.append(ball_density_eigen_mp(rx, s) / ball_density_eigen_mp(0, s))
+        else:
+            want.append(ball_density_images_mp(rx, s) * (4 * mp.pi * s) ** 1.5 * mp.exp(mp.mpf(rx) ** 2 / (4 * s)))
+    want = np.array([float(w) for w in want])
+    assert np.all(np.abs(got - want) < 4 * EPS), (r[np.argmax(np.abs(got - want))], np.abs(got - want).max())
+    assert np.all(got >= 0) and np.all(got <= 1)
+    for x in [1.0, 1.5, math.inf, math.nan]:
+        assert fp.ball_horizon_accept(x, s) == 0.0
+    assert abs(fp.ball_horizon_accept(1e-8, s) - fp.ball_horizon_accept(0.0, s)) < 1e-14
+
+
+def test_horizon_acceptance_stays_in_0_1_and_its_rate_above_29_percent():
+    """On a fine (r, s) grid every acceptance is in [0, 1] (the Dirichlet kernel
+    is below the free one and radially decreasing from the centre), and the
+    sampler's acceptance rate, S or S/(V p_ball(0)), is ≥ 0.298 at every s."""
+    for s in np.geomspace(1e-4, 30, 120):
+        a = np.array([fp.ball_horizon_accept(x, s) for x in np.linspace(0, 1, 501)])
+        assert np.all(a >= 0) and np.all(a <= 1), s
+        assert a[-1] == 0.0
+    rates = [ball_acceptance_rate(s) for s in np.concatenate([np.geomspace(1e-3, 50, 300),
+                                                               [np.nextafter(fp.HORIZON_SWITCH, 0)]])]
+    assert min(rates) > 0.298
+    assert abs(ball_acceptance_rate(50.0) - 3 / math.pi ** 2) < 1e-12    # the s → ∞ limit
+
+
+def test_radius_tail_formula_is_the_integral_of_the_density():
+    """H(ξ) (the reference of the sampler's test) against quadrature of the
+    image form of p_ball over the shell ξ < r < 1."""
+    mp.mp.dps = 20
+    for s in [0.01, 0.1, 0.5]:
+        for xi in [0.0, 0.3, 0.8]:
+            h = mp.quad(lambda r: 4 * mp.pi * r * r * ball_density_images_mp(r, s), [max(xi, 1e-12), 0.5, 1])
+            # absolutely: the eigen sum cancels in the far tail at small s
+            assert abs(float(h) - ball_tail_ref(xi, s)[0]) < 4 * EPS, (s, xi)
+
+
+@pytest.mark.parametrize("s", [0.005, 0.05, 0.15, 0.3, 1.0, 3.0])
+def test_horizon_sampler_radius_matches_the_exact_distribution(s):
+    """The rejection sampler's radii against F(ξ) = 1 − H(ξ)/S (KS), and its
+    attempts against the stated acceptance rate (4 binomial sigmas)."""
+    n = 20000
+    radii, attempts = _horizon_radii(n, s, 1500 + int(1000 * s))
+    assert stats.kstest(radii, lambda x: ball_radius_cdf(x, s)).pvalue > KS_ALPHA
+    p = ball_acceptance_rate(s)
+    # n successes in `attempts` Bernoulli(p) trials: attempts ≈ n/p ± √(n(1−p))/p
+    assert abs(attempts - n / p) < 4 * math.sqrt(n * (1 - p)) / p, (attempts, n / p)
 
 
 # -- every backend the same: plain Python, Numba, the C++ twin ------------------
