@@ -51,7 +51,7 @@ constexpr double BRIDGE_CUTOFF = 40.0;
 constexpr double FAR_SIGMAS = 6.3245617;  // cells out of reach: see constants.py
 // Leaps: mirror of kernels/leap.py (tests/test_leaps.py checks that they agree).
 constexpr double LEAP_MARGIN_SIGMAS = 8.944281;
-constexpr double LEAP_MIN_SIGMAS = 4.0;
+constexpr double LEAP_MIN_SIGMAS = 3.0;
 constexpr long long LEAP_MIN_STEPS = 2;
 constexpr double LEAP_CAP_SPREADS = 10.0;
 constexpr double LEAP_LOOK_SIGMAS = 2.0;
@@ -361,11 +361,11 @@ __host__ __device__ __forceinline__ void unbinding_placement(Vesicle& v, int c, 
 
 // One more vesicle-step bound on cell c: an integer atomic on the device (exact
 // whatever the order of the threads), a plain sum in the host harness's loop.
-__host__ __device__ __forceinline__ void add_bound_step(long long* count) {
+__host__ __device__ __forceinline__ void add_bound_step(long long* count, long long k = 1) {
 #if defined(__CUDA_ARCH__)
-    atomicAdd(reinterpret_cast<unsigned long long*>(count), 1ull);
+    atomicAdd(reinterpret_cast<unsigned long long*>(count), (unsigned long long)k);
 #else
-    *count += 1;
+    *count += k;
 #endif
 }
 
@@ -741,6 +741,15 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
             continue;
         }
         if (st == BOUND) {
+            if (adaptive && !(EXO_LDG(args.types.type_p_event + EXO_LDG(args.cells.ctype + v.cell)) > 0.0)) {
+                // no bound-state event: the rest of the launch only adds bound
+                // time, in one go (step_numba._bound_for_good: the same sums)
+                double duration = args.ves.bound_duration[i];
+                for (long long m = n; m < n1; ++m) duration += dt;
+                args.ves.bound_duration[i] = duration;
+                add_bound_step(args.cells.cell_bound_steps + v.cell, n1 - n);
+                break;
+            }
             changed |= bound_events(v, i, (double)(n + 1) * dt, D, vr, id, nn, box, args);
             continue;
         }

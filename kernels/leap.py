@@ -111,8 +111,11 @@ from .jit import njit
 LEAP_MARGIN_SIGMAS = 8.944281
 # A vesicle leaps when its ball's radius is at least this many σ (and the
 # leap may last at least LEAP_MIN_STEPS): the expected exit time is then
-# R²/(6D) = (R/σ)²/3 steps, which must pay for the leap's cost (bench: S2).
-LEAP_MIN_SIGMAS = 4.0
+# R²/(6D) = (R/σ)²/3 steps, which must pay for the leap's cost: ~130 ns
+# (ball_exit_time ~80 ns, the Philox words, the partial step's normals)
+# plus a look (~40 ns), against ~55 ns per step near cells (Numba, S2), so
+# leaps pay from about 3σ on.
+LEAP_MIN_SIGMAS = 3.0
 LEAP_MIN_STEPS = 2
 # Nor is a ball wider than this many spreads √(2 D K dt) of the whole leap
 # any use (it is left before the horizon with probability < 1e-20), and

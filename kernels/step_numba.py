@@ -303,6 +303,19 @@ def _bound_events(i, n, t1, bound_steps, run, ves, par, dom, cells, types):
 
 
 @inline
+def _bound_for_good(i, n, n1, bound_steps, run, ves):
+    """7. for a BOUND vesicle whose cell type has no bound-state event
+    (p_event = 0): steps n..n1-1 change nothing but the bound time and
+    count, so add them in one go (the same additions in the same order as
+    _bound_events, step by step: the same bits)."""
+    duration = ves.bound_duration[i]
+    for _ in range(n, n1):
+        duration += run.dt
+    ves.bound_duration[i] = duration
+    bound_steps[ves.cell[i]] += n1 - n
+
+
+@inline
 def _clearance(i, n, t1, u, run, ves, par):
     """8. Cleared in the medium with probability 1 − exp(−k_clear dt)."""
     pcl = par.p_clear[par.species[i]]
@@ -621,6 +634,9 @@ def advance_vesicles(i0, i1, n0, n1, bound_steps, run, ves, par, dom, cells, typ
                 continue
             t1 = (n + 1) * run.dt
             if st == BOUND:
+                if not types.type_p_event[cells.ctype[ves.cell[i]]] > 0.0:
+                    _bound_for_good(i, n, n1, bound_steps, run, ves)
+                    break
                 _bound_events(i, n, t1, bound_steps, run, ves, par, dom, cells, types)
                 n += 1
                 continue
