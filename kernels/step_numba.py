@@ -316,6 +316,26 @@ def _bound_for_good(i, n, n1, bound_steps, run, ves):
 
 
 @inline
+def _bound_until_event(i, n, n1, p_event, bound_steps, run, ves):
+    """7. for a BOUND vesicle with bound-state events (p_event > 0): the
+    steps from n on in which none happens (u0 of STREAM_BOUND ≥ p_event)
+    only add to the bound time and count, so add them in a tight loop (the
+    same additions in the same order as _bound_events: the same bits).
+    Returns the step of the next event, or n1."""
+    duration = ves.bound_duration[i]
+    m = n
+    while m < n1:
+        u0, _, _, _ = uniforms4(i, m, STREAM_BOUND, run.k0, run.k1)
+        if u0 < p_event:
+            break
+        duration += run.dt
+        m += 1
+    ves.bound_duration[i] = duration
+    bound_steps[ves.cell[i]] += m - n
+    return m
+
+
+@inline
 def _clearance(i, n, t1, u, run, ves, par):
     """8. Cleared in the medium with probability 1 − exp(−k_clear dt)."""
     pcl = par.p_clear[par.species[i]]
@@ -634,11 +654,14 @@ def advance_vesicles(i0, i1, n0, n1, bound_steps, run, ves, par, dom, cells, typ
                 continue
             t1 = (n + 1) * run.dt
             if st == BOUND:
-                if not types.type_p_event[cells.ctype[ves.cell[i]]] > 0.0:
+                p_event = types.type_p_event[cells.ctype[ves.cell[i]]]
+                if not p_event > 0.0:
                     _bound_for_good(i, n, n1, bound_steps, run, ves)
                     break
-                _bound_events(i, n, t1, bound_steps, run, ves, par, dom, cells, types)
-                n += 1
+                n = _bound_until_event(i, n, n1, p_event, bound_steps, run, ves)
+                if n < n1:  # the event's step, as in the step-major loop
+                    _bound_events(i, n, (n + 1) * run.dt, bound_steps, run, ves, par, dom, cells, types)
+                    n += 1
                 continue
             if st == INTERNALIZED and types.type_p_endo[cells.ctype[ves.cell[i]]] > 0.0:
                 _endosome_events(i, n, t1, run, ves, par, dom, cells, types)
