@@ -603,15 +603,18 @@ __host__ __device__ inline long long try_leap(Vesicle& v, long long i, long long
     const double vel[3] = {EXO_LDG(args.dom.flow + 0), EXO_LDG(args.dom.flow + 1),
                            EXO_LDG(args.dom.flow + 2) - EXO_LDG(args.par.settling + i)};
     const double speed = sqrt(vel[0] * vel[0] + vel[1] * vel[1] + vel[2] * vel[2]);
-    // the faces it may not cross: absorbing ones, and reflecting ones under
-    // drift (a drift-free reflecting face is crossed by folding)
-    double d = infinity();
+    // the faces: absorbing ones kept m away (d), reflecting ones under drift
+    // touched at most (w); a drift-free reflecting face is crossed by folding
+    double d = infinity(), w = infinity();
     EXO_UNROLL
     for (int a = 0; a < 3; ++a) {
         if (box.periodic[a]) continue;
-        if (vel[a] != 0.0 || box.absorb[2 * a]) d = v.p[a] < d ? v.p[a] : d;
-        const double hi = box.L[a] - v.p[a];
-        if (vel[a] != 0.0 || box.absorb[2 * a + 1]) d = hi < d ? hi : d;
+        EXO_UNROLL
+        for (int side = 0; side < 2; ++side) {
+            const double gap = side == 0 ? v.p[a] : box.L[a] - v.p[a];
+            if (box.absorb[2 * a + side]) d = gap < d ? gap : d;
+            else if (vel[a] != 0.0) w = gap < w ? gap : w;
+        }
     }
     long long kb[3];
     double e2 = 0.0;
@@ -628,9 +631,9 @@ __host__ __device__ inline long long try_leap(Vesicle& v, long long i, long long
     const double unlisted = EXO_LDG(args.grid.clearance + b) - sqrt(e2);
     d = unlisted < d ? unlisted : d;  // the cells the bin does not list
     const double margin = LEAP_MARGIN_SIGMAS * s + speed * dt;
-    const double need = margin + LEAP_MIN_SIGMAS * s;
-    if (!(d - margin > LEAP_MIN_SIGMAS * s)) {  // too close already
-        put_off(i, n, horizon, need - d, s, speed, dt, args);
+    double r = d - margin < w ? d - margin : w;
+    if (!(r > LEAP_MIN_SIGMAS * s)) {  // too close already
+        put_off(i, n, horizon, LEAP_MIN_SIGMAS * s - r, s, speed, dt, args);
         return 0;
     }
     // and those it lists, exactly (none without a cell lookup: no gitems, as in contact)
@@ -642,7 +645,7 @@ __host__ __device__ inline long long try_leap(Vesicle& v, long long i, long long
         const double dc = sqrt(separation(v.p, c, ce, e, box, args)) - (EXO_LDG(args.cells.cradius + c) + vr);
         d = dc < d ? dc : d;
     }
-    const double r = d - margin;
+    r = d - margin < w ? d - margin : w;
     long long steps = horizon;
     if (speed > 0.0) {
         const double kmax = r / (2.0 * speed * dt);
@@ -652,12 +655,12 @@ __host__ __device__ inline long long try_leap(Vesicle& v, long long i, long long
     const double cap = LEAP_CAP_SPREADS * (s * sqrt((double)steps));
     R = cap < R ? cap : R;
     if (steps < LEAP_MIN_STEPS || !(R >= LEAP_MIN_SIGMAS * s)) {
-        put_off(i, n, horizon, need - d, s, speed, dt, args);
+        put_off(i, n, horizon, LEAP_MIN_SIGMAS * s - r, s, speed, dt, args);
         return 0;
     }
     const unsigned long long id = (unsigned long long)i;
-    const Doubles4 w = uniforms4(id, (unsigned int)n, STREAM_LEAP, args.run.k0, args.run.k1);
-    const LeapPath path = leap_path(w.v0, w.v1, steps, R, D, dt,
+    const Doubles4 u = uniforms4(id, (unsigned int)n, STREAM_LEAP, args.run.k0, args.run.k1);
+    const LeapPath path = leap_path(u.v0, u.v1, steps, R, D, dt,
                                     EXO_LDG(args.par.p_clear + EXO_LDG(args.par.species + i)));
     const long long k = path.k;
     Point3 y;
@@ -666,8 +669,8 @@ __host__ __device__ inline long long try_leap(Vesicle& v, long long i, long long
         y = horizon_point(id, (unsigned int)n, path.sh, args.run);
     } else {
         double c_phi, s_phi;
-        cos_sin_2pi(w.v3, c_phi, s_phi);
-        y = sphere_point(w.v2, c_phi, s_phi, 1.0);
+        cos_sin_2pi(u.v3, c_phi, s_phi);
+        y = sphere_point(u.v2, c_phi, s_phi, 1.0);
         if (path.g > 0.0) {
             const Doubles4 zz = normals4(id, (unsigned int)(n + k - 1), STREAM_DIFFUSE, args.run.k0, args.run.k1);
             z = {zz.v0, zz.v1, zz.v2};

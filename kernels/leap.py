@@ -10,11 +10,11 @@ exodiff_step.cuh, whose namespace exo::leap holds the propagators) does
 this, at the start of a step n, for a FREE vesicle that is not in flight:
 
 1. Clearance d: the distance from its centre x to the nearest surface it may
-   not cross within a leap — every cell's contact sphere (R_cell +
-   r_vesicle), every absorbing face, and every reflecting face on an axis
-   with drift (a reflecting face on a drift-free axis is crossed by folding,
-   item 5).  The cells listed in the vesicle's grid bin are measured
-   exactly; for all the others the kernels read Grid.clearance[b]
+   not come near within a leap — every cell's contact sphere (R_cell +
+   r_vesicle) and every absorbing face; and w, the distance to the nearest
+   reflecting face on an axis with drift (item 6; a reflecting face on a
+   drift-free axis is crossed by folding, item 5, and bounds nothing).
+   The cells listed in the vesicle's grid bin are measured exactly; for all the others the kernels read Grid.clearance[b]
    (exodiff/grid.py: the distance from the centre of bin b to the nearest
    contact sphere, with the largest vesicle radius, of a cell the bin does
    not list: a lower bound for every vesicle) and use that a distance is
@@ -26,9 +26,10 @@ this, at the start of a step n, for a FREE vesicle that is not in flight:
    thread count or resume.  Under drift v = flow − settling·ẑ the ball moves
    with the drift (Brownian motion in the moving frame is free), sweeping
    |v|·K·dt: K is capped so that this takes at most half of what is left.
-3. Ball: radius R = d − m − |v| K dt around the moving centre, with the
-   margin m = LEAP_MARGIN_SIGMAS·σ + |v|·dt (σ = √(2 D dt)), so the whole
-   path of the leap stays at least m from every surface.  It leaps only
+3. Ball: radius R = min(d − m, w) − |v| K dt around the moving centre, with
+   the margin m = LEAP_MARGIN_SIGMAS·σ + |v|·dt (σ = √(2 D dt)), so the
+   whole path of the leap stays at least m from every cell and absorbing
+   face, and inside every reflecting face under drift.  It leaps only
    when R ≥ LEAP_MIN_SIGMAS·σ and K ≥ LEAP_MIN_STEPS (a shorter leap costs
    more than the steps it saves); R is capped at LEAP_CAP_SPREADS·σ·√K.
 4. Sampling (``leap_path``, then the horizon sampler in each kernel).  The
@@ -61,7 +62,7 @@ this, at the start of a step n, for a FREE vesicle that is not in flight:
      few attempts; after LEAP_MAX_ATTEMPTS (probability < 0.75^4096) the
      centre is taken.
    - plus the drift v·k·dt; periodic axes wrap (image counts kept), closed
-     axes fold (``fold_reflecting``).
+     axes fold (``fold_reflecting``: items 5 and 6).
    The vesicle then is "in flight" until step n + k (Vesicles.leap_end): every
    stage skips it, it stays FREE, and its ``pos`` already holds the landing
    point (no observation falls inside a leap: step 2).
@@ -73,15 +74,26 @@ this, at the start of a step n, for a FREE vesicle that is not in flight:
    and folds the landing point.  The folded path stays in the ball:
    mirroring a point across a face whose other side holds the ball's
    centre (the centre is in the box) never moves it farther from the
-   centre.  So it keeps the margin m from every cell and every face that
-   bounds d, exactly as an unfolded leap.  (Under drift the fold is not a
-   symmetry of the moving frame: such faces bound d.)
+   centre.  So it keeps the margin m from every cell and absorbing face,
+   exactly as an unfolded leap.  (Under drift the fold is not a symmetry of
+   the moving frame: such faces bound w, item 6.)
+6. Reflecting faces under drift.  The fixed scheme's reflecting face acts
+   on a step's end point only (mirrored when beyond it; no bridge test, as
+   for absorbing faces and cells), so it cannot tell a path that touches
+   the face between two grid times from one that does not.  The ball may
+   therefore touch such a face (no margin): every grid time of the leap
+   before its last falls before τ, in the ball, inside the box, where the
+   fixed scheme leaves its points as they are; the landing point, whose
+   partial step may carry it beyond the face, is the end of a step from the
+   previous grid point with the fixed scheme's law, and is mirrored as the
+   fixed scheme mirrors a step's end.
 
 Exactness.  Inside the ball the fixed scheme's Gaussian steps are exact
-Brownian motion too (folded at drift-free reflecting faces, item 5), so the
-two schemes agree in law except where the fixed scheme could touch a surface
-during the leap.  Every point of the (folded) path is ≥ m from every surface
-until τ; in the partial step (δ ≤ dt, drift ≤ |v| dt) the path starts ≥
+Brownian motion too (folded at drift-free reflecting faces, item 5; mirrored
+at their ends at reflecting faces under drift, item 6), so the two schemes
+agree in law except where the fixed scheme could touch a cell or an
+absorbing face during the leap.  Every point of the (folded) path is ≥ m
+from those until τ; in the partial step (δ ≤ dt, drift ≤ |v| dt) the path starts ≥
 LEAP_MARGIN_SIGMAS·σ from the surface, and Brownian motion reaches a
 half-space (a convex surface lies beyond its tangent plane) at distance x
 within δ with probability erfc(x/√(4Dδ)) ≤ erfc(M/√2) ≤ exp(−M²/2) =
@@ -90,7 +102,8 @@ exp(−40) for M = LEAP_MARGIN_SIGMAS = √(2·BRIDGE_CUTOFF) (the same e⁻⁴�
 nothing).  With folding the partial step is the fold of a free step, which
 touches a cell when the free step touches the cell or one of its mirror
 images; each image is as far from the unfolded start as the cell is from the
-folded one.  So per leap the distributions differ by at most N·e⁻⁴⁰ in total
+folded one.  (Round-off in the fold's and the mirror's arithmetic moves a
+point by an ulp of the box, as the fixed scheme's own mirror does.)  So per leap the distributions differ by at most N·e⁻⁴⁰ in total
 variation, N the number of surfaces and mirror images of cells within reach
 of the landing point (a handful), plus the round-off of the propagators
 (kernels/firstpassage.py) and the rejection sampler's cut-off (< 1e-500).

@@ -392,17 +392,20 @@ def _leap_horizon(n, run):
 
 
 @inline
-def _leap_bound(d, a, x, va, dom):
-    """d lowered to the faces of axis a that a leap from coordinate x may not
-    cross: absorbing faces, and reflecting ones under drift va (a reflecting
-    face on a drift-free axis is crossed by folding; kernels/leap.py, item 5)."""
+def _leap_faces(a, x, va, d, w, dom):
+    """(d, w) lowered to the faces of axis a, from coordinate x, under drift
+    va: d to absorbing faces (kept m away), w to reflecting faces under drift
+    (the ball may touch them); a reflecting face on a drift-free axis is
+    crossed by folding (kernels/leap.py, item 5)."""
     if dom.face_kind[2 * a] == PERIODIC:
-        return d
-    if va != 0.0 or dom.face_kind[2 * a] != REFLECT:
-        d = min(d, x)
-    if va != 0.0 or dom.face_kind[2 * a + 1] != REFLECT:
-        d = min(d, dom.box[a] - x)
-    return d
+        return d, w
+    for side in range(2):
+        gap = x if side == 0 else dom.box[a] - x
+        if dom.face_kind[2 * a + side] == ABSORB:
+            d = min(d, gap)
+        elif va != 0.0:
+            w = min(w, gap)
+    return d, w
 
 
 @inline
@@ -451,9 +454,9 @@ def _try_leap(i, n, horizon, run, ves, par, dom, cells, grid):
     x = ves.pos[i, 0]
     y = ves.pos[i, 1]
     z = ves.pos[i, 2]
-    d = _leap_bound(math.inf, 0, x, vx, dom)
-    d = _leap_bound(d, 1, y, vy, dom)
-    d = _leap_bound(d, 2, z, vz, dom)
+    d, w = _leap_faces(0, x, vx, math.inf, math.inf, dom)
+    d, w = _leap_faces(1, y, vy, d, w, dom)
+    d, w = _leap_faces(2, z, vz, d, w, dom)
     kx = min(max(int(math.floor(x / grid.bin_size[0])), 0), grid.nbins[0] - 1)
     ky = min(max(int(math.floor(y / grid.bin_size[1])), 0), grid.nbins[1] - 1)
     kz = min(max(int(math.floor(z / grid.bin_size[2])), 0), grid.nbins[2] - 1)
@@ -464,9 +467,9 @@ def _try_leap(i, n, horizon, run, ves, par, dom, cells, grid):
     b = (kx * grid.nbins[1] + ky) * grid.nbins[2] + kz
     d = min(d, grid.clearance[b] - dist)  # the cells the bin does not list
     margin = LEAP_MARGIN_SIGMAS * s + speed * dt
-    need = margin + LEAP_MIN_SIGMAS * s
-    if not d - margin > LEAP_MIN_SIGMAS * s:  # too close already (the test below fails too)
-        _put_off(i, n, horizon, need - d, s, speed, dt, ves)
+    r = min(d - margin, w)
+    if not r > LEAP_MIN_SIGMAS * s:  # too close already (the test below fails too)
+        _put_off(i, n, horizon, LEAP_MIN_SIGMAS * s - r, s, speed, dt, ves)
         return False
     # the cells it lists, exactly (none without a cell lookup: gitems empty, as in _contact)
     listed_end = grid.gstart[b + 1] if grid.gitems.size > 0 else grid.gstart[b]
@@ -476,7 +479,7 @@ def _try_leap(i, n, horizon, run, ves, par, dom, cells, grid):
         qy = _min_image(y - cells.ccenter[c, 1], 1, dom)
         qz = _min_image(z - cells.ccenter[c, 2], 2, dom)
         d = min(d, math.sqrt(qx * qx + qy * qy + qz * qz) - (cells.cradius[c] + par.vradius[i]))
-    r = d - margin
+    r = min(d - margin, w)
     steps = horizon
     if speed > 0.0:
         kmax = r / (2.0 * speed * dt)
@@ -485,7 +488,7 @@ def _try_leap(i, n, horizon, run, ves, par, dom, cells, grid):
     R = r - speed * (steps * dt)
     R = min(R, LEAP_CAP_SPREADS * (s * math.sqrt(steps)))
     if steps < LEAP_MIN_STEPS or not R >= LEAP_MIN_SIGMAS * s:
-        _put_off(i, n, horizon, need - d, s, speed, dt, ves)
+        _put_off(i, n, horizon, LEAP_MIN_SIGMAS * s - r, s, speed, dt, ves)
         return False
     u_time, u_clear, u_cos, u_phi = uniforms4(i, n, STREAM_LEAP, run.k0, run.k1)
     k, cleared, g, sh = leap_path(u_time, u_clear, steps, R, par.diffusion[i], dt,

@@ -304,20 +304,23 @@ def _leap_horizon(n, run):
     return int(min(h, stops[min(np.searchsorted(stops, n, side="right"), stops.size - 1)]) - n)
 
 
-def _leap_bounds(p, drift, dom):
-    """Distance from points p [n, 3] to the nearest face a leap may not
-    cross: absorbing faces, and reflecting faces on axes with drift
-    (``drift`` [n, 3]); a reflecting face on a drift-free axis is crossed by
-    folding (kernels/leap.py, item 5)."""
+def _leap_faces(p, drift, dom):
+    """(d, w) for points p [n, 3] under drift [n, 3]: the distance to the
+    nearest absorbing face (kept m away), and to the nearest reflecting
+    face under drift (the ball may touch it); a reflecting face on a
+    drift-free axis is crossed by folding (kernels/leap.py, item 5)."""
     d = np.full(p.shape[0], np.inf)
+    w = np.full(p.shape[0], np.inf)
     for a in range(3):
         if dom.face_kind[2 * a] == PERIODIC:
             continue
         for side in range(2):
             gap = p[:, a] if side == 0 else dom.box[a] - p[:, a]
-            bounds = (drift[:, a] != 0.0) | (dom.face_kind[2 * a + side] != REFLECT)
-            d = np.where(bounds, np.minimum(d, gap), d)
-    return d
+            if dom.face_kind[2 * a + side] == ABSORB:
+                d = np.minimum(d, gap)
+            else:
+                w = np.where(drift[:, a] != 0.0, np.minimum(w, gap), w)
+    return d, w
 
 
 def _horizon_point(i, n, sh, run):
@@ -353,7 +356,7 @@ def _try_leap(idx, n, run, ves, par, dom, cells, grid):
     vy = np.full(idx.size, dom.flow[1])
     vz = dom.flow[2] - par.settling[idx]
     speed = np.sqrt(vx * vx + vy * vy + vz * vz)
-    d = _leap_bounds(p, np.stack([vx, vy, vz], axis=1), dom)
+    d, w = _leap_faces(p, np.stack([vx, vy, vz], axis=1), dom)
     e = []
     for a in range(3):
         k = np.minimum(np.maximum(np.floor(p[:, a] / grid.bin_size[a]).astype(np.int64), 0),
@@ -363,8 +366,8 @@ def _try_leap(idx, n, run, ves, par, dom, cells, grid):
     b = _bin_of(p, grid)
     d = np.minimum(d, grid.clearance[b] - dist)  # the cells the bin does not list
     margin = LEAP_MARGIN_SIGMAS * s + speed * dt
-    near = ~(d - margin > LEAP_MIN_SIGMAS * s)  # too close already: the look ends here
-    d_near = d.copy()
+    r_near = np.minimum(d - margin, w)
+    near = ~(r_near > LEAP_MIN_SIGMAS * s)  # too close already: the look ends here
     first, count = grid.gstart[b], grid.gstart[b + 1] - grid.gstart[b]
     if grid.gitems.size == 0:  # no cell lookup (as in _contact): no listed cells
         count = np.zeros_like(count)
@@ -376,8 +379,7 @@ def _try_leap(idx, n, run, ves, par, dom, cells, grid):
         ez = _min_image(p[j, 2] - cells.ccenter[c, 2], 2, dom)
         dc = np.sqrt(ex * ex + ey * ey + ez * ez) - (cells.cradius[c] + par.vradius[idx[j]])
         d[j] = np.minimum(d[j], dc)
-    d = np.where(near, d_near, d)
-    r = d - margin
+    r = np.where(near, r_near, np.minimum(d - margin, w))
     steps = np.full(idx.size, horizon, dtype=np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):
         kmax = r / (2.0 * speed * dt)
@@ -387,7 +389,7 @@ def _try_leap(idx, n, run, ves, par, dom, cells, grid):
     R = np.minimum(R, LEAP_CAP_SPREADS * (s * np.sqrt(np.maximum(steps, 0).astype(np.float64))))
     go = (horizon >= LEAP_MIN_STEPS) & (s > 0.0) & ~near & (steps >= LEAP_MIN_STEPS) & (R >= LEAP_MIN_SIGMAS * s)
     _put_off(idx, (horizon >= LEAP_MIN_STEPS) & (s > 0.0) & ~go, n, horizon,
-             margin + LEAP_MIN_SIGMAS * s - d, s, speed, dt, ves)
+             LEAP_MIN_SIGMAS * s - r, s, speed, dt, ves)
     u_time, u_clear, u_cos, u_phi = uniforms4_np(idx, n, STREAM_LEAP, run.k0, run.k1)
     for m in np.nonzero(go)[0]:  # one by one, as the twins
         i = int(idx[m])
