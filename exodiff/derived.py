@@ -465,10 +465,11 @@ class LeapEstimate:
 #  * the kernels' rule (kernels/leap.py): d is the distance to the nearest
 #    contact sphere as the kernels see it (the cells the grid bin lists
 #    exactly, the others through the clearance map's lower bound,
-#    exodiff/grid.py), absorbing face, or reflecting face on an axis with
-#    drift (drift-free reflecting faces are crossed by folding); σ =
-#    √(2D dt), |v| the drift speed and K the steps to the next observation
-#    or snapshot; r = d − (LEAP_MARGIN_SIGMAS·σ + |v|dt), K capped at
+#    exodiff/grid.py) or absorbing face, w to the nearest reflecting face
+#    on an axis with drift (drift-free reflecting faces are crossed by
+#    folding); σ = √(2D dt), |v| the drift speed and K the steps to the
+#    next observation or snapshot; r = min(d − (LEAP_MARGIN_SIGMAS·σ +
+#    |v|dt), w), K capped at
 #    r/(2|v|dt), R = r − |v|K dt capped at LEAP_CAP_SPREADS·σ√K; the
 #    vesicle leaps when R ≥ LEAP_MIN_SIGMAS·σ and K ≥ LEAP_MIN_STEPS, else
 #    it steps;
@@ -499,18 +500,23 @@ def _ball_survival_integral():
     return u, G
 
 
-def _face_distance(x, domain, box, drift):
-    """Distance from points x [n, 3] to the nearest face a leap may not
-    cross (kernels/leap.py, items 1 and 5): absorbing faces, and reflecting
-    faces on axes with drift (``drift`` [3])."""
+def _face_distances(x, domain, box, drift):
+    """(d, w) at points x [n, 3]: the distance to the nearest absorbing face
+    (kept m away) and to the nearest reflecting face under drift (``drift``
+    [3]; the ball may touch it); drift-free reflecting faces are crossed by
+    folding (kernels/leap.py, items 1, 5, 6)."""
     d = np.full(x.shape[0], np.inf)
+    w = np.full(x.shape[0], np.inf)
     for a in range(3):
         if box.periodic[a]:
             continue
         for side in range(2):
-            if drift[a] != 0.0 or domain.faces[2 * a + side] != "reflect":
-                d = np.minimum(d, x[:, a] if side == 0 else box.lengths[a] - x[:, a])
-    return d
+            gap = x[:, a] if side == 0 else box.lengths[a] - x[:, a]
+            if domain.faces[2 * a + side] == "absorb":
+                d = np.minimum(d, gap)
+            elif drift[a] != 0.0:
+                w = np.minimum(w, gap)
+    return d, w
 
 
 def leap_estimate(config, cells):
@@ -536,8 +542,8 @@ def leap_estimate(config, cells):
         s, D = p.step, p.diffusion
         v = np.asarray(config.medium.flow, dtype=np.float64) - np.array([0.0, 0.0, p.settling])
         speed = float(np.linalg.norm(v))
-        face = _face_distance(x, domain, box, v)
-        r = np.minimum(face, np.minimum(listed - vr, unlisted)) - (LEAP_MARGIN_SIGMAS * s + speed * dt)
+        face, w = _face_distances(x, domain, box, v)
+        r = np.minimum(np.minimum(face, np.minimum(listed - vr, unlisted)) - (LEAP_MARGIN_SIGMAS * s + speed * dt), w)
         k = np.full(LEAP_SAMPLES, float(K))
         if speed > 0:
             k = np.minimum(k, np.floor(np.maximum(r / (2.0 * speed * dt), -1.0)))
