@@ -743,16 +743,26 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
             changed |= births(v, i, n, args);
             continue;
         }
-        if (st == BOUND) {
-            if (adaptive && !(EXO_LDG(args.types.type_p_event + EXO_LDG(args.cells.ctype + v.cell)) > 0.0)) {
-                // no bound-state event: the rest of the launch only adds bound
-                // time, in one go (step_numba._bound_for_good: the same sums)
-                double duration = args.ves.bound_duration[i];
-                for (long long m = n; m < n1; ++m) duration += dt;
-                args.ves.bound_duration[i] = duration;
-                add_bound_step(args.cells.cell_bound_steps + v.cell, n1 - n);
-                break;
+        if (st == BOUND && adaptive) {
+            // the steps without a bound-state event only add bound time and
+            // count: in a tight loop, counted once (step_numba's
+            // _bound_for_good and _bound_until_event: the same sums)
+            const double pe = EXO_LDG(args.types.type_p_event + EXO_LDG(args.cells.ctype + v.cell));
+            double duration = args.ves.bound_duration[i];
+            long long m = n;
+            while (m < n1 && !(pe > 0.0 && uniforms4(id, (unsigned int)m, STREAM_BOUND, args.run.k0,
+                                                     args.run.k1).v0 < pe)) {
+                duration += dt;
+                ++m;
             }
+            args.ves.bound_duration[i] = duration;
+            if (m > n) add_bound_step(args.cells.cell_bound_steps + v.cell, m - n);
+            if (m == n1) break;
+            n = m;  // the event's step, as in the step-major loop
+            changed |= bound_events(v, i, (double)(n + 1) * dt, D, vr, id, (unsigned int)n, box, args);
+            continue;
+        }
+        if (st == BOUND) {
             changed |= bound_events(v, i, (double)(n + 1) * dt, D, vr, id, nn, box, args);
             continue;
         }
