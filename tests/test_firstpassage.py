@@ -78,30 +78,43 @@ def mean_square_ref(s):
 
 # -- the inputs of the bit-identity checks: every regime, its edges, bad input --
 def _inputs(n=3000):
-    """(u, s): n Philox-style uniforms against log-uniform s, then the edges
-    of every regime and bad input, each against random partners."""
+    """(u, s, r): n Philox-style uniforms against log-uniform s and radii r,
+    then the edges of every regime and bad input, each against random
+    partners, and radii on both sides of the horizon's sinh(x)/x switch."""
     rng = np.random.default_rng(15)
     u = (rng.integers(0, 2 ** 32, n) + 0.5) / 2 ** 32          # Philox's uniforms
     s = np.exp(rng.uniform(np.log(1e-7), np.log(300.0), n))
+    r = 1.02 * rng.uniform(0, 1, n) ** (1 / 3)                  # a few beyond the ball
     u_switch = math.exp(-3 * fp.E_SWITCH)
-    edges_u = [2 ** -33, 1 - 2 ** -33, 1e-300, 5e-324, 1e-20, 0.5, 0.25, 0.75, np.nextafter(1, 0),
-               u_switch, np.nextafter(u_switch, 0), np.nextafter(u_switch, 1), 0.0, 1.0, -0.1, 1.1]
+    edges_u = [2 ** -33, 1 - 2 ** -33, 1e-300, 5e-324, 1e-20, 0.5, 0.25, 0.75, np.nextafter(1, 0), 0.0, 1.0,
+               -0.1, 1.1]
+    for x in (u_switch, fp.BALL_U_SWITCH, fp.BALL_U_TINY):
+        edges_u += [x, np.nextafter(x, 0), np.nextafter(x, 1)]
     edges_s = []
-    for x in (fp.S_SWITCH, fp.X_SWITCH, fp.GAUSS_SWITCH):
+    for x in (fp.S_SWITCH, fp.X_SWITCH, fp.GAUSS_SWITCH, fp.BALL_SWITCH, fp.HORIZON_SWITCH, fp.HORIZON_TINY):
         edges_s += [x, np.nextafter(x, 0), np.nextafter(x, 1)]
-    edges_s += [0.0, -1.0, 1e-12, 1e3, 1e-300, 5.0, 0.3]
+    edges_s += [0.0, -1.0, 1e-12, 1e3, 1e-300, 5.0, 0.3, math.nan]
+    edges_r = [0.0, 1e-300, 5e-324, 1e-9, 0.5, np.nextafter(1, 0), 1.0, 1.5, math.inf, math.nan]
     m = max(len(edges_u), len(edges_s))
-    u = np.concatenate([u, np.resize(edges_u, m), rng.uniform(0, 1, m)])
-    s = np.concatenate([s, rng.uniform(1e-3, 1.0, m), np.resize(edges_s, m)])
-    return u, s
+    s_shc = rng.uniform(1e-3, fp.HORIZON_SWITCH, m)             # n·r/s = SHC_SWITCH for n = 1, 2
+    r_shc = np.concatenate([[x * fp.SHC_SWITCH / k, np.nextafter(x * fp.SHC_SWITCH / k, 0)]
+                            for x in s_shc[:m // 4] for k in (1, 2)])
+    u = np.concatenate([u, np.resize(edges_u, m), rng.uniform(0, 1, 2 * m + r_shc.size)])
+    s = np.concatenate([s, rng.uniform(1e-3, 1.0, 2 * m), np.resize(edges_s, m), np.repeat(s_shc[:m // 4], 4)])
+    r = np.concatenate([r, rng.uniform(0, 1, m), np.resize(edges_r, m), rng.uniform(0, 1, m), r_shc])
+    return u, s, r
 
 
-def _evaluate(u, s):
-    """(survival, exit time, position) of the module for each (u, s)."""
-    out = np.empty((len(u), 3))
+def _evaluate(u, s, r):
+    """(interval survival, cube exit time, interval position, ball survival,
+    ball exit time, ball_horizon_uniform as 0/1, ball_horizon_accept) of the
+    module for each (u, s, r)."""
+    out = np.empty((len(u), 7))
     for i in range(len(u)):
-        out[i] = (fp.interval_survival(float(s[i])), fp.cube_exit_time(float(u[i])),
-                  fp.interval_position(float(u[i]), float(s[i])))
+        x, y, z = float(u[i]), float(s[i]), float(r[i])
+        out[i] = (fp.interval_survival(y), fp.cube_exit_time(x), fp.interval_position(x, y),
+                  fp.ball_survival(y), fp.ball_exit_time(x), float(fp.ball_horizon_uniform(y)),
+                  fp.ball_horizon_accept(z, y))
     return out
 
 
@@ -578,9 +591,9 @@ def test_horizon_sampler_radius_matches_the_exact_distribution(s):
 
 # -- every backend the same: plain Python, Numba, the C++ twin ------------------
 def test_numba_and_plain_python_agree_bit_for_bit():
-    u, s = _inputs(600)      # plain Python is slow: fewer random inputs, every edge
+    u, s, r = _inputs(600)      # plain Python is slow: fewer random inputs, every edge
     code = ("import sys, numpy as np; sys.path.insert(0, sys.argv[1]); import test_firstpassage as t; "
-            "u, s = t._inputs(600); np.save(sys.argv[2], t._evaluate(u, s))")
+            "np.save(sys.argv[2], t._evaluate(*t._inputs(600)))")
     out = Path(os.environ.get("TMPDIR", "/tmp")) / f"firstpassage_py_{os.getpid()}.npy"
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
     done = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(out)],
@@ -588,18 +601,22 @@ def test_numba_and_plain_python_agree_bit_for_bit():
     assert done.returncode == 0, done.stderr
     plain = np.load(out)
     out.unlink()
-    assert np.array_equal(_evaluate(u, s).view(np.int64), plain.view(np.int64))
+    assert np.array_equal(_evaluate(u, s, r).view(np.int64), plain.view(np.int64))
 
 
 # Both include the step kernel's header first: the twin must live beside it.
 HOST_SOURCE = r"""
 #include "exodiff_step.cuh"
 #include "exodiff_leap.cuh"
-extern "C" void leap_eval(long long n, const double* u, const double* s, double* out) {
+extern "C" void leap_eval(long long n, const double* u, const double* s, const double* r, double* out) {
     for (long long i = 0; i < n; ++i) {
-        out[3 * i] = exo::interval_survival(s[i]);
-        out[3 * i + 1] = exo::cube_exit_time(u[i]);
-        out[3 * i + 2] = exo::interval_position(u[i], s[i]);
+        out[7 * i] = exo::interval_survival(s[i]);
+        out[7 * i + 1] = exo::cube_exit_time(u[i]);
+        out[7 * i + 2] = exo::interval_position(u[i], s[i]);
+        out[7 * i + 3] = exo::ball_survival(s[i]);
+        out[7 * i + 4] = exo::ball_exit_time(u[i]);
+        out[7 * i + 5] = exo::ball_horizon_uniform(s[i]) ? 1.0 : 0.0;
+        out[7 * i + 6] = exo::ball_horizon_accept(r[i], s[i]);
     }
 }
 """
@@ -607,10 +624,12 @@ extern "C" void leap_eval(long long n, const double* u, const double* s, double*
 DEVICE_SOURCE = r"""
 #include "exodiff_step.cuh"
 #include "exodiff_leap.cuh"
-extern "C" __global__ void leap_probe(const double* u, const double* s, double* out, int n) {
+extern "C" __global__ void leap_probe(const double* u, const double* s, const double* r, double* out, int n) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) out[i] = exo::interval_position(u[i], exo::cube_exit_time(u[i]))
-                        + exo::interval_position(u[i], s[i]) + exo::interval_survival(s[i]);
+                        + exo::interval_position(u[i], s[i]) + exo::interval_survival(s[i])
+                        + exo::ball_survival(s[i]) + exo::ball_exit_time(u[i])
+                        + (exo::ball_horizon_uniform(s[i]) ? 1.0 : 0.0) + exo::ball_horizon_accept(r[i], s[i]);
 }
 """
 
@@ -625,12 +644,12 @@ def test_cuda_twin_is_bit_identical_on_the_host(tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stderr}"
     lib = ctypes.CDLL(str(lib_path))
-    lib.leap_eval.argtypes = [ctypes.c_longlong] + [ctypes.c_void_p] * 3
+    lib.leap_eval.argtypes = [ctypes.c_longlong] + [ctypes.c_void_p] * 4
     lib.leap_eval.restype = None
-    u, s = _inputs()
-    out = np.empty((u.size, 3))
-    lib.leap_eval(u.size, u.ctypes.data, s.ctypes.data, out.ctypes.data)
-    want = _evaluate(u, s)
+    u, s, r = _inputs()
+    out = np.empty((u.size, 7))
+    lib.leap_eval(u.size, u.ctypes.data, s.ctypes.data, r.ctypes.data, out.ctypes.data)
+    want = _evaluate(u, s, r)
     same = out.view(np.int64) == want.view(np.int64)
     assert same.all(), (u[~same.all(axis=1)][:5], s[~same.all(axis=1)][:5])
 
