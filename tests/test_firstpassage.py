@@ -693,28 +693,52 @@ def _survivals(s):
     return out
 
 
+@numba.njit
+def _ball_survivals(s):
+    out = np.empty(s.size)
+    for i in range(s.size):
+        out[i] = fp.ball_survival(s[i])
+    return out
+
+
+@numba.njit
+def _acceptances(r, s):
+    out = np.empty(r.size)
+    for i in range(r.size):
+        out[i] = fp.ball_horizon_accept(r[i], s[i])
+    return out
+
+
 def _timings(n=200000, repeats=7):
-    """ns per call in Numba, median of `repeats` (the cost per leap: one exit
-    time and two or three positions)."""
+    """ns per call in Numba, median of `repeats`, the cases alternating (the
+    cost per leap: one exit time and two or three positions for the cube; one
+    exit time, and at a horizon ~1/rate acceptances, for the ball)."""
     import time
     rng = np.random.default_rng(0)
     u = (rng.integers(0, 2 ** 32, n) + 0.5) / 2 ** 32          # Philox's uniforms
     v = (rng.integers(0, 2 ** 32, n) + 0.5) / 2 ** 32
     s_exit = _exit_times(u)
+    radii = rng.uniform(0, 1, n) ** (1 / 3)
     cases = [("cube_exit_time(u)", _exit_times, (u,)),
+             ("ball_exit_time(u)", _ball_exit_times, (u,)),
+             ("ball_survival(s) at ball exit times", _ball_survivals, (_ball_exit_times(u),)),
+             ("ball_horizon_accept(r, 0.05) (images)", _acceptances, (radii * 0.5, np.full(n, 0.05))),
+             ("ball_horizon_accept(r, 1.0) (modes)", _acceptances, (radii, np.full(n, 1.0))),
              ("interval_position(u, s) at exit times", _positions, (v, s_exit)),
              ("interval_position(u, 0.02) (images)", _positions, (v, np.full(n, 0.02))),
              ("interval_position(u, 0.001) (Gaussian)", _positions, (v, np.full(n, 0.001))),
              ("interval_position(u, 1.0) (modes)", _positions, (v, np.full(n, 1.0))),
              ("interval_survival(s) at exit times", _survivals, (s_exit,))]
+    times = {name: [] for name, _, _ in cases}
     for name, fn, args in cases:
         fn(*args)
-        times = []
-        for _ in range(repeats):
+    for _ in range(repeats):
+        for name, fn, args in cases:
             t0 = time.perf_counter()
             fn(*args)
-            times.append(time.perf_counter() - t0)
-        print(f"{name:42s} {np.median(times) / n * 1e9:7.1f} ns/call")
+            times[name].append(time.perf_counter() - t0)
+    for name, _, _ in cases:
+        print(f"{name:42s} {np.median(times[name]) / n * 1e9:7.1f} ns/call")
 
 
 if __name__ == "__main__":   # python tests/test_firstpassage.py: the cost of a call
