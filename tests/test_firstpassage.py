@@ -589,6 +589,62 @@ def test_horizon_sampler_radius_matches_the_exact_distribution(s):
     assert abs(attempts - n / p) < 4 * math.sqrt(n * (1 - p)) / p, (attempts, n / p)
 
 
+@numba.njit
+def _brute_ball(n, h, horizon, seed):
+    """n walks of small Gaussian steps (variance 2h per axis) from the centre
+    of the unit ball, each until it leaves or reaches `horizon`: the exit
+    times (mid-step, inf for survivors) and the survivors' radii.  A step
+    crosses the sphere by its end or, between, with the probability of the
+    bridge crossing the tangent plane, e^{−d0 d1/h} (d = 1 − |x|; drawn only
+    above e^{−40}); the sphere's curvature changes that by ~√h, far below
+    what the KS tests resolve."""
+    np.random.seed(seed)
+    times = np.full(n, np.inf)
+    radii = np.empty(n)
+    m = 0
+    sd = math.sqrt(2.0 * h)
+    steps = round(horizon / h)
+    for i in range(n):
+        x, y, z = 0.0, 0.0, 0.0
+        d0 = 1.0
+        alive = True
+        for k in range(steps):
+            x1 = x + sd * np.random.standard_normal()
+            y1 = y + sd * np.random.standard_normal()
+            z1 = z + sd * np.random.standard_normal()
+            d1 = 1.0 - math.sqrt(x1 * x1 + y1 * y1 + z1 * z1)
+            crossed = d1 <= 0.0
+            if not crossed and d0 * d1 < 40.0 * h:
+                crossed = np.random.random() < math.exp(-d0 * d1 / h)
+            if crossed:
+                times[i] = (k + 0.5) * h
+                alive = False
+                break
+            x, y, z, d0 = x1, y1, z1, d1
+        if alive:
+            radii[m] = 1.0 - d0
+            m += 1
+    return times, radii[:m]
+
+
+@pytest.mark.parametrize("horizon", [0.05, 0.3])
+def test_ball_exit_time_and_horizon_match_brute_force(horizon):
+    """Brownian motion by small steps, independent of every series: its exit
+    times before the horizon against 1 − ball_survival (KS, conditioned on
+    exiting before it), the survivors' share against ball_survival(horizon)
+    (4 binomial sigmas), their radii against the rejection sampler's."""
+    h = 5e-5       # rms step 0.01 of the radius
+    n = 10000
+    times, radii_bf = _brute_ball(n, h, horizon, 155)
+    exited = times[np.isfinite(times)]
+    p = fp.ball_survival(horizon)
+    assert abs(radii_bf.size - n * p) < 4 * math.sqrt(n * p * (1 - p))
+    cdf = lambda t: (1 - np.array([fp.ball_survival(x) for x in np.atleast_1d(t)])) / (1 - p)
+    assert stats.kstest(exited, cdf).pvalue > KS_ALPHA
+    radii, _ = _horizon_radii(20000, horizon, 156)
+    assert stats.ks_2samp(radii, radii_bf).pvalue > KS_ALPHA
+
+
 # -- every backend the same: plain Python, Numba, the C++ twin ------------------
 def test_numba_and_plain_python_agree_bit_for_bit():
     u, s, r = _inputs(600)      # plain Python is slow: fewer random inputs, every edge
