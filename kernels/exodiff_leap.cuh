@@ -416,9 +416,10 @@ __host__ __device__ inline bool ball_horizon_uniform(double s) {
     return s >= leap::HORIZON_SWITCH;
 }
 
-// Acceptance probability, in [0, 1], of a proposal at radius r (of the unit
-// ball) for the position at time s given survival: p_ball/p_free for the
-// Gaussian proposal, p_ball(r)/p_ball(0) for the uniform one; 0 for r ≥ 1.
+// Acceptance probability, in [0, 1] to round-off, of a proposal at radius
+// r ≥ 0 (of the unit ball) for the position at time s given survival:
+// p_ball/p_free for the Gaussian proposal, p_ball(r)/p_ball(0) for the uniform
+// one; 0 for r ≥ 1.
 __host__ __device__ inline double ball_horizon_accept(double r, double s) {
     if (!(r < 1.0)) return 0.0;
     if (!(s >= leap::HORIZON_TINY)) return 1.0;

@@ -646,10 +646,10 @@ def _sinhc(x):
 
 @njit(cache=True)
 def ball_horizon_accept(r, s):
-    """Acceptance probability, in [0, 1], of a proposal at radius r (of the
-    unit ball) for the position at time s given survival: p_ball/p_free for
-    the Gaussian proposal (s < HORIZON_SWITCH), p_ball(r)/p_ball(0) for the
-    uniform one; 0 for r ≥ 1."""
+    """Acceptance probability, in [0, 1] to round-off, of a proposal at radius
+    r ≥ 0 (of the unit ball) for the position at time s given survival:
+    p_ball/p_free for the Gaussian proposal (s < HORIZON_SWITCH),
+    p_ball(r)/p_ball(0) for the uniform one; 0 for r ≥ 1."""
     if not r < 1.0:
         return 0.0
     if not s >= HORIZON_TINY:
