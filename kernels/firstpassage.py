@@ -1,8 +1,9 @@
-"""Exact first-passage propagators of Brownian motion in an interval and a cube.
+"""Exact first-passage propagators of Brownian motion in an interval, a cube and a ball.
 
 The leap stage (DESIGN §2 "Stepping") moves a free vesicle far from every
-surface by a whole protective cube at once.  These scalar functions sample,
-from uniforms, the exit time from the cube and the position inside it at a
+surface by a whole protective domain at once, a cube (sections 1–4) or the
+ball circumscribing it (sections 5–7).  These scalar functions sample, from
+uniforms, the exit time from the domain and the position inside it at a
 given time, exactly (to round-off); kernels/exodiff_leap.cuh holds their C++
 twins, operation for operation, so the host harness matches them bit for bit.
 
@@ -101,14 +102,116 @@ centre of a cube of half-width a; x = X/a and s = D t/a².
      to what the double ξ can resolve next to ±1 (the image form of H also
      cancels there).
 
+5. The ball.  A vesicle starts at the centre of a ball of radius R; now
+   x = X/R, r = |x| and s = D t/R².  The density of surviving paths p(r, s)
+   is radial, and v = r·p turns ∂_s p = Δp = p_rr + (2/r) p_r into the 1-D
+   ∂_s v = v_rr on (0, 1), with v(0) = 0 (p is finite) and v(1) = 0: the
+   interval problem again, in r.  The radial Dirichlet eigenfunctions are
+   φ_n = sin(nπr)/(r√(2π)) (∫φ_n² dV = 1), λ_n = n²π², φ_n(0) = nπ/√(2π), so
+
+       p(r, s) = Σ_{n≥1} (n/2) sin(nπr)/r · e^{−n²π² s}                     (eigen)
+
+   Images: v's odd extension to (−1, 1), zero at ±1, is 2-periodic
+   (v(2 − r) = −v(r) = v(−r)), so v = Σ_{n∈Z} v0(r − 2n) with v0 = r·p_free,
+   p_free = (4πs)^{−3/2} e^{−r²/(4s)} (v0 is odd: the sum is zero at ±1, terms
+   n and 1 − n cancel there), i.e.
+
+       p/p_free = Σ_{n∈Z} (1 − 2n/r) e^{−n(n−r)/s}                            (images)
+                = 1 + Σ_{n≥1} e^{−n²/s} [2cosh(nr/s) − (4n/r) sinh(nr/s)]
+
+   (terms n and −n paired, so r → 0 is a limit, not a cancellation).  With
+   ∫_0^1 4πr²·(n/2) sin(nπr)/r dr = 2(−1)^{n+1} and the Laplace transform
+   E e^{−λT} = √λ/sinh√λ = 2√λ Σ_{m≥0} e^{−(2m+1)√λ} (u = E_x e^{−λT} solves
+   Δu = λu, u = 1 on the sphere: u = sinh(√λ r)/(r sinh√λ)), inverted term by
+   term, the survival is
+
+       S(s) = 2 Σ_{n≥1} (−1)^{n+1} e^{−n²π² s}
+            = 1 − (2/√(πs)) Σ_{m≥0} e^{−(2m+1)²/(4s)}
+
+   (Poisson partners again), and with x = e^{−π² s} the eigen form is a
+   lacunary power series, S = 2P(x), P(x) = x − x⁴ + x⁹ − x¹⁶ + …  The mean
+   exit time is ∫_0^∞ S ds = (2/π²) Σ (−1)^{n+1}/n² = 1/6, i.e. R²/(6D)
+   (against 0.225 a²/D for the inscribed cube, a = R/√3: leaps 2.2× longer),
+   and the exit point is uniform on the sphere (the problem is isotropic;
+   its direction is independent of T).  The mass beyond radius ξ, from
+   ∫ r sin(kr) dr = sin(kr)/k² − r cos(kr)/k, is
+   H(ξ) = 2 Σ e^{−n²π²s} [(−1)^{n+1} + ξ cos(nπξ) − sin(nπξ)/(nπ)]
+   (H(0) = S; the tests check the sampler's radii against 1 − H/S).
+
+6. The ball: which form where, the inversion, the error bounds.
+   * ``ball_survival(s)``: images below BALL_SWITCH = 0.1 with m = 0, 1 (the
+     first dropped term is e^{−6/s} < e^{−60} = 8.8e-27 of the first; the
+     second is q⁹ = q·(q⁴)², q = e^{−1/(4s)}, within 10ε of a term < e^{−20}
+     of the sum); modes from 0.1 on, the terms x^{n²−1} relative to the first
+     summed while ≥ MODE_CUTOFF = 1e-20 (n ≤ 6 at s = 0.1), so the dropped
+     alternating tail is < 1e-20 of the sum.  Relative error ≤ 4ε(1 + π² s)
+     (the argument's rounding amplified by e^{−π² s}, as for the interval).
+   * ``ball_exit_time(u)``: the root of S(s) = u, chosen by u against
+     BALL_U_SWITCH = S(0.1) = 0.70710…  Rather than E(s) = −ln S = −ln u in s
+     (the cube's way), each regime solves the equation whose round-off is
+     smallest, with the safeguarded Halley step ``_halley``:
+     - u > BALL_U_SWITCH (s < 0.1): there 1 − u is exact (Sterbenz) and is
+       the image sum, so in y = 1/(4s): y − ½ ln y − ln(1 + e^{−8y}) = L,
+       L = ln(4/√π) − ln(1 − u) (ln(1 + e) taken as e(1 − e/2), an error
+       < e³/3 < 1e-21 for y ≥ 2); f' ≥ 0.75, bracket [2, 2L], first guess
+       y ≈ L + ½ ln L + ln L/(4L), the asymptotic root of y = L + ½ ln y.
+     - u ≤ BALL_U_SWITCH: P(x) = u/2 in x = e^{−π² s}, a polynomial (no
+       exp or log in the loop), increasing on the bracket [u/2, ½]
+       (P(x) ≤ x; 2P(½) = 0.879 > u), first guess the series reversion
+       x ≈ v + v⁴ + 4v⁷ − v⁹ + 22v¹⁰ (v = u/2), then s = −ln x/π², whose
+       relative error is that of x over |ln x| ≥ 0.98.  Below
+       BALL_U_TINY = 2⁻²⁴, x = u/2 to (u/2)³ < 3e-23 relative:
+       s = (ln 2 − ln u)/π² directly (u/2 would underflow for the least u).
+     Typical counts: 1–2 evaluations (modes), 2 (images).  In ulps of
+     s, against 40-digit mpmath at 500 quantiles: ≤ 2.2 (images), ≤ 2.7
+     (modes).  In Numba a call costs less than cube_exit_time's (the modes'
+     loop is a polynomial, one log after it; tests/test_firstpassage.py run
+     as a script prints both).
+
+7. The ball: the position at a horizon s given survival, by exact rejection.
+   The target density is p(x, s)/S(s) on the ball.  Rejection sampling
+   (von Neumann) from a proposal density g with acceptance a = c·p/g ≤ 1
+   returns exactly the density ∝ p, at the acceptance rate c·S.
+   * s < HORIZON_SWITCH = 0.19: g = the free Gaussian N(0, 2s I),
+     a = p/p_free from the images.  a ≤ 1 because p_free − p is the density
+     of the free paths that left the ball before s (≥ 0); a ≥ 0, and a = 0
+     at r ≥ 1 (the sum vanishes at r = 1; outside it is set to 0).  Rate:
+     S(s) > S(0.19) = 0.3055.  Pairs n = 1, 2, 3 (pair n is at most
+     2e^{−n(n−1)/s}(1 + 2n²/s): n = 4 < 1.3e-25 for s < 0.19); the factors
+     e^{−n(n∓r)/s} and e^{−n²/s} by recurrence from three exps; in the
+     paired form (4n/r) sinh(nr/s) = (4n²/s)·sinh(x)/x, x = nr/s, with
+     sinh(x)/x by its Taylor series below SHC_SWITCH = 0.5 (error < 5e-17)
+     and as the difference of the two exponentials above (cancelling by at
+     most coth ½ ≈ 2.2), so a is continuous at r → 0, where it tends to
+     1 + Σ e^{−n²/s}(2 − 4n²/s).  Absolute error a few ε (each exponential's
+     argument rounding costs ε·x e^{−x} ≤ ε/e).  Below HORIZON_TINY = 1e-18
+     the sum is 1.0 in doubles for every r < 1 (e^{−(1−r)/s} ≤ e^{−111}).
+   * s ≥ HORIZON_SWITCH: g uniform in the ball, a = p(r)/p(0) from the modes:
+     a = (sin θ/θ) Σ n U_{n−1}(cos θ) c_n / Σ n² c_n, θ = πr, c_n = x^{n²−1},
+     with sin(nθ)/sin θ = U_{n−1}(cos θ) by the Chebyshev recurrence (no
+     division by a vanishing r; a(0) = 1 exactly).  a ≤ 1 term by term:
+     |sin nθ| ≤ n|sin θ| ≤ nθ, so n·sin(nπr)/(πr) ≤ n², with c_n > 0.  Terms
+     while n² c_n ≥ 1e-20 (n ≤ 5 at s = 0.19).  Rate: S/((4π/3)·p(0, s)),
+     p(0, s) = (π/2) Σ n² e^{−n²π² s}: 0.2986 at s = 0.19, rising to 3/π² =
+     0.304 as s → ∞.
+   The switch 0.19 sits next to where the two rates cross (s = 0.1922,
+   both 0.299), so every s > 0 accepts ≥ 29.8 % of proposals.  The kernels
+   draw the proposals (leap.py); ``ball_horizon_uniform(s)`` says which.
+
 Sources: the series are the textbook solutions of the diffusion equation on an
 interval (Carslaw & Jaeger, Conduction of Heat in Solids, §3.3; Feller, vol. 2,
-§X.5 for the theta identity); cubic protective domains sampled axis by axis
-follow Donev et al., J. Comput. Phys. 229, 3214 (2010), after Oppelstrup et
-al., Phys. Rev. Lett. 97, 230602 (2006).  Reinsch's modification of the
-trigonometric recurrence: Stoer & Bulirsch, Introduction to Numerical Analysis,
-§2.3.  Goldberg's log1p: D. Goldberg, "What every computer scientist should
-know about floating-point arithmetic" (1991), Theorem 4.
+§X.5 for the theta identity) and in a sphere (Carslaw & Jaeger, ch. IX, the
+sphere with zero surface temperature, through v = r·p); cubic protective
+domains sampled axis by axis follow Donev et al., J. Comput. Phys. 229, 3214
+(2010), after Oppelstrup et al., Phys. Rev. Lett. 97, 230602 (2006), whose
+first-passage kinetic Monte Carlo also uses spheres; jumping to a uniform point
+of the largest sphere around the walker is the walk on spheres (M. E. Muller,
+Ann. Math. Statist. 27, 569 (1956)).  Rejection sampling: J. von Neumann,
+"Various techniques used in connection with random digits" (1951).  Reinsch's
+modification of the trigonometric recurrence: Stoer & Bulirsch, Introduction
+to Numerical Analysis, §2.3.  Goldberg's log1p: D. Goldberg, "What every
+computer scientist should know about floating-point arithmetic" (1991),
+Theorem 4.
 """
 import math
 
@@ -432,7 +535,7 @@ BALL_U_TINY = 2.0 ** -24  # below: e^{−π² s} = u/2 exactly (next term (u/2)�
 MAX_BALL_MODES = 12   # never reached for e^{−π² s} ≤ ½ (n ≤ 9 there)
 HORIZON_SWITCH = 0.19  # horizon: free-Gaussian proposal below, uniform from here on
 HORIZON_TINY = 1e-18  # horizon below: the acceptance is 1.0 in doubles for every r < 1
-IMAGE_PAIRS = 3       # horizon, images: n = ±1, ±2, ±3 (±4 < 2.4e-25 for s < 0.19)
+IMAGE_PAIRS = 3       # horizon, images: n = ±1, ±2, ±3 (±4 < 1.3e-25 for s < 0.19)
 SHC_SWITCH = 0.5      # sinh(x)/x by its series below (7 terms, error < 5e-17)
 
 
@@ -543,10 +646,10 @@ def _sinhc(x):
 
 @njit(cache=True)
 def ball_horizon_accept(r, s):
-    """Acceptance probability, in [0, 1], of a proposal at radius r (of the
-    unit ball) for the position at time s given survival: p_ball/p_free for
-    the Gaussian proposal (s < HORIZON_SWITCH), p_ball(r)/p_ball(0) for the
-    uniform one; 0 for r ≥ 1."""
+    """Acceptance probability, in [0, 1] to round-off, of a proposal at radius
+    r ≥ 0 (of the unit ball) for the position at time s given survival:
+    p_ball/p_free for the Gaussian proposal (s < HORIZON_SWITCH),
+    p_ball(r)/p_ball(0) for the uniform one; 0 for r ≥ 1."""
     if not r < 1.0:
         return 0.0
     if not s >= HORIZON_TINY:

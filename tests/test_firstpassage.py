@@ -1,10 +1,11 @@
 """The exact first-passage propagators of the leaps (kernels/firstpassage.py).
 
 Physics against results derived independently of the module's formulas: the
-textbook eigen and image series summed directly with many terms (not the
-module's tail forms and recurrences), the exact mean exit time a²/(2D), the
-quantile identities, and brute-force Brownian motion with small Gaussian steps
-and the Brownian-bridge crossing test.  Then the C++ twin
+textbook eigen and image series summed directly with many terms or to 40
+digits (not the module's tail forms and recurrences), the exact mean exit
+times a²/(2D) (interval) and R²/(6D) (ball), the quantile identities, the
+ball's exact radius distribution at a horizon, and brute-force Brownian motion
+with small Gaussian steps and the Brownian-bridge crossing test.  Then the C++ twin
 (kernels/exodiff_leap.cuh) bit for bit on the host, and its device build
 (NVRTC as the backend compiles, or nvcc where CuPy is missing).
 """
@@ -78,47 +79,72 @@ def mean_square_ref(s):
 
 # -- the inputs of the bit-identity checks: every regime, its edges, bad input --
 def _inputs(n=3000):
-    """(u, s): n Philox-style uniforms against log-uniform s, then the edges
-    of every regime and bad input, each against random partners."""
+    """(u, s, r): n Philox-style uniforms against log-uniform s and radii r,
+    then the edges of every regime and bad input, each against random
+    partners, and radii on both sides of the horizon's sinh(x)/x switch."""
     rng = np.random.default_rng(15)
     u = (rng.integers(0, 2 ** 32, n) + 0.5) / 2 ** 32          # Philox's uniforms
     s = np.exp(rng.uniform(np.log(1e-7), np.log(300.0), n))
+    r = 1.02 * rng.uniform(0, 1, n) ** (1 / 3)                  # a few beyond the ball
     u_switch = math.exp(-3 * fp.E_SWITCH)
-    edges_u = [2 ** -33, 1 - 2 ** -33, 1e-300, 5e-324, 1e-20, 0.5, 0.25, 0.75, np.nextafter(1, 0),
-               u_switch, np.nextafter(u_switch, 0), np.nextafter(u_switch, 1), 0.0, 1.0, -0.1, 1.1]
+    edges_u = [2 ** -33, 1 - 2 ** -33, 1e-300, 5e-324, 1e-20, 0.5, 0.25, 0.75, np.nextafter(1, 0), 0.0, 1.0,
+               -0.1, 1.1]
+    for x in (u_switch, fp.BALL_U_SWITCH, fp.BALL_U_TINY):
+        edges_u += [x, np.nextafter(x, 0), np.nextafter(x, 1)]
     edges_s = []
-    for x in (fp.S_SWITCH, fp.X_SWITCH, fp.GAUSS_SWITCH):
+    for x in (fp.S_SWITCH, fp.X_SWITCH, fp.GAUSS_SWITCH, fp.BALL_SWITCH, fp.HORIZON_SWITCH, fp.HORIZON_TINY):
         edges_s += [x, np.nextafter(x, 0), np.nextafter(x, 1)]
-    edges_s += [0.0, -1.0, 1e-12, 1e3, 1e-300, 5.0, 0.3]
+    edges_s += [0.0, -1.0, 1e-12, 1e3, 1e-300, 5.0, 0.3, math.nan]
+    edges_r = [0.0, 1e-300, 5e-324, 1e-9, 0.5, np.nextafter(1, 0), 1.0, 1.5, math.inf, math.nan]
     m = max(len(edges_u), len(edges_s))
-    u = np.concatenate([u, np.resize(edges_u, m), rng.uniform(0, 1, m)])
-    s = np.concatenate([s, rng.uniform(1e-3, 1.0, m), np.resize(edges_s, m)])
-    return u, s
+    s_shc = rng.uniform(1e-3, fp.HORIZON_SWITCH, m)             # n·r/s = SHC_SWITCH for n = 1, 2
+    r_shc = np.concatenate([[x * fp.SHC_SWITCH / k, np.nextafter(x * fp.SHC_SWITCH / k, 0)]
+                            for x in s_shc[:m // 4] for k in (1, 2)])
+    u = np.concatenate([u, np.resize(edges_u, m), rng.uniform(0, 1, 2 * m + r_shc.size)])
+    s = np.concatenate([s, rng.uniform(1e-3, 1.0, 2 * m), np.resize(edges_s, m), np.repeat(s_shc[:m // 4], 4)])
+    r = np.concatenate([r, rng.uniform(0, 1, m), np.resize(edges_r, m), rng.uniform(0, 1, m), r_shc])
+    return u, s, r
 
 
-def _evaluate(u, s):
-    """(survival, exit time, position) of the module for each (u, s)."""
-    out = np.empty((len(u), 3))
+def _evaluate(u, s, r):
+    """(interval survival, cube exit time, interval position, ball survival,
+    ball exit time, ball_horizon_uniform as 0/1, ball_horizon_accept) of the
+    module for each (u, s, r)."""
+    out = np.empty((len(u), 7))
     for i in range(len(u)):
-        out[i] = (fp.interval_survival(float(s[i])), fp.cube_exit_time(float(u[i])),
-                  fp.interval_position(float(u[i]), float(s[i])))
+        x, y, z = float(u[i]), float(s[i]), float(r[i])
+        out[i] = (fp.interval_survival(y), fp.cube_exit_time(x), fp.interval_position(x, y),
+                  fp.ball_survival(y), fp.ball_exit_time(x), float(fp.ball_horizon_uniform(y)),
+                  fp.ball_horizon_accept(z, y))
     return out
 
 
-@numba.njit
-def _exit_times(u):
-    out = np.empty(u.size)
-    for i in range(u.size):
-        out[i] = fp.cube_exit_time(u[i])
-    return out
+def _over_arrays(fn, arity):
+    """A Numba loop applying the scalar function fn to each element (arity 1)
+    or each pair of elements (arity 2) of its array arguments."""
+    if arity == 1:
+        @numba.njit
+        def loop(x):
+            out = np.empty(x.size)
+            for i in range(x.size):
+                out[i] = fn(x[i])
+            return out
+    else:
+        @numba.njit
+        def loop(x, y):
+            out = np.empty(x.size)
+            for i in range(x.size):
+                out[i] = fn(x[i], y[i])
+            return out
+    return loop
 
 
-@numba.njit
-def _positions(u, s):
-    out = np.empty(u.size)
-    for i in range(u.size):
-        out[i] = fp.interval_position(u[i], s[i])
-    return out
+_exit_times = _over_arrays(fp.cube_exit_time, 1)
+_positions = _over_arrays(fp.interval_position, 2)
+_survivals = _over_arrays(fp.interval_survival, 1)
+_ball_exit_times = _over_arrays(fp.ball_exit_time, 1)
+_ball_survivals = _over_arrays(fp.ball_survival, 1)
+_acceptances = _over_arrays(fp.ball_horizon_accept, 2)
 
 
 # -- series and exact integrals -------------------------------------------------
@@ -393,14 +419,6 @@ def ball_acceptance_rate(s):
 
 
 @numba.njit
-def _ball_exit_times(u):
-    out = np.empty(u.size)
-    for i in range(u.size):
-        out[i] = fp.ball_exit_time(u[i])
-    return out
-
-
-@numba.njit
 def _sample_horizon(s):
     """One position at time s given survival in the unit ball (NumPy's
     generator standing in for Philox; the kernels draw as OWNERS.md says),
@@ -465,8 +483,9 @@ def test_mean_exit_time_of_the_ball_is_R2_over_6D():
     assert abs(mean - 1 / 6) < 1e-12
     n = 400000
     mid = _ball_exit_times((np.arange(n) + 0.5) / n).mean()
-    # the midpoint rule's error, from T ≈ −ln(u/2)/π² near u = 0: ≈ ln2/(π² n)·…
-    assert abs(mid - 1 / 6) < 1e-5
+    # the midpoint rule's error, mostly from T ≈ −ln(u/2)/π² in the first
+    # interval, ~ 1/(π² n) (seen: 8.7e-8)
+    assert abs(mid - 1 / 6) < 5e-7
 
 
 def test_ball_exit_time_inverts_the_survival_to_round_off():
@@ -576,11 +595,67 @@ def test_horizon_sampler_radius_matches_the_exact_distribution(s):
     assert abs(attempts - n / p) < 4 * math.sqrt(n * (1 - p)) / p, (attempts, n / p)
 
 
+@numba.njit
+def _brute_ball(n, h, horizon, seed):
+    """n walks of small Gaussian steps (variance 2h per axis) from the centre
+    of the unit ball, each until it leaves or reaches `horizon`: the exit
+    times (mid-step, inf for survivors) and the survivors' radii.  A step
+    crosses the sphere by its end or, between, with the probability of the
+    bridge crossing the tangent plane, e^{−d0 d1/h} (d = 1 − |x|; drawn only
+    above e^{−40}); the sphere's curvature changes that by ~√h, far below
+    what the KS tests resolve."""
+    np.random.seed(seed)
+    times = np.full(n, np.inf)
+    radii = np.empty(n)
+    m = 0
+    sd = math.sqrt(2.0 * h)
+    steps = round(horizon / h)
+    for i in range(n):
+        x, y, z = 0.0, 0.0, 0.0
+        d0 = 1.0
+        alive = True
+        for k in range(steps):
+            x1 = x + sd * np.random.standard_normal()
+            y1 = y + sd * np.random.standard_normal()
+            z1 = z + sd * np.random.standard_normal()
+            d1 = 1.0 - math.sqrt(x1 * x1 + y1 * y1 + z1 * z1)
+            crossed = d1 <= 0.0
+            if not crossed and d0 * d1 < 40.0 * h:
+                crossed = np.random.random() < math.exp(-d0 * d1 / h)
+            if crossed:
+                times[i] = (k + 0.5) * h
+                alive = False
+                break
+            x, y, z, d0 = x1, y1, z1, d1
+        if alive:
+            radii[m] = 1.0 - d0
+            m += 1
+    return times, radii[:m]
+
+
+@pytest.mark.parametrize("horizon", [0.05, 0.3])
+def test_ball_exit_time_and_horizon_match_brute_force(horizon):
+    """Brownian motion by small steps, independent of every series: its exit
+    times before the horizon against 1 − ball_survival (KS, conditioned on
+    exiting before it), the survivors' share against ball_survival(horizon)
+    (4 binomial sigmas), their radii against the rejection sampler's."""
+    h = 5e-5       # rms step 0.01 of the radius
+    n = 10000
+    times, radii_bf = _brute_ball(n, h, horizon, 155)
+    exited = times[np.isfinite(times)]
+    p = fp.ball_survival(horizon)
+    assert abs(radii_bf.size - n * p) < 4 * math.sqrt(n * p * (1 - p))
+    cdf = lambda t: (1 - np.array([fp.ball_survival(x) for x in np.atleast_1d(t)])) / (1 - p)
+    assert stats.kstest(exited, cdf).pvalue > KS_ALPHA
+    radii, _ = _horizon_radii(20000, horizon, 156)
+    assert stats.ks_2samp(radii, radii_bf).pvalue > KS_ALPHA
+
+
 # -- every backend the same: plain Python, Numba, the C++ twin ------------------
 def test_numba_and_plain_python_agree_bit_for_bit():
-    u, s = _inputs(600)      # plain Python is slow: fewer random inputs, every edge
+    u, s, r = _inputs(600)      # plain Python is slow: fewer random inputs, every edge
     code = ("import sys, numpy as np; sys.path.insert(0, sys.argv[1]); import test_firstpassage as t; "
-            "u, s = t._inputs(600); np.save(sys.argv[2], t._evaluate(u, s))")
+            "np.save(sys.argv[2], t._evaluate(*t._inputs(600)))")
     out = Path(os.environ.get("TMPDIR", "/tmp")) / f"firstpassage_py_{os.getpid()}.npy"
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
     done = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent), str(out)],
@@ -588,18 +663,22 @@ def test_numba_and_plain_python_agree_bit_for_bit():
     assert done.returncode == 0, done.stderr
     plain = np.load(out)
     out.unlink()
-    assert np.array_equal(_evaluate(u, s).view(np.int64), plain.view(np.int64))
+    assert np.array_equal(_evaluate(u, s, r).view(np.int64), plain.view(np.int64))
 
 
 # Both include the step kernel's header first: the twin must live beside it.
 HOST_SOURCE = r"""
 #include "exodiff_step.cuh"
 #include "exodiff_leap.cuh"
-extern "C" void leap_eval(long long n, const double* u, const double* s, double* out) {
+extern "C" void leap_eval(long long n, const double* u, const double* s, const double* r, double* out) {
     for (long long i = 0; i < n; ++i) {
-        out[3 * i] = exo::interval_survival(s[i]);
-        out[3 * i + 1] = exo::cube_exit_time(u[i]);
-        out[3 * i + 2] = exo::interval_position(u[i], s[i]);
+        out[7 * i] = exo::interval_survival(s[i]);
+        out[7 * i + 1] = exo::cube_exit_time(u[i]);
+        out[7 * i + 2] = exo::interval_position(u[i], s[i]);
+        out[7 * i + 3] = exo::ball_survival(s[i]);
+        out[7 * i + 4] = exo::ball_exit_time(u[i]);
+        out[7 * i + 5] = exo::ball_horizon_uniform(s[i]) ? 1.0 : 0.0;
+        out[7 * i + 6] = exo::ball_horizon_accept(r[i], s[i]);
     }
 }
 """
@@ -607,10 +686,12 @@ extern "C" void leap_eval(long long n, const double* u, const double* s, double*
 DEVICE_SOURCE = r"""
 #include "exodiff_step.cuh"
 #include "exodiff_leap.cuh"
-extern "C" __global__ void leap_probe(const double* u, const double* s, double* out, int n) {
+extern "C" __global__ void leap_probe(const double* u, const double* s, const double* r, double* out, int n) {
     const int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i < n) out[i] = exo::interval_position(u[i], exo::cube_exit_time(u[i]))
-                        + exo::interval_position(u[i], s[i]) + exo::interval_survival(s[i]);
+                        + exo::interval_position(u[i], s[i]) + exo::interval_survival(s[i])
+                        + exo::ball_survival(s[i]) + exo::ball_exit_time(u[i])
+                        + (exo::ball_horizon_uniform(s[i]) ? 1.0 : 0.0) + exo::ball_horizon_accept(r[i], s[i]);
 }
 """
 
@@ -625,12 +706,12 @@ def test_cuda_twin_is_bit_identical_on_the_host(tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(cmd)}\n{done.stderr}"
     lib = ctypes.CDLL(str(lib_path))
-    lib.leap_eval.argtypes = [ctypes.c_longlong] + [ctypes.c_void_p] * 3
+    lib.leap_eval.argtypes = [ctypes.c_longlong] + [ctypes.c_void_p] * 4
     lib.leap_eval.restype = None
-    u, s = _inputs()
-    out = np.empty((u.size, 3))
-    lib.leap_eval(u.size, u.ctypes.data, s.ctypes.data, out.ctypes.data)
-    want = _evaluate(u, s)
+    u, s, r = _inputs()
+    out = np.empty((u.size, 7))
+    lib.leap_eval(u.size, u.ctypes.data, s.ctypes.data, r.ctypes.data, out.ctypes.data)
+    want = _evaluate(u, s, r)
     same = out.view(np.int64) == want.view(np.int64)
     assert same.all(), (u[~same.all(axis=1)][:5], s[~same.all(axis=1)][:5])
 
@@ -666,36 +747,36 @@ def test_cuda_twin_compiles_through_nvrtc_without_local_memory(arch):
     assert info.frame_bytes == 0, info
 
 
-@numba.njit
-def _survivals(s):
-    out = np.empty(s.size)
-    for i in range(s.size):
-        out[i] = fp.interval_survival(s[i])
-    return out
-
-
 def _timings(n=200000, repeats=7):
-    """ns per call in Numba, median of `repeats` (the cost per leap: one exit
-    time and two or three positions)."""
+    """ns per call in Numba, median of `repeats`, the cases alternating (the
+    cost per leap: one exit time and two or three positions for the cube; one
+    exit time, and at a horizon ~1/rate acceptances, for the ball)."""
     import time
     rng = np.random.default_rng(0)
     u = (rng.integers(0, 2 ** 32, n) + 0.5) / 2 ** 32          # Philox's uniforms
     v = (rng.integers(0, 2 ** 32, n) + 0.5) / 2 ** 32
     s_exit = _exit_times(u)
+    radii = rng.uniform(0, 1, n) ** (1 / 3)
     cases = [("cube_exit_time(u)", _exit_times, (u,)),
+             ("ball_exit_time(u)", _ball_exit_times, (u,)),
+             ("ball_survival(s) at ball exit times", _ball_survivals, (_ball_exit_times(u),)),
+             ("ball_horizon_accept(r, 0.05) (images)", _acceptances, (radii * 0.5, np.full(n, 0.05))),
+             ("ball_horizon_accept(r, 1.0) (modes)", _acceptances, (radii, np.full(n, 1.0))),
              ("interval_position(u, s) at exit times", _positions, (v, s_exit)),
              ("interval_position(u, 0.02) (images)", _positions, (v, np.full(n, 0.02))),
              ("interval_position(u, 0.001) (Gaussian)", _positions, (v, np.full(n, 0.001))),
              ("interval_position(u, 1.0) (modes)", _positions, (v, np.full(n, 1.0))),
              ("interval_survival(s) at exit times", _survivals, (s_exit,))]
+    times = {name: [] for name, _, _ in cases}
     for name, fn, args in cases:
         fn(*args)
-        times = []
-        for _ in range(repeats):
+    for _ in range(repeats):
+        for name, fn, args in cases:
             t0 = time.perf_counter()
             fn(*args)
-            times.append(time.perf_counter() - t0)
-        print(f"{name:42s} {np.median(times) / n * 1e9:7.1f} ns/call")
+            times[name].append(time.perf_counter() - t0)
+    for name, _, _ in cases:
+        print(f"{name:42s} {np.median(times[name]) / n * 1e9:7.1f} ns/call")
 
 
 if __name__ == "__main__":   # python tests/test_firstpassage.py: the cost of a call
