@@ -45,7 +45,7 @@ SCHEMA = {
             "statistically equivalent, for GPUs with slow float64; the CPU backends run it as double"),
         Key("stepping", "\"adaptive\" or \"fixed\"", "\"adaptive\"",
             "`adaptive`: a free vesicle far from every cell and face leaps exactly over many steps "
-            "(first-passage propagators of a cube around it), and takes calibrated steps near "
+            "(first-passage propagators of a ball around it), and takes calibrated steps near "
             "surfaces; `fixed`: one calibrated step per dt for every free vesicle (the oracle). "
             "Both give the same results in distribution, each the same bits on every backend"),
     ],

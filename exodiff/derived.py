@@ -463,36 +463,60 @@ class LeapEstimate:
 #    LEAP_SAMPLES points drawn from a fixed seed); bound ones, and vesicles
 #    crowding near the cells, are not modelled;
 #  * the kernels' rule (kernels/leap.py): d is the distance to the nearest
-#    non-periodic face or contact sphere as the kernels see it (the cells
-#    the grid bin lists exactly, the others through the clearance map's
-#    lower bound, exodiff/grid.py), σ = √(2D dt), |v| the drift speed and K
-#    the steps to the next observation or snapshot; r = d −
-#    (LEAP_MARGIN_SIGMAS·σ + |v|dt), K capped at r/(2|v|dt), a = (r −
-#    |v|K dt)/√3 capped at LEAP_CAP_SPREADS·σ√K; the vesicle leaps when
-#    a ≥ LEAP_MIN_SIGMAS·σ and K ≥ LEAP_MIN_STEPS, else it steps;
-#  * a leap lasts ℓ = E[min(τ, K dt)], τ the exit time from the cube
-#    (survival S(Dt/a²)³, S the 1-D survival of kernels/firstpassage.py):
-#    ℓ = (a²/D)·G(DK dt/a²), G(σ) = ∫_0^σ S(u)³ du (G(∞) = 0.2249); where a
-#    vesicle leaps it leaps again on landing, so all its time is in leaps;
+#    contact sphere as the kernels see it (the cells the grid bin lists
+#    exactly, the others through the clearance map's lower bound,
+#    exodiff/grid.py) or absorbing face, w to the nearest reflecting face
+#    on an axis with drift (drift-free reflecting faces are crossed by
+#    folding); σ = √(2D dt), |v| the drift speed and K the steps to the
+#    next observation or snapshot; r = min(d − (LEAP_MARGIN_SIGMAS·σ +
+#    |v|dt), w), K capped at
+#    r/(2|v|dt), R = r − |v|K dt capped at LEAP_CAP_SPREADS·σ√K; the
+#    vesicle leaps when R ≥ LEAP_MIN_SIGMAS·σ and K ≥ LEAP_MIN_STEPS, else
+#    it steps;
+#  * a leap lasts ℓ = E[min(τ, K dt)], τ the exit time from the ball
+#    (survival S(Dt/R²), S = ball_survival of kernels/firstpassage.py):
+#    ℓ = (R²/D)·G(DK dt/R²), G(σ) = ∫_0^σ S(u) du (G(∞) = 1/6, the mean
+#    exit time R²/(6D)); where a vesicle leaps it leaps again on landing,
+#    so all its time is in leaps;
 #  * costs, in calibrated steps (numba, measured on S2: bench/README.md): a
-#    leap LEAP_COST_STEPS, a step near surfaces 1; a vesicle in flight is
-#    not visited (bench/leap_overhead.py).
+#    leap LEAP_COST_STEPS (its look, exit time, landing, and the looks and
+#    steps near the threshold that the uniform model misses), a step near
+#    surfaces 1; a vesicle in flight is not visited (bench/leap_overhead.py).
 # Then, averaging over the sample points, the leap share is the share of
 # points that leap and the speed-up (1/dt)/⟨cost per second⟩, the cost per
 # second LEAP_COST_STEPS/ℓ where it leaps and 1/dt elsewhere.
 LEAP_SAMPLES = 20_000
-LEAP_COST_STEPS = 23.0
+LEAP_COST_STEPS = 3.0
 
 
-def _cube_survival_integral():
-    """(σ grid, G(σ) = ∫_0^σ S(u)³ du) on a log grid, S the interval's
-    survival the kernels sample from (kernels/firstpassage.py), 1 below the
-    grid (error < 1e-20)."""
-    from .kernels.firstpassage import interval_survival
+def _ball_survival_integral():
+    """(σ grid, G(σ) = ∫_0^σ S(u) du) on a log grid, S the ball's survival
+    the kernels sample from (kernels/firstpassage.py), 1 below the grid
+    (error < 1e-20)."""
+    from .kernels.firstpassage import ball_survival
     u = np.geomspace(1e-4, 20.0, 3000)
-    S = np.array([interval_survival(x) for x in u])
-    G = u[0] + np.concatenate([[0.0], np.cumsum(0.5 * (S[1:] ** 3 + S[:-1] ** 3) * np.diff(u))])
+    S = np.array([ball_survival(x) for x in u])
+    G = u[0] + np.concatenate([[0.0], np.cumsum(0.5 * (S[1:] + S[:-1]) * np.diff(u))])
     return u, G
+
+
+def _face_distances(x, domain, box, drift):
+    """(d, w) at points x [n, 3]: the distance to the nearest absorbing face
+    (kept m away) and to the nearest reflecting face under drift (``drift``
+    [3]; the ball may touch it); drift-free reflecting faces are crossed by
+    folding (kernels/leap.py, items 1, 5, 6)."""
+    d = np.full(x.shape[0], np.inf)
+    w = np.full(x.shape[0], np.inf)
+    for a in range(3):
+        if box.periodic[a]:
+            continue
+        for side in range(2):
+            gap = x[:, a] if side == 0 else box.lengths[a] - x[:, a]
+            if domain.faces[2 * a + side] == "absorb":
+                d = np.minimum(d, gap)
+            elif drift[a] != 0.0:
+                w = np.minimum(w, gap)
+    return d, w
 
 
 def leap_estimate(config, cells):
@@ -505,13 +529,12 @@ def leap_estimate(config, cells):
     box = Box.from_faces(domain.size, domain.faces)
     rng = np.random.Generator(np.random.Philox(run.seed + 0x1EA9))
     x = rng.random((LEAP_SAMPLES, 3)) * box.lengths
-    face = np.where(box.periodic, np.inf, np.minimum(x, box.lengths - x)).min(axis=1)
     d = derived_parameters(config)
     vr_max = max(config.vesicles[name].radius.median for name in d.populations)
     inside, listed, unlisted = _cell_distances(config, cells, box, x, d, vr_max)
     dt = run.dt
     K = max(1, round(min(run.observe_interval, run.snapshot_interval, run.duration) / dt))
-    u, G = _cube_survival_integral()
+    u, G = _ball_survival_integral()
     out = []
     for name, p in d.populations.items():
         vr = config.vesicles[name].radius.median
@@ -519,15 +542,16 @@ def leap_estimate(config, cells):
         s, D = p.step, p.diffusion
         v = np.asarray(config.medium.flow, dtype=np.float64) - np.array([0.0, 0.0, p.settling])
         speed = float(np.linalg.norm(v))
-        r = np.minimum(face, np.minimum(listed - vr, unlisted)) - (LEAP_MARGIN_SIGMAS * s + speed * dt)
+        face, w = _face_distances(x, domain, box, v)
+        r = np.minimum(np.minimum(face, np.minimum(listed - vr, unlisted)) - (LEAP_MARGIN_SIGMAS * s + speed * dt), w)
         k = np.full(LEAP_SAMPLES, float(K))
         if speed > 0:
             k = np.minimum(k, np.floor(np.maximum(r / (2.0 * speed * dt), -1.0)))
-        a = np.minimum((r - speed * k * dt) / math.sqrt(3.0), LEAP_CAP_SPREADS * s * np.sqrt(np.maximum(k, 0.0)))
-        leaps = free & (k >= LEAP_MIN_STEPS) & (a >= LEAP_MIN_SIGMAS * s)
-        aa = np.where(leaps, a, 1.0)
-        ell = np.where(leaps, aa * aa / D * np.interp(D * k * dt / (aa * aa), u, G, left=0.0), 0.0)
-        ell = np.where(leaps & (D * k * dt / (aa * aa) < u[0]), k * dt, ell)
+        R = np.minimum(r - speed * k * dt, LEAP_CAP_SPREADS * s * np.sqrt(np.maximum(k, 0.0)))
+        leaps = free & (k >= LEAP_MIN_STEPS) & (R >= LEAP_MIN_SIGMAS * s)
+        RR = np.where(leaps, R, 1.0)
+        ell = np.where(leaps, RR * RR / D * np.interp(D * k * dt / (RR * RR), u, G, left=0.0), 0.0)
+        ell = np.where(leaps & (D * k * dt / (RR * RR) < u[0]), k * dt, ell)
         n_free = max(int(free.sum()), 1)
         share = float(leaps.sum()) / n_free
         cost = np.where(leaps, LEAP_COST_STEPS / np.maximum(ell, 1e-300), 1.0 / dt)[free]

@@ -1,16 +1,17 @@
 // Exact first-passage propagators for leaps: CUDA/C++ twin of
 // kernels/firstpassage.py.
 //
-// interval_survival(s), cube_exit_time(u) and interval_position(u, s), with
-// their helpers and constants: the same expressions in the same order of
-// operations, using only +, −, ×, ÷, sqrt and exp, log, sin, cos, erfc, so
-// the host build (without FMA contraction, glibc's libm, as Numba) matches
-// the Python/Numba functions bit for bit (tests/test_firstpassage.py).  On
-// the device CUDA's libm (and sincospi for the one sine and cosine, which
-// keeps the trigonometric reduction out of local memory) and FMA contraction
-// differ from glibc by an ulp or two per call; the sampled distributions are
-// the same to round-off.  See firstpassage.py for the derivation and the
-// error bounds.
+// interval_survival(s), cube_exit_time(u) and interval_position(u, s) (the
+// cube), ball_survival(s), ball_exit_time(u), ball_horizon_uniform(s) and
+// ball_horizon_accept(r, s) (the ball), with their helpers and constants:
+// the same expressions in the same order of operations, using only +, −, ×,
+// ÷, sqrt and exp, log, sin, cos, erfc, so the host build (without FMA
+// contraction, glibc's libm, as Numba) matches the Python/Numba functions bit
+// for bit (tests/test_firstpassage.py).  On the device CUDA's libm (and
+// sincospi for the sines and cosines, which keeps the trigonometric reduction
+// out of local memory) and FMA contraction differ from glibc by an ulp or two
+// per call; the sampled distributions are the same to round-off.  See
+// firstpassage.py for the derivation and the error bounds.
 #ifndef EXODIFF_LEAP_CUH
 #define EXODIFF_LEAP_CUH
 
@@ -45,6 +46,22 @@ constexpr double E_SWITCH = 0.05202475901682888;  // −ln S(S_SWITCH) by the mo
 // A&S 26.2.23: normal quantile to 4.5e-4, the image regime's first guess
 constexpr double QC0 = 2.515517, QC1 = 0.802853, QC2 = 0.010328;
 constexpr double QD1 = 1.432788, QD2 = 0.189269, QD3 = 0.001308;
+
+// The ball (firstpassage.py, "the ball")
+constexpr double PI = 3.141592653589793;                  // π
+constexpr double LN_TWO = 0.6931471805599453;             // ln 2
+constexpr double FOUR_OVER_SQRT_PI = 2.256758334191025;   // 4/√π
+constexpr double LN_FOUR_OVER_SQRT_PI = 0.8139294181951905;  // ln(4/√π)
+constexpr double BALL_SWITCH = 0.1;        // survival, exit time: images below, modes above
+constexpr double BALL_U_SWITCH = 0.707100348157759;  // S_ball(BALL_SWITCH): exit time's switch
+constexpr double BALL_Y_LO = 2.0;          // exit time, images: bracket 1/(4s) ≥ 2
+constexpr double BALL_X_HI = 0.5;          // exit time, modes: bracket e^{−π² s} ≤ ½
+constexpr double BALL_U_TINY = 5.9604644775390625e-08;  // 2^-24: e^{−π² s} = u/2 below
+constexpr int MAX_BALL_MODES = 12;
+constexpr double HORIZON_SWITCH = 0.19;    // horizon: Gaussian proposal below, uniform above
+constexpr double HORIZON_TINY = 1e-18;     // horizon: acceptance 1.0 below (every r < 1)
+constexpr int IMAGE_PAIRS = 3;             // horizon, images: n = ±1, ±2, ±3
+constexpr double SHC_SWITCH = 0.5;         // sinh(x)/x by its series below
 
 struct Sums3 {
     double a, b, c;
@@ -221,6 +238,32 @@ __host__ __device__ inline double image_position(double a, double s) {
     return x / z;
 }
 
+// (A, B, C) = Σ_{n≥1} (−1)^{n+1} (1, n², n²(n²−1))·x^{n²−1}, x = e^{−π² s}
+// (firstpassage._ball_modes): S = 2xA; with P = xA: P' = B, x·P'' = C.
+__host__ __device__ __forceinline__ Sums3 ball_modes(double x) {
+    const double x2 = x * x;
+    double ratio = x, c = 1.0, a = 1.0, b = 1.0, cc = 0.0, sign = 1.0;
+    for (int n = 2; n < MAX_BALL_MODES; ++n) {
+        ratio = ratio * x2;   // x^{2n−1}
+        c = c * ratio;        // x^{n²−1}
+        if (c < MODE_CUTOFF) break;
+        sign = -sign;
+        const double term = sign * c;
+        const double nn = n * n * 1.0;
+        a = a + term;
+        b = b + nn * term;
+        cc = cc + (nn * (nn - 1.0)) * term;
+    }
+    return Sums3{a, b, cc};
+}
+
+// sinh(x)/x for 0 ≤ x < SHC_SWITCH by its Taylor series to x¹².
+__host__ __device__ __forceinline__ double sinhc(double x) {
+    const double x2 = x * x;
+    return 1.0 + x2 * (1.0 / 6.0 + x2 * (1.0 / 120.0 + x2 * (1.0 / 5040.0 + x2 * (
+        1.0 / 362880.0 + x2 * (1.0 / 39916800.0 + x2 * (1.0 / 6227020800.0))))));
+}
+
 }  // namespace leap
 
 // Probability that 1-D Brownian motion started at the centre of (−a, a) is
@@ -304,6 +347,134 @@ __host__ __device__ inline double interval_position(double u, double s) {
     if (!(a > 0.0)) return sign;
     if (s >= leap::X_SWITCH) return sign * leap::mode_position(a, s);
     return sign * leap::image_position(a, s);
+}
+
+// Probability that Brownian motion started at the centre of a ball of radius R
+// is still inside at dimensionless time s = D t/R² (1 for s ≤ 0).
+__host__ __device__ inline double ball_survival(double s) {
+    if (!(s > 0.0)) return 1.0;
+    if (s < leap::BALL_SWITCH) {
+        const double y = 0.25 / s;
+        const double q = exp(-y);
+        const double q2 = q * q;
+        const double q4 = q2 * q2;
+        return 1.0 - leap::FOUR_OVER_SQRT_PI * sqrt(y) * q * (1.0 + q4 * q4);
+    }
+    const double x = exp(-leap::PI2 * s);
+    return 2.0 * x * leap::ball_modes(x).a;
+}
+
+// The dimensionless s with ball_survival(s) = u for u in (0, 1): the exit time
+// from a ball of radius R is s·R²/D (0 for u ≥ 1, inf for u ≤ 0).
+__host__ __device__ inline double ball_exit_time(double u) {
+    if (!(u < 1.0)) return 0.0;
+    if (!(u > 0.0)) return infinity();
+    if (u > leap::BALL_U_SWITCH) {
+        // images, in y = 1/(4s): y − ½ ln y − ln(1 + e^{−8y}) = L
+        const double big_l = leap::LN_FOUR_OVER_SQRT_PI - log(1.0 - u);
+        const double ll = log(big_l);
+        double x = big_l + 0.5 * ll + 0.25 * ll / big_l;
+        double lo = leap::BALL_Y_LO;
+        double hi = 2.0 * big_l;
+        if (!(x > lo && x < hi)) x = 0.5 * (lo + hi);
+        for (int it = 0; it < leap::MAX_ITER; ++it) {
+            const double e8 = exp(-8.0 * x);
+            const double f = x - 0.5 * log(x) - e8 * (1.0 - 0.5 * e8) - big_l;
+            const double f1 = 1.0 - 0.5 / x + 8.0 * e8;
+            const double f2 = 0.5 / (x * x) - 64.0 * e8;
+            const leap::Step st = leap::halley(x, f, f1, f2, lo, hi, 0.0);
+            x = st.x;
+            lo = st.lo;
+            hi = st.hi;
+            if (st.done) break;
+        }
+        return 0.25 / x;
+    }
+    if (u < leap::BALL_U_TINY) return (leap::LN_TWO - log(u)) / leap::PI2;
+    // modes, in x = e^{−π² s}: x − x⁴ + x⁹ − … = u/2
+    const double v = 0.5 * u;
+    const double v3 = v * v * v;
+    double x = v + v * v3 * (1.0 + v3 * (4.0 + v * v * (22.0 * v - 1.0)));
+    double lo = v;
+    double hi = leap::BALL_X_HI;
+    if (!(x >= lo && x < hi)) x = 0.5 * (lo + hi);
+    for (int it = 0; it < leap::MAX_ITER; ++it) {
+        const leap::Sums3 m = leap::ball_modes(x);
+        const double f = x * m.a - v;
+        const leap::Step st = leap::halley(x, f, m.b, m.c / x, lo, hi, 0.0);
+        x = st.x;
+        lo = st.lo;
+        hi = st.hi;
+        if (st.done) break;
+    }
+    return -log(x) / leap::PI2;
+}
+
+// Which proposal the horizon sampler uses at s: true = uniform in the ball,
+// false = the free Gaussian N(0, 2s I).
+__host__ __device__ inline bool ball_horizon_uniform(double s) {
+    return s >= leap::HORIZON_SWITCH;
+}
+
+// Acceptance probability, in [0, 1] to round-off, of a proposal at radius
+// r ≥ 0 (of the unit ball) for the position at time s given survival:
+// p_ball/p_free for the Gaussian proposal, p_ball(r)/p_ball(0) for the uniform
+// one; 0 for r ≥ 1.
+__host__ __device__ inline double ball_horizon_accept(double r, double s) {
+    if (!(r < 1.0)) return 0.0;
+    if (!(s >= leap::HORIZON_TINY)) return 1.0;
+    if (s >= leap::HORIZON_SWITCH) {
+        // modes: Σ n sin(nπr)/(πr)·c_n / Σ n² c_n, sin(nθ)/sin θ = U_{n−1}(cos θ)
+        const double x = exp(-leap::PI2 * s);
+        const double th = leap::PI * r;
+#if defined(__CUDA_ARCH__)
+        double sn, cs;
+        sincospi(r, &sn, &cs);  // r in [0, 1): no Payne–Hanek reduction (local memory)
+#else
+        const double sn = sin(th);
+        const double cs = cos(th);
+#endif
+        const double two_cs = 2.0 * cs;
+        double u_prev = 1.0, u_cur = two_cs;
+        const double x2 = x * x;
+        double ratio = x, c = 1.0, num = 1.0, den = 1.0;
+        for (int n = 2; n < leap::MAX_BALL_MODES; ++n) {
+            ratio = ratio * x2;
+            c = c * ratio;
+            const double nn = n * n * 1.0;
+            if (nn * c < leap::MODE_CUTOFF) break;
+            num = num + (n * u_cur) * c;
+            den = den + nn * c;
+            const double u_next = two_cs * u_cur - u_prev;
+            u_prev = u_cur;
+            u_cur = u_next;
+        }
+        double sinc = 1.0;
+        if (th > 0.0) sinc = sn / th;
+        return sinc * num / den;
+    }
+    // images: 1 + Σ_{n≥1} e^{−n²/s}[2cosh(nr/s) − (4n/r) sinh(nr/s)]
+    const double inv_s = 1.0 / s;
+    const double g = exp(-inv_s);
+    const double am1 = exp(-(1.0 - r) * inv_s);
+    const double ap1 = exp(-(1.0 + r) * inv_s);
+    const double g2 = g * g;
+    double am = am1, ap = ap1, gn = g, g2n = g2, acc = 1.0;
+    for (int n = 1; n < leap::IMAGE_PAIRS + 1; ++n) {
+        const double xn = n * r * inv_s;
+        double term;
+        if (xn < leap::SHC_SWITCH) {
+            term = (am + ap) - (4.0 * n * n) * inv_s * gn * leap::sinhc(xn);
+        } else {
+            term = (am + ap) - (2.0 * n / r) * (am - ap);
+        }
+        acc = acc + term;
+        am = am * am1 * g2n;
+        ap = ap * ap1 * g2n;
+        gn = gn * g2n * g;
+        g2n = g2n * g2;
+    }
+    return acc;
 }
 
 }  // namespace exo

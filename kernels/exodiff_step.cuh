@@ -51,11 +51,13 @@ constexpr double BRIDGE_CUTOFF = 40.0;
 constexpr double FAR_SIGMAS = 6.3245617;  // cells out of reach: see constants.py
 // Leaps: mirror of kernels/leap.py (tests/test_leaps.py checks that they agree).
 constexpr double LEAP_MARGIN_SIGMAS = 8.944281;
-constexpr double LEAP_MIN_SIGMAS = 4.0;
+constexpr double LEAP_MIN_SIGMAS = 3.0;
 constexpr long long LEAP_MIN_STEPS = 2;
 constexpr double LEAP_CAP_SPREADS = 10.0;
 constexpr double LEAP_LOOK_SIGMAS = 2.0;
-constexpr double SQRT3 = 1.7320508075688772;
+constexpr long long LEAP_MAX_ATTEMPTS = 4096;
+constexpr long long LEAP_ATTEMPT_STRIDE = 256;
+constexpr long long LEAP_ACCEPT_OFFSET = 128;
 
 // The kernels' arguments, container by container and field by field in the
 // order of kernels/state.py (tests/test_cuda_host.py checks that they agree).
@@ -359,11 +361,11 @@ __host__ __device__ __forceinline__ void unbinding_placement(Vesicle& v, int c, 
 
 // One more vesicle-step bound on cell c: an integer atomic on the device (exact
 // whatever the order of the threads), a plain sum in the host harness's loop.
-__host__ __device__ __forceinline__ void add_bound_step(long long* count) {
+__host__ __device__ __forceinline__ void add_bound_step(long long* count, long long k = 1) {
 #if defined(__CUDA_ARCH__)
-    atomicAdd(reinterpret_cast<unsigned long long*>(count), 1ull);
+    atomicAdd(reinterpret_cast<unsigned long long*>(count), (unsigned long long)k);
 #else
-    *count += 1;
+    *count += k;
 #endif
 }
 
@@ -472,18 +474,19 @@ __host__ __device__ __forceinline__ long long leap_horizon(long long n, const Ru
     return h - n;
 }
 
-// Where a leap ends (leap.leap_path): k steps later at the cube's centre +
-// a·c + drift·k·dt + g·(normals of its last step); cleared at its end.
+// How a leap ends (leap.leap_path): k steps later; sh == 0: it left the ball
+// (landing at centre + R·direction + drift·k·dt + g·(normals of its last
+// step)); sh > 0: inside at the horizon, at dimensionless time sh.
 struct LeapPath {
     long long k;
     bool cleared;
-    double c[3];
     double g;
+    double sh;
 };
 
-__host__ __device__ inline LeapPath leap_path(double u_time, double u_face, double u_clear, double u0,
-                                              double u1, double u2, long long steps, double a, double D,
-                                              double dt, double p_clear) {
+__host__ __device__ inline LeapPath leap_path(double u_time, double u_clear, long long steps, double R,
+                                              double D, double dt, double p_clear) {
+    using namespace leap;  // the ball's propagators (exodiff_leap.cuh)
     bool cleared = false;
     if (p_clear > 0.0) {
         const double survived = floor(log(u_clear) / log1p(-p_clear));
@@ -492,36 +495,85 @@ __host__ __device__ inline LeapPath leap_path(double u_time, double u_face, doub
             cleared = true;
         }
     }
-    const double s = cube_exit_time(u_time);
-    const double tau = s * a * a / D;
-    if (tau >= (double)steps * dt) {  // still inside at the horizon
-        const double sh = D * ((double)steps * dt) / (a * a);
-        return {steps, cleared, {interval_position(u0, sh), interval_position(u1, sh),
-                                 interval_position(u2, sh)}, 0.0};
-    }
+    const double s = ball_exit_time(u_time);
+    const double tau = s * R * R / D;
+    if (tau >= (double)steps * dt)  // still inside at the horizon
+        return {steps, cleared, 0.0, D * ((double)steps * dt) / (R * R)};
     long long k = (long long)ceil(tau / dt);
     k = k > 1 ? k : 1;
     k = k < steps ? k : steps;
     double delta = (double)k * dt - tau;
     delta = delta > 0.0 ? delta : 0.0;
-    const double g = sqrt(2.0 * D * delta);
-    int face = (int)(6.0 * u_face);
-    face = face < 5 ? face : 5;
-    const double side = (face & 1) ? 1.0 : -1.0;
-    const double q0 = interval_position(u0, s);
-    const double q1 = interval_position(u1, s);
-    const int axis = face >> 1;
-    LeapPath out = {k, cleared && k == steps, {q0, q1, side}, g};
-    if (axis == 0) {
-        out.c[0] = side;
-        out.c[1] = q0;
-        out.c[2] = q1;
-    } else if (axis == 1) {
-        out.c[0] = q0;
-        out.c[1] = side;
-        out.c[2] = q1;
+    return {k, cleared && k == steps, sqrt(2.0 * D * delta), 0.0};
+}
+
+// (cos 2πu, sin 2πu): philox's polynomials on the host (bit-identical with
+// Numba), sincospi on the device (as normals4).
+__host__ __device__ __forceinline__ void cos_sin_2pi(double u, double& c, double& s) {
+#if defined(__CUDA_ARCH__)
+    sincospi(2.0 * u, &s, &c);
+#else
+    poly_cos_sin_2pi(u, c, s);
+#endif
+}
+
+// A point of the unit ball's frame (by value: no array indexed at run time).
+struct Point3 {
+    double x, y, z;
+};
+
+// The point at radius r in the direction cos θ = 2 u_cos − 1, (cos φ, sin φ)
+// (leap.sphere_point).
+__host__ __device__ __forceinline__ Point3 sphere_point(double u_cos, double c_phi, double s_phi, double r) {
+    const double ct = 2.0 * u_cos - 1.0;
+    const double q = 1.0 - ct * ct;
+    const double st = sqrt(q > 0.0 ? q : 0.0);
+    return {r * (st * c_phi), r * (st * s_phi), r * ct};
+}
+
+// Position y in the unit ball at dimensionless time sh given survival, for
+// the leap of vesicle id from step n: exact rejection, attempt j from
+// counter (id, n, STREAM_LEAP_POSITION + 256 j) (leap.horizon_proposal and
+// step_numba._horizon_point).
+__host__ __device__ inline Point3 horizon_point(unsigned long long id, unsigned int n, double sh,
+                                                const Run& run) {
+    using namespace leap;
+    const bool uniform = ball_horizon_uniform(sh);
+    for (long long j = 0; j < LEAP_MAX_ATTEMPTS; ++j) {
+        const unsigned int w = (unsigned int)(STREAM_LEAP_POSITION + LEAP_ATTEMPT_STRIDE * j);
+        if (uniform) {
+            const Doubles4 u = uniforms4(id, n, w, run.k0, run.k1);
+            double c_phi, s_phi;
+            cos_sin_2pi(u.v2, c_phi, s_phi);
+#if defined(__CUDA_ARCH__)
+            const double r = cbrt(u.v0);  // pow(u, 1/3) to round-off
+#else
+            const double r = pow(u.v0, 1.0 / 3.0);
+#endif
+            const Point3 y = sphere_point(u.v1, c_phi, s_phi, r);
+            if (u.v3 < ball_horizon_accept(r, sh)) return y;
+        } else {
+            const Doubles4 z = normals4(id, n, w, run.k0, run.k1);
+            const double q = sqrt(2.0 * sh);
+            const Point3 y = {q * z.v0, q * z.v1, q * z.v2};
+            const double acc = ball_horizon_accept(sqrt(y.x * y.x + y.y * y.y + y.z * y.z), sh);
+            if (acc > 0.0 &&
+                uniforms4(id, n, w + (unsigned int)LEAP_ACCEPT_OFFSET, run.k0, run.k1).v0 < acc)
+                return y;
+        }
     }
-    return out;
+    return {0.0, 0.0, 0.0};
+}
+
+// x folded into [0, L] at two reflecting faces (leap.fold_reflecting).
+__host__ __device__ __forceinline__ double fold_reflecting(double x, double L) {
+    if (x < 0.0) x = -x;
+    if (x > L) {
+        x = x - 2.0 * L * floor(x / (2.0 * L));
+        if (x < 0.0) x = -x;  // x/(2L) rounded up
+        if (x > L) x = 2.0 * L - x;
+    }
+    return x;
 }
 
 // A look that finds the vesicle `gap` too close puts the next one off
@@ -541,22 +593,28 @@ __host__ __device__ __forceinline__ void put_off(long long i, long long n, long 
 }
 
 // A FREE vesicle (not in flight, looking) far from every surface leaps: its
-// cube from the clearance, then leap_path.  Returns the steps it flies (0: it
-// did not leap).
+// ball from the clearance, then leap_path (and the horizon sampler).
+// Returns the steps it flies (0: it did not leap).
 __host__ __device__ inline long long try_leap(Vesicle& v, long long i, long long n, double D, double s,
                                                 double vr, const Box& box, const Args& args) {
     const double dt = args.run.dt;
     const long long horizon = leap_horizon(n, args.run);
     if (horizon < LEAP_MIN_STEPS || !(s > 0.0)) return 0;
-    const double vx = EXO_LDG(args.dom.flow + 0), vy = EXO_LDG(args.dom.flow + 1);
-    const double vz = EXO_LDG(args.dom.flow + 2) - EXO_LDG(args.par.settling + i);
-    const double speed = sqrt(vx * vx + vy * vy + vz * vz);
-    double d = infinity();
+    const double vel[3] = {EXO_LDG(args.dom.flow + 0), EXO_LDG(args.dom.flow + 1),
+                           EXO_LDG(args.dom.flow + 2) - EXO_LDG(args.par.settling + i)};
+    const double speed = sqrt(vel[0] * vel[0] + vel[1] * vel[1] + vel[2] * vel[2]);
+    // the faces: absorbing ones kept m away (d), reflecting ones under drift
+    // touched at most (w); a drift-free reflecting face is crossed by folding
+    double d = infinity(), w = infinity();
+    EXO_UNROLL
     for (int a = 0; a < 3; ++a) {
         if (box.periodic[a]) continue;
-        const double lo = v.p[a], hi = box.L[a] - v.p[a];
-        const double m = hi < lo ? hi : lo;
-        d = m < d ? m : d;
+        EXO_UNROLL
+        for (int side = 0; side < 2; ++side) {
+            const double gap = side == 0 ? v.p[a] : box.L[a] - v.p[a];
+            if (box.absorb[2 * a + side]) d = gap < d ? gap : d;
+            else if (vel[a] != 0.0) w = gap < w ? gap : w;
+        }
     }
     long long kb[3];
     double e2 = 0.0;
@@ -573,9 +631,9 @@ __host__ __device__ inline long long try_leap(Vesicle& v, long long i, long long
     const double unlisted = EXO_LDG(args.grid.clearance + b) - sqrt(e2);
     d = unlisted < d ? unlisted : d;  // the cells the bin does not list
     const double margin = LEAP_MARGIN_SIGMAS * s + speed * dt;
-    const double need = margin + SQRT3 * (LEAP_MIN_SIGMAS * s);
-    if (!(d - margin > LEAP_MIN_SIGMAS * s)) {  // too close already
-        put_off(i, n, horizon, need - d, s, speed, dt, args);
+    double r = d - margin < w ? d - margin : w;
+    if (!(r > LEAP_MIN_SIGMAS * s)) {  // too close already
+        put_off(i, n, horizon, LEAP_MIN_SIGMAS * s - r, s, speed, dt, args);
         return 0;
     }
     // and those it lists, exactly (none without a cell lookup: no gitems, as in contact)
@@ -587,37 +645,45 @@ __host__ __device__ inline long long try_leap(Vesicle& v, long long i, long long
         const double dc = sqrt(separation(v.p, c, ce, e, box, args)) - (EXO_LDG(args.cells.cradius + c) + vr);
         d = dc < d ? dc : d;
     }
-    const double r = d - margin;
+    r = d - margin < w ? d - margin : w;
     long long steps = horizon;
     if (speed > 0.0) {
         const double kmax = r / (2.0 * speed * dt);
         if (kmax < (double)steps) steps = (long long)floor(kmax > -1.0 ? kmax : -1.0);
     }
-    double a = (r - speed * ((double)steps * dt)) / SQRT3;
+    double R = r - speed * ((double)steps * dt);
     const double cap = LEAP_CAP_SPREADS * (s * sqrt((double)steps));
-    a = cap < a ? cap : a;
-    if (steps < LEAP_MIN_STEPS || !(a >= LEAP_MIN_SIGMAS * s)) {
-        put_off(i, n, horizon, need - d, s, speed, dt, args);
+    R = cap < R ? cap : R;
+    if (steps < LEAP_MIN_STEPS || !(R >= LEAP_MIN_SIGMAS * s)) {
+        put_off(i, n, horizon, LEAP_MIN_SIGMAS * s - r, s, speed, dt, args);
         return 0;
     }
     const unsigned long long id = (unsigned long long)i;
-    const Doubles4 w = uniforms4(id, (unsigned int)n, STREAM_LEAP, args.run.k0, args.run.k1);
-    const Doubles4 q = uniforms4(id, (unsigned int)n, STREAM_LEAP_POSITION, args.run.k0, args.run.k1);
-    const LeapPath path = leap_path(w.v0, w.v1, w.v2, w.v3, q.v0, q.v1, steps, a, D, dt,
+    const Doubles4 u = uniforms4(id, (unsigned int)n, STREAM_LEAP, args.run.k0, args.run.k1);
+    const LeapPath path = leap_path(u.v0, u.v1, steps, R, D, dt,
                                     EXO_LDG(args.par.p_clear + EXO_LDG(args.par.species + i)));
     const long long k = path.k;
-    double z[3] = {0.0, 0.0, 0.0};
-    if (path.g > 0.0) {
-        const Doubles4 zz = normals4(id, (unsigned int)(n + k - 1), STREAM_DIFFUSE, args.run.k0, args.run.k1);
-        z[0] = zz.v0;
-        z[1] = zz.v1;
-        z[2] = zz.v2;
+    Point3 y;
+    Point3 z = {0.0, 0.0, 0.0};
+    if (path.sh > 0.0) {  // inside at the horizon
+        y = horizon_point(id, (unsigned int)n, path.sh, args.run);
+    } else {
+        double c_phi, s_phi;
+        cos_sin_2pi(u.v3, c_phi, s_phi);
+        y = sphere_point(u.v2, c_phi, s_phi, 1.0);
+        if (path.g > 0.0) {
+            const Doubles4 zz = normals4(id, (unsigned int)(n + k - 1), STREAM_DIFFUSE, args.run.k0, args.run.k1);
+            z = {zz.v0, zz.v1, zz.v2};
+        }
     }
     const double t = (double)k * dt;
-    const double vel[3] = {vx, vy, vz};
+    const double land[3] = {v.p[0] + (R * y.x + (vel[0] * t + path.g * z.x)),
+                            v.p[1] + (R * y.y + (vel[1] * t + path.g * z.y)),
+                            v.p[2] + (R * y.z + (vel[2] * t + path.g * z.z))};
+    EXO_UNROLL
     for (int ax = 0; ax < 3; ++ax)
-        v.p[ax] = fold(v.p[ax] + (a * path.c[ax] + (vel[ax] * t + path.g * z[ax])), box.L[ax],
-                       box.periodic[ax], v.image[ax]);
+        v.p[ax] = box.periodic[ax] ? fold(land[ax], box.L[ax], true, v.image[ax])
+                                   : fold_reflecting(land[ax], box.L[ax]);
     args.ves.leap_end[i] = n + k;
     args.ves.leaps[i] += 1;
     args.ves.leap_steps[i] += k;
@@ -675,6 +741,25 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
         const unsigned int nn = (unsigned int)n;  // counter word 1
         if (st == PENDING) {
             changed |= births(v, i, n, args);
+            continue;
+        }
+        if (st == BOUND && adaptive) {
+            // the steps without a bound-state event only add bound time and
+            // count: in a tight loop, counted once (step_numba's
+            // _bound_for_good and _bound_until_event: the same sums)
+            const double pe = EXO_LDG(args.types.type_p_event + EXO_LDG(args.cells.ctype + v.cell));
+            double duration = args.ves.bound_duration[i];
+            long long m = n;
+            while (m < n1 && !(pe > 0.0 && uniforms4(id, (unsigned int)m, STREAM_BOUND, args.run.k0,
+                                                     args.run.k1).v0 < pe)) {
+                duration += dt;
+                ++m;
+            }
+            args.ves.bound_duration[i] = duration;
+            if (m > n) add_bound_step(args.cells.cell_bound_steps + v.cell, m - n);
+            if (m == n1) break;
+            n = m;  // the event's step, as in the step-major loop
+            changed |= bound_events(v, i, (double)(n + 1) * dt, D, vr, id, (unsigned int)n, box, args);
             continue;
         }
         if (st == BOUND) {

@@ -1,8 +1,9 @@
-"""Exact first-passage propagators of Brownian motion in an interval and a cube.
+"""Exact first-passage propagators of Brownian motion in an interval, a cube and a ball.
 
 The leap stage (DESIGN §2 "Stepping") moves a free vesicle far from every
-surface by a whole protective cube at once.  These scalar functions sample,
-from uniforms, the exit time from the cube and the position inside it at a
+surface by a whole protective domain at once, a cube (sections 1–4) or the
+ball circumscribing it (sections 5–7).  These scalar functions sample, from
+uniforms, the exit time from the domain and the position inside it at a
 given time, exactly (to round-off); kernels/exodiff_leap.cuh holds their C++
 twins, operation for operation, so the host harness matches them bit for bit.
 
@@ -101,14 +102,116 @@ centre of a cube of half-width a; x = X/a and s = D t/a².
      to what the double ξ can resolve next to ±1 (the image form of H also
      cancels there).
 
+5. The ball.  A vesicle starts at the centre of a ball of radius R; now
+   x = X/R, r = |x| and s = D t/R².  The density of surviving paths p(r, s)
+   is radial, and v = r·p turns ∂_s p = Δp = p_rr + (2/r) p_r into the 1-D
+   ∂_s v = v_rr on (0, 1), with v(0) = 0 (p is finite) and v(1) = 0: the
+   interval problem again, in r.  The radial Dirichlet eigenfunctions are
+   φ_n = sin(nπr)/(r√(2π)) (∫φ_n² dV = 1), λ_n = n²π², φ_n(0) = nπ/√(2π), so
+
+       p(r, s) = Σ_{n≥1} (n/2) sin(nπr)/r · e^{−n²π² s}                     (eigen)
+
+   Images: v's odd extension to (−1, 1), zero at ±1, is 2-periodic
+   (v(2 − r) = −v(r) = v(−r)), so v = Σ_{n∈Z} v0(r − 2n) with v0 = r·p_free,
+   p_free = (4πs)^{−3/2} e^{−r²/(4s)} (v0 is odd: the sum is zero at ±1, terms
+   n and 1 − n cancel there), i.e.
+
+       p/p_free = Σ_{n∈Z} (1 − 2n/r) e^{−n(n−r)/s}                            (images)
+                = 1 + Σ_{n≥1} e^{−n²/s} [2cosh(nr/s) − (4n/r) sinh(nr/s)]
+
+   (terms n and −n paired, so r → 0 is a limit, not a cancellation).  With
+   ∫_0^1 4πr²·(n/2) sin(nπr)/r dr = 2(−1)^{n+1} and the Laplace transform
+   E e^{−λT} = √λ/sinh√λ = 2√λ Σ_{m≥0} e^{−(2m+1)√λ} (u = E_x e^{−λT} solves
+   Δu = λu, u = 1 on the sphere: u = sinh(√λ r)/(r sinh√λ)), inverted term by
+   term, the survival is
+
+       S(s) = 2 Σ_{n≥1} (−1)^{n+1} e^{−n²π² s}
+            = 1 − (2/√(πs)) Σ_{m≥0} e^{−(2m+1)²/(4s)}
+
+   (Poisson partners again), and with x = e^{−π² s} the eigen form is a
+   lacunary power series, S = 2P(x), P(x) = x − x⁴ + x⁹ − x¹⁶ + …  The mean
+   exit time is ∫_0^∞ S ds = (2/π²) Σ (−1)^{n+1}/n² = 1/6, i.e. R²/(6D)
+   (against 0.225 a²/D for the inscribed cube, a = R/√3: leaps 2.2× longer),
+   and the exit point is uniform on the sphere (the problem is isotropic;
+   its direction is independent of T).  The mass beyond radius ξ, from
+   ∫ r sin(kr) dr = sin(kr)/k² − r cos(kr)/k, is
+   H(ξ) = 2 Σ e^{−n²π²s} [(−1)^{n+1} + ξ cos(nπξ) − sin(nπξ)/(nπ)]
+   (H(0) = S; the tests check the sampler's radii against 1 − H/S).
+
+6. The ball: which form where, the inversion, the error bounds.
+   * ``ball_survival(s)``: images below BALL_SWITCH = 0.1 with m = 0, 1 (the
+     first dropped term is e^{−6/s} < e^{−60} = 8.8e-27 of the first; the
+     second is q⁹ = q·(q⁴)², q = e^{−1/(4s)}, within 10ε of a term < e^{−20}
+     of the sum); modes from 0.1 on, the terms x^{n²−1} relative to the first
+     summed while ≥ MODE_CUTOFF = 1e-20 (n ≤ 6 at s = 0.1), so the dropped
+     alternating tail is < 1e-20 of the sum.  Relative error ≤ 4ε(1 + π² s)
+     (the argument's rounding amplified by e^{−π² s}, as for the interval).
+   * ``ball_exit_time(u)``: the root of S(s) = u, chosen by u against
+     BALL_U_SWITCH = S(0.1) = 0.70710…  Rather than E(s) = −ln S = −ln u in s
+     (the cube's way), each regime solves the equation whose round-off is
+     smallest, with the safeguarded Halley step ``_halley``:
+     - u > BALL_U_SWITCH (s < 0.1): there 1 − u is exact (Sterbenz) and is
+       the image sum, so in y = 1/(4s): y − ½ ln y − ln(1 + e^{−8y}) = L,
+       L = ln(4/√π) − ln(1 − u) (ln(1 + e) taken as e(1 − e/2), an error
+       < e³/3 < 1e-21 for y ≥ 2); f' ≥ 0.75, bracket [2, 2L], first guess
+       y ≈ L + ½ ln L + ln L/(4L), the asymptotic root of y = L + ½ ln y.
+     - u ≤ BALL_U_SWITCH: P(x) = u/2 in x = e^{−π² s}, a polynomial (no
+       exp or log in the loop), increasing on the bracket [u/2, ½]
+       (P(x) ≤ x; 2P(½) = 0.879 > u), first guess the series reversion
+       x ≈ v + v⁴ + 4v⁷ − v⁹ + 22v¹⁰ (v = u/2), then s = −ln x/π², whose
+       relative error is that of x over |ln x| ≥ 0.98.  Below
+       BALL_U_TINY = 2⁻²⁴, x = u/2 to (u/2)³ < 3e-23 relative:
+       s = (ln 2 − ln u)/π² directly (u/2 would underflow for the least u).
+     Typical counts: 1–2 evaluations (modes), 2 (images).  In ulps of
+     s, against 40-digit mpmath at 500 quantiles: ≤ 2.2 (images), ≤ 2.7
+     (modes).  In Numba a call costs less than cube_exit_time's (the modes'
+     loop is a polynomial, one log after it; tests/test_firstpassage.py run
+     as a script prints both).
+
+7. The ball: the position at a horizon s given survival, by exact rejection.
+   The target density is p(x, s)/S(s) on the ball.  Rejection sampling
+   (von Neumann) from a proposal density g with acceptance a = c·p/g ≤ 1
+   returns exactly the density ∝ p, at the acceptance rate c·S.
+   * s < HORIZON_SWITCH = 0.19: g = the free Gaussian N(0, 2s I),
+     a = p/p_free from the images.  a ≤ 1 because p_free − p is the density
+     of the free paths that left the ball before s (≥ 0); a ≥ 0, and a = 0
+     at r ≥ 1 (the sum vanishes at r = 1; outside it is set to 0).  Rate:
+     S(s) > S(0.19) = 0.3055.  Pairs n = 1, 2, 3 (pair n is at most
+     2e^{−n(n−1)/s}(1 + 2n²/s): n = 4 < 1.3e-25 for s < 0.19); the factors
+     e^{−n(n∓r)/s} and e^{−n²/s} by recurrence from three exps; in the
+     paired form (4n/r) sinh(nr/s) = (4n²/s)·sinh(x)/x, x = nr/s, with
+     sinh(x)/x by its Taylor series below SHC_SWITCH = 0.5 (error < 5e-17)
+     and as the difference of the two exponentials above (cancelling by at
+     most coth ½ ≈ 2.2), so a is continuous at r → 0, where it tends to
+     1 + Σ e^{−n²/s}(2 − 4n²/s).  Absolute error a few ε (each exponential's
+     argument rounding costs ε·x e^{−x} ≤ ε/e).  Below HORIZON_TINY = 1e-18
+     the sum is 1.0 in doubles for every r < 1 (e^{−(1−r)/s} ≤ e^{−111}).
+   * s ≥ HORIZON_SWITCH: g uniform in the ball, a = p(r)/p(0) from the modes:
+     a = (sin θ/θ) Σ n U_{n−1}(cos θ) c_n / Σ n² c_n, θ = πr, c_n = x^{n²−1},
+     with sin(nθ)/sin θ = U_{n−1}(cos θ) by the Chebyshev recurrence (no
+     division by a vanishing r; a(0) = 1 exactly).  a ≤ 1 term by term:
+     |sin nθ| ≤ n|sin θ| ≤ nθ, so n·sin(nπr)/(πr) ≤ n², with c_n > 0.  Terms
+     while n² c_n ≥ 1e-20 (n ≤ 5 at s = 0.19).  Rate: S/((4π/3)·p(0, s)),
+     p(0, s) = (π/2) Σ n² e^{−n²π² s}: 0.2986 at s = 0.19, rising to 3/π² =
+     0.304 as s → ∞.
+   The switch 0.19 sits next to where the two rates cross (s = 0.1922,
+   both 0.299), so every s > 0 accepts ≥ 29.8 % of proposals.  The kernels
+   draw the proposals (leap.py); ``ball_horizon_uniform(s)`` says which.
+
 Sources: the series are the textbook solutions of the diffusion equation on an
 interval (Carslaw & Jaeger, Conduction of Heat in Solids, §3.3; Feller, vol. 2,
-§X.5 for the theta identity); cubic protective domains sampled axis by axis
-follow Donev et al., J. Comput. Phys. 229, 3214 (2010), after Oppelstrup et
-al., Phys. Rev. Lett. 97, 230602 (2006).  Reinsch's modification of the
-trigonometric recurrence: Stoer & Bulirsch, Introduction to Numerical Analysis,
-§2.3.  Goldberg's log1p: D. Goldberg, "What every computer scientist should
-know about floating-point arithmetic" (1991), Theorem 4.
+§X.5 for the theta identity) and in a sphere (Carslaw & Jaeger, ch. IX, the
+sphere with zero surface temperature, through v = r·p); cubic protective
+domains sampled axis by axis follow Donev et al., J. Comput. Phys. 229, 3214
+(2010), after Oppelstrup et al., Phys. Rev. Lett. 97, 230602 (2006), whose
+first-passage kinetic Monte Carlo also uses spheres; jumping to a uniform point
+of the largest sphere around the walker is the walk on spheres (M. E. Muller,
+Ann. Math. Statist. 27, 569 (1956)).  Rejection sampling: J. von Neumann,
+"Various techniques used in connection with random digits" (1951).  Reinsch's
+modification of the trigonometric recurrence: Stoer & Bulirsch, Introduction
+to Numerical Analysis, §2.3.  Goldberg's log1p: D. Goldberg, "What every
+computer scientist should know about floating-point arithmetic" (1991),
+Theorem 4.
 """
 import math
 
@@ -413,3 +516,195 @@ def interval_position(u, s):
     if s >= X_SWITCH:
         return sign * _mode_position(a, s)
     return sign * _image_position(a, s)
+
+
+# -- the ball ---------------------------------------------------------------------
+PI = 3.141592653589793                   # π
+LN_TWO = 0.6931471805599453              # ln 2
+FOUR_OVER_SQRT_PI = 2.256758334191025    # 4/√π
+LN_FOUR_OVER_SQRT_PI = 0.8139294181951905  # ln(4/√π)
+
+BALL_SWITCH = 0.1     # survival, exit time: images below, modes from here on
+# S_ball at the double BALL_SWITCH, correctly rounded (40-digit sums of both series):
+# ball_exit_time's regime switch (images for u above it)
+BALL_U_SWITCH = 0.707100348157759
+BALL_Y_LO = 2.0       # exit time, images: bracket 1/(4s) ≥ 2 (s ≤ ⅛; the first
+                      # dropped image there is e^{−48} ≈ 1.4e-21 of 1 − S)
+BALL_X_HI = 0.5       # exit time, modes: bracket e^{−π² s} ≤ ½ (2P(½) = 0.879 > u)
+BALL_U_TINY = 2.0 ** -24  # below: e^{−π² s} = u/2 exactly (next term (u/2)³ < 3e-23)
+MAX_BALL_MODES = 12   # never reached for e^{−π² s} ≤ ½ (n ≤ 9 there)
+HORIZON_SWITCH = 0.19  # horizon: free-Gaussian proposal below, uniform from here on
+HORIZON_TINY = 1e-18  # horizon below: the acceptance is 1.0 in doubles for every r < 1
+IMAGE_PAIRS = 3       # horizon, images: n = ±1, ±2, ±3 (±4 < 1.3e-25 for s < 0.19)
+SHC_SWITCH = 0.5      # sinh(x)/x by its series below (7 terms, error < 5e-17)
+
+
+@njit(cache=True)
+def _ball_modes(x):
+    """(A, B, C) = Σ_{n≥1} (−1)^{n+1} (1, n², n²(n²−1))·x^{n²−1} for
+    x = e^{−π² s}: S = 2xA, and with P(x) = xA: P' = B, x·P'' = C.  Summed
+    while x^{n²−1} ≥ MODE_CUTOFF (the dropped tail alternates and falls)."""
+    x2 = x * x
+    ratio = x
+    c = 1.0
+    a = 1.0
+    b = 1.0
+    cc = 0.0
+    sign = 1.0
+    for n in range(2, MAX_BALL_MODES):
+        ratio = ratio * x2          # x^{2n−1}
+        c = c * ratio               # x^{n²−1}
+        if c < MODE_CUTOFF:
+            break
+        sign = -sign
+        term = sign * c
+        nn = n * n * 1.0
+        a = a + term
+        b = b + nn * term
+        cc = cc + (nn * (nn - 1.0)) * term
+    return a, b, cc
+
+
+@njit(cache=True)
+def ball_survival(s):
+    """Probability that Brownian motion started at the centre of a ball of
+    radius R is still inside at dimensionless time s = D t/R² (1 for s ≤ 0)."""
+    if not s > 0.0:
+        return 1.0
+    if s < BALL_SWITCH:
+        y = 0.25 / s
+        q = math.exp(-y)
+        q2 = q * q
+        q4 = q2 * q2
+        return 1.0 - FOUR_OVER_SQRT_PI * math.sqrt(y) * q * (1.0 + q4 * q4)
+    x = math.exp(-PI2 * s)
+    a, b, c = _ball_modes(x)
+    return 2.0 * x * a
+
+
+@njit(cache=True)
+def ball_exit_time(u):
+    """The dimensionless s with ball_survival(s) = u for u in (0, 1): the exit
+    time from a ball of radius R is s·R²/D (0 for u ≥ 1, inf for u ≤ 0)."""
+    if not u < 1.0:
+        return 0.0
+    if not u > 0.0:
+        return math.inf
+    if u > BALL_U_SWITCH:
+        # images, in y = 1/(4s): ln(1 − S) = ln(4/√π) + ½ ln y − y + ln(1 + e^{−8y});
+        # 1 − u is exact here (Sterbenz), so solve y − ½ ln y − ln(1 + e^{−8y}) = L
+        big_l = LN_FOUR_OVER_SQRT_PI - math.log(1.0 - u)
+        ll = math.log(big_l)
+        x = big_l + 0.5 * ll + 0.25 * ll / big_l      # y = L + ½ ln y, asymptotically
+        lo = BALL_Y_LO
+        hi = 2.0 * big_l
+        if not (x > lo and x < hi):
+            x = 0.5 * (lo + hi)
+        for it in range(MAX_ITER):
+            e8 = math.exp(-8.0 * x)
+            f = x - 0.5 * math.log(x) - e8 * (1.0 - 0.5 * e8) - big_l
+            f1 = 1.0 - 0.5 / x + 8.0 * e8
+            f2 = 0.5 / (x * x) - 64.0 * e8
+            x, lo, hi, done = _halley(x, f, f1, f2, lo, hi, 0.0)
+            if done:
+                break
+        return 0.25 / x
+    if u < BALL_U_TINY:
+        return (LN_TWO - math.log(u)) / PI2
+    # modes, in x = e^{−π² s}: P(x) = x − x⁴ + x⁹ − … = u/2, P increasing on
+    # (0, ½]; P(v) ≤ v, so the root is ≥ v = u/2; first guess from x = v + x⁴ − x⁹
+    v = 0.5 * u
+    v3 = v * v * v
+    x = v + v * v3 * (1.0 + v3 * (4.0 + v * v * (22.0 * v - 1.0)))
+    lo = v
+    hi = BALL_X_HI
+    if not (x >= lo and x < hi):
+        x = 0.5 * (lo + hi)
+    for it in range(MAX_ITER):
+        a, b, c = _ball_modes(x)
+        f = x * a - v
+        x, lo, hi, done = _halley(x, f, b, c / x, lo, hi, 0.0)
+        if done:
+            break
+    return -math.log(x) / PI2
+
+
+@njit(cache=True)
+def ball_horizon_uniform(s):
+    """Which proposal the horizon sampler uses at s: True = uniform in the
+    ball, False = the free Gaussian N(0, 2s I)."""
+    return s >= HORIZON_SWITCH
+
+
+@njit(cache=True)
+def _sinhc(x):
+    """sinh(x)/x for 0 ≤ x < SHC_SWITCH by its Taylor series to x¹² (error < 5e-17)."""
+    x2 = x * x
+    return 1.0 + x2 * (1.0 / 6.0 + x2 * (1.0 / 120.0 + x2 * (1.0 / 5040.0 + x2 * (
+        1.0 / 362880.0 + x2 * (1.0 / 39916800.0 + x2 * (1.0 / 6227020800.0))))))
+
+
+@njit(cache=True)
+def ball_horizon_accept(r, s):
+    """Acceptance probability, in [0, 1] to round-off, of a proposal at radius
+    r ≥ 0 (of the unit ball) for the position at time s given survival:
+    p_ball/p_free for the Gaussian proposal (s < HORIZON_SWITCH),
+    p_ball(r)/p_ball(0) for the uniform one; 0 for r ≥ 1."""
+    if not r < 1.0:
+        return 0.0
+    if not s >= HORIZON_TINY:
+        return 1.0
+    if s >= HORIZON_SWITCH:
+        # modes: Σ n sin(nπr)/(πr)·c_n / Σ n² c_n, c_n = x^{n²−1};
+        # sin(nθ)/sin θ = U_{n−1}(cos θ) by its recurrence
+        x = math.exp(-PI2 * s)
+        th = PI * r
+        sn = math.sin(th)
+        cs = math.cos(th)
+        two_cs = 2.0 * cs
+        u_prev = 1.0               # U_{n−2}
+        u_cur = two_cs             # U_{n−1}, n = 2
+        x2 = x * x
+        ratio = x
+        c = 1.0
+        num = 1.0
+        den = 1.0
+        for n in range(2, MAX_BALL_MODES):
+            ratio = ratio * x2
+            c = c * ratio
+            nn = n * n * 1.0
+            if nn * c < MODE_CUTOFF:
+                break
+            num = num + (n * u_cur) * c
+            den = den + nn * c
+            u_next = two_cs * u_cur - u_prev
+            u_prev = u_cur
+            u_cur = u_next
+        sinc = 1.0
+        if th > 0.0:
+            sinc = sn / th
+        return sinc * num / den
+    # images: 1 + Σ_{n≥1} e^{−n²/s}[2cosh(nr/s) − (4n/r) sinh(nr/s)], with
+    # am, ap = e^{−n(n∓r)/s} and gn = e^{−n²/s} by recurrence from n = 1
+    inv_s = 1.0 / s
+    g = math.exp(-inv_s)
+    am1 = math.exp(-(1.0 - r) * inv_s)
+    ap1 = math.exp(-(1.0 + r) * inv_s)
+    g2 = g * g
+    am = am1
+    ap = ap1
+    gn = g
+    g2n = g2                      # g^{2n}
+    acc = 1.0
+    for n in range(1, IMAGE_PAIRS + 1):
+        xn = n * r * inv_s
+        if xn < SHC_SWITCH:       # (4n/r) sinh(nr/s) = (4n²/s) sinh(x)/x
+            term = (am + ap) - (4.0 * n * n) * inv_s * gn * _sinhc(xn)
+        else:
+            term = (am + ap) - (2.0 * n / r) * (am - ap)
+        acc = acc + term
+        am = am * am1 * g2n
+        ap = ap * ap1 * g2n
+        gn = gn * g2n * g
+        g2n = g2n * g2
+    return acc

@@ -29,8 +29,8 @@ STREAM_PLACE = 3     # setup: initial placement (counter word 1 = attempt)
 STREAM_BIRTH = 4     # setup: secretion times (counter word 0 = donor cell)
 STREAM_RADIUS = 5    # setup: vesicle radius draw
 STREAM_SURFACE = 6   # setup: birth position on the donor's surface
-STREAM_LEAP = 7      # per leap (word 1 = its first step): exit time, face, clearance, a position
-STREAM_LEAP_POSITION = 8  # per leap: the other positions in the cube
+STREAM_LEAP = 7      # per leap (word 1 = its first step): exit time, clearance, exit direction (cos θ, φ)
+STREAM_LEAP_POSITION = 8  # per leap at its horizon: attempt j of the position in the ball uses 8 + 256 j (and + 128)
 
 M0 = 0xD2511F53
 M1 = 0xCD9E8D57

@@ -58,11 +58,13 @@ import numba
 import numpy as np
 
 from .constants import (ABSORB, BOUND, BRIDGE_CUTOFF, CLEARED, DEGRADED, DELIVERED, EXITED,
-                        FAR_SIGMAS, FREE, INTERNALIZED, PENDING, PERIODIC)
-from .leap import (LEAP_CAP_SPREADS, LEAP_LOOK_SIGMAS, LEAP_MARGIN_SIGMAS, LEAP_MIN_SIGMAS,
-                   LEAP_MIN_STEPS, SQRT3, leap_path)
+                        FAR_SIGMAS, FREE, INTERNALIZED, PENDING, PERIODIC, REFLECT)
+from .firstpassage import ball_horizon_uniform
+from .leap import (LEAP_ACCEPT_OFFSET, LEAP_ATTEMPT_STRIDE, LEAP_CAP_SPREADS, LEAP_LOOK_SIGMAS,
+                   LEAP_MARGIN_SIGMAS, LEAP_MAX_ATTEMPTS, LEAP_MIN_SIGMAS, LEAP_MIN_STEPS,
+                   fold_reflecting, horizon_proposal, leap_path, sphere_point)
 from .philox import STREAM_BOUND, STREAM_CONTACT, STREAM_DIFFUSE, STREAM_LEAP, STREAM_LEAP_POSITION
-from .philox_numba import normals4, uniforms4
+from .philox_numba import normals4, poly_cos_sin_2pi, uniforms4
 from .surface import binding_probability, release_fraction, unbind_distance
 
 inline = numba.njit(cache=True, inline="always")
@@ -301,6 +303,39 @@ def _bound_events(i, n, t1, bound_steps, run, ves, par, dom, cells, types):
 
 
 @inline
+def _bound_for_good(i, n, n1, bound_steps, run, ves):
+    """7. for a BOUND vesicle whose cell type has no bound-state event
+    (p_event = 0): steps n..n1-1 change nothing but the bound time and
+    count, so add them in one go (the same additions in the same order as
+    _bound_events, step by step: the same bits)."""
+    duration = ves.bound_duration[i]
+    for _ in range(n, n1):
+        duration += run.dt
+    ves.bound_duration[i] = duration
+    bound_steps[ves.cell[i]] += n1 - n
+
+
+@inline
+def _bound_until_event(i, n, n1, p_event, bound_steps, run, ves):
+    """7. for a BOUND vesicle with bound-state events (p_event > 0): the
+    steps from n on in which none happens (u0 of STREAM_BOUND ≥ p_event)
+    only add to the bound time and count, so add them in a tight loop (the
+    same additions in the same order as _bound_events: the same bits).
+    Returns the step of the next event, or n1."""
+    duration = ves.bound_duration[i]
+    m = n
+    while m < n1:
+        u0, _, _, _ = uniforms4(i, m, STREAM_BOUND, run.k0, run.k1)
+        if u0 < p_event:
+            break
+        duration += run.dt
+        m += 1
+    ves.bound_duration[i] = duration
+    bound_steps[ves.cell[i]] += m - n
+    return m
+
+
+@inline
 def _clearance(i, n, t1, u, run, ves, par):
     """8. Cleared in the medium with probability 1 − exp(−k_clear dt)."""
     pcl = par.p_clear[par.species[i]]
@@ -357,10 +392,57 @@ def _leap_horizon(n, run):
 
 
 @inline
+def _leap_faces(a, x, va, d, w, dom):
+    """(d, w) lowered to the faces of axis a, from coordinate x, under drift
+    va: d to absorbing faces (kept m away), w to reflecting faces under drift
+    (the ball may touch them); a reflecting face on a drift-free axis is
+    crossed by folding (kernels/leap.py, item 5)."""
+    if dom.face_kind[2 * a] == PERIODIC:
+        return d, w
+    for side in range(2):
+        gap = x if side == 0 else dom.box[a] - x
+        if dom.face_kind[2 * a + side] == ABSORB:
+            d = min(d, gap)
+        elif va != 0.0:
+            w = min(w, gap)
+    return d, w
+
+
+@inline
+def _horizon_point(i, n, sh, run):
+    """Position in the unit ball at dimensionless time sh given survival,
+    for the leap of vesicle i from step n: exact rejection (kernels/leap.py, item 4)."""
+    uniform = ball_horizon_uniform(sh)
+    for j in range(LEAP_MAX_ATTEMPTS):
+        w = STREAM_LEAP_POSITION + LEAP_ATTEMPT_STRIDE * j
+        if uniform:
+            u0, u1, u2, u3 = uniforms4(i, n, w, run.k0, run.k1)
+            c_phi, s_phi = poly_cos_sin_2pi(u2)
+            y0, y1, y2, acc = horizon_proposal(True, u0, u1, 0.0, c_phi, s_phi, sh)
+            if u3 < acc:
+                return y0, y1, y2
+        else:
+            z0, z1, z2, _ = normals4(i, n, w, run.k0, run.k1)
+            y0, y1, y2, acc = horizon_proposal(False, z0, z1, z2, 0.0, 0.0, sh)
+            if acc > 0.0 and uniforms4(i, n, w + LEAP_ACCEPT_OFFSET, run.k0, run.k1)[0] < acc:
+                return y0, y1, y2
+    return 0.0, 0.0, 0.0
+
+
+@inline
+def _land(i, a, x, dom, image):
+    """A leap's landing coordinate x on axis a into the box: wrapped on a
+    periodic axis, folded on a closed one (kernels/leap.py, item 5)."""
+    if dom.face_kind[2 * a] == PERIODIC:
+        return _fold(i, a, x, dom, image)
+    return fold_reflecting(x, dom.box[a])
+
+
+@inline
 def _try_leap(i, n, horizon, run, ves, par, dom, cells, grid):
     """11. A FREE vesicle (not in flight) far from every surface leaps
-    (kernels/leap.py): its cube from the clearance, then leap_path, landing
-    at step leap_end.  Returns whether it leapt."""
+    (kernels/leap.py): its ball from the clearance, then leap_path (and the
+    horizon sampler), landing at step leap_end.  Returns whether it leapt."""
     dt = run.dt
     s = par.sigma[i]
     if horizon < LEAP_MIN_STEPS or not s > 0.0:
@@ -369,13 +451,12 @@ def _try_leap(i, n, horizon, run, ves, par, dom, cells, grid):
     vy = dom.flow[1]
     vz = dom.flow[2] - par.settling[i]
     speed = math.sqrt(vx * vx + vy * vy + vz * vz)
-    d = math.inf
-    for a in range(3):
-        if dom.face_kind[2 * a] != PERIODIC:
-            d = min(d, min(ves.pos[i, a], dom.box[a] - ves.pos[i, a]))
     x = ves.pos[i, 0]
     y = ves.pos[i, 1]
     z = ves.pos[i, 2]
+    d, w = _leap_faces(0, x, vx, math.inf, math.inf, dom)
+    d, w = _leap_faces(1, y, vy, d, w, dom)
+    d, w = _leap_faces(2, z, vz, d, w, dom)
     kx = min(max(int(math.floor(x / grid.bin_size[0])), 0), grid.nbins[0] - 1)
     ky = min(max(int(math.floor(y / grid.bin_size[1])), 0), grid.nbins[1] - 1)
     kz = min(max(int(math.floor(z / grid.bin_size[2])), 0), grid.nbins[2] - 1)
@@ -386,9 +467,9 @@ def _try_leap(i, n, horizon, run, ves, par, dom, cells, grid):
     b = (kx * grid.nbins[1] + ky) * grid.nbins[2] + kz
     d = min(d, grid.clearance[b] - dist)  # the cells the bin does not list
     margin = LEAP_MARGIN_SIGMAS * s + speed * dt
-    need = margin + SQRT3 * (LEAP_MIN_SIGMAS * s)
-    if not d - margin > LEAP_MIN_SIGMAS * s:  # too close already (the test below fails too)
-        _put_off(i, n, horizon, need - d, s, speed, dt, ves)
+    r = min(d - margin, w)
+    if not r > LEAP_MIN_SIGMAS * s:  # too close already (the test below fails too)
+        _put_off(i, n, horizon, LEAP_MIN_SIGMAS * s - r, s, speed, dt, ves)
         return False
     # the cells it lists, exactly (none without a cell lookup: gitems empty, as in _contact)
     listed_end = grid.gstart[b + 1] if grid.gitems.size > 0 else grid.gstart[b]
@@ -398,30 +479,34 @@ def _try_leap(i, n, horizon, run, ves, par, dom, cells, grid):
         qy = _min_image(y - cells.ccenter[c, 1], 1, dom)
         qz = _min_image(z - cells.ccenter[c, 2], 2, dom)
         d = min(d, math.sqrt(qx * qx + qy * qy + qz * qz) - (cells.cradius[c] + par.vradius[i]))
-    r = d - margin
+    r = min(d - margin, w)
     steps = horizon
     if speed > 0.0:
         kmax = r / (2.0 * speed * dt)
         if kmax < steps:
             steps = int(math.floor(max(kmax, -1.0)))
-    a = (r - speed * (steps * dt)) / SQRT3
-    a = min(a, LEAP_CAP_SPREADS * (s * math.sqrt(steps)))
-    if steps < LEAP_MIN_STEPS or not a >= LEAP_MIN_SIGMAS * s:
-        _put_off(i, n, horizon, need - d, s, speed, dt, ves)
+    R = r - speed * (steps * dt)
+    R = min(R, LEAP_CAP_SPREADS * (s * math.sqrt(steps)))
+    if steps < LEAP_MIN_STEPS or not R >= LEAP_MIN_SIGMAS * s:
+        _put_off(i, n, horizon, LEAP_MIN_SIGMAS * s - r, s, speed, dt, ves)
         return False
-    u_time, u_face, u_clear, u0 = uniforms4(i, n, STREAM_LEAP, run.k0, run.k1)
-    u1, u2, _, _ = uniforms4(i, n, STREAM_LEAP_POSITION, run.k0, run.k1)
-    k, cleared, c0, c1, c2, g = leap_path(u_time, u_face, u_clear, u0, u1, u2, steps, a,
-                                          par.diffusion[i], dt, par.p_clear[par.species[i]])
+    u_time, u_clear, u_cos, u_phi = uniforms4(i, n, STREAM_LEAP, run.k0, run.k1)
+    k, cleared, g, sh = leap_path(u_time, u_clear, steps, R, par.diffusion[i], dt,
+                                  par.p_clear[par.species[i]])
     z0 = 0.0
     z1 = 0.0
     z2 = 0.0
-    if g > 0.0:
-        z0, z1, z2, _ = normals4(i, n + k - 1, STREAM_DIFFUSE, run.k0, run.k1)
+    if sh > 0.0:  # inside at the horizon
+        y0, y1, y2 = _horizon_point(i, n, sh, run)
+    else:
+        c_phi, s_phi = poly_cos_sin_2pi(u_phi)
+        y0, y1, y2 = sphere_point(u_cos, c_phi, s_phi, 1.0)
+        if g > 0.0:
+            z0, z1, z2, _ = normals4(i, n + k - 1, STREAM_DIFFUSE, run.k0, run.k1)
     t = k * dt
-    ves.pos[i, 0] = _fold(i, 0, x + (a * c0 + (vx * t + g * z0)), dom, ves.image)
-    ves.pos[i, 1] = _fold(i, 1, y + (a * c1 + (vy * t + g * z1)), dom, ves.image)
-    ves.pos[i, 2] = _fold(i, 2, z + (a * c2 + (vz * t + g * z2)), dom, ves.image)
+    ves.pos[i, 0] = _land(i, 0, x + (R * y0 + (vx * t + g * z0)), dom, ves.image)
+    ves.pos[i, 1] = _land(i, 1, y + (R * y1 + (vy * t + g * z1)), dom, ves.image)
+    ves.pos[i, 2] = _land(i, 2, z + (R * y2 + (vz * t + g * z2)), dom, ves.image)
     ves.leap_end[i] = n + k
     ves.leaps[i] += 1
     ves.leap_steps[i] += k
@@ -572,8 +657,14 @@ def advance_vesicles(i0, i1, n0, n1, bound_steps, run, ves, par, dom, cells, typ
                 continue
             t1 = (n + 1) * run.dt
             if st == BOUND:
-                _bound_events(i, n, t1, bound_steps, run, ves, par, dom, cells, types)
-                n += 1
+                p_event = types.type_p_event[cells.ctype[ves.cell[i]]]
+                if not p_event > 0.0:
+                    _bound_for_good(i, n, n1, bound_steps, run, ves)
+                    break
+                n = _bound_until_event(i, n, n1, p_event, bound_steps, run, ves)
+                if n < n1:  # the event's step, as in the step-major loop
+                    _bound_events(i, n, (n + 1) * run.dt, bound_steps, run, ves, par, dom, cells, types)
+                    n += 1
                 continue
             if st == INTERNALIZED and types.type_p_endo[cells.ctype[ves.cell[i]]] > 0.0:
                 _endosome_events(i, n, t1, run, ves, par, dom, cells, types)

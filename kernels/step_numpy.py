@@ -13,11 +13,13 @@ import math
 import numpy as np
 
 from .constants import (ABSORB, BOUND, BRIDGE_CUTOFF, CLEARED, DEGRADED, DELIVERED, EXITED, FREE,
-                        INTERNALIZED, PENDING, PERIODIC)
-from .leap import (LEAP_CAP_SPREADS, LEAP_LOOK_SIGMAS, LEAP_MARGIN_SIGMAS, LEAP_MIN_SIGMAS,
-                   LEAP_MIN_STEPS, SQRT3, leap_path)
+                        INTERNALIZED, PENDING, PERIODIC, REFLECT)
+from .firstpassage import ball_horizon_uniform
+from .leap import (LEAP_ACCEPT_OFFSET, LEAP_ATTEMPT_STRIDE, LEAP_CAP_SPREADS, LEAP_LOOK_SIGMAS,
+                   LEAP_MARGIN_SIGMAS, LEAP_MAX_ATTEMPTS, LEAP_MIN_SIGMAS, LEAP_MIN_STEPS,
+                   fold_reflecting, horizon_proposal, leap_path, sphere_point)
 from .philox import (STREAM_BOUND, STREAM_CONTACT, STREAM_DIFFUSE, STREAM_LEAP, STREAM_LEAP_POSITION,
-                     normals4_np, uniforms4_np)
+                     normals4_np, poly_cos_sin_2pi_np, uniforms4_np)
 from .surface import (EPS_MAX, G1, G2, G3, G4, G5, Q10, Q11, Q12, Q20, Q21, Q22, Q30, Q31,
                       Q32)
 
@@ -302,10 +304,50 @@ def _leap_horizon(n, run):
     return int(min(h, stops[min(np.searchsorted(stops, n, side="right"), stops.size - 1)]) - n)
 
 
+def _leap_faces(p, drift, dom):
+    """(d, w) for points p [n, 3] under drift [n, 3]: the distance to the
+    nearest absorbing face (kept m away), and to the nearest reflecting
+    face under drift (the ball may touch it); a reflecting face on a
+    drift-free axis is crossed by folding (kernels/leap.py, item 5)."""
+    d = np.full(p.shape[0], np.inf)
+    w = np.full(p.shape[0], np.inf)
+    for a in range(3):
+        if dom.face_kind[2 * a] == PERIODIC:
+            continue
+        for side in range(2):
+            gap = p[:, a] if side == 0 else dom.box[a] - p[:, a]
+            if dom.face_kind[2 * a + side] == ABSORB:
+                d = np.minimum(d, gap)
+            else:
+                w = np.where(drift[:, a] != 0.0, np.minimum(w, gap), w)
+    return d, w
+
+
+def _horizon_point(i, n, sh, run):
+    """Position in the unit ball at dimensionless time sh given survival,
+    for the leap of vesicle i from step n: exact rejection (kernels/leap.py, item 4)."""
+    uniform = ball_horizon_uniform(sh)
+    for j in range(LEAP_MAX_ATTEMPTS):
+        w = STREAM_LEAP_POSITION + LEAP_ATTEMPT_STRIDE * j
+        if uniform:
+            u0, u1, u2, u3 = (float(u) for u in uniforms4_np(i, n, w, run.k0, run.k1))
+            c_phi, s_phi = (float(c) for c in poly_cos_sin_2pi_np(u2))
+            y0, y1, y2, acc = horizon_proposal(True, u0, u1, 0.0, c_phi, s_phi, sh)
+            if u3 < acc:
+                return y0, y1, y2
+        else:
+            z0, z1, z2, _ = (float(z) for z in normals4_np(i, n, w, run.k0, run.k1))
+            y0, y1, y2, acc = horizon_proposal(False, z0, z1, z2, 0.0, 0.0, sh)
+            if acc > 0.0 and float(uniforms4_np(i, n, w + LEAP_ACCEPT_OFFSET, run.k0, run.k1)[0]) < acc:
+                return y0, y1, y2
+    return 0.0, 0.0, 0.0
+
+
 def _try_leap(idx, n, run, ves, par, dom, cells, grid):
     """11. FREE vesicles idx (not in flight, looking) far from every surface
-    leap (kernels/leap.py): their cube from the clearance, then leap_path;
-    those too close put their next look off.  Returns which leapt."""
+    leap (kernels/leap.py): their ball from the clearance, then leap_path
+    (and the horizon sampler); those too close put their next look off.
+    Returns which leapt."""
     dt = run.dt
     horizon = _leap_horizon(n, run)
     p = ves.pos[idx]
@@ -314,10 +356,7 @@ def _try_leap(idx, n, run, ves, par, dom, cells, grid):
     vy = np.full(idx.size, dom.flow[1])
     vz = dom.flow[2] - par.settling[idx]
     speed = np.sqrt(vx * vx + vy * vy + vz * vz)
-    d = np.full(idx.size, np.inf)
-    for a in range(3):
-        if dom.face_kind[2 * a] != PERIODIC:
-            d = np.minimum(d, np.minimum(p[:, a], dom.box[a] - p[:, a]))
+    d, w = _leap_faces(p, np.stack([vx, vy, vz], axis=1), dom)
     e = []
     for a in range(3):
         k = np.minimum(np.maximum(np.floor(p[:, a] / grid.bin_size[a]).astype(np.int64), 0),
@@ -327,8 +366,8 @@ def _try_leap(idx, n, run, ves, par, dom, cells, grid):
     b = _bin_of(p, grid)
     d = np.minimum(d, grid.clearance[b] - dist)  # the cells the bin does not list
     margin = LEAP_MARGIN_SIGMAS * s + speed * dt
-    near = ~(d - margin > LEAP_MIN_SIGMAS * s)  # too close already: the look ends here
-    d_near = d.copy()
+    r_near = np.minimum(d - margin, w)
+    near = ~(r_near > LEAP_MIN_SIGMAS * s)  # too close already: the look ends here
     first, count = grid.gstart[b], grid.gstart[b + 1] - grid.gstart[b]
     if grid.gitems.size == 0:  # no cell lookup (as in _contact): no listed cells
         count = np.zeros_like(count)
@@ -340,42 +379,44 @@ def _try_leap(idx, n, run, ves, par, dom, cells, grid):
         ez = _min_image(p[j, 2] - cells.ccenter[c, 2], 2, dom)
         dc = np.sqrt(ex * ex + ey * ey + ez * ez) - (cells.cradius[c] + par.vradius[idx[j]])
         d[j] = np.minimum(d[j], dc)
-    d = np.where(near, d_near, d)
-    r = d - margin
+    r = np.where(near, r_near, np.minimum(d - margin, w))
     steps = np.full(idx.size, horizon, dtype=np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):
         kmax = r / (2.0 * speed * dt)
     short = (speed > 0.0) & (kmax < steps)
     steps[short] = np.floor(np.maximum(kmax[short], -1.0)).astype(np.int64)
-    a = (r - speed * (steps * dt)) / SQRT3
-    a = np.minimum(a, LEAP_CAP_SPREADS * (s * np.sqrt(np.maximum(steps, 0).astype(np.float64))))
-    go = (horizon >= LEAP_MIN_STEPS) & (s > 0.0) & ~near & (steps >= LEAP_MIN_STEPS) & (a >= LEAP_MIN_SIGMAS * s)
+    R = r - speed * (steps * dt)
+    R = np.minimum(R, LEAP_CAP_SPREADS * (s * np.sqrt(np.maximum(steps, 0).astype(np.float64))))
+    go = (horizon >= LEAP_MIN_STEPS) & (s > 0.0) & ~near & (steps >= LEAP_MIN_STEPS) & (R >= LEAP_MIN_SIGMAS * s)
     _put_off(idx, (horizon >= LEAP_MIN_STEPS) & (s > 0.0) & ~go, n, horizon,
-             margin + SQRT3 * (LEAP_MIN_SIGMAS * s) - d, s, speed, dt, ves)
-    j = np.nonzero(go)[0]
-    if j.size == 0:
-        return go
-    i = idx[j]
-    u_time, u_face, u_clear, u0 = uniforms4_np(i, n, STREAM_LEAP, run.k0, run.k1)
-    u1, u2, _, _ = uniforms4_np(i, n, STREAM_LEAP_POSITION, run.k0, run.k1)
-    out = [leap_path(u_time[m], u_face[m], u_clear[m], u0[m], u1[m], u2[m], int(steps[j[m]]),
-                     a[j[m]], par.diffusion[i[m]], dt, par.p_clear[par.species[i[m]]])
-           for m in range(i.size)]
-    k = np.array([o[0] for o in out], dtype=np.int64)
-    cleared = np.array([o[1] for o in out], dtype=bool)
-    c = np.array([o[2:5] for o in out], dtype=np.float64).reshape(-1, 3)
-    g = np.array([o[5] for o in out], dtype=np.float64)
-    z = [np.where(g > 0.0, zz, 0.0)  # drawn only where there is a partial step
-         for zz in normals4_np(i, n + k - 1, STREAM_DIFFUSE, run.k0, run.k1)[:3]]
-    t = k * dt
-    for ax, v in enumerate((vx[j], vy[j], vz[j])):
-        x = p[j, ax] + (a[j] * c[:, ax] + (v * t + g * z[ax]))
-        ves.pos[i, ax] = _fold(x, ax, dom, ves.image, i)
-    ves.leap_end[i] = n + k
-    ves.leaps[i] += 1
-    ves.leap_steps[i] += k
-    ves.state[i[cleared]] = CLEARED
-    ves.cleared_time[i[cleared]] = (n + k[cleared]) * dt
+             LEAP_MIN_SIGMAS * s - r, s, speed, dt, ves)
+    u_time, u_clear, u_cos, u_phi = uniforms4_np(idx, n, STREAM_LEAP, run.k0, run.k1)
+    for m in np.nonzero(go)[0]:  # one by one, as the twins
+        i = int(idx[m])
+        k, cleared, g, sh = leap_path(float(u_time[m]), float(u_clear[m]), int(steps[m]), float(R[m]),
+                                      float(par.diffusion[i]), dt, float(par.p_clear[par.species[i]]))
+        z = (0.0, 0.0, 0.0)
+        if sh > 0.0:  # inside at the horizon
+            y = _horizon_point(i, n, sh, run)
+        else:
+            c_phi, s_phi = (float(c) for c in poly_cos_sin_2pi_np(u_phi[m]))
+            y = sphere_point(float(u_cos[m]), c_phi, s_phi, 1.0)
+            if g > 0.0:
+                z = tuple(float(zz) for zz in normals4_np(i, n + k - 1, STREAM_DIFFUSE, run.k0, run.k1)[:3])
+        t = k * dt
+        one = np.array([i])
+        for ax, v in enumerate((float(vx[m]), float(vy[m]), float(vz[m]))):
+            x = float(p[m, ax]) + (float(R[m]) * y[ax] + (v * t + g * z[ax]))
+            if dom.face_kind[2 * ax] == PERIODIC:
+                ves.pos[i, ax] = _fold(np.array([x]), ax, dom, ves.image, one)[0]
+            else:
+                ves.pos[i, ax] = fold_reflecting(x, float(dom.box[ax]))
+        ves.leap_end[i] = n + k
+        ves.leaps[i] += 1
+        ves.leap_steps[i] += k
+        if cleared:
+            ves.state[i] = CLEARED
+            ves.cleared_time[i] = (n + k) * dt
     return go
 
 

@@ -6,7 +6,8 @@ the NumPy reference, and the CUDA host harness matches both, on scenes with
 cells, drift and settling, periodic, reflecting and absorbing faces,
 clearance and births; thread count, chunking and interrupt + resume change
 nothing; leaps happen and none passes a horizon; and adaptive equals fixed
-stepping in distribution (free diffusion with drift: mean and MSD).
+stepping in distribution (free diffusion with drift: mean and MSD; folds
+across drift-free faces and a floor touched under drift: mean and spread).
 """
 import copy
 import os
@@ -202,7 +203,8 @@ def test_adaptive_equals_fixed_in_distribution(tmp_path):
         arrays, summary = _run(_drifting(stepping, seed), "numba", tmp_path, f"{stepping}.h5")
         out[stepping] = arrays["pos"] - np.array([26.0, 30.0, 30.0])
         if stepping == "adaptive":
-            assert summary["leaps"] > 4000  # most of the way by leaps
+            # most of the way by leaps (the ball reaches the horizon: one each)
+            assert summary["leaps"] >= 4000 and summary["steps_taken"] < 0.05 * summary["vesicle_steps"]
     n = out["fixed"].shape[0]
     for a, exact_mean in enumerate((4.0, 0.0, 0.0)):
         x, y = out["adaptive"][:, a], out["fixed"][:, a]
@@ -213,6 +215,44 @@ def test_adaptive_equals_fixed_in_distribution(tmp_path):
         se2 = np.sqrt((dx.var() + dy.var()) / n)
         assert abs(dx.mean() - dy.mean()) < 4.5 * se2, a
         assert abs(dx.mean() - 8.0) < 4.5 * np.sqrt(dx.var() / n), a
+
+
+def _slab(stepping, seed):
+    """4000 vesicles in a reflecting 60 × 12 × 12 µm box with flow towards
+    the floor, started 1.5 µm above it, for 1 s: leaps fold across the
+    drift-free x and y faces (the narrow y axis many times over) and touch
+    the floor under drift (kernels/leap.py, items 5 and 6)."""
+    return scenario(
+        run={"duration": 1.0, "dt": 1e-3, "seed": seed, "stepping": stepping},
+        medium={"flow": [0.0, 0.0, -2.0]},
+        domain={"size": [60.0, 12.0, 12.0], "boundary": "reflect"},
+        vesicles={"ev": {"radius": 0.05, "diffusion": 4.0, "count": 4000,
+                         "placement": {"point": [30.0, 6.0, 1.5]}}},
+    )
+
+
+def test_folded_and_floor_touching_leaps_equal_fixed_stepping_in_distribution(tmp_path):
+    """Per axis, the mean and the mean square about it after 1 s, adaptive
+    against fixed stepping (independent seeds), within 4.5 standard errors."""
+    out = {}
+    for stepping, seed in (("adaptive", 3), ("fixed", 4)):
+        arrays, summary = _run(_slab(stepping, seed), "numba", tmp_path, f"{stepping}.h5")
+        out[stepping] = arrays["pos"]
+        if stepping == "adaptive":
+            assert summary["leaps"] > 8000 and summary["steps_taken"] < 0.5 * summary["vesicle_steps"]
+    n = out["fixed"].shape[0]
+    for a in range(3):
+        x, y = out["adaptive"][:, a], out["fixed"][:, a]
+        assert abs(x.mean() - y.mean()) < 4.5 * np.sqrt((x.var() + y.var()) / n), a
+        dx, dy = (x - x.mean()) ** 2, (y - y.mean()) ** 2
+        assert abs(dx.mean() - dy.mean()) < 4.5 * np.sqrt((dx.var() + dy.var()) / n), a
+
+
+def test_fold_reflecting_is_the_triangle_wave():
+    L = 12.0
+    for x, want in ((5.0, 5.0), (-3.0, 3.0), (13.0, 11.0), (25.0, 1.0), (-25.0, 1.0), (35.0, 11.0),
+                    (0.0, 0.0), (L, L), (-L, L), (2 * L, 0.0)):
+        assert leap.fold_reflecting(x, L) == want, x
 
 
 def test_cuda_leap_constants_mirror_leap_py():
@@ -233,7 +273,6 @@ def test_the_margin_bounds_the_partial_step_by_e_minus_40():
     M = leap.LEAP_MARGIN_SIGMAS
     assert M * M / 2.0 >= BRIDGE_CUTOFF
     assert math.erfc(M / math.sqrt(2.0)) <= math.exp(-BRIDGE_CUTOFF)
-    assert leap.SQRT3 == math.sqrt(3.0)
 
 
 def test_stepping_key_is_checked(tmp_path):
