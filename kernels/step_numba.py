@@ -288,7 +288,8 @@ def _bound_events(i, n, t1, horizon, bound_steps, run, ves, par, dom, cells, typ
     ves.bound_duration[i] += steps * run.dt
     bound_steps[c] += steps
     if k > 0:
-        ves.leap_steps[i] += k - 1  # steps not taken (the run summary)
+        if k > 1:
+            ves.leap_steps[i] += k - 1  # steps not taken (the run summary)
         return k
     if u1 >= types.type_frac_off[T]:
         if u1 >= types.type_cut_fuse[T]:
