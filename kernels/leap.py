@@ -113,9 +113,10 @@ and checkpoints see exact state, snapshot states need no leap fields
 happened), and nothing depends on chunking, thread count or resume.
 INTERNALIZED vesicles with endosomal rates (p = type_p_endo > 0) wait the
 same way (stage 10); with p = 0 nothing ever happens to them, and they wait
-for nothing.  A BOUND vesicle's wait adds its k steps to Vesicles.leap_steps
-(steps not taken, for the run summary, which counts FREE and BOUND
-vesicle-steps); an endosome's wait adds nothing there.
+for nothing.  A BOUND vesicle's wait of k steps adds k − 1 to
+Vesicles.leap_steps (the steps it covers beyond its one visit: not taken, for
+the run summary, whose vesicle-steps count FREE and BOUND vesicles); an
+endosome's wait adds nothing there.
 """
 import math
 
