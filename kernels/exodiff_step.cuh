@@ -10,8 +10,8 @@
 // 6. unbinding_placement, 7. bound_events, 8. clearance, 9. births,
 // 10. endosome_events, and with run.stepping = "adaptive" 11. try_leap
 // (kernels/leap.py: the vesicle then jumps its step counter to the landing
-// step; entry points *_adaptive).  Loop
-// invariants are hoisted, and two shortcuts (min_image, bridge) skip divisions
+// step; entry points *_adaptive), where 7 and 10 also wait for the next
+// event in one visit (kernels/leap.py, "Waits").  Loop invariants are hoisted, and two shortcuts (min_image, bridge) skip divisions
 // only where they provably change no bit.  Contact uniforms are drawn lazily,
 // like Numba, but each stage draws the STREAM_CONTACT words again (a pure
 // function of the counter: the same numbers) rather than keeping all four in
@@ -379,11 +379,11 @@ __host__ __device__ __forceinline__ long long wait_steps(double u0, double p, lo
 
 // 0 if the vesicle (BOUND, or INTERNALIZED with p > 0) has its event in step
 // n (u0 < p, or due at the end of a wait), else the steps this visit covers:
-// 1 in fixed stepping (horizon 0), else a wait, which ends at leap_end and
+// 1 in fixed stepping (horizon ≤ 0), else a wait, which ends at leap_end and
 // marks in leap_look the event due at its end.  Twin of step_numba._wait.
 __host__ __device__ __forceinline__ long long wait(long long i, long long n, long long horizon, double p,
                                                    double u0, const Args& args) {
-    if (horizon == 0) return u0 < p ? 0 : 1;
+    if (horizon <= 0) return u0 < p ? 0 : 1;  // fixed stepping (or past the run's last stop)
     if (u0 < p || args.ves.leap_look[i] == -1 - n) return 0;  // an event now, or due
     const long long k = wait_steps(u0, p, horizon);
     args.ves.leap_end[i] = n + k;

@@ -36,6 +36,9 @@ tries 11. a leap (kernels/leap.py): it then flies over many steps, skipped by
 every stage until it lands (Vesicles.leap_end).  Without receptor capacity
 adaptive runs go vesicle by vesicle (``advance_vesicles``, each with its own
 step counter, as on the GPU), so a leap costs one visit, not one per step.
+A BOUND vesicle, and an INTERNALIZED one with endosomal rates, likewise
+waits for its next event in one visit (stages 7 and 10; kernels/leap.py,
+"Waits"), skipped until then by the same test (Vesicles.leap_end).
 
 Each block of vesicles runs step by step: the block's normals first, in a
 loop free of branches and libm calls (philox.normals4 uses polynomials) that
@@ -315,9 +318,9 @@ def _wait(i, n, horizon, p, u0, ves):
     """0 if the vesicle (BOUND, or INTERNALIZED with p > 0; p: its event
     probability per step, u0: the first uniform of its draw) has its event
     in step n, else the steps this visit covers: 1 in fixed stepping
-    (``horizon`` 0), else a wait, which ends at leap_end and marks in
+    (``horizon`` ≤ 0), else a wait, which ends at leap_end and marks in
     leap_look the event due at its end (kernels/leap.py, "Waits")."""
-    if horizon == 0:
+    if horizon <= 0:  # fixed stepping (or past the run's last stop: no horizon left)
         return 0 if u0 < p else 1
     if u0 < p or ves.leap_look[i] == -1 - n:  # an event now, or due: a wait ended here
         return 0

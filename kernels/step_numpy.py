@@ -273,7 +273,7 @@ def _wait(idx, n, horizon, p, u0, ves):
     (kernels/leap.py, "Waits")."""
     event = (p > 0.0) & (u0 < p)
     k = np.ones(idx.size, dtype=np.int64)
-    if horizon == 0:
+    if horizon <= 0:  # fixed stepping (or past the run's last stop: no horizon left)
         return event, k
     event = event | (ves.leap_look[idx] == -1 - n)  # due: a wait ended here
     w = np.nonzero(~event)[0]
