@@ -11,7 +11,8 @@
 // 10. endosome_events, and with run.stepping = "adaptive" 11. try_leap
 // (kernels/leap.py: the vesicle then jumps its step counter to the landing
 // step; entry points *_adaptive), where 7 and 10 also wait for the next
-// event in one visit (kernels/leap.py, "Waits").  Loop invariants are hoisted, and two shortcuts (min_image, bridge) skip divisions
+// event in one visit (kernels/leap.py, "Waits").  Loop invariants are
+// hoisted, and two shortcuts (min_image, bridge) skip divisions
 // only where they provably change no bit.  Contact uniforms are drawn lazily,
 // like Numba, but each stage draws the STREAM_CONTACT words again (a pure
 // function of the counter: the same numbers) rather than keeping all four in
