@@ -307,8 +307,9 @@ class Simulation:
     def _summary(self, out, done, wall, **extra):
         counts = dict(zip(STATE_NAMES, (int(c) for c in self.observe()[0])))
         a = self.model.arrays
-        # leaps and the vesicle-steps they covered (since the last full state
-        # a resumed run started from: snapshots do not keep the counters)
+        # leaps, and the vesicle-steps not taken: covered by leaps or by waits
+        # of BOUND vesicles (kernels/leap.py), since the last full state a
+        # resumed run started from (snapshots do not keep the counters)
         leaps, leapt = int(a["leaps"].sum()), int(a["leap_steps"].sum())
         return {"path": out, "wall_time": wall, "vesicle_steps": done,
                 "stepping": self.model.stepping, "leaps": leaps,

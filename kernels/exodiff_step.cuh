@@ -10,8 +10,9 @@
 // 6. unbinding_placement, 7. bound_events, 8. clearance, 9. births,
 // 10. endosome_events, and with run.stepping = "adaptive" 11. try_leap
 // (kernels/leap.py: the vesicle then jumps its step counter to the landing
-// step; entry points *_adaptive).  Loop
-// invariants are hoisted, and two shortcuts (min_image, bridge) skip divisions
+// step; entry points *_adaptive), where 7 and 10 also wait for the next
+// event in one visit (kernels/leap.py, "Waits").  Loop invariants are
+// hoisted, and two shortcuts (min_image, bridge) skip divisions
 // only where they provably change no bit.  Contact uniforms are drawn lazily,
 // like Numba, but each stage draws the STREAM_CONTACT words again (a pure
 // function of the counter: the same numbers) rather than keeping all four in
@@ -359,9 +360,9 @@ __host__ __device__ __forceinline__ void unbinding_placement(Vesicle& v, int c, 
     v.cell = -1;
 }
 
-// One more vesicle-step bound on cell c: an integer atomic on the device (exact
+// k more vesicle-steps bound on cell c: an integer atomic on the device (exact
 // whatever the order of the threads), a plain sum in the host harness's loop.
-__host__ __device__ __forceinline__ void add_bound_step(long long* count, long long k = 1) {
+__host__ __device__ __forceinline__ void add_bound_steps(long long* count, long long k) {
 #if defined(__CUDA_ARCH__)
     atomicAdd(reinterpret_cast<unsigned long long*>(count), (unsigned long long)k);
 #else
@@ -369,41 +370,75 @@ __host__ __device__ __forceinline__ void add_bound_step(long long* count, long l
 #endif
 }
 
+// Steps a vesicle with event probability p waits from a step whose uniform
+// u0 >= p gave no event: leap.wait_steps (kernels/leap.py, "Waits").
+__host__ __device__ __forceinline__ long long wait_steps(double u0, double p, long long horizon) {
+    if (!(p > 0.0)) return horizon;
+    const double j = log1p(-u0) / log1p(-p);
+    if (j >= (double)horizon) return horizon;  // compared before the floor: j may exceed any integer
+    const long long k = (long long)floor(j);
+    return k > 1 ? k : 1;
+}
+
+// 0 if the vesicle (BOUND, or INTERNALIZED with p > 0) has its event in step
+// n (u0 < p, or due at the end of a wait), else the steps this visit covers:
+// 1 in fixed stepping (horizon ≤ 0), else a wait, which ends at leap_end and
+// marks in leap_look the event due at its end.  Twin of step_numba._wait.
+__host__ __device__ __forceinline__ long long wait(long long i, long long n, long long horizon, double p,
+                                                   double u0, const Args& args) {
+    if (horizon <= 0) return u0 < p ? 0 : 1;  // fixed stepping (or past the run's last stop)
+    if (u0 < p || args.ves.leap_look[i] == -1 - n) return 0;  // an event now, or due
+    const long long k = wait_steps(u0, p, horizon);
+    args.ves.leap_end[i] = n + k;
+    if (k < horizon) args.ves.leap_look[i] = -1 - (n + k);
+    return k;
+}
+
 // 7. A BOUND vesicle unbinds, is internalized or fuses (competing rates).
 // Every step begun bound adds dt to its bound_duration and one to its cell's
-// cell_bound_steps.  Returns whether the Vesicle changed.
-__host__ __device__ __forceinline__ bool bound_events(Vesicle& v, long long i, double t1, double D,
-                                                      double vr, unsigned long long id, unsigned int nn,
-                                                      const Box& box, const Args& args) {
+// cell_bound_steps.  horizon: in adaptive stepping the steps to the next
+// horizon, and without an event in step n it waits (kernels/leap.py,
+// "Waits"); 0 in fixed stepping.  t1 from n, as in clearance.  Returns the
+// steps this visit covers; `changed`: whether the Vesicle changed.
+__host__ __device__ __forceinline__ long long bound_events(Vesicle& v, long long i, long long n,
+                                                           long long horizon, double D, double vr,
+                                                           unsigned long long id, unsigned int nn,
+                                                           const Box& box, const Args& args, bool& changed) {
     const int c = v.cell;
     const int ty = EXO_LDG(args.cells.ctype + c);
-    args.ves.bound_duration[i] += args.run.dt;
-    add_bound_step(args.cells.cell_bound_steps + c);
     const double p_event = EXO_LDG(args.types.type_p_event + ty);
-    if (p_event <= 0.0) return false;
-    const Doubles4 u = uniforms4(id, nn, STREAM_BOUND, args.run.k0, args.run.k1);
-    if (u.v0 >= p_event) return false;
+    Doubles4 u = {1.0, 0.0, 0.0, 0.0};  // without a rate: no event, no draw
+    if (p_event > 0.0) u = uniforms4(id, nn, STREAM_BOUND, args.run.k0, args.run.k1);
+    const long long k = wait(i, n, horizon, p_event, u.v0, args);
+    const long long steps = k > 0 ? k : 1;
+    args.ves.bound_duration[i] += (double)steps * args.run.dt;
+    add_bound_steps(args.cells.cell_bound_steps + c, steps);
+    if (k > 0) {
+        if (k > 1) args.ves.leap_steps[i] += k - 1;  // steps not taken (the run summary)
+        return k;
+    }
+    changed = true;
     const double frac_off = EXO_LDG(args.types.type_frac_off + ty);
     if (u.v1 >= frac_off) {
         if (u.v1 >= EXO_LDG(args.types.type_cut_fuse + ty)) {
             v.state = DELIVERED;
-            args.ves.fused_time[i] = t1;
-            return true;
+            args.ves.fused_time[i] = (double)(n + 1) * args.run.dt;
+            return 1;
         }
         v.state = INTERNALIZED;
         if (args.ves.internalized_cell[i] < 0) {  // not recycled before
-            args.ves.internalized_time[i] = t1;
+            args.ves.internalized_time[i] = (double)(n + 1) * args.run.dt;
             args.ves.internalized_cell[i] = c;
         }
-        return true;
+        return 1;
     }
     // unbind, unless the release counts as rebinding within the step
     // (u1/frac_off is uniform; surface.release_fraction)
     const double Rc = EXO_LDG(args.cells.cradius + c) + vr;
     if (u.v1 >= frac_off * release_fraction(EXO_LDG(args.cells.ckappa + c), D, args.run.dt, Rc))
-        return true;  // rebound within the step: nothing moved
+        return 1;  // rebound within the step: nothing moved
     unbinding_placement(v, c, Rc, u.v2, u.v3, D, box, args);
-    return true;
+    return 1;
 }
 
 // 8. Cleared in the medium with probability pcl = 1 − exp(−k_clear dt).
@@ -435,28 +470,31 @@ __host__ __device__ __forceinline__ double p_endo(int c, const Args& args) {
 // 10. An INTERNALIZED vesicle (p_endo > 0) escapes (DELIVERED), is degraded
 // or is recycled to the medium at its cell's surface (competing rates), with
 // the STREAM_BOUND words of its step (a step begins BOUND or INTERNALIZED,
-// never both).  t1 from n, as in clearance.  Returns whether it changed.
-__host__ __device__ __forceinline__ bool endosome_events(Vesicle& v, long long i, long long n, double pe,
-                                                         double D, double vr, unsigned long long id,
-                                                         unsigned int nn, const Box& box,
-                                                         const Args& args) {
+// never both); horizon as in bound_events.  t1 from n, as in clearance.
+// Returns the steps this visit covers; `changed`: whether it changed.
+__host__ __device__ __forceinline__ long long endosome_events(Vesicle& v, long long i, long long n, double pe,
+                                                              long long horizon, double D, double vr,
+                                                              unsigned long long id, unsigned int nn,
+                                                              const Box& box, const Args& args, bool& changed) {
     const Doubles4 u = uniforms4(id, nn, STREAM_BOUND, args.run.k0, args.run.k1);
-    if (u.v0 >= pe) return false;
+    const long long k = wait(i, n, horizon, pe, u.v0, args);
+    if (k > 0) return k;
+    changed = true;
     const int c = v.cell;
     const int ty = EXO_LDG(args.cells.ctype + c);
     if (u.v1 < EXO_LDG(args.types.type_frac_escape + ty)) {
         v.state = DELIVERED;
         args.ves.escape_time[i] = (double)(n + 1) * args.run.dt;
-        return true;
+        return 1;
     }
     if (u.v1 < EXO_LDG(args.types.type_cut_recycle + ty)) {
         v.state = DEGRADED;
         args.ves.degraded_time[i] = (double)(n + 1) * args.run.dt;
-        return true;
+        return 1;
     }
     unbinding_placement(v, c, EXO_LDG(args.cells.cradius + c) + vr, u.v2, u.v3, D, box, args);
     args.ves.recycled[i] += 1;
-    return true;
+    return 1;
 }
 
 // 11. Leaps (kernels/leap.py; twins: step_numpy._try_leap, step_numba._try_leap).
@@ -727,9 +765,10 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
     const bool adaptive = ADAPTIVE && args.run.adaptive != 0;
     bool changed = false;
 
-    // a vesicle in flight is skipped until it lands
+    // a vesicle in flight (FREE) or waiting (BOUND, INTERNALIZED) is skipped
+    // until it lands or its wait ends
     long long start = n0;
-    if (adaptive && v.state == FREE) {
+    if (adaptive) {
         const long long end = args.ves.leap_end[i];
         start = end > n0 ? end : n0;
     }
@@ -743,33 +782,16 @@ __host__ __device__ __forceinline__ bool advance_vesicle(long long i, long long 
             changed |= births(v, i, n, args);
             continue;
         }
-        if (st == BOUND && adaptive) {
-            // the steps without a bound-state event only add bound time and
-            // count: in a tight loop, counted once (step_numba's
-            // _bound_for_good and _bound_until_event: the same sums)
-            const double pe = EXO_LDG(args.types.type_p_event + EXO_LDG(args.cells.ctype + v.cell));
-            double duration = args.ves.bound_duration[i];
-            long long m = n;
-            while (m < n1 && !(pe > 0.0 && uniforms4(id, (unsigned int)m, STREAM_BOUND, args.run.k0,
-                                                     args.run.k1).v0 < pe)) {
-                duration += dt;
-                ++m;
+        if (st == BOUND || st == INTERNALIZED) {
+            // the steps to the next horizon, which a wait may not pass (kernels/leap.py, "Waits")
+            const long long horizon = adaptive ? leap_horizon(n, args.run) : 0;
+            if (st == BOUND) {
+                n += bound_events(v, i, n, horizon, D, vr, id, nn, box, args, changed) - 1;
+                continue;
             }
-            args.ves.bound_duration[i] = duration;
-            if (m > n) add_bound_step(args.cells.cell_bound_steps + v.cell, m - n);
-            if (m == n1) break;
-            n = m;  // the event's step, as in the step-major loop
-            changed |= bound_events(v, i, (double)(n + 1) * dt, D, vr, id, (unsigned int)n, box, args);
-            continue;
-        }
-        if (st == BOUND) {
-            changed |= bound_events(v, i, (double)(n + 1) * dt, D, vr, id, nn, box, args);
-            continue;
-        }
-        if (st == INTERNALIZED) {
             const double pe = p_endo(v.cell, args);
             if (!(pe > 0.0)) break;  // in its endosome for good
-            changed |= endosome_events(v, i, n, pe, D, vr, id, nn, box, args);
+            n += endosome_events(v, i, n, pe, horizon, D, vr, id, nn, box, args, changed) - 1;
             continue;
         }
 

@@ -113,6 +113,53 @@ Bit identity.  ``leap_path``, ``horizon_proposal``, ``sphere_point`` and
 leaping vesicle and the Numba kernel calls directly, and the rejection loop
 is written out the same way in each kernel; their C++ twins
 (exodiff_step.cuh) do the same operations in the same order.
+
+Waits of BOUND and INTERNALIZED vesicles (stages 7 and 10).  A BOUND
+vesicle's events (unbind, internalize, fuse) are a Bernoulli(p) trial per
+step, p = type_p_event, with the channel from further uniforms of the same
+draw; the step of its next event is therefore geometric, and memoryless.  In
+adaptive stepping a visit at step n (BOUND, not waiting) draws the counter
+(id, n, STREAM_BOUND) as fixed stepping does, u0..u3:
+  - u0 < p: the event happens in step n, exactly as in fixed stepping
+    (channel from u1, placement from u2, u3);
+  - else there is none in step n, and ``wait_steps`` gives
+    j = ⌊ln(1 − u0)/ln(1 − p)⌋ ≥ 1 (j = ∞ for p = 0): given u0 ≥ p, 1 − u0
+    is uniform on (0, 1 − p], so P(j ≥ m) = (1 − p)^(m−1): steps n + 1 ..
+    n + j − 1 have no event and step n + j has one, which is the law of
+    fixed stepping given no event in step n.  With K the steps to the next
+    horizon (``_leap_horizon``: observation, snapshot, schedule change or
+    end, as for leaps), the vesicle waits k = min(j, K) steps in this one
+    visit: bound_duration += k·dt and its cell's bound steps += k, and it
+    is skipped by every stage until step n + k (Vesicles.leap_end), BOUND
+    all the while (so the receptor count of its cell and any observation
+    see it as fixed stepping would).
+  - j < K: the event is due at step n + j.  Vesicles.leap_look, which only
+    FREE vesicles use otherwise, records that as −1 − (n + j); the visit at
+    n + j then has its event without testing u0, with the channel and
+    placement from u1, u2, u3 of counter (id, n + j, STREAM_BOUND):
+    independent of the u0 that set the wait, so the channel is independent
+    of the time, as in fixed stepping.  Any other value of leap_look (a
+    FREE vesicle's look step ≥ 0, or an older mark) never equals −1 − m at
+    a later visit m.
+  - j ≥ K: no event before the horizon; the visit at n + K draws afresh.
+    Only "no event in steps n .. n + K − 1" was used, and the steps from
+    n + K on are independent of it (memoryless), so the new draw is exact.
+So the time of the next event and its channel have exactly the law of fixed
+stepping, up to the resolution 2⁻³² of the uniforms that fixed stepping's
+test u0 < p shares (1 − u0 ≥ 2⁻³³ caps j at ≈ 22.9/p steps: a tail of
+e^−22.9 ≈ 1e−10 per visit, beyond the horizon in practice).  A wait never
+spans a rate change (schedule changes are horizons: Run.horizon_stops), so
+the event due at n + j < n + K uses the rates that set the wait.  As a
+leap's, a wait ends at a horizon at the latest, so observations, snapshots
+and checkpoints see exact state, snapshot states need no leap fields
+(state.SNAPSHOT_ZEROS: leap_end ≤ the step, and an event due before it has
+happened), and nothing depends on chunking, thread count or resume.
+INTERNALIZED vesicles with endosomal rates (p = type_p_endo > 0) wait the
+same way (stage 10); with p = 0 nothing ever happens to them, and they wait
+for nothing.  A BOUND vesicle's wait of k steps adds k − 1 to
+Vesicles.leap_steps (the steps it covers beyond its one visit: not taken, for
+the run summary, whose vesicle-steps count FREE and BOUND vesicles); an
+endosome's wait adds nothing there.
 """
 import math
 
@@ -218,3 +265,18 @@ def fold_reflecting(x, L):
         if x > L:
             x = 2.0 * L - x
     return x
+
+
+@njit(cache=True)
+def wait_steps(u0, p, horizon):
+    """Steps a BOUND (or INTERNALIZED) vesicle waits without an event from a
+    step whose uniform u0 ≥ p gave none (p: its event probability per step):
+    min(⌊ln(1 − u0)/ln(1 − p)⌋, horizon), at least 1; ``horizon`` for p = 0.
+    An event is due at the step it waits to when that is below ``horizon``
+    (the "Waits" section above)."""
+    if not p > 0.0:
+        return horizon
+    j = math.log1p(-u0) / math.log1p(-p)
+    if j >= horizon:  # compared before the floor: j may exceed any integer
+        return horizon
+    return max(int(math.floor(j)), 1)

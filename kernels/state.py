@@ -108,13 +108,16 @@ Vesicles = _container(
           "(a recycled vesicle's ``cell`` is -1 again)", -1, fate=True),
     Field("leap_end", i64, ("N",), STATE,
           "step at whose start a leaping vesicle is back on the step grid (its pos: the landing "
-          "point); every stage skips it while the step is below this", 0),
+          "point), or a waiting BOUND or INTERNALIZED vesicle is visited again (kernels/leap.py, "
+          "\"Waits\"); every stage skips it while the step is below this", 0),
     Field("leaps", i64, ("N",), STATE, "leaps taken (for the run summary)", 0),
-    Field("leap_steps", i64, ("N",), STATE, "steps spent in flight in those leaps", 0),
+    Field("leap_steps", i64, ("N",), STATE, "steps not taken: spent in flight in those leaps, or "
+          "waiting BOUND beyond the visit that began the wait (for the run summary)", 0),
     Field("leap_look", i64, ("N",), STATE,
           "step from which a FREE vesicle looks for a leap again: a look that finds it too close "
           "to a surface puts the next off by about the steps it needs to get far enough (never "
-          "past a horizon)", 0),
+          "past a horizon); for a waiting BOUND or INTERNALIZED vesicle, −1 − the step at which "
+          "its event is due (kernels/leap.py, \"Waits\")", 0),
 )
 
 VesicleParams = _container(
@@ -202,9 +205,11 @@ times recycled, time bound)."""
 SNAPSHOT_ZEROS = ("leap_end", "leaps", "leap_steps", "leap_look")
 """STATE fields a snapshot need not hold (a state read back from one has them
 0): no leap passes an observation or snapshot (kernels/step_numpy.py
-``_try_leap``) nor does a put-off look, so there every ``leap_end`` and
-``leap_look`` is at most the step, which is as good as 0; the leap counters
-only feed the run summary."""
+``_try_leap``) nor does a put-off look or a wait of a BOUND or INTERNALIZED
+vesicle, so there every ``leap_end`` and ``leap_look`` is at most the step,
+which is as good as 0 (an event due at the end of a wait, −1 − its step in
+``leap_look``, has happened before the horizon); the leap counters only feed
+the run summary."""
 assert len(FIELDS) == sum(len(c.FIELDS) for c in CONTAINERS), "field names must be unique"
 
 

@@ -36,6 +36,9 @@ tries 11. a leap (kernels/leap.py): it then flies over many steps, skipped by
 every stage until it lands (Vesicles.leap_end).  Without receptor capacity
 adaptive runs go vesicle by vesicle (``advance_vesicles``, each with its own
 step counter, as on the GPU), so a leap costs one visit, not one per step.
+A BOUND vesicle, and an INTERNALIZED one with endosomal rates, likewise
+waits for its next event in one visit (stages 7 and 10; kernels/leap.py,
+"Waits"), skipped until then by the same test (Vesicles.leap_end).
 
 Each block of vesicles runs step by step: the block's normals first, in a
 loop free of branches and libm calls (philox.normals4 uses polynomials) that
@@ -62,7 +65,7 @@ from .constants import (ABSORB, BOUND, BRIDGE_CUTOFF, CLEARED, DEGRADED, DELIVER
 from .firstpassage import ball_horizon_uniform
 from .leap import (LEAP_ACCEPT_OFFSET, LEAP_ATTEMPT_STRIDE, LEAP_CAP_SPREADS, LEAP_LOOK_SIGMAS,
                    LEAP_MARGIN_SIGMAS, LEAP_MAX_ATTEMPTS, LEAP_MIN_SIGMAS, LEAP_MIN_STEPS,
-                   fold_reflecting, horizon_proposal, leap_path, sphere_point)
+                   fold_reflecting, horizon_proposal, leap_path, sphere_point, wait_steps)
 from .philox import STREAM_BOUND, STREAM_CONTACT, STREAM_DIFFUSE, STREAM_LEAP, STREAM_LEAP_POSITION
 from .philox_numba import normals4, poly_cos_sin_2pi, uniforms4
 from .surface import binding_probability, release_fraction, unbind_distance
@@ -272,67 +275,61 @@ def _unbinding_placement(i, c, Rc, u2, u3, run, ves, par, dom, cells):
 
 
 @inline
-def _bound_events(i, n, t1, bound_steps, run, ves, par, dom, cells, types):
+def _bound_events(i, n, t1, horizon, bound_steps, run, ves, par, dom, cells, types):
     """7. A BOUND vesicle unbinds, is internalized or fuses (competing rates).
-    ``bound_steps``: this thread's partial of cells.cell_bound_steps."""
+    ``horizon``: in adaptive stepping the steps to the next horizon, and
+    without an event in step n it waits (kernels/leap.py, "Waits"); 0 in
+    fixed stepping.  ``bound_steps``: this thread's partial of
+    cells.cell_bound_steps.  Returns the steps this visit covers."""
     c = ves.cell[i]
     T = cells.ctype[c]
-    ves.bound_duration[i] += run.dt
-    bound_steps[c] += 1
-    if types.type_p_event[T] <= 0.0:
-        return
-    u0, u1, u2, u3 = uniforms4(i, n, STREAM_BOUND, run.k0, run.k1)
-    if u0 >= types.type_p_event[T]:
-        return
+    p_event = types.type_p_event[T]
+    u0, u1, u2, u3 = 1.0, 0.0, 0.0, 0.0  # without a rate: no event, no draw
+    if p_event > 0.0:
+        u0, u1, u2, u3 = uniforms4(i, n, STREAM_BOUND, run.k0, run.k1)
+    k = _wait(i, n, horizon, p_event, u0, ves)
+    steps = k if k > 0 else 1
+    ves.bound_duration[i] += steps * run.dt
+    bound_steps[c] += steps
+    if k > 0:
+        if k > 1:
+            ves.leap_steps[i] += k - 1  # steps not taken (the run summary)
+        return k
     if u1 >= types.type_frac_off[T]:
         if u1 >= types.type_cut_fuse[T]:
             ves.state[i] = DELIVERED
             ves.fused_time[i] = t1
-            return
+            return 1
         ves.state[i] = INTERNALIZED
         if ves.internalized_cell[i] < 0:  # not recycled before
             ves.internalized_time[i] = t1
             ves.internalized_cell[i] = c
-        return
+        return 1
     # unbind, unless the release counts as rebinding within the step
     # (u1/frac_off is uniform; surface.release_fraction)
     Rc = cells.cradius[c] + par.vradius[i]
     if u1 >= types.type_frac_off[T] * release_fraction(cells.ckappa[c], par.diffusion[i], run.dt, Rc):
-        return
+        return 1
     _unbinding_placement(i, c, Rc, u2, u3, run, ves, par, dom, cells)
+    return 1
 
 
 @inline
-def _bound_for_good(i, n, n1, bound_steps, run, ves):
-    """7. for a BOUND vesicle whose cell type has no bound-state event
-    (p_event = 0): steps n..n1-1 change nothing but the bound time and
-    count, so add them in one go (the same additions in the same order as
-    _bound_events, step by step: the same bits)."""
-    duration = ves.bound_duration[i]
-    for _ in range(n, n1):
-        duration += run.dt
-    ves.bound_duration[i] = duration
-    bound_steps[ves.cell[i]] += n1 - n
-
-
-@inline
-def _bound_until_event(i, n, n1, p_event, bound_steps, run, ves):
-    """7. for a BOUND vesicle with bound-state events (p_event > 0): the
-    steps from n on in which none happens (u0 of STREAM_BOUND ≥ p_event)
-    only add to the bound time and count, so add them in a tight loop (the
-    same additions in the same order as _bound_events: the same bits).
-    Returns the step of the next event, or n1."""
-    duration = ves.bound_duration[i]
-    m = n
-    while m < n1:
-        u0, _, _, _ = uniforms4(i, m, STREAM_BOUND, run.k0, run.k1)
-        if u0 < p_event:
-            break
-        duration += run.dt
-        m += 1
-    ves.bound_duration[i] = duration
-    bound_steps[ves.cell[i]] += m - n
-    return m
+def _wait(i, n, horizon, p, u0, ves):
+    """0 if the vesicle (BOUND, or INTERNALIZED with p > 0; p: its event
+    probability per step, u0: the first uniform of its draw) has its event
+    in step n, else the steps this visit covers: 1 in fixed stepping
+    (``horizon`` ≤ 0), else a wait, which ends at leap_end and marks in
+    leap_look the event due at its end (kernels/leap.py, "Waits")."""
+    if horizon <= 0:  # fixed stepping (or past the run's last stop: no horizon left)
+        return 0 if u0 < p else 1
+    if u0 < p or ves.leap_look[i] == -1 - n:  # an event now, or due: a wait ended here
+        return 0
+    k = wait_steps(u0, p, horizon)
+    ves.leap_end[i] = n + k
+    if k < horizon:
+        ves.leap_look[i] = -1 - (n + k)
+    return k
 
 
 @inline
@@ -354,27 +351,30 @@ def _births(i, n, ves, par):
 
 
 @inline
-def _endosome_events(i, n, t1, run, ves, par, dom, cells, types):
+def _endosome_events(i, n, t1, horizon, run, ves, par, dom, cells, types):
     """10. An INTERNALIZED vesicle escapes (DELIVERED), is degraded or is
-    recycled to the medium at its cell's surface (competing rates)."""
+    recycled to the medium at its cell's surface (competing rates);
+    ``horizon`` as in _bound_events.  Returns the steps this visit covers."""
     c = ves.cell[i]
     T = cells.ctype[c]
-    if types.type_p_endo[T] <= 0.0:
-        return
+    if types.type_p_endo[T] <= 0.0:  # nothing ever happens to it: no wait either
+        return 1
     u0, u1, u2, u3 = uniforms4(i, n, STREAM_BOUND, run.k0, run.k1)
-    if u0 >= types.type_p_endo[T]:
-        return
+    k = _wait(i, n, horizon, types.type_p_endo[T], u0, ves)
+    if k > 0:
+        return k
     if u1 < types.type_frac_escape[T]:
         ves.state[i] = DELIVERED
         ves.escape_time[i] = t1
-        return
+        return 1
     if u1 < types.type_cut_recycle[T]:
         ves.state[i] = DEGRADED
         ves.degraded_time[i] = t1
-        return
+        return 1
     Rc = cells.cradius[c] + par.vradius[i]
     _unbinding_placement(i, c, Rc, u2, u3, run, ves, par, dom, cells)
     ves.recycled[i] += 1
+    return 1
 
 
 @inline
@@ -608,21 +608,21 @@ def advance_block(i0, i1, n0, n1, scratch, bound_steps, run, ves, par, dom, cell
         live = 0
         for i in range(i0, i1):
             st = ves.state[i]
-            if st == INTERNALIZED:
-                if endosomes:
-                    live += 1
-                    _endosome_events(i, n, t1, run, ves, par, dom, cells, types)
-                continue
             if st == EXITED or st == CLEARED or st == DELIVERED or st == DEGRADED:
                 continue
+            if st == INTERNALIZED and not endosomes:
+                continue
             live += 1
+            if adaptive and ves.leap_end[i] > n:  # in flight (FREE) or waiting (BOUND, INTERNALIZED)
+                continue
             if st == PENDING:
                 _births(i, n, ves, par)
                 continue
             if st == BOUND:
-                _bound_events(i, n, t1, bound_steps, run, ves, par, dom, cells, types)
+                _bound_events(i, n, t1, horizon, bound_steps, run, ves, par, dom, cells, types)
                 continue
-            if adaptive and ves.leap_end[i] > n:  # in flight
+            if st == INTERNALIZED:
+                _endosome_events(i, n, t1, horizon, run, ves, par, dom, cells, types)
                 continue
 
             _free_step(i, n, t1, zx[kfree], zy[kfree], zz[kfree], passive, run, ves, par, dom, cells,
@@ -655,27 +655,21 @@ def advance_vesicles(i0, i1, n0, n1, bound_steps, run, ves, par, dom, cells, typ
                 _births(i, n, ves, par)
                 n += 1
                 continue
+            if adaptive and ves.leap_end[i] > n:  # in flight (FREE) or waiting (BOUND, INTERNALIZED)
+                n = ves.leap_end[i]
+                continue
             t1 = (n + 1) * run.dt
             if st == BOUND:
-                p_event = types.type_p_event[cells.ctype[ves.cell[i]]]
-                if not p_event > 0.0:
-                    _bound_for_good(i, n, n1, bound_steps, run, ves)
-                    break
-                n = _bound_until_event(i, n, n1, p_event, bound_steps, run, ves)
-                if n < n1:  # the event's step, as in the step-major loop
-                    _bound_events(i, n, (n + 1) * run.dt, bound_steps, run, ves, par, dom, cells, types)
-                    n += 1
+                n += _bound_events(i, n, t1, _leap_horizon(n, run) if adaptive else 0, bound_steps, run,
+                                   ves, par, dom, cells, types)
                 continue
             if st == INTERNALIZED and types.type_p_endo[cells.ctype[ves.cell[i]]] > 0.0:
-                _endosome_events(i, n, t1, run, ves, par, dom, cells, types)
-                n += 1
+                n += _endosome_events(i, n, t1, _leap_horizon(n, run) if adaptive else 0, run, ves, par,
+                                      dom, cells, types)
                 continue
             if st != FREE:  # EXITED, CLEARED, DELIVERED, DEGRADED, or in an endosome for good
                 break
             if adaptive:
-                if ves.leap_end[i] > n:  # in flight
-                    n = ves.leap_end[i]
-                    continue
                 if ves.leap_look[i] <= n and _try_leap(i, n, _leap_horizon(n, run), run, ves, par, dom,
                                                    cells, grid):
                     n = ves.leap_end[i]

@@ -17,7 +17,7 @@ from .constants import (ABSORB, BOUND, BRIDGE_CUTOFF, CLEARED, DEGRADED, DELIVER
 from .firstpassage import ball_horizon_uniform
 from .leap import (LEAP_ACCEPT_OFFSET, LEAP_ATTEMPT_STRIDE, LEAP_CAP_SPREADS, LEAP_LOOK_SIGMAS,
                    LEAP_MARGIN_SIGMAS, LEAP_MAX_ATTEMPTS, LEAP_MIN_SIGMAS, LEAP_MIN_STEPS,
-                   fold_reflecting, horizon_proposal, leap_path, sphere_point)
+                   fold_reflecting, horizon_proposal, leap_path, sphere_point, wait_steps)
 from .philox import (STREAM_BOUND, STREAM_CONTACT, STREAM_DIFFUSE, STREAM_LEAP, STREAM_LEAP_POSITION,
                      normals4_np, poly_cos_sin_2pi_np, uniforms4_np)
 from .surface import (EPS_MAX, G1, G2, G3, G4, G5, Q10, Q11, Q12, Q20, Q21, Q22, Q30, Q31,
@@ -235,15 +235,19 @@ def _unbinding_placement(vi, c, Rc, u2, u3, run, ves, par, dom, cells):
     ves.cell[vi] = -1
 
 
-def _bound_events(idx, n, t1, run, ves, par, dom, cells, types):
-    """7. BOUND vesicles idx unbind, are internalized or fuse (competing rates)."""
+def _bound_events(idx, n, t1, horizon, run, ves, par, dom, cells, types):
+    """7. BOUND vesicles idx unbind, are internalized or fuse (competing rates).
+    ``horizon``: in adaptive stepping the steps to the next horizon, and
+    those without an event in step n wait (kernels/leap.py, "Waits"); 0 in
+    fixed stepping."""
     c = ves.cell[idx]
     T = cells.ctype[c]
-    ves.bound_duration[idx] += run.dt
-    cells.cell_bound_steps[:] += np.bincount(c, minlength=cells.cell_bound_steps.size)
     u0, u1, u2, u3 = uniforms4_np(idx, n, STREAM_BOUND, run.k0, run.k1)
     p_event, frac_off = types.type_p_event[T], types.type_frac_off[T]
-    event = (p_event > 0.0) & (u0 < p_event)
+    event, k = _wait(idx, n, horizon, p_event, u0, ves)
+    ves.leap_steps[idx] += k - 1  # steps not taken (the run summary)
+    ves.bound_duration[idx] += k * run.dt
+    np.add.at(cells.cell_bound_steps, c, k)
     beyond = event & (u1 >= frac_off)
     fuse = beyond & (u1 >= types.type_cut_fuse[T])
     ves.state[idx[fuse]] = DELIVERED
@@ -261,6 +265,26 @@ def _bound_events(idx, n, t1, run, ves, par, dom, cells, types):
                          run, ves, par, dom, cells)
 
 
+def _wait(idx, n, horizon, p, u0, ves):
+    """Which of the vesicles idx (BOUND, or INTERNALIZED with p > 0; p: their
+    event probability per step, u0: the first uniform of their draw) have
+    their event in step n, and how many steps this visit covers: 1, or in
+    adaptive stepping (``horizon`` > 0) for those without an event a wait,
+    which ends at leap_end and marks in leap_look the event due at its end
+    (kernels/leap.py, "Waits")."""
+    event = (p > 0.0) & (u0 < p)
+    k = np.ones(idx.size, dtype=np.int64)
+    if horizon <= 0:  # fixed stepping (or past the run's last stop: no horizon left)
+        return event, k
+    event = event | (ves.leap_look[idx] == -1 - n)  # due: a wait ended here
+    w = np.nonzero(~event)[0]
+    k[w] = [wait_steps(u0[m], p[m], horizon) for m in w]
+    ves.leap_end[idx[w]] = n + k[w]
+    due = w[k[w] < horizon]
+    ves.leap_look[idx[due]] = -1 - (n + k[due])
+    return event, k
+
+
 def _clearance(idx, t1, alive, ur, ves, par):
     """8. Vesicles idx still alive are cleared with probability 1 − exp(−k_clear dt)."""
     p = par.p_clear[par.species[idx]]
@@ -274,14 +298,17 @@ def _births(idx, n, ves, par):
     ves.state[idx[par.birth_step[idx] <= n]] = FREE
 
 
-def _endosome_events(idx, n, t1, run, ves, par, dom, cells, types):
+def _endosome_events(idx, n, t1, horizon, run, ves, par, dom, cells, types):
     """10. INTERNALIZED vesicles idx escape (DELIVERED), are degraded or are
-    recycled to the medium at their cell's surface (competing rates)."""
+    recycled to the medium at their cell's surface (competing rates);
+    ``horizon`` as in _bound_events (no waits without endosomal rates: then
+    nothing ever happens to them)."""
+    idx = idx[types.type_p_endo[cells.ctype[ves.cell[idx]]] > 0.0]
     c = ves.cell[idx]
     T = cells.ctype[c]
     u0, u1, u2, u3 = uniforms4_np(idx, n, STREAM_BOUND, run.k0, run.k1)
     p_endo = types.type_p_endo[T]
-    event = (p_endo > 0.0) & (u0 < p_endo)
+    event, _ = _wait(idx, n, horizon, p_endo, u0, ves)
     escape = event & (u1 < types.type_frac_escape[T])
     ves.state[idx[escape]] = DELIVERED
     ves.escape_time[idx[escape]] = t1
@@ -441,8 +468,13 @@ def step(n, args):
     ids = np.arange(ves.state.size, dtype=np.int64)
     start_state = ves.state.copy()
     _births(ids[start_state == PENDING], n, ves, par)
-    _bound_events(ids[start_state == BOUND], n, t1, run, ves, par, dom, cells, types)
-    _endosome_events(ids[start_state == INTERNALIZED], n, t1, run, ves, par, dom, cells, types)
+    horizon = _leap_horizon(n, run) if run.adaptive else 0
+    held = (start_state == BOUND) | (start_state == INTERNALIZED)
+    if run.adaptive:  # waiting (kernels/leap.py, "Waits"): skipped
+        held &= ves.leap_end <= n
+    _bound_events(ids[held & (start_state == BOUND)], n, t1, horizon, run, ves, par, dom, cells, types)
+    _endosome_events(ids[held & (start_state == INTERNALIZED)], n, t1, horizon, run, ves, par, dom,
+                     cells, types)
 
     idx = ids[start_state == FREE]
     if run.adaptive:  # in flight: skipped; far from surfaces: leap

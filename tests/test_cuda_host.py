@@ -129,6 +129,10 @@ class HostBackend:
                 d["bound_count"][:] = 0
                 self.lib.count_bound(n, _c(d["state"]), _c(d["cell"]), _c(d["bound_count"]))
 
+    def update_constants(self, model, names):
+        for name in names:
+            self.dev.update(backend_cuda._field_to_device(state.FIELDS[name], model.arrays[name], np))
+
     def synchronize(self):
         pass
 
@@ -296,6 +300,21 @@ def test_host_harness_matches_numba_with_leaps(lib, capacity, tmp_path):
     ref = _run(cfg, tmp_path, "numba.h5")
     host = _run(cfg, tmp_path, "host.h5", host=HostBackend(lib, work=7 * ref["state"].size))
     assert ref["leaps"].sum() > 1000
+    for name in STATE_ARRAYS:
+        np.testing.assert_array_equal(host[name], ref[name], err_msg=name)
+
+
+@pytest.mark.parametrize("capacity", [0, 3], ids=["independent", "capacity-limited"])
+def test_host_harness_matches_numba_with_waits(lib, capacity, tmp_path):
+    """BOUND and INTERNALIZED vesicles waiting for their events
+    (kernels/leap.py, "Waits"), with fates and a schedule of k_off and
+    k_escape (tests/test_bound_wait.py's scene), launches cut every 7 steps
+    so that they cut through waits."""
+    from test_bound_wait import scheduled_fates
+    cfg = scheduled_fates(capacity)
+    ref = _run(cfg, tmp_path, "numba.h5")
+    host = _run(cfg, tmp_path, "host.h5", host=HostBackend(lib, work=7 * ref["state"].size))
+    assert np.count_nonzero(ref["leap_look"] < 0) > 50  # events came due at the end of waits
     for name in STATE_ARRAYS:
         np.testing.assert_array_equal(host[name], ref[name], err_msg=name)
 
