@@ -196,7 +196,7 @@ def coculture_info(run_path):
 
 def coculture_results(run_path):
     """Who takes up what, and when: uptake per type, first passage, range, dose."""
-    from exodiff.io import open_run
+    from exodiff.analysis import open_run  # the run with its analyses as methods
     with open_run(run_path) as run:
         u = run.uptake_curves()
         t_end = u.times[-1]
@@ -207,7 +207,7 @@ def coculture_results(run_path):
             per_cell = u.taken_up[-1, k] / u.n_cells[k]
             peak = u.times[int(np.argmax(u.bound[:, k]))]
             lines.append(f"| {name}{donor} | {u.n_cells[k]:,} | {u.bound[-1, k]:,} | {u.internalized[-1, k]:,} | "
-                         f"{per_cell:.3g} | {100 * u.fraction_taken_up[-1, k]:.3g} % | {peak / 60:g} min |")
+                         f"{per_cell:.3g} | {100 * u.fraction_taken_up[-1, k]:.3g} % | {peak / 60:.3g} min |")
         lines.append("")
         for event, what in (("bound", "first binding"), ("internalized", "internalization")):
             f = run.first_passage(event=event)
