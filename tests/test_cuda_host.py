@@ -351,9 +351,7 @@ def test_mixed_precision_is_close_to_double_but_not_bitwise(lib, tmp_path):
     distance to the nearest surface, so each leap passes a position's
     round-off on with a factor up to 2 (the adaptive mixed kernels are
     checked against the validation cases below)."""
-    raw = copy.deepcopy(_everything(0).raw)
-    raw["run"]["stepping"] = "fixed"
-    cfg = parse_config(raw)
+    cfg = _everything(0, stepping="fixed")
     double = _run(cfg, tmp_path, "double.h5", host=HostBackend(lib))
     mixed_cfg = _with_precision(cfg, "mixed")
     mixed = _run(mixed_cfg, tmp_path, "mixed.h5", host=HostBackend(lib))
