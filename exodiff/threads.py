@@ -8,11 +8,12 @@ How they wait: Numba runs parallel loops on its OpenMP threading layer here
 (GNU libgomp).  Unless told otherwise, a libgomp thread that finishes its
 share of a parallel loop spins, up to GOMP_SPINCOUNT = 300,000 times, before
 it sleeps (GCC's libgomp manual, "GOMP_SPINCOUNT").  The kernel with
-receptor capacity runs one parallel loop per step, so on a machine whose
-cores other programs use, the spinning thread keeps a core from the thread
-it waits for, step after step: with two busy processes on this 2-core
-machine a run took 6.3 s on two threads against 2.6 s on one, and 1.3 s on
-two threads that sleep at once (issue 13, medians of 3).  So exodiff asks
+receptor capacity ran one parallel loop per step (it now runs one per
+window of steps), so on a machine whose cores other programs use, the
+spinning thread kept a core from the thread it waited for, step after
+step: with two busy processes on this 2-core machine a run took 6.3 s on
+two threads against 2.6 s on one, and 1.3 s on two threads that sleep at
+once (issue 13, medians of 3).  So exodiff asks
 OpenMP for passive waiting (``OMP_WAIT_POLICY=PASSIVE``) unless the user set
 a policy, before Numba loads its threading layer; on an idle machine the
 cost is a wake-up per parallel loop, microseconds.

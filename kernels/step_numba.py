@@ -33,16 +33,20 @@ INTERNALIZED, so these counters are never used twice and the other streams'
 numbers are unchanged.
 With run.stepping = "adaptive", a FREE vesicle far from every surface first
 tries 11. a leap (kernels/leap.py): it then flies over many steps, skipped by
-every stage until it lands (Vesicles.leap_end).  Without receptor capacity
-adaptive runs go vesicle by vesicle (``advance_vesicles``, each with its own
-step counter, as on the GPU), so a leap costs one visit, not one per step.
-A BOUND vesicle, and an INTERNALIZED one with endosomal rates, likewise
-waits for its next event in one visit (stages 7 and 10; kernels/leap.py,
-"Waits"), skipped until then by the same test (Vesicles.leap_end).
+every stage until it lands (Vesicles.leap_end).  Adaptive runs go vesicle by
+vesicle (``_run_vesicle``, each with its own step counter, as on the GPU), so
+a leap costs one visit, not one per step.  A BOUND vesicle, and an
+INTERNALIZED one with endosomal rates, likewise waits for its next event in
+one visit (stages 7 and 10; kernels/leap.py, "Waits"), skipped until then by
+the same test (Vesicles.leap_end).  With receptor capacity both schemes run
+the synced loop (below): windows of steps in which each vesicle runs on its
+own until it meets a cell whose bound count it must read, and then those
+halted vesicles in step order, each reading the count of its step.
 
-Each block of vesicles runs step by step: the block's normals first, in a
-loop free of branches and libm calls (philox.normals4 uses polynomials) that
-the compiler turns into SIMD code, then the vesicles' steps.  The stages are
+Fixed stepping without capacity runs block by block, each block step by
+step: the block's normals first, in a loop free of branches and libm calls
+(philox.normals4 uses polynomials) that the compiler turns into SIMD code,
+then the vesicles' steps.  The stages are
 inlined into that loop (``inline="always"``, in Numba's IR): a call passing
 the containers would cost ~0.4 µs, more than the step itself.  The loop is
 compiled without Numba's reference counting (``_nrt=False``, so it allocates
@@ -517,9 +521,12 @@ def _try_leap(i, n, horizon, run, ves, par, dom, cells, grid):
 
 
 @inline
-def _free_step(i, n, t1, z0, z1, z2, passive, run, ves, par, dom, cells, types, grid):
+def _free_step(i, n, t1, z0, z1, z2, passive, stop, run, ves, par, dom, cells, types, grid):
     """Stages 1–5 and 8: one step of FREE vesicle i with its normals z
-    (``passive``: per axis, no absorbing face)."""
+    (``passive``: per axis, no absorbing face).  With ``stop``, a step that
+    meets a cell of finite capacity (whose bound count binding reads) halts
+    before stage 4 and returns True, its position not yet restored (the
+    synced loop redoes the step when the count is known)."""
     D = par.diffusion[i]
     Ddt = D * run.dt
     p0x, p0y, p0z = _displacement(i, z0, z1, z2, run, ves, par, dom)
@@ -532,23 +539,26 @@ def _free_step(i, n, t1, z0, z1, z2, passive, run, ves, par, dom, cells, types, 
         x0 = p0x if a == 0 else (p0y if a == 1 else p0z)
         exited, u = _cross_faces(i, a, x0, n, t1, D, Ddt, u, run, ves, dom)
         if exited:  # its later axes keep their unfolded values
-            return
+            return False
 
     if grid.gitems.size > 0:
         c, ex, ey, ez, r1, d1, u = _contact(i, n, p0x, p0y, p0z, Ddt, u, run, ves, par, dom,
                                             cells, grid)
         if c >= 0:
+            if stop and cells.ccapacity[c] > 0:
+                return True
             if r1 == 0.0:  # end point at the centre: any normal will do
                 ez = 1.0
                 r1 = 1.0
             bound, u = _binding(i, c, n, t1, ex, ey, ez, r1, D, u, run, ves, par, dom, cells,
                                 types)
             if bound:
-                return
+                return False
             if d1 < 0.0:
                 _reflection(i, c, ex, ey, ez, r1, ves, par, dom, cells)
 
     _clearance(i, n, t1, u, run, ves, par)
+    return False
 
 
 @inline
@@ -625,11 +635,91 @@ def advance_block(i0, i1, n0, n1, scratch, bound_steps, run, ves, par, dom, cell
                 _endosome_events(i, n, t1, horizon, run, ves, par, dom, cells, types)
                 continue
 
-            _free_step(i, n, t1, zx[kfree], zy[kfree], zz[kfree], passive, run, ves, par, dom, cells,
-                       types, grid)
+            _free_step(i, n, t1, zx[kfree], zy[kfree], zz[kfree], passive, False, run, ves, par, dom,
+                       cells, types, grid)
             kfree += 1
         if live == 0:  # every vesicle of the block has left
             break
+
+
+@inline
+def _record(i, k, code, step, w0, rhead, node_next, node_cell):
+    """Change k (0 or 1) of vesicle i's run, of step ``step``, to a bound
+    count (code c: +1 on cell c, -1 - c: -1 on cell c): linked into the
+    bucket of its step in ``rhead`` (steps from w0)."""
+    node = 2 * i + k
+    node_cell[node] = code
+    node_next[node] = rhead[step - w0]
+    rhead[step - w0] = node
+
+
+@numba.njit(cache=True, error_model="numpy", _nrt=False)
+def _run_vesicle(i, n, n1, stop_from, passive, bound_steps, w0, rhead, node_next, node_cell, run, ves,
+                 par, dom, cells, types, grid):
+    """Vesicle i from step n through n1 - 1, with its own step counter: a
+    leap or a wait costs one visit.  From step ``stop_from`` on it halts at
+    a step in which it would read a bound count (kernels/step_numba.py, the
+    synced loop), its state as at that step's start, and returns that step;
+    else it returns n1.  With a non-empty ``rhead`` (buckets of steps from
+    w0) it records each change of a bound count of a cell with finite
+    capacity (_record; at most two per call, the synced loop's argument)."""
+    adaptive = run.adaptive != 0
+    record = rhead.size > 0
+    k = 0
+    while n < n1:
+        st = ves.state[i]
+        if st == PENDING:
+            if par.birth_step[i] > n:  # nothing happens before its birth step
+                n = par.birth_step[i]
+                continue
+            _births(i, n, ves, par)
+            n += 1
+            continue
+        if adaptive and ves.leap_end[i] > n:  # in flight (FREE) or waiting (BOUND, INTERNALIZED)
+            n = ves.leap_end[i]
+            continue
+        t1 = (n + 1) * run.dt
+        if st == BOUND:
+            c = ves.cell[i]
+            taken = _bound_events(i, n, t1, _leap_horizon(n, run) if adaptive else 0, bound_steps, run,
+                                  ves, par, dom, cells, types)
+            if record and ves.state[i] != BOUND and cells.ccapacity[c] > 0:
+                _record(i, k, -1 - c, n, w0, rhead, node_next, node_cell)
+                k += 1
+            n += taken
+            continue
+        if st == INTERNALIZED and types.type_p_endo[cells.ctype[ves.cell[i]]] > 0.0:
+            n += _endosome_events(i, n, t1, _leap_horizon(n, run) if adaptive else 0, run, ves, par,
+                                  dom, cells, types)
+            continue
+        if st != FREE:  # EXITED, CLEARED, DELIVERED, DEGRADED, or in an endosome for good
+            break
+        if adaptive:
+            if ves.leap_look[i] <= n and _try_leap(i, n, _leap_horizon(n, run), run, ves, par, dom,
+                                                   cells, grid):
+                n = ves.leap_end[i]
+                continue
+        z0, z1, z2, _ = normals4(i, n, STREAM_DIFFUSE, run.k0, run.k1)
+        x = ves.pos[i, 0]
+        y = ves.pos[i, 1]
+        z = ves.pos[i, 2]
+        ix = ves.image[i, 0]
+        iy = ves.image[i, 1]
+        iz = ves.image[i, 2]
+        if _free_step(i, n, t1, z0, z1, z2, passive, n >= stop_from, run, ves, par, dom, cells, types,
+                      grid):
+            ves.pos[i, 0] = x
+            ves.pos[i, 1] = y
+            ves.pos[i, 2] = z
+            ves.image[i, 0] = ix
+            ves.image[i, 1] = iy
+            ves.image[i, 2] = iz
+            return n
+        if record and ves.state[i] == BOUND and cells.ccapacity[ves.cell[i]] > 0:
+            _record(i, k, ves.cell[i], n, w0, rhead, node_next, node_cell)
+            k += 1
+        n += 1
+    return n1
 
 
 @numba.njit(cache=True, error_model="numpy", _nrt=False)
@@ -643,40 +733,10 @@ def advance_vesicles(i0, i1, n0, n1, bound_steps, run, ves, par, dom, cells, typ
     passive = (dom.face_kind[0] != ABSORB and dom.face_kind[1] != ABSORB,
                dom.face_kind[2] != ABSORB and dom.face_kind[3] != ABSORB,
                dom.face_kind[4] != ABSORB and dom.face_kind[5] != ABSORB)
-    adaptive = run.adaptive != 0
+    none = bound_steps[:0]  # no records
     for i in range(i0, i1):
-        n = n0
-        while n < n1:
-            st = ves.state[i]
-            if st == PENDING:
-                if par.birth_step[i] > n:  # nothing happens before its birth step
-                    n = par.birth_step[i]
-                    continue
-                _births(i, n, ves, par)
-                n += 1
-                continue
-            if adaptive and ves.leap_end[i] > n:  # in flight (FREE) or waiting (BOUND, INTERNALIZED)
-                n = ves.leap_end[i]
-                continue
-            t1 = (n + 1) * run.dt
-            if st == BOUND:
-                n += _bound_events(i, n, t1, _leap_horizon(n, run) if adaptive else 0, bound_steps, run,
-                                   ves, par, dom, cells, types)
-                continue
-            if st == INTERNALIZED and types.type_p_endo[cells.ctype[ves.cell[i]]] > 0.0:
-                n += _endosome_events(i, n, t1, _leap_horizon(n, run) if adaptive else 0, run, ves, par,
-                                      dom, cells, types)
-                continue
-            if st != FREE:  # EXITED, CLEARED, DELIVERED, DEGRADED, or in an endosome for good
-                break
-            if adaptive:
-                if ves.leap_look[i] <= n and _try_leap(i, n, _leap_horizon(n, run), run, ves, par, dom,
-                                                   cells, grid):
-                    n = ves.leap_end[i]
-                    continue
-            z0, z1, z2, _ = normals4(i, n, STREAM_DIFFUSE, run.k0, run.k1)
-            _free_step(i, n, t1, z0, z1, z2, passive, run, ves, par, dom, cells, types, grid)
-            n += 1
+        _run_vesicle(i, n0, n1, n1, passive, bound_steps, 0, none, none, none, run, ves, par, dom, cells,
+                     types, grid)
 
 
 @numba.njit(cache=True)
@@ -736,21 +796,210 @@ def count_bound(ves, cells):
             cells.bound_count[ves.cell[i]] += 1
 
 
-@numba.njit(cache=True, parallel=True, error_model="numpy")
-def _advance_synced(n0, n1, block, parts, run, ves, par, dom, cells, types, grid):
-    """Step by step, all vesicles per step, recounting bound vesicles per cell
-    in between (the loop lives here: a Python-level loop would pay Numba's
-    dispatch of the containers every step)."""
+# -- the synced loop (receptor capacity) ----------------------------------------------
+# With finite capacity, binding in step n reads each cell's bound count as of
+# the start of step n (the count of vesicles BOUND to it then), so vesicles
+# depend on each other, but only there: every other stage, and binding to a
+# cell without a capacity, reads nothing of other vesicles.  The loop runs
+# windows of SYNCED_WINDOW steps in two phases:
+#  A. in parallel, each vesicle runs vesicle by vesicle (_run_vesicle) to the
+#     window's end, or up to the first step in which it would read a count:
+#     a contact with a cell of finite capacity.  There it halts, its state as
+#     at that step's start.  A vesicle leaving BOUND on such a cell records
+#     the change under its step.
+#  B. in one thread, step by step: at step s the changes recorded under
+#     steps before s are added to the counts, which are then exact (every
+#     vesicle's trajectory is known up to its halt or the window's end, and
+#     a change of step s' counts from step s' + 1 on); each vesicle halted at
+#     s takes step s reading the count, and runs on to its next halt or the
+#     window's end, recording its changes (a halt at s' > s goes into the
+#     bucket of s').
+# So every binding reads the count of its step, as in advance_block, and the
+# results are the same bits; the order of vesicles within a step changes
+# nothing (a vesicle changes only its own state).  A vesicle records at most
+# two changes per run (binding at its halt, then leaving BOUND; another
+# binding needs a halt first), and all changes of its earlier runs count
+# before it runs again, so each has two record slots (nodes 2i, 2i + 1).
+# Between windows the vesicles that act in no step of the next window sit in
+# a calendar of wake-up steps (a ring of buckets, singly linked through
+# `nxt`), so a waiting, flying or unborn vesicle costs no visit per window; a
+# wake-up more than a ring's length ahead is met once per lap and put back.
+# The parts take slices of SYNCED_SLICE vesicles in turn (part t: slices t,
+# t + parts, ...), so that vesicles born late, which come last, do not leave
+# a part idle.
+SYNCED_WINDOW = 128
+SYNCED_SLICE = 64
+SYNCED_RING = 4096  # a power of two, at least SYNCED_WINDOW
+
+
+@inline
+def _due(i, ves, par):
+    """The step in which vesicle i acts next: its birth step while PENDING,
+    else the end of its leap or wait (a past step: now)."""
+    return par.birth_step[i] if ves.state[i] == PENDING else ves.leap_end[i]
+
+
+@inline
+def _settled(i, ves, cells, types):
+    """Whether vesicle i will never change again: it left, or is in an
+    endosome without endosomal rates."""
+    st = ves.state[i]
+    if st == EXITED or st == CLEARED or st == DELIVERED or st == DEGRADED:
+        return True
+    return st == INTERNALIZED and types.type_p_endo[cells.ctype[ves.cell[i]]] <= 0.0
+
+
+@inline
+def _schedule(i, w, nxt, head):
+    """Put vesicle i in the calendar bucket of step w."""
+    b = w & (SYNCED_RING - 1)
+    nxt[i] = head[b]
+    head[b] = i
+
+
+@inline
+def _place(i, m, nact, act, nxt, head, ves, par, cells, types):
+    """After a run to step m: vesicle i dropped (settled), listed in act
+    (acting at m) or put in the calendar.  Returns the new length of act."""
+    if _settled(i, ves, cells, types):
+        return nact
+    w = _due(i, ves, par)
+    if w > m:
+        _schedule(i, w, nxt, head)
+        return nact
+    act[nact] = i
+    return nact + 1
+
+
+@numba.njit(cache=True, error_model="numpy", _nrt=False)
+def _calendar_start(t, parts, n0, act, nxt, head, ves, par, cells, types):
+    """The calendar of part t's vesicles at step n0: those acting at n0
+    listed in act, the others in head's buckets.  Returns how many act."""
     n = ves.state.size
-    nblocks = (n + block - 1) // block
+    m = 0
+    for first in range(t * SYNCED_SLICE, n, parts * SYNCED_SLICE):
+        for i in range(first, min(first + SYNCED_SLICE, n)):
+            m = _place(i, n0, m, act, nxt, head, ves, par, cells, types)
+    return m
+
+
+@numba.njit(cache=True, error_model="numpy", _nrt=False)
+def _window_part(n, m, nact, act, nxt, head, halted, halt_step, rhead, node_next, node_cell,
+                 bound_steps, run, ves, par, dom, cells, types, grid):
+    """Phase A of window [n, m) for one part: the vesicles listed in
+    act[:nact] and those the calendar wakes in the window, each run to m or
+    to its halt (listed in halted, its step in halt_step).  Returns (acting
+    at m, listed in act; halted)."""
+    passive = (dom.face_kind[0] != ABSORB and dom.face_kind[1] != ABSORB,
+               dom.face_kind[2] != ABSORB and dom.face_kind[3] != ABSORB,
+               dom.face_kind[4] != ABSORB and dom.face_kind[5] != ABSORB)
+    keep = 0
+    nhalt = 0
+    for k in range(nact + m - n):
+        if k < nact:  # the list; then the buckets of steps n..m-1
+            i = act[k]
+        else:
+            b = (n + k - nact) & (SYNCED_RING - 1)
+            i = head[b]
+            head[b] = -1
+        while i >= 0:
+            j = nxt[i] if k >= nact else -1
+            if k >= nact and _due(i, ves, par) >= m:  # a lap early
+                _schedule(i, _due(i, ves, par), nxt, head)
+            else:
+                r = _run_vesicle(i, n, m, n, passive, bound_steps, n, rhead, node_next, node_cell, run,
+                                 ves, par, dom, cells, types, grid)
+                if r < m:
+                    halted[nhalt] = i
+                    halt_step[nhalt] = r
+                    nhalt += 1
+                else:
+                    keep = _place(i, m, keep, act, nxt, head, ves, par, cells, types)
+            i = j
+    return keep, nhalt
+
+
+@inline
+def _count_changes(b, rhead, node_next, node_cell, cells):
+    """Add the changes in bucket b of every part to the bound counts."""
+    for t in range(rhead.shape[0]):
+        node = rhead[t, b]
+        rhead[t, b] = -1
+        while node >= 0:
+            c = node_cell[node]
+            if c >= 0:
+                cells.bound_count[c] += 1
+            else:
+                cells.bound_count[-1 - c] -= 1
+            node = node_next[node]
+
+
+@numba.njit(cache=True, error_model="numpy", _nrt=False)
+def _window_halts(n, m, parts, nact, act, nxt, head, nhalt, halted, halt_step, hhead, rhead, node_next,
+                  node_cell, bound_steps, run, ves, par, dom, cells, types, grid):
+    """Phase B of window [n, m), in one thread: step by step, the counts
+    brought up to the step, then the vesicles halted in it (hhead: buckets
+    of steps from n, linked through nxt) run on.  Updates nact."""
+    passive = (dom.face_kind[0] != ABSORB and dom.face_kind[1] != ABSORB,
+               dom.face_kind[2] != ABSORB and dom.face_kind[3] != ABSORB,
+               dom.face_kind[4] != ABSORB and dom.face_kind[5] != ABSORB)
+    for t in range(parts):
+        for k in range(nhalt[t]):
+            i = halted[t, k]
+            nxt[i] = hhead[halt_step[t, k] - n]
+            hhead[halt_step[t, k] - n] = i
+    for s in range(n, m):
+        if s > n:
+            _count_changes(s - 1 - n, rhead, node_next, node_cell, cells)
+        i = hhead[s - n]
+        hhead[s - n] = -1
+        while i >= 0:
+            j = nxt[i]
+            t = (i // SYNCED_SLICE) % parts
+            r = _run_vesicle(i, s, m, s + 1, passive, bound_steps, n, rhead[t], node_next, node_cell, run,
+                             ves, par, dom, cells, types, grid)
+            if r < m:
+                nxt[i] = hhead[r - n]
+                hhead[r - n] = i
+            else:
+                nact[t] = _place(i, m, nact[t], act[t], nxt, head[t], ves, par, cells, types)
+            i = j
+    _count_changes(m - 1 - n, rhead, node_next, node_cell, cells)
+
+
+@numba.njit(cache=True, parallel=True, error_model="numpy")
+def _advance_synced(n0, n1, window, parts, run, ves, par, dom, cells, types, grid):
+    """Steps n0..n1-1 in windows of `window` steps (at most SYNCED_RING),
+    phase A in `parts` parts in parallel, phase B in this thread (above).
+    The loop lives here: a Python-level loop would pay Numba's dispatch of
+    the containers every window."""
+    n = ves.state.size
+    per_part = -(-n // (parts * SYNCED_SLICE)) * SYNCED_SLICE  # the most vesicles of a part
+    nxt = np.empty(n, dtype=np.int64)
+    act = np.empty((parts, per_part), dtype=np.int64)
+    halted = np.empty((parts, per_part), dtype=np.int64)
+    halt_step = np.empty((parts, per_part), dtype=np.int64)
+    head = np.full((parts, SYNCED_RING), -1, dtype=np.int64)
+    hhead = np.full(window, -1, dtype=np.int64)
+    rhead = np.full((parts, window), -1, dtype=np.int64)
+    node_next = np.empty(2 * n, dtype=np.int64)
+    node_cell = np.empty(2 * n, dtype=np.int64)
+    nact = np.zeros(parts, dtype=np.int64)
+    nhalt = np.zeros(parts, dtype=np.int64)
     partials = np.zeros((parts, cells.cell_bound_steps.size), dtype=np.int64)
-    for s in range(n0, n1):
+    count_bound(ves, cells)
+    for t in numba.prange(parts):
+        nact[t] = _calendar_start(t, parts, n0, act[t], nxt, head[t], ves, par, cells, types)
+    for w0 in range(n0, n1, window):
+        w1 = min(w0 + window, n1)
         for t in numba.prange(parts):
-            for b in range(t * nblocks // parts, (t + 1) * nblocks // parts):
-                advance_block(b * block, min((b + 1) * block, n), s, s + 1, _scratch(block),
-                              partials[t], run, ves, par, dom, cells, types, grid)
-        count_bound(ves, cells)
+            nact[t], nhalt[t] = _window_part(w0, w1, nact[t], act[t], nxt, head[t], halted[t],
+                                             halt_step[t], rhead[t], node_next, node_cell, partials[t],
+                                             run, ves, par, dom, cells, types, grid)
+        _window_halts(w0, w1, parts, nact, act, nxt, head, nhalt, halted, halt_step, hhead, rhead,
+                      node_next, node_cell, partials[0], run, ves, par, dom, cells, types, grid)
     _add_bound_steps(partials, cells)
+    count_bound(ves, cells)  # the cells without a capacity too
 
 
 def advance(n0, n1, args):
@@ -758,11 +1007,11 @@ def advance(n0, n1, args):
 
     With finite receptor capacity the vesicles interact through the bound
     count of each cell, which binding reads as of the start of each step; the
-    kernel then runs step by step and recounts.  Without it every vesicle is
+    kernel then runs the synced loop.  Without it every vesicle is
     independent and runs all its steps at once (fused, cache-friendly)."""
     n = args.vesicles.state.size
     if np.any(args.cells.ccapacity > 0):
-        _advance_synced(n0, n1, block_size(n), numba.get_num_threads(), *args)
+        _advance_synced(n0, n1, SYNCED_WINDOW, numba.get_num_threads(), *args)
     elif args.run.adaptive:  # leaps: vesicle by vesicle, so a leap costs one visit
         _advance_vesicle_blocks(n0, n1, block_size(n), numba.get_num_threads(), *args)
         count_bound(args.vesicles, args.cells)

@@ -80,13 +80,51 @@ def test_numba_matches_numpy_reference_with_every_fate(capacity, tmp_path):
         np.testing.assert_array_equal(got[name], ref[name], err_msg=name)
 
 
-@pytest.mark.parametrize("fates", [False, True], ids=["", "fates"])
-def test_numba_is_identical_for_one_and_two_threads(fates, tmp_path):
-    cfg = _everything(0, fates)
+@pytest.mark.parametrize("capacity,fates", [(0, False), (0, True), (3, True)],
+                         ids=["", "fates", "capacity-fates"])
+def test_numba_is_identical_for_one_and_two_threads(capacity, fates, tmp_path):
+    cfg = _everything(capacity, fates)
     one = _run(cfg, "numba", tmp_path, threads=1, name="a.h5")
     two = _run(cfg, "numba", tmp_path, threads=2, name="b.h5")
     for name in STATE_ARRAYS:
         np.testing.assert_array_equal(one[name], two[name], err_msg=name)
+
+
+def _long_waits():
+    """_everything(3) over 5000 steps in one observation interval, with
+    slow bound-state rates: waits (capped at the horizon) and births more
+    than the synced loop's calendar ring ahead."""
+    import copy
+    from exodiff.config import parse_config
+    raw = copy.deepcopy(_everything(3, fates=True).raw)
+    raw["run"].update(duration=10.0, observe_interval=10.0)
+    raw["cell_types"]["target"].update(k_off=0.05, k_int=0.05)
+    raw["cell_types"]["donor"]["secretion_rate"] = 10.0
+    raw["vesicles"]["ev"]["count"] = 300
+    return parse_config(raw)
+
+
+def test_synced_loop_windows_and_laps_change_nothing(tmp_path, monkeypatch):
+    """The receptor-capacity loop (kernels/step_numba.py, "the synced
+    loop") gives the NumPy reference's bits whatever its window (phase A's
+    halts and phase B's runs fall elsewhere), with waits and births more
+    than one calendar ring ahead (met once per lap)."""
+    from exodiff.kernels import step_numba
+    cfg = _long_waits()
+    ref = _run(cfg, "numpy", tmp_path, name="ref.h5")
+    dt = cfg.run.dt
+    lap = step_numba.SYNCED_RING * dt
+    # BOUND without a break for over a lap: its wait reaches past the ring
+    since = cfg.run.duration - ref["first_bound_time"]
+    assert np.any((ref["state"] == BOUND) & (ref["bound_duration"] > lap)
+                  & np.isclose(ref["bound_duration"], since, atol=2 * dt))
+    assert np.any(ref["birth_step"] > step_numba.SYNCED_RING)
+    assert {BOUND, FREE, DEGRADED} <= set(ref["state"].tolist()) and np.any(np.isfinite(ref["internalized_time"]))
+    for window in (1, 7, step_numba.SYNCED_WINDOW):
+        monkeypatch.setattr(step_numba, "SYNCED_WINDOW", window)
+        got = _run(cfg, "numba", tmp_path, name=f"w{window}.h5")
+        for name in STATE_ARRAYS:
+            np.testing.assert_array_equal(got[name], ref[name], err_msg=f"{name}, window {window}")
 
 
 def test_chunking_does_not_change_the_result(tmp_path):
