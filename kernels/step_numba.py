@@ -643,10 +643,11 @@ def advance_block(i0, i1, n0, n1, scratch, bound_steps, run, ves, par, dom, cell
 
 
 @inline
-def _record(i, k, code, step, w0, rhead, node_next, node_cell):
+def _record(i, k, code, step, synced):
     """Change k (0 or 1) of vesicle i's run, of step ``step``, to a bound
     count (code c: +1 on cell c, -1 - c: -1 on cell c): linked into the
-    bucket of its step in ``rhead`` (steps from w0)."""
+    bucket of its step (synced: see _run_vesicle)."""
+    _, w0, rhead, node_next, node_cell = synced
     node = 2 * i + k
     node_cell[node] = code
     node_next[node] = rhead[step - w0]
@@ -654,17 +655,18 @@ def _record(i, k, code, step, w0, rhead, node_next, node_cell):
 
 
 @numba.njit(cache=True, error_model="numpy", _nrt=False)
-def _run_vesicle(i, n, n1, stop_from, passive, bound_steps, w0, rhead, node_next, node_cell, run, ves,
-                 par, dom, cells, types, grid):
+def _run_vesicle(i, n, n1, passive, bound_steps, synced, run, ves, par, dom, cells, types, grid):
     """Vesicle i from step n through n1 - 1, with its own step counter: a
-    leap or a wait costs one visit.  From step ``stop_from`` on it halts at
-    a step in which it would read a bound count (kernels/step_numba.py, the
-    synced loop), its state as at that step's start, and returns that step;
-    else it returns n1.  With a non-empty ``rhead`` (buckets of steps from
-    w0) it records each change of a bound count of a cell with finite
-    capacity (_record; at most two per call, the synced loop's argument)."""
+    leap or a wait costs one visit.  Returns n1, or in the synced loop the
+    step at which it halted.  ``synced`` is None for independent vesicles
+    (Numba then compiles the code below for None without the branches
+    under ``synced is not None``), else (stop_from, w0, rhead, node_next,
+    node_cell): from step stop_from on the vesicle halts at a step in which
+    it would read a bound count, its state as at that step's start, and it
+    records each change of a bound count of a cell with finite capacity in
+    rhead's bucket of its step (steps from w0; _record; at most two per
+    call, the synced loop's argument)."""
     adaptive = run.adaptive != 0
-    record = rhead.size > 0
     k = 0
     while n < n1:
         st = ves.state[i]
@@ -683,9 +685,10 @@ def _run_vesicle(i, n, n1, stop_from, passive, bound_steps, w0, rhead, node_next
             c = ves.cell[i]
             taken = _bound_events(i, n, t1, _leap_horizon(n, run) if adaptive else 0, bound_steps, run,
                                   ves, par, dom, cells, types)
-            if record and ves.state[i] != BOUND and cells.ccapacity[c] > 0:
-                _record(i, k, -1 - c, n, w0, rhead, node_next, node_cell)
-                k += 1
+            if synced is not None:
+                if ves.state[i] != BOUND and cells.ccapacity[c] > 0:
+                    _record(i, k, -1 - c, n, synced)
+                    k += 1
             n += taken
             continue
         if st == INTERNALIZED and types.type_p_endo[cells.ctype[ves.cell[i]]] > 0.0:
@@ -700,24 +703,34 @@ def _run_vesicle(i, n, n1, stop_from, passive, bound_steps, w0, rhead, node_next
                 n = ves.leap_end[i]
                 continue
         z0, z1, z2, _ = normals4(i, n, STREAM_DIFFUSE, run.k0, run.k1)
-        x = ves.pos[i, 0]
-        y = ves.pos[i, 1]
-        z = ves.pos[i, 2]
-        ix = ves.image[i, 0]
-        iy = ves.image[i, 1]
-        iz = ves.image[i, 2]
-        if _free_step(i, n, t1, z0, z1, z2, passive, n >= stop_from, run, ves, par, dom, cells, types,
-                      grid):
-            ves.pos[i, 0] = x
-            ves.pos[i, 1] = y
-            ves.pos[i, 2] = z
-            ves.image[i, 0] = ix
-            ves.image[i, 1] = iy
-            ves.image[i, 2] = iz
-            return n
-        if record and ves.state[i] == BOUND and cells.ccapacity[ves.cell[i]] > 0:
-            _record(i, k, ves.cell[i], n, w0, rhead, node_next, node_cell)
-            k += 1
+        stop = False
+        x = 0.0
+        y = 0.0
+        z = 0.0
+        ix = np.int32(0)
+        iy = np.int32(0)
+        iz = np.int32(0)
+        if synced is not None:
+            stop = n >= synced[0]
+            x = ves.pos[i, 0]
+            y = ves.pos[i, 1]
+            z = ves.pos[i, 2]
+            ix = ves.image[i, 0]
+            iy = ves.image[i, 1]
+            iz = ves.image[i, 2]
+        if _free_step(i, n, t1, z0, z1, z2, passive, stop, run, ves, par, dom, cells, types, grid):
+            if synced is not None:  # halted: back to the step's start
+                ves.pos[i, 0] = x
+                ves.pos[i, 1] = y
+                ves.pos[i, 2] = z
+                ves.image[i, 0] = ix
+                ves.image[i, 1] = iy
+                ves.image[i, 2] = iz
+                return n
+        if synced is not None:
+            if ves.state[i] == BOUND and cells.ccapacity[ves.cell[i]] > 0:
+                _record(i, k, ves.cell[i], n, synced)
+                k += 1
         n += 1
     return n1
 
@@ -733,10 +746,8 @@ def advance_vesicles(i0, i1, n0, n1, bound_steps, run, ves, par, dom, cells, typ
     passive = (dom.face_kind[0] != ABSORB and dom.face_kind[1] != ABSORB,
                dom.face_kind[2] != ABSORB and dom.face_kind[3] != ABSORB,
                dom.face_kind[4] != ABSORB and dom.face_kind[5] != ABSORB)
-    none = bound_steps[:0]  # no records
     for i in range(i0, i1):
-        _run_vesicle(i, n0, n1, n1, passive, bound_steps, 0, none, none, none, run, ves, par, dom, cells,
-                     types, grid)
+        _run_vesicle(i, n0, n1, passive, bound_steps, None, run, ves, par, dom, cells, types, grid)
 
 
 @numba.njit(cache=True)
@@ -907,7 +918,7 @@ def _window_part(n, m, nact, act, nxt, head, halted, halt_step, rhead, node_next
             if k >= nact and _due(i, ves, par) >= m:  # a lap early
                 _schedule(i, _due(i, ves, par), nxt, head)
             else:
-                r = _run_vesicle(i, n, m, n, passive, bound_steps, n, rhead, node_next, node_cell, run,
+                r = _run_vesicle(i, n, m, passive, bound_steps, (n, n, rhead, node_next, node_cell), run,
                                  ves, par, dom, cells, types, grid)
                 if r < m:
                     halted[nhalt] = i
@@ -956,8 +967,8 @@ def _window_halts(n, m, parts, nact, act, nxt, head, nhalt, halted, halt_step, h
         while i >= 0:
             j = nxt[i]
             t = (i // SYNCED_SLICE) % parts
-            r = _run_vesicle(i, s, m, s + 1, passive, bound_steps, n, rhead[t], node_next, node_cell, run,
-                             ves, par, dom, cells, types, grid)
+            r = _run_vesicle(i, s, m, passive, bound_steps, (s + 1, n, rhead[t], node_next, node_cell),
+                             run, ves, par, dom, cells, types, grid)
             if r < m:
                 nxt[i] = hhead[r - n]
                 hhead[r - n] = i

@@ -271,7 +271,7 @@ def main(argv=None):
     names = sorted({n for doc in DOCUMENTS for n in blocks(doc)} & wanted)
     if set(names) & set(FROM_RUN) and not Path(args.run).exists():
         raise SystemExit(f"{args.run}: no such file; make it with "
-                         f"exodiff run configs/coculture.toml -o {args.run} (about 5 min), or pass --run")
+                         f"exodiff run configs/coculture.toml -o {args.run} (about 10 s), or pass --run")
     texts = render(names, args.run)
     stale = []
     for doc in DOCUMENTS:
