@@ -65,7 +65,7 @@ import numba
 import numpy as np
 
 from .constants import (ABSORB, BOUND, BRIDGE_CUTOFF, CLEARED, DEGRADED, DELIVERED, EXITED,
-                        FAR_SIGMAS, FREE, INTERNALIZED, PENDING, PERIODIC, REFLECT)
+                        FAR_SIGMAS, FREE, INTERNALIZED, PENDING, PERIODIC)
 from .firstpassage import ball_horizon_uniform
 from .leap import (LEAP_ACCEPT_OFFSET, LEAP_ATTEMPT_STRIDE, LEAP_CAP_SPREADS, LEAP_LOOK_SIGMAS,
                    LEAP_MARGIN_SIGMAS, LEAP_MAX_ATTEMPTS, LEAP_MIN_SIGMAS, LEAP_MIN_STEPS,
@@ -132,6 +132,15 @@ def _place_on(i, c, ex, ey, ez, f, ves, dom, cells):
     ves.pos[i, 0] = _fold(i, 0, cells.ccenter[c, 0] + ex * f, dom, ves.image)
     ves.pos[i, 1] = _fold(i, 1, cells.ccenter[c, 1] + ey * f, dom, ves.image)
     ves.pos[i, 2] = _fold(i, 2, cells.ccenter[c, 2] + ez * f, dom, ves.image)
+
+
+@inline
+def _passive_axes(dom):
+    """Per axis, no absorbing face: _free_step leaves an end point inside
+    [0, L) on such an axis as it is."""
+    return (dom.face_kind[0] != ABSORB and dom.face_kind[1] != ABSORB,
+            dom.face_kind[2] != ABSORB and dom.face_kind[3] != ABSORB,
+            dom.face_kind[4] != ABSORB and dom.face_kind[5] != ABSORB)
 
 
 @inline
@@ -585,10 +594,7 @@ def advance_block(i0, i1, n0, n1, scratch, bound_steps, run, ves, par, dom, cell
     zz), arrays of at least i1 - i0 elements; ``bound_steps`` [M]: the
     thread's partial of cells.cell_bound_steps (added to)."""
     free_ids, zx, zy, zz = scratch
-    # an axis without absorbing faces leaves an end point inside [0, L) as it is
-    passive = (dom.face_kind[0] != ABSORB and dom.face_kind[1] != ABSORB,
-               dom.face_kind[2] != ABSORB and dom.face_kind[3] != ABSORB,
-               dom.face_kind[4] != ABSORB and dom.face_kind[5] != ABSORB)
+    passive = _passive_axes(dom)
     # without endosomal rates an INTERNALIZED vesicle never changes again
     endosomes = False
     for T in range(types.type_p_endo.size):
@@ -743,9 +749,7 @@ def advance_vesicles(i0, i1, n0, n1, bound_steps, run, ves, par, dom, cells, typ
     random numbers are the step-major loop's, so the results are the same
     bits.  For independent vesicles only (no receptor capacity).
     ``bound_steps`` [M]: the thread's partial of cells.cell_bound_steps."""
-    passive = (dom.face_kind[0] != ABSORB and dom.face_kind[1] != ABSORB,
-               dom.face_kind[2] != ABSORB and dom.face_kind[3] != ABSORB,
-               dom.face_kind[4] != ABSORB and dom.face_kind[5] != ABSORB)
+    passive = _passive_axes(dom)
     for i in range(i0, i1):
         _run_vesicle(i, n0, n1, passive, bound_steps, None, run, ves, par, dom, cells, types, grid)
 
@@ -901,9 +905,7 @@ def _window_part(n, m, nact, act, nxt, head, halted, halt_step, rhead, node_next
     act[:nact] and those the calendar wakes in the window, each run to m or
     to its halt (listed in halted, its step in halt_step).  Returns (acting
     at m, listed in act; halted)."""
-    passive = (dom.face_kind[0] != ABSORB and dom.face_kind[1] != ABSORB,
-               dom.face_kind[2] != ABSORB and dom.face_kind[3] != ABSORB,
-               dom.face_kind[4] != ABSORB and dom.face_kind[5] != ABSORB)
+    passive = _passive_axes(dom)
     keep = 0
     nhalt = 0
     for k in range(nact + m - n):
@@ -915,8 +917,9 @@ def _window_part(n, m, nact, act, nxt, head, halted, halt_step, rhead, node_next
             head[b] = -1
         while i >= 0:
             j = nxt[i] if k >= nact else -1
-            if k >= nact and _due(i, ves, par) >= m:  # a lap early
-                _schedule(i, _due(i, ves, par), nxt, head)
+            w = _due(i, ves, par)
+            if k >= nact and w >= m:  # a lap early
+                _schedule(i, w, nxt, head)
             else:
                 r = _run_vesicle(i, n, m, passive, bound_steps, (n, n, rhead, node_next, node_cell), run,
                                  ves, par, dom, cells, types, grid)
@@ -951,9 +954,7 @@ def _window_halts(n, m, parts, nact, act, nxt, head, nhalt, halted, halt_step, h
     """Phase B of window [n, m), in one thread: step by step, the counts
     brought up to the step, then the vesicles halted in it (hhead: buckets
     of steps from n, linked through nxt) run on.  Updates nact."""
-    passive = (dom.face_kind[0] != ABSORB and dom.face_kind[1] != ABSORB,
-               dom.face_kind[2] != ABSORB and dom.face_kind[3] != ABSORB,
-               dom.face_kind[4] != ABSORB and dom.face_kind[5] != ABSORB)
+    passive = _passive_axes(dom)
     for t in range(parts):
         for k in range(nhalt[t]):
             i = halted[t, k]

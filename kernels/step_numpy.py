@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from .constants import (ABSORB, BOUND, BRIDGE_CUTOFF, CLEARED, DEGRADED, DELIVERED, EXITED, FREE,
-                        INTERNALIZED, PENDING, PERIODIC, REFLECT)
+                        INTERNALIZED, PENDING, PERIODIC)
 from .firstpassage import ball_horizon_uniform
 from .leap import (LEAP_ACCEPT_OFFSET, LEAP_ATTEMPT_STRIDE, LEAP_CAP_SPREADS, LEAP_LOOK_SIGMAS,
                    LEAP_MARGIN_SIGMAS, LEAP_MAX_ATTEMPTS, LEAP_MIN_SIGMAS, LEAP_MIN_STEPS,

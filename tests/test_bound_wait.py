@@ -21,15 +21,13 @@ from scipy import stats
 
 from exodiff.backends import select_backend
 from exodiff.config import parse_config
-from exodiff.errors import RunInterrupted
-from exodiff.driver import Simulation
 from exodiff.kernels.constants import BOUND, DEGRADED, DELIVERED, FREE, INTERNALIZED
 from exodiff.kernels.leap import wait_steps
 from exodiff.model import build_model
 
 from scenarios import scenario
 from test_backends import _everything
-from test_leaps import _assert_same, _interrupt_at, _run
+from test_leaps import _assert_same, _run, assert_resumed_run_is_the_same
 
 DT = 1e-3
 N_STEPS = 600       # 0.6 s
@@ -280,20 +278,11 @@ def test_chunking_changes_nothing_with_waits(tmp_path):
 @pytest.mark.parametrize("positions", ["all", "none"], ids=["from-snapshot", "from-checkpoint"])
 def test_interrupt_and_resume_with_waits(positions, tmp_path):
     """Ctrl-C mid-run with vesicles waiting, then --resume: the same file."""
-    from test_resume import assert_same_file
     raw = copy.deepcopy(scheduled_fates().raw)
     raw["output"] = {"positions": positions}
     raw["run"]["snapshot_interval"] = 0.1
-    cfg = parse_config(raw)
-    ref, _ = _run(cfg, "numba", tmp_path, "ref.h5")
-    sim = Simulation(cfg, backend="numba")
-    with pytest.raises(RunInterrupted):
-        sim.run(tmp_path / "cut.h5", progress=_interrupt_at(90))
-    sim = Simulation(cfg, backend="numba")
-    sim.run(tmp_path / "cut.h5", resume=True)
-    assert_same_file(tmp_path / "ref.h5", tmp_path / "cut.h5")
-    for name in ("pos", "image", "state", "cell", "bound_duration", "cell_bound_steps"):
-        np.testing.assert_array_equal(sim.model.arrays[name], ref[name], err_msg=name)
+    assert_resumed_run_is_the_same(parse_config(raw), tmp_path, 90,
+                                   ("pos", "image", "state", "cell", "bound_duration", "cell_bound_steps"))
 
 
 def test_numba_threads_agree_on_the_law_scene():

@@ -155,24 +155,29 @@ def _interrupt_at(step):
     return progress
 
 
+def assert_resumed_run_is_the_same(cfg, tmp_path, step, names):
+    """Ctrl-C once past ``step``, then --resume: the same file as an
+    uninterrupted run, and the same final arrays ``names``."""
+    from test_resume import assert_same_file
+    ref, _ = _run(cfg, "numba", tmp_path, "ref.h5")
+    sim = Simulation(cfg, backend="numba")
+    with pytest.raises(RunInterrupted):
+        sim.run(tmp_path / "cut.h5", progress=_interrupt_at(step))
+    sim = Simulation(cfg, backend="numba")
+    sim.run(tmp_path / "cut.h5", resume=True)
+    assert_same_file(tmp_path / "ref.h5", tmp_path / "cut.h5")
+    for name in names:
+        np.testing.assert_array_equal(sim.model.arrays[name], ref[name], err_msg=name)
+
+
 @pytest.mark.parametrize("positions", ["all", "none"], ids=["from-snapshot", "from-checkpoint"])
 def test_interrupt_and_resume_give_the_same_file(positions, tmp_path):
     """Ctrl-C mid-run (in flight vesicles saved with their landing steps),
     then --resume: the same file as an uninterrupted run, from the last
     snapshot (whose state has no leap fields) or from the checkpoint."""
-    from test_resume import assert_same_file
     raw = copy.deepcopy(sparse(0).raw)
     raw["output"] = {"positions": positions}
-    cfg = parse_config(raw)
-    ref_arrays, _ = _run(cfg, "numba", tmp_path, "ref.h5")
-    sim = Simulation(cfg, backend="numba")
-    with pytest.raises(RunInterrupted):
-        sim.run(tmp_path / "cut.h5", progress=_interrupt_at(130))
-    sim = Simulation(cfg, backend="numba")
-    sim.run(tmp_path / "cut.h5", resume=True)
-    assert_same_file(tmp_path / "ref.h5", tmp_path / "cut.h5")
-    for name in ("pos", "image", "state", "cell"):
-        np.testing.assert_array_equal(sim.model.arrays[name], ref_arrays[name], err_msg=name)
+    assert_resumed_run_is_the_same(parse_config(raw), tmp_path, 130, ("pos", "image", "state", "cell"))
 
 
 def test_fixed_stepping_never_leaps(tmp_path):
