@@ -171,6 +171,49 @@ def test_reader_round_trips_every_array(run_file):
             run.positions(3)
 
 
+def test_fate_columns_start_empty_and_are_rewritten_only_when_they_change(tmp_path, monkeypatch):
+    """The fate table starts as HDF5 fill values (nothing compressed), reads
+    "nothing happened" before the first snapshot, and a snapshot rewrites a
+    column (all N values) only when it differs from what the file holds."""
+    written = []
+    setitem = h5py.Dataset.__setitem__
+
+    def spy(ds, key, value):
+        if ds.name.startswith("/fates/"):
+            written.append(ds.name.rsplit("/", 1)[1])
+        setitem(ds, key, value)
+
+    monkeypatch.setattr(h5py.Dataset, "__setitem__", spy)
+    frames = synthetic_frames()
+    path = tmp_path / "run.h5"
+    with RunWriter(path, **writer_kwargs()) as w:
+        with h5py.File(path, "r", swmr=True) as f:
+            for name, (dtype, fill) in FATE_COLUMNS.items():
+                np.testing.assert_array_equal(f["fates"][name][()], np.full(N, fill, dtype=dtype))
+                assert f["fates"][name].id.get_storage_size() == 0, name
+            for name in MILESTONE_NAMES:
+                assert np.isnan(f["particles/vesicles/milestones"][name][()]).all()
+        steps = []
+        for k in (0, 2, 2, 4):  # the third snapshot repeats the second's fates
+            fr = frames[k]
+            written.clear()
+            w.write_snapshot(fr["step"] + len(steps), fr["time"], fr["position"], fr["image"], fr["state"],
+                             fr["cell"], fr["milestones"])
+            steps.append(sorted(written))
+    empty = {name: np.full(N, fill, dtype=dtype) for name, (dtype, fill) in FATE_COLUMNS.items()}
+    changed = [sorted(name for name in FATE_COLUMNS
+                      if not np.array_equal(frames[k]["milestones"][name], before[name], equal_nan=True))
+               for k, before in ((0, empty), (2, frames[0]["milestones"]), (2, frames[2]["milestones"]),
+                                 (4, frames[2]["milestones"]))]
+    assert steps == changed
+    # birth times 0 (no_fates) against the fill value NaN; nothing new; bindings
+    assert steps[0] == ["birth_time"] and steps[2] == [] and steps[3]
+    with open_run(path) as run:
+        table = run.fate_columns()
+        for name in FATE_COLUMNS:
+            np.testing.assert_array_equal(table[name], frames[4]["milestones"][name])
+
+
 def test_uptake_sums_cells_of_a_type(run_file):
     path, frames = run_file
     with open_run(path) as run:

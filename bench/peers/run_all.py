@@ -2,6 +2,7 @@
 
     python bench/peers/run_all.py [--quick] [--repeats R] [--tools exodiff,smoldyn,readdy]
                                   [--scenarios S1,S2,S3,ACC] [--stepping adaptive|fixed] [--no-write]
+                                  [--block NAME]
 
 Runs each tool's script (run_<tool>.py, one subprocess per run, each tool in
 its own Python: see bench/README.md) on the scenarios of scenarios.py,
@@ -17,7 +18,9 @@ Reports medians over the repeats of
 - accuracy on the absorbing-sphere case (ACC): absorbed fraction against the
   exact (R/r0)·erfc((r0 − R)/√(4Dt)), with the binomial standard error.
 
-and writes the tables into bench/README.md between the peers markers.
+and writes the tables into bench/README.md between the markers of a block
+(``<!-- NAME:begin -->`` … ``<!-- NAME:end -->``; NAME "peers" by default, the
+full comparison; "peers-s2-smoldyn" holds the S2 run against Smoldyn).
 Interpreters: $EXODIFF_PEER_<TOOL> (e.g. EXODIFF_PEER_SMOLDYN=/path/python),
 else /tmp/exodiff-peers/<tool>/bin/python (setup_peers.sh makes them); exodiff
 runs in this interpreter.
@@ -39,7 +42,7 @@ import scenarios  # noqa: E402
 
 TOOLS = ("exodiff", "smoldyn", "readdy")
 README = os.path.join(os.path.dirname(HERE), "README.md")
-BEGIN, END = "<!-- peers:begin -->", "<!-- peers:end -->"
+BLOCK = "peers"
 PEER_HOME = os.environ.get("EXODIFF_PEER_HOME", "/tmp/exodiff-peers")
 
 
@@ -116,6 +119,8 @@ def main(argv=None):
     p.add_argument("--n", type=int, help="vesicles for S1–S3 (default 10⁵)")
     p.add_argument("--timeout", type=float, default=3600.0, help="per run [s]")
     p.add_argument("--no-write", action="store_true", help="print only; leave bench/README.md alone")
+    p.add_argument("--block", default=BLOCK,
+                   help=f"the marked block of bench/README.md to write (default {BLOCK}; see the docstring)")
     p.add_argument("--stepping", default="adaptive", choices=("adaptive", "fixed"),
                    help="exodiff's run.stepping (default: adaptive, its default)")
     a = p.parse_args(argv)
@@ -163,8 +168,8 @@ def main(argv=None):
     md = report(results, errors, notes, tools, scens, repeats, started, load0, load(), elapsed, cmd)
     print(md)
     if not a.no_write:
-        write_readme(md)
-        print(f"(tables written to {os.path.relpath(README)})", file=sys.stderr)
+        write_readme(md, a.block)
+        print(f"(tables written to {os.path.relpath(README)}, block {a.block})", file=sys.stderr)
 
 
 def med(results, t, s, key):
@@ -219,6 +224,12 @@ def report(results, errors, notes, tools, scens, repeats, started, load0, load1,
                 row.append(f"{ex / v:.2f}" if ex and v else "—")
             L.append("| " + " | ".join(row) + " |")
         L.append("")
+    if rate_scens:  # the same start positions in every tool: the fractions should agree
+        L.append("Absorbed fraction at the end (median): " + "; ".join(
+            f"{s} " + ", ".join(f"{t} {med(results, t, s, 'absorbed_fraction'):.4f}" for t in tools
+                                if results.get((t, s)))
+            for s in rate_scens) + ".")
+        L.append("")
     if "ACC" in scens:
         t_acc = scenarios.ACC_STEPS * scenarios.DT
         exact = scenarios.exact_absorbed(t_acc)
@@ -244,11 +255,12 @@ def report(results, errors, notes, tools, scens, repeats, started, load0, load1,
     return "\n".join(L)
 
 
-def write_readme(md):
+def write_readme(md, name=BLOCK):
+    begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     text = open(README).read() if os.path.exists(README) else ""
-    block = f"{BEGIN}\n{md}\n{END}"
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    block = f"{begin}\n{md}\n{end}"
+    if begin in text and end in text:
+        text = text[:text.index(begin)] + block + text[text.index(end) + len(end):]
     else:
         text = text.rstrip() + "\n\n## Peer comparison\n\n" + block + "\n"
     with open(README, "w") as f:

@@ -12,6 +12,12 @@ superblock's "open for write" flags set, which only SWMR readers accept
 (``open_run`` is one); :func:`~exodiff.io.recovery.clear_status_flags`
 clears them for other tools.
 
+The fate table and the milestones are written whole at each snapshot (the
+reader cuts their event times back to the last complete snapshot), but only
+the columns that changed since the file last got them: each is created empty,
+reading as its fill value ("did not happen"), and a digest of what the file
+holds tells which to rewrite, so a snapshot compresses no unchanged column.
+
 Resume: :meth:`RunWriter.reopen` cuts every series back to the step the run
 goes on from (exodiff/io/checkpoint.py says which) and goes on appending;
 frames after it are written again, identically.  A writer holds a shared
@@ -20,6 +26,7 @@ frames after it are written again, identically.  A writer holds a shared
 from __future__ import annotations
 
 import getpass
+import hashlib
 import os
 from pathlib import Path
 
@@ -243,8 +250,11 @@ class RunWriter:
             ves.create_dataset("radius", data=self._take(vesicle_radius), **fixed).attrs["unit"] = LENGTH_UNIT
             ms = ves.create_group("milestones")
             self._milestones = {}
+            # Columns that start as their fill value are created empty:
+            # HDF5 reads unwritten storage as the fill value, and nothing
+            # is compressed for them until a snapshot changes them.
             for name in MILESTONE_NAMES:
-                ds = ms.create_dataset(name, data=np.full(n, np.nan), **fixed)
+                ds = ms.create_dataset(name, shape=(n,), dtype=np.float64, fillvalue=np.nan, **fixed)
                 ds.attrs["unit"] = TIME_UNIT
                 self._milestones[name] = ds
 
@@ -252,12 +262,13 @@ class RunWriter:
             fixed = dict(compression=comp, shuffle=comp is not None) if N else {}
             fates.create_dataset("species", data=species, **fixed).attrs["names"] = names_attr(species_names)
             fates.create_dataset("origin", data=origin, **fixed)
-            self._fates = {}
+            self._fates, self._fate_digests = {}, {}
             for name, (dtype, fill) in FATE_COLUMNS.items():
-                ds = fates.create_dataset(name, data=np.full(N, fill, dtype=dtype), **fixed)
+                ds = fates.create_dataset(name, shape=(N,), dtype=dtype, fillvalue=fill, **fixed)
                 if name.endswith("_time"):
                     ds.attrs["unit"] = TIME_UNIT
                 self._fates[name] = ds
+                self._fate_digests[name] = _digest(np.full(N, fill, dtype=dtype))
 
             cells = particles.create_group("cells")
             cells.create_dataset("position", data=cell_centers).attrs["unit"] = LENGTH_UNIT
@@ -373,6 +384,7 @@ class RunWriter:
         self._snapshot_series += list(self._state_series.values())
         self._milestones = {name: ves["milestones"][name] for name in MILESTONE_NAMES}
         self._fates = {name: f["fates"][name] for name in FATE_COLUMNS}
+        self._fate_digests = {}  # what the file holds is unknown: each column is written once
         obs_v, obs_c = f["observables/vesicles"], f["observables/cells"]
         self._counts = [series(obs_v[s]) for s in STATE_NAMES]
         self._bound, self._internalized = series(obs_c["bound"]), series(obs_c["internalized"])
@@ -458,6 +470,12 @@ class RunWriter:
             series.write_value(self._take(value) if f.per_vesicle else value)
         for name, (dtype, _) in FATE_COLUMNS.items():
             column = _array(fates[name], (N,), dtype, name)
+            # Most columns change in few snapshots; writing one means
+            # compressing all N values, hashing it costs a fraction of that.
+            digest = _digest(column)
+            if self._fate_digests.get(name) == digest:
+                continue
+            self._fate_digests[name] = digest
             self._fates[name][...] = column
             if name in self._milestones:
                 self._milestones[name][...] = self._take(column)
@@ -486,6 +504,12 @@ class RunWriter:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _digest(column):
+    """The SHA-256 digest of a fate column's bytes: equal digests
+    mean the file already holds the column."""
+    return hashlib.sha256(np.ascontiguousarray(column).view(np.uint8)).digest()
 
 
 def _destination_series(obs_c, M, species_names, cell_type_names, options):
