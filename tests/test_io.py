@@ -194,7 +194,8 @@ def test_fate_columns_start_empty_and_are_rewritten_only_when_they_change(tmp_pa
             for name in MILESTONE_NAMES:
                 assert np.isnan(f["particles/vesicles/milestones"][name][()]).all()
         steps = []
-        for k in (0, 2, 2, 4):  # the third snapshot repeats the second's fates
+        # the third snapshot repeats the second's fates (at a later step: steps must grow)
+        for k in (0, 2, 2, 4):
             fr = frames[k]
             written.clear()
             w.write_snapshot(fr["step"] + len(steps), fr["time"], fr["position"], fr["image"], fr["state"],
